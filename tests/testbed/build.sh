@@ -82,7 +82,7 @@ build_krew() {
   # `go install pkg@v` reads the module's version list, which the proxy here refuses for krew:
   # build it as a dependency of a throwaway module instead.
   [ -f go.mod ] || go mod init testbed.local/krewbuild >/dev/null 2>&1
-  go get "sigs.k8s.io/krew@v$v" >/dev/null 2>&1
+  go get "sigs.k8s.io/krew/cmd/krew@v$v" "sigs.k8s.io/krew/cmd/validate-krew-manifest@v$v" >/dev/null 2>&1
   go build -trimpath -ldflags "-s -w -X sigs.k8s.io/krew/internal/version.gitTag=v$v" -o "$dir/bin/" \
     sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest
   "$dir/bin/krew" version | grep -q "v$v"
