@@ -1,0 +1,182 @@
+//! Istio scenarios on a [`Cluster`]: real `istioctl install` of the "old" default revision and
+//! the "target" canary revision, and injected sample workloads.
+//!
+//! Decisions: the default revision uses istioctl's `default` profile (istiod **and** the
+//! `istio-ingressgateway` Deployment, so uninstall/upgrade tests see a gateway); canaries use
+//! `profile=minimal` (istiod only, as canaries are usually installed). Both get
+//! `hub=docker.io/istio`, `tag=<image tag>` and the injector URLs of [`injection_set_args`].
+//! Every install function is idempotent per cluster and serialised, so parallel tests in one
+//! binary can all call it; tests that *change* the control plane should use their own
+//! [`Cluster::start`].
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::cluster::{Cluster, run_with_stdin};
+
+/// `--set` pairs (flattened) pointing every webhook of an install of `revision` at the
+/// harness's injector: `values.istiodRemote.injectionURL`/`injectionCABundle` and
+/// `values.base.validationURL`/`validationCABundle`.
+pub fn injection_set_args(cluster: &Cluster, revision: &str) -> Vec<String> {
+    let inj = cluster.injector();
+    let sets = [
+        format!(
+            "values.istiodRemote.injectionURL={}",
+            inj.injection_url(revision)
+        ),
+        format!("values.istiodRemote.injectionCABundle={}", inj.ca_bundle()),
+        format!("values.base.validationURL={}", inj.validation_url()),
+        format!("values.base.validationCABundle={}", inj.ca_bundle()),
+    ];
+    sets.into_iter()
+        .flat_map(|s| ["--set".to_owned(), s])
+        .collect()
+}
+
+/// Full `istioctl` arguments installing `revision` (`default` = the non-revisioned install)
+/// with image `tag`: `install -y --set hub=… --set tag=… [--set revision=… --set profile=minimal]`
+/// plus [`injection_set_args`].
+pub fn istioctl_install_args(cluster: &Cluster, revision: &str, tag: &str) -> Vec<String> {
+    let mut sets = vec!["hub=docker.io/istio".to_owned(), format!("tag={tag}")];
+    if revision != "default" {
+        sets.push(format!("revision={revision}"));
+        sets.push("profile=minimal".to_owned());
+    }
+    let mut args = vec!["install".to_owned(), "-y".to_owned()];
+    args.extend(sets.into_iter().flat_map(|s| ["--set".to_owned(), s]));
+    args.extend(injection_set_args(cluster, revision));
+    args
+}
+
+/// Installs the default revision at `ISTIO_OLD_TAG` (1.29.6), once per cluster.
+pub fn install_default(cluster: &Cluster) -> Result<()> {
+    let tag = cluster.versions().get("ISTIO_OLD_TAG")?.to_owned();
+    install_revision(cluster, "default", &tag)
+}
+
+/// Installs canary `revision` (e.g. `1-30-3`) at `ISTIO_NEW_TAG` (1.30.3), once per cluster.
+pub fn install_canary(cluster: &Cluster, revision: &str) -> Result<()> {
+    let tag = cluster.versions().get("ISTIO_NEW_TAG")?.to_owned();
+    install_revision(cluster, revision, &tag)
+}
+
+/// Installs `revision` with image `tag` by real `istioctl install`, unless this cluster
+/// already got exactly that from this function.
+pub fn install_revision(cluster: &Cluster, revision: &str, tag: &str) -> Result<()> {
+    let mut done = cluster.istio.lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("{revision}@{tag}");
+    if done.contains(&key) {
+        return Ok(());
+    }
+    let mut cmd = cluster.istioctl();
+    cmd.args(istioctl_install_args(cluster, revision, tag));
+    run_with_stdin(cmd, "").with_context(|| format!("istioctl install of {revision} ({tag})"))?;
+    done.insert(key);
+    Ok(())
+}
+
+/// Labels namespace `ns` (`kubectl label --overwrite`).
+pub fn label_namespace(cluster: &Cluster, ns: &str, labels: &[(&str, &str)]) -> Result<()> {
+    let mut cmd = cluster.kubectl();
+    cmd.args(["label", "namespace", ns, "--overwrite"]);
+    cmd.args(labels.iter().map(|(k, v)| format!("{k}={v}")));
+    run_with_stdin(cmd, "").map(drop)
+}
+
+/// Deployment `web` (and Service `web`) with `replicas` pods in existing namespace `ns`;
+/// returns once the rollout is complete. Whether pods get injected depends on `ns`'s labels.
+pub fn sample_app(cluster: &Cluster, ns: &str, replicas: u32) -> Result<()> {
+    cluster.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}, labels: {{app: web}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web, version: v1}}}}
+    spec:
+      containers:
+      - {{name: web, image: docker.io/kong/httpbin:0.1.0, ports: [{{containerPort: 80, name: http}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: 80}}]
+"#
+    ))?;
+    cluster.wait_rollout(ns, "deployment/web")
+}
+
+/// StatefulSet `db` (1 replica) and DaemonSet `agent` (one pod per node) in `ns`, rolled out.
+pub fn sample_extra_workloads(cluster: &Cluster, ns: &str) -> Result<()> {
+    cluster.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: {ns}}}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      containers: [{{name: db, image: docker.io/library/redis:7}}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec:
+      containers: [{{name: agent, image: docker.io/library/busybox:1.36}}]
+"#
+    ))?;
+    cluster.wait_rollout(ns, "statefulset/db")?;
+    cluster.wait_rollout(ns, "daemonset/agent")
+}
+
+/// The demo of `mesh-testbed up --istio`: default revision (1.29.6) + canary `1-30-3`
+/// (1.30.3); namespace `demo` labelled `istio-injection=enabled` and `prod` labelled
+/// `istio.io/rev=1-30-3`, each with [`sample_app`] (2 replicas).
+pub fn demo(cluster: &Cluster) -> Result<()> {
+    install_default(cluster)?;
+    install_canary(cluster, "1-30-3")?;
+    for (ns, label) in [
+        ("demo", ("istio-injection", "enabled")),
+        ("prod", ("istio.io/rev", "1-30-3")),
+    ] {
+        ensure_namespace(cluster, ns)?;
+        label_namespace(cluster, ns, &[label])?;
+        sample_app(cluster, ns, 2)?;
+    }
+    Ok(())
+}
+
+fn ensure_namespace(cluster: &Cluster, ns: &str) -> Result<()> {
+    let yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n");
+    cluster.apply(&yaml).map(drop)
+}
+
+/// Images of the containers (and init containers) of pods matching `selector` in `ns`, one line
+/// per pod: `<pod> <image> <image>…` (convenience for tests).
+pub fn pod_images(cluster: &Cluster, ns: &str, selector: &str) -> Result<String> {
+    let mut cmd: Command = cluster.kubectl();
+    let tpl = r#"{range .items[*]}{.metadata.name}{" "}{range .spec.initContainers[*]}{.image}{" "}{end}{range .spec.containers[*]}{.image}{" "}{end}{"\n"}{end}"#;
+    cmd.args([
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        selector,
+        "-o",
+        &format!("jsonpath={tpl}"),
+    ]);
+    run_with_stdin(cmd, "")
+}
