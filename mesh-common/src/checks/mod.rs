@@ -1,0 +1,307 @@
+//! The precheck catalogue: pure functions from a snapshot (and an optional target) to findings.
+//!
+//! Every check returns at least one finding, so a passing check is visible as ✔ and a check
+//! that could not run is `skipped` with the reason — never a silent pass. Finding ids are
+//! stable: scripts match on them. One module per family.
+
+mod cluster;
+mod controlplane;
+mod namespaces;
+mod skew;
+mod webhooks;
+
+use serde::Serialize;
+
+use crate::{
+    inventory::{DEFAULT_REVISION, Inventory},
+    snapshot::{ClusterSnapshot, Source},
+    version::{IstioVersion, UpgradeMode},
+};
+
+pub use cluster::{AccessRequest, required_access};
+
+/// Base of the documentation links findings carry.
+pub const DOCS: &str = "https://github.com/kubectl-mesh/kubectl-mesh/blob/main/docs/checks.md";
+
+/// The result of one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Passed.
+    Ok,
+    /// Could not run (missing data, forbidden); says why.
+    Skipped,
+    /// Risky; does not block by default.
+    Warning,
+    /// Blocks the operation.
+    Error,
+}
+
+/// The groups findings are shown in, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    /// Kubernetes version window.
+    Kubernetes,
+    /// Access reviews.
+    Permissions,
+    /// Gateway API CRDs.
+    GatewayApi,
+    /// istiod health and availability.
+    ControlPlane,
+    /// Version skew rules.
+    VersionSkew,
+    /// Webhooks.
+    Webhooks,
+    /// Namespaces and pods.
+    Namespaces,
+    /// Configuration at risk across the upgrade.
+    Configuration,
+}
+
+impl Category {
+    /// Heading text.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Kubernetes => "Kubernetes",
+            Self::Permissions => "Permissions",
+            Self::GatewayApi => "Gateway API",
+            Self::ControlPlane => "Control plane",
+            Self::VersionSkew => "Version skew",
+            Self::Webhooks => "Webhooks",
+            Self::Namespaces => "Namespaces",
+            Self::Configuration => "Configuration",
+        }
+    }
+}
+
+/// One result of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable id (`skew.in-place`).
+    pub id: &'static str,
+    /// Group.
+    #[serde(skip)]
+    pub category: Category,
+    /// Outcome.
+    pub result: Outcome,
+    /// What was found and why it matters.
+    pub message: String,
+    /// Objects it is about (`Namespace/prod`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<String>,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Link to the check's documentation.
+    pub docs: String,
+}
+
+impl Finding {
+    fn new(id: &'static str, category: Category, result: Outcome, message: String) -> Self {
+        Self {
+            id,
+            category,
+            result,
+            message,
+            objects: Vec::new(),
+            hint: None,
+            docs: format!("{DOCS}#{}", id.replace('.', "-")),
+        }
+    }
+
+    /// A passing finding.
+    pub fn ok(id: &'static str, category: Category, message: impl Into<String>) -> Self {
+        Self::new(id, category, Outcome::Ok, message.into())
+    }
+
+    /// A warning.
+    pub fn warning(id: &'static str, category: Category, message: impl Into<String>) -> Self {
+        Self::new(id, category, Outcome::Warning, message.into())
+    }
+
+    /// An error.
+    pub fn error(id: &'static str, category: Category, message: impl Into<String>) -> Self {
+        Self::new(id, category, Outcome::Error, message.into())
+    }
+
+    /// A check that could not run.
+    pub fn skipped(id: &'static str, category: Category, reason: impl Into<String>) -> Self {
+        Self::new(id, category, Outcome::Skipped, reason.into())
+    }
+
+    /// Adds objects.
+    #[must_use]
+    pub fn objects(mut self, objects: impl IntoIterator<Item = String>) -> Self {
+        self.objects.extend(objects);
+        self
+    }
+
+    /// Sets the hint.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// What the user wants to move to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Target version.
+    pub version: IstioVersion,
+    /// Target revision (`default` for a non-revisioned control plane).
+    pub revision: String,
+    /// In place, canary, or a first install.
+    pub mode: TargetMode,
+    /// Objects a manifest would apply: (apiVersion, kind, namespace), for the access reviews.
+    pub objects: Vec<(String, String, Option<String>)>,
+}
+
+/// How the target relates to what is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetMode {
+    /// Replace the running control plane of the same revision.
+    InPlace,
+    /// A new revision beside the others.
+    Canary,
+    /// Nothing installed yet.
+    Fresh,
+}
+
+impl TargetMode {
+    /// The skew mode, if one applies.
+    pub fn upgrade_mode(self) -> Option<UpgradeMode> {
+        match self {
+            Self::InPlace => Some(UpgradeMode::InPlace),
+            Self::Canary => Some(UpgradeMode::Canary),
+            Self::Fresh => None,
+        }
+    }
+}
+
+impl Target {
+    /// Decides the mode from what is installed: an existing revision is upgraded in place, a new
+    /// one is a canary (when asked for) and an empty cluster is a fresh install.
+    pub fn resolve(
+        inv: &Inventory,
+        version: IstioVersion,
+        revision: Option<String>,
+        canary: bool,
+    ) -> Self {
+        let revision = revision.unwrap_or_else(|| {
+            if canary {
+                version.revision_name()
+            } else {
+                DEFAULT_REVISION.to_owned()
+            }
+        });
+        let mode = if inv.control_planes.is_empty() {
+            TargetMode::Fresh
+        } else if canary || inv.control_plane(&revision).is_none() {
+            TargetMode::Canary
+        } else {
+            TargetMode::InPlace
+        };
+        Self {
+            version,
+            revision,
+            mode,
+            objects: Vec::new(),
+        }
+    }
+}
+
+/// Everything a check may read.
+pub struct Context<'a> {
+    /// The raw snapshot.
+    pub snap: &'a ClusterSnapshot,
+    /// The derived Istio view.
+    pub inv: &'a Inventory,
+    /// The target, when asked about an upgrade.
+    pub target: Option<&'a Target>,
+    /// Whether the user asked for a canary (`--canary`).
+    pub canary_requested: bool,
+}
+
+impl Context<'_> {
+    /// A `skipped` finding when a source is missing.
+    fn missing(&self, id: &'static str, category: Category, sources: &[Source]) -> Option<Finding> {
+        sources.iter().find_map(|s| {
+            self.snap.gap(*s).map(|g| {
+                Finding::skipped(
+                    id,
+                    category,
+                    format!("cannot read {}: {}", s.describe(), g.reason),
+                )
+            })
+        })
+    }
+}
+
+/// Runs the whole catalogue, in display order.
+pub fn run_all(ctx: &Context<'_>) -> Vec<Finding> {
+    let checks: &[fn(&Context<'_>) -> Vec<Finding>] = &[
+        cluster::kubernetes_version,
+        cluster::permissions,
+        cluster::gateway_api,
+        controlplane::inventory_present,
+        controlplane::health,
+        controlplane::availability,
+        skew::control_plane,
+        skew::data_plane,
+        skew::ambient,
+        webhooks::dangling_services,
+        webhooks::overlapping_injectors,
+        namespaces::conflicting_labels,
+        namespaces::dangling_revisions,
+        namespaces::stale_pods,
+        namespaces::uninjected_pods,
+        controlplane::names,
+        controlplane::envoy_filters,
+        controlplane::deprecated_settings,
+    ];
+    let mut out: Vec<Finding> = checks.iter().flat_map(|c| c(ctx)).collect();
+    out.sort_by_key(|f| f.category);
+    out
+}
+
+/// Counts per outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Passed.
+    pub ok: usize,
+    /// Warnings.
+    pub warning: usize,
+    /// Errors.
+    pub error: usize,
+    /// Skipped.
+    pub skipped: usize,
+}
+
+impl Summary {
+    /// Counts findings.
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut s = Self::default();
+        for f in findings {
+            match f.result {
+                Outcome::Ok => s.ok += 1,
+                Outcome::Warning => s.warning += 1,
+                Outcome::Error => s.error += 1,
+                Outcome::Skipped => s.skipped += 1,
+            }
+        }
+        s
+    }
+}
+
+/// `Kind/namespace/name` or `Kind/name` for cluster-scoped objects.
+pub(crate) fn obj(kind: &str, namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        format!("{kind}/{name}")
+    } else {
+        format!("{kind}/{namespace}/{name}")
+    }
+}
+

@@ -1,0 +1,724 @@
+//! `ClusterSnapshot`: everything the core may look at, read once.
+//!
+//! The shell fills it from a live cluster (`cluster::fetch`) with a fixed set of LIST calls, or
+//! from a file in the format `kubectl get <kinds> -A -o yaml` prints (`--snapshot FILE`). Checks
+//! and planners only ever see this struct, so they are pure and testable on small builders.
+//! What could not be read is recorded as a [`Gap`], so a check can say `skipped` with the reason
+//! instead of passing on missing data. Secrets are never part of a snapshot.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    ClusterResourceScope, NamespaceResourceScope,
+    api::{
+        admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+        apps::v1::{DaemonSet, Deployment},
+        core::v1::{ConfigMap, Namespace, Service},
+        discovery::v1::EndpointSlice,
+        policy::v1::PodDisruptionBudget,
+    },
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::version::KubeVersion;
+
+/// The data sources a snapshot is made of; each may be missing with a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `GET /version`.
+    Version,
+    /// Namespaces.
+    Namespaces,
+    /// Deployments labelled `istio` (istiod, gateways) cluster-wide.
+    Deployments,
+    /// Istio DaemonSets (ztunnel, CNI).
+    DaemonSets,
+    /// Services in the Istio namespace.
+    Services,
+    /// EndpointSlices in the Istio namespace.
+    EndpointSlices,
+    /// Istio ConfigMaps in the Istio namespace.
+    ConfigMaps,
+    /// MutatingWebhookConfigurations.
+    MutatingWebhooks,
+    /// ValidatingWebhookConfigurations.
+    ValidatingWebhooks,
+    /// CustomResourceDefinitions.
+    Crds,
+    /// PodDisruptionBudgets.
+    Pdbs,
+    /// Pods cluster-wide.
+    Pods,
+    /// EnvoyFilters cluster-wide.
+    EnvoyFilters,
+    /// SelfSubjectAccessReviews.
+    Access,
+}
+
+impl Source {
+    /// Human name, as used in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Version => "the Kubernetes version",
+            Self::Namespaces => "namespaces",
+            Self::Deployments => "deployments",
+            Self::DaemonSets => "daemonsets",
+            Self::Services => "services",
+            Self::EndpointSlices => "endpointslices",
+            Self::ConfigMaps => "configmaps",
+            Self::MutatingWebhooks => "mutatingwebhookconfigurations",
+            Self::ValidatingWebhooks => "validatingwebhookconfigurations",
+            Self::Crds => "customresourcedefinitions",
+            Self::Pdbs => "poddisruptionbudgets",
+            Self::Pods => "pods",
+            Self::EnvoyFilters => "envoyfilters",
+            Self::Access => "permissions (SelfSubjectAccessReview)",
+        }
+    }
+}
+
+/// A source that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// What is missing.
+    pub source: Source,
+    /// Why (forbidden, timeout, not in the snapshot file, ...).
+    pub reason: String,
+}
+
+/// One SelfSubjectAccessReview asked and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCheck {
+    /// Verb asked.
+    pub verb: String,
+    /// API group (empty for core).
+    pub group: String,
+    /// Resource plural.
+    pub resource: String,
+    /// Namespace, if namespaced.
+    pub namespace: Option<String>,
+    /// Whether it is allowed.
+    pub allowed: bool,
+    /// The authorizer's reason, if any.
+    pub reason: Option<String>,
+}
+
+/// Everything the checks and planners may read about a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSnapshot {
+    /// Where it came from (`context admin`, a file path).
+    pub origin: String,
+    /// The Istio namespace (`-i`).
+    pub istio_namespace: String,
+    /// Kubernetes server version.
+    pub kube_version: Option<KubeVersion>,
+    /// All namespaces.
+    pub namespaces: Vec<Namespace>,
+    /// Deployments labelled `istio` (istiod, gateways), cluster-wide.
+    pub deployments: Vec<Deployment>,
+    /// Istio DaemonSets (ztunnel, istio-cni-node).
+    pub daemonsets: Vec<DaemonSet>,
+    /// Services in the Istio namespace.
+    pub services: Vec<Service>,
+    /// EndpointSlices in the Istio namespace.
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Istio's own ConfigMaps in the Istio namespace (`istio*`).
+    pub config_maps: Vec<ConfigMap>,
+    /// All mutating webhook configurations.
+    pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
+    /// All validating webhook configurations.
+    pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
+    /// CRDs (minimal).
+    pub crds: Vec<CrdInfo>,
+    /// PodDisruptionBudgets.
+    pub pdbs: Vec<PodDisruptionBudget>,
+    /// Pods (minimal).
+    pub pods: Vec<PodInfo>,
+    /// EnvoyFilters (metadata only).
+    pub envoy_filters: Vec<MetaOnly>,
+    /// Access reviews (live clusters only).
+    pub access: Vec<AccessCheck>,
+    /// Sources that could not be read.
+    pub gaps: Vec<Gap>,
+}
+
+impl ClusterSnapshot {
+    /// The gap for a source, if it could not be read.
+    pub fn gap(&self, source: Source) -> Option<&Gap> {
+        self.gaps.iter().find(|g| g.source == source)
+    }
+
+    /// Records that a source could not be read.
+    pub fn add_gap(&mut self, source: Source, reason: impl Into<String>) {
+        if self.gap(source).is_none() {
+            self.gaps.push(Gap {
+                source,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// Labels of a namespace, if it exists.
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+    }
+}
+
+/// A pod, reduced to what the checks need (full Pods are large; thousands are listed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PodInfo {
+    /// Metadata (name, namespace, labels, annotations, owners, creation time).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Containers.
+    #[serde(default)]
+    pub spec: PodSpecInfo,
+    /// Phase and readiness.
+    #[serde(default)]
+    pub status: PodStatusInfo,
+}
+
+/// The part of a pod spec that matters here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpecInfo {
+    /// Containers.
+    #[serde(default)]
+    pub containers: Vec<ContainerInfo>,
+    /// Init containers (native sidecars live here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<ContainerInfo>,
+}
+
+/// A container's name and image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Image reference.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// Phase and conditions of a pod.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PodStatusInfo {
+    /// `Running`, `Pending`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Conditions (only `type` and `status` are read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ConditionInfo>,
+}
+
+/// A status condition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConditionInfo {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True` / `False` / `Unknown`.
+    pub status: String,
+}
+
+impl PodInfo {
+    /// Namespace.
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// A label's value.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.metadata.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// An annotation's value.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// Running and Ready.
+    pub fn is_ready(&self) -> bool {
+        self.status.phase.as_deref() == Some("Running")
+            && self
+                .status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    /// Terminal (Succeeded / Failed): such pods no longer run a proxy.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.phase.as_deref(), Some("Succeeded" | "Failed"))
+    }
+
+    /// The controlling owner reference.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.metadata
+            .owner_references
+            .as_ref()?
+            .iter()
+            .find(|o| o.controller == Some(true))
+    }
+
+    /// The image of the `istio-proxy` container (regular or native sidecar).
+    pub fn proxy_image(&self) -> Option<&str> {
+        self.spec
+            .containers
+            .iter()
+            .chain(&self.spec.init_containers)
+            .find(|c| c.name == "istio-proxy")
+            .and_then(|c| c.image.as_deref())
+    }
+}
+
+impl k8s_openapi::Resource for PodInfo {
+    const API_VERSION: &'static str = "v1";
+    const GROUP: &'static str = "";
+    const KIND: &'static str = "Pod";
+    const VERSION: &'static str = "v1";
+    const URL_PATH_SEGMENT: &'static str = "pods";
+    type Scope = NamespaceResourceScope;
+}
+
+impl k8s_openapi::ListableResource for PodInfo {
+    const LIST_KIND: &'static str = "PodList";
+}
+
+impl k8s_openapi::Metadata for PodInfo {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// A CRD, reduced to its names and served versions (Istio's schemas are large).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrdInfo {
+    /// Metadata (name, labels, annotations such as the Gateway API bundle version).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Group, kind and versions.
+    #[serde(default)]
+    pub spec: CrdSpecInfo,
+}
+
+/// The part of a CRD spec that matters here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrdSpecInfo {
+    /// API group.
+    #[serde(default)]
+    pub group: String,
+    /// Names (kind).
+    #[serde(default)]
+    pub names: CrdNamesInfo,
+    /// Versions with their served flag.
+    #[serde(default)]
+    pub versions: Vec<CrdVersionInfo>,
+}
+
+/// CRD names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrdNamesInfo {
+    /// Kind.
+    #[serde(default)]
+    pub kind: String,
+    /// Plural.
+    #[serde(default)]
+    pub plural: String,
+}
+
+/// A CRD version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrdVersionInfo {
+    /// Version name.
+    pub name: String,
+    /// Served.
+    #[serde(default)]
+    pub served: bool,
+    /// Storage version.
+    #[serde(default)]
+    pub storage: bool,
+}
+
+impl CrdInfo {
+    /// Names of the served versions.
+    pub fn served(&self) -> impl Iterator<Item = &str> {
+        self.spec
+            .versions
+            .iter()
+            .filter(|v| v.served)
+            .map(|v| v.name.as_str())
+    }
+}
+
+impl k8s_openapi::Resource for CrdInfo {
+    const API_VERSION: &'static str = "apiextensions.k8s.io/v1";
+    const GROUP: &'static str = "apiextensions.k8s.io";
+    const KIND: &'static str = "CustomResourceDefinition";
+    const VERSION: &'static str = "v1";
+    const URL_PATH_SEGMENT: &'static str = "customresourcedefinitions";
+    type Scope = ClusterResourceScope;
+}
+
+impl k8s_openapi::ListableResource for CrdInfo {
+    const LIST_KIND: &'static str = "CustomResourceDefinitionList";
+}
+
+impl k8s_openapi::Metadata for CrdInfo {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// An object of which only the metadata is kept (EnvoyFilters).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetaOnly {
+    /// Metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+}
+
+impl k8s_openapi::Resource for MetaOnly {
+    const API_VERSION: &'static str = "networking.istio.io/v1alpha3";
+    const GROUP: &'static str = "networking.istio.io";
+    const KIND: &'static str = "EnvoyFilter";
+    const VERSION: &'static str = "v1alpha3";
+    const URL_PATH_SEGMENT: &'static str = "envoyfilters";
+    type Scope = NamespaceResourceScope;
+}
+
+impl k8s_openapi::ListableResource for MetaOnly {
+    const LIST_KIND: &'static str = "EnvoyFilterList";
+}
+
+impl k8s_openapi::Metadata for MetaOnly {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Labels of an object's metadata (empty map when none).
+pub fn labels(meta: &ObjectMeta) -> &BTreeMap<String, String> {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    meta.labels.as_ref().unwrap_or(&EMPTY)
+}
+
+/// A label value of an object's metadata.
+pub fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// An annotation value of an object's metadata.
+pub fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Name of an object's metadata.
+pub fn name(meta: &ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
+}
+
+/// Namespace of an object's metadata (empty for cluster-scoped objects).
+pub fn namespace(meta: &ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or_default()
+}
+
+/// Error reading a snapshot file.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotFileError {
+    /// Not YAML.
+    #[error("snapshot is not valid YAML")]
+    Yaml(#[source] serde_saphyr::Error),
+    /// An item of a known kind did not match its schema.
+    #[error("item {index} ({kind} `{name}`) does not match the {kind} schema")]
+    Item {
+        /// Position among the items.
+        index: usize,
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The `# kube-version:` header is not a version.
+    #[error("the snapshot header's kube-version is not a Kubernetes version")]
+    KubeVersion(#[source] crate::version::VersionError),
+}
+
+/// The header line `--dump-snapshot` writes so the Kubernetes version survives a round trip.
+pub const KUBE_VERSION_HEADER: &str = "# kube-version: ";
+
+impl ClusterSnapshot {
+    /// Reads a snapshot from YAML: a `v1 List` or several documents of objects or Lists.
+    /// Unknown kinds are ignored; Secrets are dropped.
+    pub fn from_yaml(text: &str, istio_namespace: &str) -> Result<Self, SnapshotFileError> {
+        let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+            .map_err(SnapshotFileError::Yaml)?;
+        let mut snap = ClusterSnapshot {
+            istio_namespace: istio_namespace.to_owned(),
+            ..Default::default()
+        };
+        let mut items = Vec::new();
+        for doc in docs {
+            flatten_items(doc, &mut items);
+        }
+        for (index, item) in items.into_iter().enumerate() {
+            snap.add_item(index, item)?;
+        }
+        if let Some(v) = header_kube_version(text) {
+            snap.kube_version = Some(KubeVersion::parse(v).map_err(SnapshotFileError::KubeVersion)?);
+        }
+        snap.access_gap_for_file();
+        Ok(snap)
+    }
+
+    fn access_gap_for_file(&mut self) {
+        self.add_gap(
+            Source::Access,
+            "a snapshot file cannot answer access reviews; run against the cluster",
+        );
+        if self.kube_version.is_none() {
+            self.add_gap(
+                Source::Version,
+                "the snapshot has no Kubernetes version; pass --kube-version",
+            );
+        }
+    }
+
+    fn add_item(&mut self, index: usize, item: Value) -> Result<(), SnapshotFileError> {
+        let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let group = item
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(|a| a.rsplit_once('/').map_or("", |(g, _)| g))
+            .unwrap_or_default()
+            .to_owned();
+        let name = item
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let err = |source| SnapshotFileError::Item {
+            index,
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        };
+        let istio_ns = self.istio_namespace.clone();
+        let in_istio_ns = item.pointer("/metadata/namespace").and_then(Value::as_str)
+            == Some(istio_ns.as_str());
+        match (group.as_str(), kind.as_str()) {
+            ("", "Namespace") => self.namespaces.push(from(item).map_err(err)?),
+            ("apps", "Deployment") => self.deployments.push(from(item).map_err(err)?),
+            ("apps", "DaemonSet") => self.daemonsets.push(from(item).map_err(err)?),
+            ("", "Service") if in_istio_ns => self.services.push(from(item).map_err(err)?),
+            ("discovery.k8s.io", "EndpointSlice") if in_istio_ns => {
+                self.endpoint_slices.push(from(item).map_err(err)?);
+            }
+            ("", "ConfigMap") if in_istio_ns && name.starts_with("istio") => {
+                self.config_maps.push(from(item).map_err(err)?);
+            }
+            ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+                self.mutating_webhooks.push(from(item).map_err(err)?);
+            }
+            ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+                self.validating_webhooks.push(from(item).map_err(err)?);
+            }
+            ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+                self.crds.push(from(item).map_err(err)?);
+            }
+            ("policy", "PodDisruptionBudget") => self.pdbs.push(from(item).map_err(err)?),
+            ("", "Pod") => self.pods.push(from(item).map_err(err)?),
+            ("networking.istio.io", "EnvoyFilter") => {
+                self.envoy_filters.push(from(item).map_err(err)?);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the snapshot as one YAML `v1 List`, with the Kubernetes version in a header line.
+    pub fn to_yaml(&self) -> Result<String, serde_saphyr::SerializeError> {
+        let mut items = Vec::new();
+        push_items(&mut items, &self.namespaces);
+        push_items(&mut items, &self.deployments);
+        push_items(&mut items, &self.daemonsets);
+        push_items(&mut items, &self.services);
+        push_items(&mut items, &self.endpoint_slices);
+        push_items(&mut items, &self.config_maps);
+        push_items(&mut items, &self.mutating_webhooks);
+        push_items(&mut items, &self.validating_webhooks);
+        push_items(&mut items, &self.crds);
+        push_items(&mut items, &self.pdbs);
+        push_items(&mut items, &self.pods);
+        push_items(&mut items, &self.envoy_filters);
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        let mut out = String::new();
+        if let Some(v) = &self.kube_version {
+            out.push_str(&format!("{KUBE_VERSION_HEADER}{v}\n"));
+        }
+        out.push_str(&serde_saphyr::to_string(&list)?);
+        Ok(out)
+    }
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    // Snapshots of large clusters hold hundreds of thousands of nodes: no event budget.
+    let mut options = serde_saphyr::Options::default();
+    options.budget = None;
+    options
+}
+
+fn header_kube_version(text: &str) -> Option<&str> {
+    text.lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .find_map(|l| l.strip_prefix(KUBE_VERSION_HEADER))
+        .map(str::trim)
+}
+
+fn flatten_items(doc: Value, out: &mut Vec<Value>) {
+    let is_list = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"));
+    match doc {
+        Value::Object(mut map) if is_list => {
+            let item_kind = map
+                .get("kind")
+                .and_then(Value::as_str)
+                .and_then(|k| k.strip_suffix("List"))
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned);
+            let api_version = map.get("apiVersion").cloned();
+            if let Some(Value::Array(items)) = map.remove("items") {
+                for mut item in items {
+                    fill_type(&mut item, item_kind.as_deref(), api_version.as_ref());
+                    flatten_items(item, out);
+                }
+            }
+        }
+        Value::Object(_) => out.push(doc),
+        _ => {}
+    }
+}
+
+/// Items of a typed list (`PodList`) may omit their own kind and apiVersion.
+fn fill_type(item: &mut Value, kind: Option<&str>, api_version: Option<&Value>) {
+    let Value::Object(map) = item else { return };
+    if let Some(kind) = kind {
+        map.entry("kind").or_insert_with(|| Value::from(kind));
+        if let Some(api) = api_version {
+            map.entry("apiVersion").or_insert_with(|| api.clone());
+        }
+    }
+}
+
+fn from<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, serde_json::Error> {
+    serde_json::from_value(v)
+}
+
+fn push_items<K: k8s_openapi::Resource + Serialize>(out: &mut Vec<Value>, objs: &[K]) {
+    for obj in objs {
+        let Ok(Value::Object(mut map)) = serde_json::to_value(obj) else {
+            continue;
+        };
+        map.insert("apiVersion".into(), K::API_VERSION.into());
+        map.insert("kind".into(), K::KIND.into());
+        out.push(Value::Object(map));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"# kube-version: v1.34.4
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Namespace
+  metadata: {name: prod, labels: {istio.io/rev: prod-tag}}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: token, namespace: istio-system}
+  data: {token: c2VjcmV0}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: user-data, namespace: istio-system}
+---
+apiVersion: v1
+kind: PodList
+items:
+- metadata:
+    name: web-1
+    namespace: prod
+    annotations: {sidecar.istio.io/status: '{"revision":"1-30-3"}'}
+  spec:
+    containers:
+    - {name: app, image: nginx}
+    - {name: istio-proxy, image: docker.io/istio/proxyv2:1.30.3}
+  status:
+    phase: Running
+    conditions: [{type: Ready, status: "True"}]
+"#;
+
+    #[test]
+    fn reads_lists_typed_lists_and_drops_secrets() {
+        let snap = ClusterSnapshot::from_yaml(FILE, "istio-system").unwrap();
+        assert_eq!(snap.namespaces.len(), 1);
+        assert_eq!(snap.pods.len(), 1);
+        assert!(snap.config_maps.is_empty(), "only istio* config maps are kept");
+        assert_eq!(snap.kube_version.as_ref().unwrap().minor, 34);
+        let pod = &snap.pods[0];
+        assert!(pod.is_ready());
+        assert_eq!(pod.proxy_image(), Some("docker.io/istio/proxyv2:1.30.3"));
+        assert!(snap.gap(Source::Access).is_some());
+        assert!(snap.gap(Source::Version).is_none());
+    }
+
+    #[test]
+    fn round_trips_through_yaml_without_secrets() {
+        let snap = ClusterSnapshot::from_yaml(FILE, "istio-system").unwrap();
+        let text = snap.to_yaml().unwrap();
+        assert!(text.starts_with("# kube-version: v1.34.4\n"));
+        assert!(!text.contains("c2VjcmV0"));
+        let again = ClusterSnapshot::from_yaml(&text, "istio-system").unwrap();
+        assert_eq!(again.pods, snap.pods);
+        assert_eq!(again.namespaces, snap.namespaces);
+    }
+
+    #[test]
+    fn missing_version_is_a_gap_and_bad_items_are_named() {
+        let snap = ClusterSnapshot::from_yaml("kind: List\nitems: []\n", "istio-system").unwrap();
+        assert!(snap.gap(Source::Version).is_some());
+        let bad = "apiVersion: v1\nkind: Namespace\nmetadata: {name: 3, labels: [x]}\n";
+        let err = ClusterSnapshot::from_yaml(bad, "istio-system").unwrap_err();
+        assert!(err.to_string().contains("Namespace"), "{err}");
+    }
+}
