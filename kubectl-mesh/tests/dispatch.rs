@@ -1,0 +1,331 @@
+//! The real `kubectl-mesh` binary, copied into a scratch directory beside fake
+//! `kubectl-mesh-<name>` shell scripts: arguments, stdin, exit codes and signals pass
+//! through; lookup follows the canonical path, then PATH; errors and completion.
+#![cfg(unix)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const DISPATCHER: &str = env!("CARGO_BIN_EXE_kubectl-mesh");
+const COMPLETER: &str = env!("CARGO_BIN_EXE_kubectl_complete-mesh");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A scratch directory: `bin/` holds the dispatcher copy and its siblings, `path/` is
+/// the only PATH entry besides the shell's own directories.
+struct Sandbox {
+    root: PathBuf,
+}
+
+impl Sandbox {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let root =
+            std::env::temp_dir().join(format!("kubectl-mesh-it-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::create_dir_all(root.join("path")).unwrap();
+        fs::copy(DISPATCHER, root.join("bin/kubectl-mesh")).unwrap();
+        Self { root }
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
+    /// Writes an executable script `dir/name` with `body` after the shebang.
+    fn script(&self, dir: &str, name: &str, body: &str) -> PathBuf {
+        let path = self.root.join(dir).join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Runs `exe` with `args`, PATH = `<root>/path` plus the system directories the
+    /// scripts need (no `kubectl-mesh-*` there), stdin from `stdin`.
+    fn run_exe(&self, exe: &Path, args: &[&str], stdin: &str) -> Output {
+        let path = format!("{}:/usr/bin:/bin", self.root.join("path").display());
+        let mut child = Command::new(exe)
+            .args(args)
+            .env("PATH", path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_exe(&self.bin().join("kubectl-mesh"), args, "")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const ECHO_ARGS: &str = r#"for a in "$@"; do printf '<%s>\n' "$a"; done
+read -r line; printf 'stdin=%s\n' "$line"
+echo "to stderr" >&2
+exit 7"#;
+
+const FAKE_TAG: &str = r#"case "$*" in
+  --version) echo "kubectl-mesh-tag VERSION" ;;
+  --help) printf 'Usage: kubectl mesh tag <COMMAND>\n\nCommands:\n  set   Point a tag at a revision\n  list  List tags\n\nOptions:\n  -h, --help  Print help\n' ;;
+  "set --help") printf 'Usage: kubectl mesh tag set\n\nOptions:\n      --revision <REV>  Revision\n      --overwrite       Replace\n  -h, --help            Print help\n' ;;
+esac"#;
+
+fn fake_tag(sb: &Sandbox, dir: &str, version: &str) {
+    sb.script(
+        dir,
+        "kubectl-mesh-tag",
+        &FAKE_TAG.replace("VERSION", version),
+    );
+}
+
+#[test]
+fn arguments_stdin_stderr_and_exit_code_pass_through() {
+    let sb = Sandbox::new("args");
+    sb.script("bin", "kubectl-mesh-foo", ECHO_ARGS);
+    let args = ["foo", "--help", "-n", "a b", "", "--", "ünï", "-o=json"];
+    let out = sb.run_exe(&sb.bin().join("kubectl-mesh"), &args, "hello\n");
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        "<--help>\n<-n>\n<a b>\n<>\n<-->\n<ünï>\n<-o=json>\nstdin=hello\n"
+    );
+    assert_eq!(text(&out.stderr), "to stderr\n");
+}
+
+#[test]
+fn a_symlinked_dispatcher_finds_siblings_in_its_real_directory() {
+    // The krew layout: $KREW_ROOT/bin/kubectl-mesh -> store/mesh/vX/kubectl-mesh.
+    let sb = Sandbox::new("symlink");
+    sb.script("bin", "kubectl-mesh-foo", ECHO_ARGS);
+    fs::create_dir_all(sb.root.join("links")).unwrap();
+    let link = sb.root.join("links/kubectl-mesh");
+    symlink(sb.bin().join("kubectl-mesh"), &link).unwrap();
+
+    let out = sb.run_exe(&link, &["foo", "x"], "");
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(7), "<x>\nstdin=\n".to_owned())
+    );
+
+    let help = sb.run_exe(&link, &["--help"], "");
+    assert!(help.status.success());
+    assert!(
+        text(&help.stdout).contains("\n  foo "),
+        "{}",
+        text(&help.stdout)
+    );
+}
+
+#[test]
+fn path_is_the_fallback_and_beside_wins() {
+    let sb = Sandbox::new("path");
+    sb.script("path", "kubectl-mesh-bar", "echo bar-from-path");
+    sb.script("path", "kubectl-mesh-foo", "echo foo-from-path");
+    sb.script("bin", "kubectl-mesh-foo", "echo foo-beside");
+    assert_eq!(text(&sb.run(&["bar"]).stdout), "bar-from-path\n");
+    assert_eq!(text(&sb.run(&["foo"]).stdout), "foo-beside\n");
+}
+
+#[test]
+fn usage_lists_only_subcommands_that_exist() {
+    let sb = Sandbox::new("usage");
+    fake_tag(&sb, "bin", VERSION);
+    for args in [&[][..], &["--help"], &["-h"], &["help"]] {
+        let out = sb.run(args);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            stdout.contains("Usage: kubectl mesh <subcommand>"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("\n  tag "), "{stdout}");
+        assert!(stdout.contains("\n  version "), "{stdout}");
+        assert!(!stdout.contains("\n  upgrade "), "{stdout}");
+        assert!(!stdout.contains("\n  precheck "), "{stdout}");
+    }
+    let out = sb.run(&["help", "tag"]);
+    assert!(
+        text(&out.stdout).starts_with("Usage: kubectl mesh tag"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn unknown_subcommand_suggests_the_nearest_and_exits_2() {
+    let sb = Sandbox::new("unknown");
+    fake_tag(&sb, "bin", VERSION);
+    let out = sb.run(&["tga", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: unknown subcommand `tga`\nhint: did you mean `tag`?\n"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = sb.run(&["-n", "istio-system", "tag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("flags go after the subcommand"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn missing_or_broken_binaries_exit_3_with_a_hint() {
+    let sb = Sandbox::new("broken");
+    let out = sb.run(&["upgrade", "-f", "x.yaml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: subcommand `upgrade` is not installed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
+
+    // Like a binary whose dynamic loader is missing: exec(2) fails with ENOENT.
+    let junk = sb.bin().join("kubectl-mesh-junk");
+    fs::write(&junk, "#!/nonexistent/interpreter\n").unwrap();
+    fs::set_permissions(&junk, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb.run(&["junk"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).starts_with("error: could not run `"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn death_by_signal_is_the_callers_to_see() {
+    let sb = Sandbox::new("signal");
+    sb.script("bin", "kubectl-mesh-die", "kill -TERM $$");
+    let out = sb.run(&["die"]);
+    assert_eq!(out.status.signal(), Some(15), "{out:?}");
+}
+
+#[test]
+fn version_reports_every_binary_and_flags_mismatches() {
+    let sb = Sandbox::new("version");
+    fake_tag(&sb, "bin", VERSION);
+    let out = sb.run(&["version"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!("kubectl-mesh      {VERSION}\nkubectl-mesh-tag  {VERSION}\n")
+    );
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    sb.script(
+        "path",
+        "kubectl-mesh-precheck",
+        "echo kubectl-mesh-precheck 0.0.1",
+    );
+    let out = sb.run(&["version"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("kubectl-mesh-precheck  0.0.1\n"),
+        "{out:?}"
+    );
+    assert!(
+        text(&out.stderr).contains("warning: `kubectl-mesh-precheck` is version 0.0.1"),
+        "{out:?}"
+    );
+    assert_eq!(
+        text(&sb.run(&["--version"]).stdout),
+        format!("kubectl-mesh {VERSION}\n")
+    );
+}
+
+#[test]
+fn completion_helper_completes_names_and_subcommand_flags() {
+    let sb = Sandbox::new("complete");
+    fake_tag(&sb, "bin", VERSION);
+    // The krew layout: path/ is $KREW_ROOT/bin, bin/ the store directory.
+    symlink(
+        sb.bin().join("kubectl-mesh"),
+        sb.root.join("path/kubectl-mesh"),
+    )
+    .unwrap();
+    // The helper binary copied anywhere: it finds the siblings through `kubectl-mesh` on PATH.
+    fs::create_dir_all(sb.root.join("elsewhere")).unwrap();
+    let shim = sb.root.join("elsewhere/kubectl_complete-mesh");
+    fs::copy(COMPLETER, &shim).unwrap();
+    // The caveat's way: `ln -s kubectl-mesh $KREW_ROOT/bin/kubectl_complete-mesh`.
+    let link = sb.root.join("path/kubectl_complete-mesh");
+    symlink("kubectl-mesh", &link).unwrap();
+
+    for exe in [&shim, &link] {
+        let out = sb.run_exe(exe, &["t"], "");
+        assert_eq!(
+            text(&out.stdout),
+            "tag\tSet, list, remove and generate revision tags\n:4\n"
+        );
+        let out = sb.run_exe(exe, &["tag", ""], "");
+        assert_eq!(
+            text(&out.stdout),
+            "set\tPoint a tag at a revision\nlist\tList tags\n:4\n"
+        );
+        let out = sb.run_exe(exe, &["tag", "set", "canary", "--"], "");
+        assert_eq!(text(&out.stdout), "--revision\n--overwrite\n--help\n:4\n");
+        let out = sb.run_exe(exe, &["tag", "set", "--revision", ""], "");
+        assert_eq!(text(&out.stdout), ":0\n");
+        let out = sb.run_exe(exe, &["completion", "z"], "");
+        assert_eq!(text(&out.stdout), "zsh\n:4\n");
+    }
+}
+
+#[test]
+fn bash_script_completes_through_the_dispatcher() {
+    let sb = Sandbox::new("bash");
+    fake_tag(&sb, "bin", VERSION);
+    let script = sb.run(&["completion", "bash"]);
+    assert!(script.status.success());
+    fs::write(sb.root.join("completion.bash"), &script.stdout).unwrap();
+    let probe = format!(
+        "source {root}/completion.bash\n\
+         COMP_WORDS=({bin}/kubectl-mesh ta); COMP_CWORD=1; _kubectl_mesh; echo \"1:${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=({bin}/kubectl-mesh tag l); COMP_CWORD=2; _kubectl_mesh; echo \"2:${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=({bin}/kubectl-mesh completion ''); COMP_CWORD=2; _kubectl_mesh; echo \"3:${{COMPREPLY[*]}}\"\n",
+        root = sb.root.display(),
+        bin = sb.bin().display()
+    );
+    let out = Command::new("bash").arg("-c").arg(probe).output().unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "1:tag\n2:list\n3:bash zsh fish\n",
+        "{out:?}"
+    );
+
+    let bad = sb.run(&["completion", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("unsupported shell `tcsh`"),
+        "{bad:?}"
+    );
+    for shell in ["zsh", "fish"] {
+        assert!(sb.run(&["completion", shell]).status.success());
+    }
+}
