@@ -8,7 +8,12 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod cli;
+pub mod cluster;
+pub mod exit;
 pub mod inventory;
+pub mod manifest;
+pub mod output;
 pub mod selector;
 pub mod snapshot;
 pub mod version;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Category, Context, Finding, Target};
+use super::{Category, Context, Finding};
 use crate::{
     snapshot::{Source, annotation},
     version::{IstioVersion, KubeSupport, kube_support, newest_known_minor},
@@ -81,6 +81,9 @@ pub fn kubernetes_version(ctx: &Context<'_>) -> Vec<Finding> {
         .collect()
 }
 
+/// An object a manifest applies: (apiVersion, kind, namespace).
+pub type ObjectKind = (String, String, Option<String>);
+
 /// One access review to ask.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AccessRequest {
@@ -123,11 +126,11 @@ fn plural(kind: &str) -> String {
 
 /// The access reviews an operation needs: from a manifest's objects (create + patch, since
 /// server-side apply may do either), else istioctl's install set.
-pub fn required_access(target: Option<&Target>, istio_ns: &str) -> Vec<AccessRequest> {
+pub fn required_access(objects: &[ObjectKind], istio_ns: &str) -> Vec<AccessRequest> {
     let mut out = BTreeSet::new();
-    match target.filter(|t| !t.objects.is_empty()) {
-        Some(t) => {
-            for (api_version, kind, ns) in &t.objects {
+    match objects {
+        [_, ..] => {
+            for (api_version, kind, ns) in objects {
                 let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_owned();
                 for verb in ["create", "patch"] {
                     out.insert(AccessRequest {
@@ -139,7 +142,7 @@ pub fn required_access(target: Option<&Target>, istio_ns: &str) -> Vec<AccessReq
                 }
             }
         }
-        None => {
+        [] => {
             for (group, resource, namespaced) in INSTALL_SET {
                 out.insert(AccessRequest {
                     verb: "create",
@@ -286,7 +289,7 @@ fn bundle_finding(
 mod tests {
     use super::*;
     use crate::{
-        checks::{Outcome, TargetMode},
+        checks::{Outcome, Target, TargetMode},
         snapshot::{AccessCheck, CrdInfo, CrdNamesInfo, CrdSpecInfo, CrdVersionInfo},
         testkit::{Snap, labels, meta},
         version::KubeVersion,
@@ -302,7 +305,6 @@ mod tests {
             version: IstioVersion::parse(v).unwrap(),
             revision: "default".into(),
             mode: TargetMode::InPlace,
-            objects: vec![],
         }
     }
 
@@ -342,13 +344,12 @@ mod tests {
 
     #[test]
     fn required_access_follows_the_manifest() {
-        let mut t = target("1.30.3");
-        assert_eq!(required_access(Some(&t), "istio-system").len(), INSTALL_SET.len());
-        t.objects = vec![
+        assert_eq!(required_access(&[], "istio-system").len(), INSTALL_SET.len());
+        let objects = vec![
             ("apps/v1".into(), "Deployment".into(), Some("istio-system".into())),
             ("policy/v1".into(), "PodDisruptionBudget".into(), Some("istio-system".into())),
         ];
-        let asked = required_access(Some(&t), "istio-system");
+        let asked = required_access(&objects, "istio-system");
         assert_eq!(asked.len(), 4);
         assert!(asked.iter().any(|a| a.resource == "poddisruptionbudgets" && a.verb == "patch"));
     }

@@ -18,7 +18,7 @@ use crate::{
     version::{IstioVersion, UpgradeMode},
 };
 
-pub use cluster::{AccessRequest, required_access};
+pub use cluster::{AccessRequest, ObjectKind, required_access};
 
 /// Base of the documentation links findings carry.
 pub const DOCS: &str = "https://github.com/kubectl-mesh/kubectl-mesh/blob/main/docs/checks.md";
@@ -154,8 +154,6 @@ pub struct Target {
     pub revision: String,
     /// In place, canary, or a first install.
     pub mode: TargetMode,
-    /// Objects a manifest would apply: (apiVersion, kind, namespace), for the access reviews.
-    pub objects: Vec<(String, String, Option<String>)>,
 }
 
 /// How the target relates to what is installed.
@@ -208,7 +206,6 @@ impl Target {
             version,
             revision,
             mode,
-            objects: Vec::new(),
         }
     }
 }

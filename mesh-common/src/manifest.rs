@@ -1,0 +1,230 @@
+//! Istio manifests (`istioctl manifest generate`, `helm template` output): multi-document YAML
+//! parsed into objects with the line each starts at, and the target they describe — the istiod
+//! version (its image tag) and revision. A manifest mixing revisions or versions is refused.
+
+use serde_json::Value;
+
+use crate::{
+    inventory::{DEFAULT_REVISION, REV_LABEL},
+    version::{IstioVersion, image_version},
+};
+
+/// One object of a manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestObject {
+    /// The object.
+    pub value: Value,
+    /// Line (1-based) where its document starts.
+    pub line: usize,
+}
+
+impl ManifestObject {
+    fn str_at(&self, pointer: &str) -> &str {
+        self.value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// apiVersion.
+    pub fn api_version(&self) -> &str {
+        self.str_at("/apiVersion")
+    }
+
+    /// kind.
+    pub fn kind(&self) -> &str {
+        self.str_at("/kind")
+    }
+
+    /// metadata.name.
+    pub fn name(&self) -> &str {
+        self.str_at("/metadata/name")
+    }
+
+    /// metadata.namespace, if set.
+    pub fn namespace(&self) -> Option<&str> {
+        self.value.pointer("/metadata/namespace").and_then(Value::as_str)
+    }
+}
+
+/// A parsed manifest and the target it installs.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Objects in order.
+    pub objects: Vec<ManifestObject>,
+    /// istiod version.
+    pub version: IstioVersion,
+    /// Revision (`default` when istiod has no `istio.io/rev` label).
+    pub revision: String,
+}
+
+/// Why a manifest cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// A document is not YAML.
+    #[error("line {line}: not valid YAML: {message}")]
+    Yaml {
+        /// Line of the document.
+        line: usize,
+        /// Parser message.
+        message: String,
+    },
+    /// An object lacks apiVersion, kind or name.
+    #[error("line {line}: object without apiVersion, kind or metadata.name")]
+    Incomplete {
+        /// Line of the document.
+        line: usize,
+    },
+    /// No istiod Deployment.
+    #[error("no istiod Deployment (label app=istiod) in the manifest, so its Istio version is unknown")]
+    NoIstiod,
+    /// istiod's image has no version tag.
+    #[error("line {line}: istiod image `{image}` has no Istio version tag")]
+    NoVersion {
+        /// Line.
+        line: usize,
+        /// Image.
+        image: String,
+    },
+    /// More than one revision.
+    #[error("the manifest mixes revisions: {0}")]
+    MixedRevisions(String),
+    /// More than one version.
+    #[error("the manifest mixes Istio versions: {0}")]
+    MixedVersions(String),
+}
+
+/// Splits multi-document YAML on `---` lines, keeping each document's first line number.
+fn documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = vec![(1, String::new())];
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            docs.push((i + 2, String::new()));
+        } else if let Some((_, doc)) = docs.last_mut() {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    docs
+}
+
+/// Images of every container in a workload object (or none).
+fn images(v: &Value) -> Vec<&str> {
+    let spec = v.pointer("/spec/template/spec");
+    ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec?.get(k)?.as_array())
+        .flatten()
+        .filter_map(|c| c.get("image")?.as_str())
+        .collect()
+}
+
+impl Manifest {
+    /// Parses a manifest and finds its target.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let mut objects = Vec::new();
+        for (line, doc) in documents(text) {
+            let value: Value = serde_saphyr::from_str(&doc).map_err(|e| ManifestError::Yaml {
+                line,
+                message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+            })?;
+            flatten(value, line, &mut objects)?;
+        }
+        let (version, revision) = target(&objects)?;
+        Ok(Self { objects, version, revision })
+    }
+}
+
+fn flatten(value: Value, line: usize, out: &mut Vec<ManifestObject>) -> Result<(), ManifestError> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Object(mut map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
+            for item in map.remove("items").and_then(|i| i.as_array().cloned()).unwrap_or_default() {
+                flatten(item, line, out)?;
+            }
+            Ok(())
+        }
+        v @ Value::Object(_) => {
+            let o = ManifestObject { value: v, line };
+            if o.api_version().is_empty() || o.kind().is_empty() || o.name().is_empty() {
+                return Err(ManifestError::Incomplete { line });
+            }
+            out.push(o);
+            Ok(())
+        }
+        _ => Err(ManifestError::Incomplete { line }),
+    }
+}
+
+fn target(objects: &[ManifestObject]) -> Result<(IstioVersion, String), ManifestError> {
+    let istiods: Vec<&ManifestObject> = objects
+        .iter()
+        .filter(|o| o.kind() == "Deployment" && o.value.pointer("/metadata/labels/app").and_then(Value::as_str) == Some("istiod"))
+        .collect();
+    let first = istiods.first().ok_or(ManifestError::NoIstiod)?;
+    let rev_of = |o: &ManifestObject| {
+        o.value
+            .pointer(&format!("/metadata/labels/{}", REV_LABEL.replace('/', "~1")))
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_REVISION)
+            .to_owned()
+    };
+    let mut revs: Vec<String> = istiods.iter().map(|o| rev_of(o)).collect();
+    revs.dedup();
+    if revs.len() > 1 {
+        return Err(ManifestError::MixedRevisions(revs.join(", ")));
+    }
+    let image = images(&first.value).first().map(|s| (*s).to_owned()).unwrap_or_default();
+    let version = image_version(&image).ok_or(ManifestError::NoVersion { line: first.line, image })?;
+    let mut mixed: Vec<String> = objects
+        .iter()
+        .flat_map(|o| images(&o.value))
+        .filter(|i| is_istio_image(i))
+        .filter_map(|i| image_version(i).filter(|v| v.cmp(&version).is_ne()).map(|v| format!("{i} ({v})")))
+        .collect();
+    mixed.dedup();
+    if !mixed.is_empty() {
+        return Err(ManifestError::MixedVersions(format!("istiod is {version}, but {}", mixed.join(", "))));
+    }
+    Ok((version, revs.remove(0)))
+}
+
+fn is_istio_image(image: &str) -> bool {
+    let name = image.rsplit('/').next().unwrap_or_default();
+    ["pilot:", "proxyv2:", "ztunnel:", "install-cni:"].iter().any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(rev: Option<&str>, image: &str) -> String {
+        let rev = rev.map(|r| format!("\n    istio.io/rev: {r}")).unwrap_or_default();
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: istiod\n  namespace: istio-system\n  labels:\n    app: istiod{rev}\nspec:\n  template:\n    spec:\n      containers:\n      - name: discovery\n        image: {image}\n"
+        )
+    }
+
+    #[test]
+    fn finds_version_and_revision() {
+        let text = format!("# generated\n---\n{}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: istiod}}\n", deploy(Some("1-30-3"), "docker.io/istio/pilot:1.30.3"));
+        let m = Manifest::parse(&text).unwrap();
+        assert_eq!(m.version.to_string(), "1.30.3");
+        assert_eq!(m.revision, "1-30-3");
+        assert_eq!(m.objects.len(), 2);
+        assert_eq!(m.objects[0].line, 3);
+        assert_eq!(m.objects[1].line, 18);
+        let plain = Manifest::parse(&deploy(None, "docker.io/istio/pilot:1.29.6-distroless")).unwrap();
+        assert_eq!(plain.revision, "default");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_problem() {
+        let bad = format!("{}---\nkind: [oops\n", deploy(None, "x/pilot:1.30.3"));
+        assert!(Manifest::parse(&bad).unwrap_err().to_string().starts_with("line 15: not valid YAML"));
+        assert!(matches!(Manifest::parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"), Err(ManifestError::NoIstiod)));
+        let mixed = format!("{}---\n{}", deploy(Some("a"), "x/pilot:1.30.3"), deploy(Some("b"), "x/pilot:1.30.3"));
+        assert!(matches!(Manifest::parse(&mixed), Err(ManifestError::MixedRevisions(_))));
+        let gw = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gw}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: istio-proxy, image: docker.io/istio/proxyv2:1.29.6}\n";
+        let versions = format!("{}---\n{gw}", deploy(None, "docker.io/istio/pilot:1.30.3"));
+        assert!(matches!(Manifest::parse(&versions), Err(ManifestError::MixedVersions(_))));
+        assert!(matches!(Manifest::parse(&deploy(None, "x/pilot:latest")), Err(ManifestError::NoVersion { .. })));
+    }
+}
