@@ -14,6 +14,7 @@ pub mod exit;
 pub mod inventory;
 pub mod manifest;
 pub mod output;
+pub mod plan;
 pub mod selector;
 pub mod snapshot;
 pub mod version;

@@ -1,0 +1,1 @@
+//! Revision tag planning (set, remove, generate).

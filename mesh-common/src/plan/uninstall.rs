@@ -1,0 +1,1 @@
+//! Uninstall planning (one revision, or purge).
