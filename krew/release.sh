@@ -157,6 +157,7 @@ build_platform() {
   log "building $platform ($target, profile $profile)"
   if ! "$cargo" "${args[@]}" >"$work/cargo-$os-$arch.json" 2>"$buildlog"; then
     tail -n 15 "$buildlog" >&2
+    [ "$target" != "$host" ] || die "cargo build failed for the host ($target); see $buildlog"
     skip "$platform" "cargo build --target $target failed (missing cross linker?); see $buildlog"
     return 0
   fi

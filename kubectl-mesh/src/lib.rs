@@ -22,7 +22,7 @@ pub mod suggest;
 pub mod usage;
 pub mod version;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -58,7 +58,7 @@ pub fn complete_main(words: Vec<OsString>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn invoked_as_completer(argv0: &OsString) -> bool {
+fn invoked_as_completer(argv0: &OsStr) -> bool {
     Path::new(argv0)
         .file_stem()
         .is_some_and(|stem| stem == COMPLETER_NAME)

@@ -2,7 +2,7 @@
 //! directory (a krew install symlinks only `kubectl-mesh` into `$KREW_ROOT/bin`; the
 //! siblings stay in the store directory the symlink resolves to), then on `PATH`.
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -141,7 +141,7 @@ pub fn binary_file_name(name: &str) -> String {
 }
 
 /// The subcommand a file name stands for, if it is `kubectl-mesh-<name>[.exe]`.
-pub fn subcommand_of(file_name: &OsString) -> Option<String> {
+pub fn subcommand_of(file_name: &OsStr) -> Option<String> {
     let file_name = file_name.to_str()?;
     let rest = file_name.strip_prefix(PREFIX)?;
     let suffix = std::env::consts::EXE_SUFFIX;
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn file_names_map_to_subcommands() {
-        let of = |s: &str| subcommand_of(&OsString::from(s));
+        let of = |s: &str| subcommand_of(OsStr::new(s));
         assert_eq!(of("kubectl-mesh-precheck").as_deref(), Some("precheck"));
         assert_eq!(
             of("kubectl-mesh-upgrade-dataplane").as_deref(),

@@ -329,3 +329,55 @@ fn bash_script_completes_through_the_dispatcher() {
         assert!(sb.run(&["completion", shell]).status.success());
     }
 }
+
+/// Runs only where zsh / fish are installed (skipped silently otherwise).
+#[test]
+fn zsh_and_fish_scripts_complete_through_the_dispatcher() {
+    let sb = Sandbox::new("zshfish");
+    fake_tag(&sb, "bin", VERSION);
+    let path = format!("{}:/usr/bin:/bin", sb.bin().display());
+    let shell_exists = |sh: &str| Command::new(sh).arg("-c").arg("exit 0").output().is_ok();
+
+    if shell_exists("zsh") {
+        fs::write(sb.root.join("c.zsh"), sb.run(&["completion", "zsh"]).stdout).unwrap();
+        // Outside a completion context: stub the zsh helpers the script calls.
+        let probe = format!(
+            "compdef() {{ : }}; _describe() {{ print -l -- \"${{(@P)4}}\" }}; _files() {{ print FILES }}\n\
+             source {}/c.zsh\n\
+             words=(kubectl-mesh ta); CURRENT=2; _kubectl_mesh\n\
+             words=(kubectl-mesh tag set --revision ''); CURRENT=5; _kubectl_mesh\n",
+            sb.root.display()
+        );
+        let out = Command::new("zsh")
+            .args(["-f", "-c", &probe])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            text(&out.stdout),
+            "tag:Set, list, remove and generate revision tags\nFILES\n",
+            "{out:?}"
+        );
+    }
+    if shell_exists("fish") {
+        fs::write(
+            sb.root.join("c.fish"),
+            sb.run(&["completion", "fish"]).stdout,
+        )
+        .unwrap();
+        let probe = format!(
+            "source {}/c.fish; complete -C'kubectl-mesh tag '; complete -C'kubectl-mesh completion f'",
+            sb.root.display()
+        );
+        let out = Command::new("fish")
+            .args(["--no-config", "-c", &probe])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            text(&out.stdout),
+            "list\tList tags\nset\tPoint a tag at a revision\nfish\n",
+            "{out:?}"
+        );
+    }
+}
