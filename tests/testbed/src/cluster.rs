@@ -48,25 +48,27 @@ impl Cluster {
     /// Starts a cluster in a fresh temporary directory (removed on drop or when this process
     /// dies; set `MESH_TESTBED_KEEP=1` to keep it for debugging).
     pub fn start() -> Result<Cluster> {
+        let bins = Binaries::locate()?;
         let keep = std::env::var_os("MESH_TESTBED_KEEP").is_some_and(|v| v == "1");
         let dir = tempfile::Builder::new()
             .prefix("mesh-testbed-")
             .tempdir()?
             .keep();
         let cleanup = if keep { vec![] } else { vec![dir.clone()] };
-        Self::boot(dir, cleanup)
+        Self::boot(bins, dir, cleanup)
     }
 
     /// Starts a cluster in `dir` (created if needed). On teardown the cluster's state is removed
     /// but `dir/logs` is kept.
     pub fn start_in(dir: &Path) -> Result<Cluster> {
+        let bins = Binaries::locate()?;
         std::fs::create_dir_all(dir)?;
         let dir = std::fs::canonicalize(dir)?;
         let cleanup = ["etcd", "pki", "tokens.csv", "kubeconfig"]
             .iter()
             .map(|p| dir.join(p))
             .collect();
-        Self::boot(dir, cleanup)
+        Self::boot(bins, dir, cleanup)
     }
 
     /// One cluster per test binary, started on first use (never dropped: its processes die with
@@ -79,9 +81,8 @@ impl Cluster {
         }
     }
 
-    fn boot(dir: PathBuf, cleanup: Vec<PathBuf>) -> Result<Cluster> {
+    fn boot(bins: Binaries, dir: PathBuf, cleanup: Vec<PathBuf>) -> Result<Cluster> {
         let t0 = Instant::now();
-        let bins = Binaries::locate()?;
         let pki = Pki::generate(&dir)?;
         let tokens = Tokens::generate()?;
         std::fs::write(dir.join("tokens.csv"), tokens.csv())?;

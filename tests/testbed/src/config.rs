@@ -158,7 +158,7 @@ impl Layout {
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
         ];
         v.extend([
-            format!("--service-account-key-file={}", self.p("pki/sa.key")),
+            format!("--service-account-key-file={}", self.p("pki/sa.pub")),
             format!(
                 "--service-account-signing-key-file={}",
                 self.p("pki/sa.key")
@@ -166,6 +166,9 @@ impl Layout {
             format!("--token-auth-file={}", self.p("tokens.csv")),
             "--authorization-mode=Node,RBAC".into(),
             "--allow-privileged=true".into(),
+            // No node-lifecycle controller runs (see `controller_manager`), so nothing would
+            // lift the not-ready taint this plugin puts on new nodes: kwok nodes stay untainted.
+            "--disable-admission-plugins=TaintNodesByCondition".into(),
             "--kubelet-preferred-address-types=InternalIP".into(),
             "--profiling=false".into(),
             format!("--cert-dir={}", self.p("pki")),
@@ -173,7 +176,9 @@ impl Layout {
         v
     }
 
-    /// kube-controller-manager flags (node lifecycle off: kwok nodes never get taints).
+    /// kube-controller-manager flags. The node-lifecycle controller is off, so kwok nodes never
+    /// get `not-ready`/`unreachable` taints (and pods are never evicted) when a loaded 2-core
+    /// machine delays kwok's heartbeats.
     pub fn controller_manager(&self) -> Vec<String> {
         vec![
             format!("--kubeconfig={}", self.kubeconfig.display()),

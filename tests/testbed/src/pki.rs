@@ -20,6 +20,8 @@ pub struct Pki {
     pub apiserver_key: PathBuf,
     /// Service-account signing key (ECDSA P-256, PKCS#8).
     pub sa_key: PathBuf,
+    /// Its public key (the apiserver's `--service-account-key-file` wants a public key).
+    pub sa_pub: PathBuf,
     /// Injector webhook certificate chain and key (PEM strings, served from memory).
     pub webhook_cert_pem: String,
     /// Key of the webhook certificate.
@@ -47,12 +49,13 @@ impl Pki {
             "mesh-testbed-injector",
             ["127.0.0.1", "localhost"].into_iter(),
         )?;
-        let sa = KeyPair::generate()?.serialize_pem();
+        let sa = KeyPair::generate()?;
         let out = Self {
             ca_cert: pki.join("ca.crt"),
             apiserver_cert: pki.join("apiserver.crt"),
             apiserver_key: pki.join("apiserver.key"),
             sa_key: pki.join("sa.key"),
+            sa_pub: pki.join("sa.pub"),
             webhook_cert_pem: wh_cert,
             webhook_key_pem: wh_key,
             ca_pem: ca.pem(),
@@ -60,7 +63,8 @@ impl Pki {
         write(&out.ca_cert, &out.ca_pem)?;
         write(&out.apiserver_cert, &api_cert)?;
         write(&out.apiserver_key, &api_key)?;
-        write(&out.sa_key, &sa)?;
+        write(&out.sa_key, &sa.serialize_pem())?;
+        write(&out.sa_pub, &sa.public_key_pem())?;
         Ok(out)
     }
 }

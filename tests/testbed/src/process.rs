@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use std::os::unix::process::CommandExt;
 
+// POSIX sh (dash): its `kill` takes no `--`, so a negative pid follows the signal directly.
 const WATCHDOG: &str = r#"
 trap '' TERM INT HUP
 owner=$1; pgid=$2; shift 2
 while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
-kill -TERM -- "-$pgid" 2>/dev/null
-i=0; while [ $i -lt 20 ] && kill -0 -- "-$pgid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-kill -KILL -- "-$pgid" 2>/dev/null
+kill -TERM "-$pgid" 2>/dev/null
+i=0; while [ $i -lt 20 ] && kill -0 "-$pgid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+kill -KILL "-$pgid" 2>/dev/null
 sleep 0.2
 for p in "$@"; do rm -rf -- "$p"; done
 "#;
@@ -45,6 +46,8 @@ impl Group {
             .arg("2147483647")
             .process_group(0)
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .context("spawning the process-group leader")?;
         let pgid = leader.id();
@@ -55,6 +58,8 @@ impl Group {
             .args(&cleanup)
             .process_group(0)
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .context("spawning the watchdog")?;
         let logs = logs.to_path_buf();
@@ -135,7 +140,11 @@ impl Group {
         let _ = self.leader.kill();
         let _ = self.leader.wait();
         for p in &self.cleanup {
-            let _ = std::fs::remove_dir_all(p);
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
         }
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();

@@ -35,18 +35,38 @@ pub fn injection_set_args(cluster: &Cluster, revision: &str) -> Vec<String> {
 }
 
 /// Full `istioctl` arguments installing `revision` (`default` = the non-revisioned install)
-/// with image `tag`: `install -y --set hub=… --set tag=… [--set revision=… --set profile=minimal]`
-/// plus [`injection_set_args`].
+/// with image `tag`: `install -y` + [`install_sets`].
 pub fn istioctl_install_args(cluster: &Cluster, revision: &str, tag: &str) -> Vec<String> {
+    let mut args = vec!["install".to_owned(), "-y".to_owned()];
+    args.extend(install_sets(cluster, revision, tag));
+    args
+}
+
+/// The `--set`s of an install of `revision` at `tag`: `hub=docker.io/istio`, `tag=<tag>`, for a
+/// revision other than `default` also `revision=<rev>` and `profile=minimal`, plus
+/// [`injection_set_args`].
+pub fn install_sets(cluster: &Cluster, revision: &str, tag: &str) -> Vec<String> {
     let mut sets = vec!["hub=docker.io/istio".to_owned(), format!("tag={tag}")];
     if revision != "default" {
         sets.push(format!("revision={revision}"));
         sets.push("profile=minimal".to_owned());
     }
-    let mut args = vec!["install".to_owned(), "-y".to_owned()];
-    args.extend(sets.into_iter().flat_map(|s| ["--set".to_owned(), s]));
+    let mut args: Vec<String> = sets
+        .into_iter()
+        .flat_map(|s| ["--set".to_owned(), s])
+        .collect();
     args.extend(injection_set_args(cluster, revision));
     args
+}
+
+/// `istioctl manifest generate` with the same `--set`s as [`install_revision`]: the manifest a
+/// test hands to `kubectl mesh upgrade -f`.
+pub fn manifest(cluster: &Cluster, revision: &str, tag: &str) -> Result<String> {
+    let mut cmd = cluster.istioctl();
+    cmd.args(["manifest", "generate"])
+        .args(install_sets(cluster, revision, tag));
+    run_with_stdin(cmd, "")
+        .with_context(|| format!("istioctl manifest generate of {revision} ({tag})"))
 }
 
 /// Installs the default revision at `ISTIO_OLD_TAG` (1.29.6), once per cluster.
