@@ -295,3 +295,113 @@ impl Snap {
         (self.0, inv)
     }
 }
+
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingWebhook, ValidatingWebhookConfiguration,
+};
+
+/// Labels `istioctl install` and the chart put on a revision's injector (ISTIO.md §3.1, §3.4).
+pub const INSTALLER_LABELS: [(&str, &str); 5] = [
+    ("operator.istio.io/component", "Pilot"),
+    ("install.operator.istio.io/owning-resource", "unknown"),
+    ("operator.istio.io/managed", "Reconcile"),
+    ("app.kubernetes.io/name", "istiod"),
+    ("release", "istio"),
+];
+
+/// A revision's injector as `istioctl install` leaves it: installer labels, a CA bundle and a
+/// reinvocation policy on every webhook; pointing at `url` when given (the test bed's injector),
+/// else at the istiod Service.
+pub fn installed_injector(rev: &str, url: Option<&str>) -> MutatingWebhookConfiguration {
+    let mut mwc = injector(rev, None);
+    mwc.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(labels(&INSTALLER_LABELS));
+    for hook in mwc.webhooks.iter_mut().flatten() {
+        hook.client_config.ca_bundle = Some(k8s_openapi::ByteString(
+            b"-----BEGIN CERTIFICATE-----\nCA\n".to_vec(),
+        ));
+        hook.reinvocation_policy = Some("IfNeeded".into());
+        if let Some(url) = url {
+            hook.client_config.service = None;
+            hook.client_config.url = Some(url.to_owned());
+        }
+    }
+    mwc
+}
+
+/// A ValidatingWebhookConfiguration with one webhook of the given failure policy.
+pub fn validator(
+    name: &str,
+    l: &[(&str, &str)],
+    failure_policy: &str,
+) -> ValidatingWebhookConfiguration {
+    ValidatingWebhookConfiguration {
+        metadata: meta("", name, l),
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "validation.istio.io".into(),
+            failure_policy: Some(failure_policy.into()),
+            admission_review_versions: vec!["v1".into()],
+            side_effects: "None".into(),
+            ..Default::default()
+        }]),
+    }
+}
+
+impl Snap {
+    /// Replaces the webhook configuration of the same name, or adds it.
+    pub fn webhook(mut self, mwc: MutatingWebhookConfiguration) -> Self {
+        let name = mwc.metadata.name.clone();
+        self.0.mutating_webhooks.retain(|m| m.metadata.name != name);
+        self.0.mutating_webhooks.push(mwc);
+        self
+    }
+
+    /// Deactivates the legacy injector the way istioctl does when it sets tag `default`.
+    pub fn deactivate_legacy(mut self) -> Self {
+        let never = LabelSelector {
+            match_labels: Some(labels(&[("istio.io/deactivated", "never-match")])),
+            match_expressions: None,
+        };
+        for m in &mut self.0.mutating_webhooks {
+            if m.metadata.name.as_deref() == Some("istio-sidecar-injector") {
+                for h in m.webhooks.iter_mut().flatten() {
+                    h.namespace_selector = Some(never.clone());
+                    h.object_selector = Some(never.clone());
+                }
+            }
+        }
+        self
+    }
+
+    /// A pod with extra labels (`istio.io/rev`, `sidecar.istio.io/inject`).
+    pub fn labelled_pod(
+        mut self,
+        ns: &str,
+        name: &str,
+        rev: Option<&str>,
+        version: &str,
+        l: &[(&str, &str)],
+    ) -> Self {
+        let mut p = pod(ns, name, rev, version);
+        p.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(labels(l));
+        self.0.pods.push(p);
+        self
+    }
+
+    /// A Service in istio-system.
+    pub fn service(mut self, name: &str, l: &[(&str, &str)]) -> Self {
+        self.0.services.push(service(name, l));
+        self
+    }
+
+    /// A validating webhook configuration.
+    pub fn validating(mut self, vwc: ValidatingWebhookConfiguration) -> Self {
+        self.0.validating_webhooks.push(vwc);
+        self
+    }
+}
