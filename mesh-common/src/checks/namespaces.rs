@@ -54,15 +54,16 @@ pub fn dangling_revisions(ctx: &Context<'_>) -> Vec<Finding> {
     if dangling.is_empty() {
         return vec![Finding::ok(ID, CAT, "every injection label names an installed revision or tag")];
     }
-    let mut names: Vec<String> = ctx.inv.revisions().into_iter().collect();
-    names.extend(ctx.inv.tags.iter().map(|t| t.name.clone()));
+    let revisions: Vec<String> = ctx.inv.revisions().into_iter().collect();
+    let tags: Vec<String> = ctx.inv.tags.iter().map(|t| t.name.clone()).collect();
+    let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
     vec![Finding::error(
         ID,
         CAT,
         format!("{} namespace(s) ask for injection that no webhook provides; new pods there start without a proxy", dangling.len()),
     )
     .objects(dangling.iter().map(|(ns, l)| format!("Namespace/{ns} ({l})")))
-    .hint(format!("label them with an installed revision or tag: {}", names.join(", ")))]
+    .hint(format!("label them with an installed revision ({}) or tag ({})", list(&revisions), list(&tags)))]
 }
 
 /// Pods run the proxy of the revision (and version) their namespace selects now.

@@ -496,7 +496,6 @@ impl<'a> SetBuilder<'a> {
     fn objects(&mut self, existing: &[&MutatingWebhookConfiguration]) {
         let tag = self.req.tag.clone();
         let rev = self.req.revision.clone();
-        self.service(&tag, &rev);
         let auto = existing
             .iter()
             .flat_map(|m| m.webhooks.iter().flatten())
@@ -510,7 +509,11 @@ impl<'a> SetBuilder<'a> {
         let detail = format!("injector of tag `{tag}` → revision `{rev}`");
         self.push_apply(mwc, exists, detail);
         if tag == DEFAULT_REVISION {
-            self.default_tag();
+            self.default_validator();
+        }
+        self.service(&tag, &rev);
+        if tag == DEFAULT_REVISION && !self.req.generate {
+            self.deactivate_legacy();
         }
         if !self.req.generate {
             let webhook = self.webhook.clone();
@@ -547,7 +550,7 @@ impl<'a> SetBuilder<'a> {
         }
     }
 
-    fn default_tag(&mut self) {
+    fn default_validator(&mut self) {
         let live = self
             .snap
             .validating_webhooks
@@ -568,9 +571,9 @@ impl<'a> SetBuilder<'a> {
             live.is_some(),
             detail,
         );
-        if self.req.generate {
-            return;
-        }
+    }
+
+    fn deactivate_legacy(&mut self) {
         for legacy in legacy_injectors(self.snap) {
             let hooks = legacy.webhooks.as_deref().unwrap_or_default();
             if hooks.is_empty() || hooks.iter().all(is_deactivated) {

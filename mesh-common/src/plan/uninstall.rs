@@ -1,1 +1,431 @@
-//! Uninstall planning (one revision, or purge).
+//! Uninstall planning: one revision's control plane, or every control plane (`--purge`).
+//!
+//! What belongs to a revision is decided from labels, as `istioctl uninstall` does (ISTIO.md
+//! §5.2): `istio.io/rev=<rev>` plus `operator.istio.io/component` in Pilot, IngressGateways,
+//! EgressGateways, Cni, Ztunnel — never Base, so the CRDs and every Istio resource survive. On top
+//! of istioctl it also takes what would otherwise be left dangling or behind: the revision's
+//! webhook configurations even when their component label is missing (a webhook whose Service is
+//! gone rejects pods), for `default` the non-revisioned objects that carry no revision label, and
+//! a manifest's unlabelled RBAC objects by their chart names (ISTIO.md §3.1). Tag objects are never
+//! part of a revision: a tag pointing at the revision blocks, and only `--force` deletes it.
+//!
+//! Before anything is deleted the plan lists what still uses the revision — namespaces selecting
+//! it directly or through a tag (as the webhooks really resolve them), tags, running pods injected
+//! by it, gateways — each with the command that moves it. Helm-installed control planes and
+//! foreign webhooks that call a Service this would delete are refused even with `--force`.
+//!
+//! Pure: a snapshot, its inventory and the label-selected objects the shell listed go in; the
+//! objects to delete in a safe order (webhooks, then workloads, then config and RBAC, then CRDs),
+//! the blockers and the warnings come out.
+
+mod blockers;
+mod select;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+pub use select::{candidates, istio_crds};
+
+use crate::{
+    cluster::ops::ObjRef,
+    inventory::{Inventory, TAG_LABEL},
+    snapshot::{ClusterSnapshot, Source, annotation},
+};
+
+/// Label naming the installer component of an object.
+pub const COMPONENT_LABEL: &str = "operator.istio.io/component";
+/// Components that make up a control plane (ISTIO.md §5.2); `Base` is not one of them.
+pub const COMPONENTS: [&str; 5] = ["Pilot", "IngressGateways", "EgressGateways", "Cni", "Ztunnel"];
+
+/// What to uninstall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "mode")]
+pub enum Target {
+    /// One revision (`default` = the non-revisioned control plane).
+    Revision {
+        /// The revision.
+        revision: String,
+    },
+    /// Every control plane and gateway.
+    Purge {
+        /// Also the Istio CRDs (and so every Istio resource).
+        #[serde(rename = "includeCrds")]
+        include_crds: bool,
+    },
+}
+
+/// An uninstall request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// What to uninstall.
+    pub target: Target,
+    /// Proceed despite what still uses it (never despite a hard refusal).
+    pub force: bool,
+}
+
+/// A Helm release that owns an object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct HelmRelease {
+    /// Release name.
+    pub name: String,
+    /// Release namespace.
+    pub namespace: String,
+}
+
+/// An object that may belong to a control plane: its reference and the metadata selection reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The object.
+    pub obj: ObjRef,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// The Helm release owning it, if any.
+    pub helm: Option<HelmRelease>,
+    /// Whether a controller owns it (such pods go with their owner).
+    pub controlled: bool,
+}
+
+impl Candidate {
+    /// A candidate from an object's type and metadata.
+    pub fn new(api_version: &str, kind: &str, meta: &ObjectMeta) -> Self {
+        let helm = annotation(meta, "meta.helm.sh/release-name").map(|name| HelmRelease {
+            name: name.to_owned(),
+            namespace: annotation(meta, "meta.helm.sh/release-namespace")
+                .or(meta.namespace.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
+        });
+        Self {
+            obj: ObjRef {
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
+                namespace: meta.namespace.clone(),
+                name: meta.name.clone().unwrap_or_default(),
+            },
+            labels: meta.labels.clone().unwrap_or_default(),
+            helm,
+            controlled: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true)),
+        }
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    fn tag(&self) -> Option<&str> {
+        self.label(TAG_LABEL)
+    }
+}
+
+/// What the planner reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The snapshot (namespaces, webhooks, pods, deployments, ...).
+    pub snapshot: &'a ClusterSnapshot,
+    /// Its inventory.
+    pub inventory: &'a Inventory,
+    /// Objects the shell listed by label (ServiceAccounts, RBAC, HPAs, ...); merged with the
+    /// snapshot's own objects.
+    pub listed: &'a [Candidate],
+    /// Number of custom resources per Istio CRD name, where counted.
+    pub crd_counts: &'a BTreeMap<String, usize>,
+}
+
+/// The phases of deletion, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Webhook configurations: first, so no webhook calls a Service that is gone.
+    Webhooks,
+    /// Autoscalers, disruption budgets, Deployments, DaemonSets, Services.
+    Workloads,
+    /// ConfigMaps, EnvoyFilters and RBAC.
+    Config,
+    /// Istio CRDs (purge with `--include-crds` only).
+    Crds,
+}
+
+impl Phase {
+    /// Human name.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Webhooks => "webhook configurations",
+            Self::Workloads => "workloads and services",
+            Self::Config => "configuration and RBAC",
+            Self::Crds => "Istio CRDs",
+        }
+    }
+}
+
+/// Kinds deleted, in deletion order, with their phase. Kinds not listed are never deleted
+/// (Secrets, Namespaces, user workloads).
+pub const KIND_ORDER: [(&str, Phase); 16] = [
+    ("MutatingWebhookConfiguration", Phase::Webhooks),
+    ("ValidatingWebhookConfiguration", Phase::Webhooks),
+    ("HorizontalPodAutoscaler", Phase::Workloads),
+    ("PodDisruptionBudget", Phase::Workloads),
+    ("Deployment", Phase::Workloads),
+    ("DaemonSet", Phase::Workloads),
+    ("Pod", Phase::Workloads),
+    ("Service", Phase::Workloads),
+    ("EnvoyFilter", Phase::Config),
+    ("ConfigMap", Phase::Config),
+    ("RoleBinding", Phase::Config),
+    ("Role", Phase::Config),
+    ("ServiceAccount", Phase::Config),
+    ("ClusterRoleBinding", Phase::Config),
+    ("ClusterRole", Phase::Config),
+    ("CustomResourceDefinition", Phase::Crds),
+];
+
+fn kind_rank(kind: &str) -> Option<(usize, Phase)> {
+    KIND_ORDER
+        .iter()
+        .position(|(k, _)| *k == kind)
+        .map(|i| (i, KIND_ORDER[i].1))
+}
+
+/// One object to delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// When it is deleted.
+    pub phase: Phase,
+    /// The object.
+    #[serde(flatten)]
+    pub object: ObjRef,
+    /// What it belongs to (`revision 1-29-6`, `tag prod`, `Istio CRD`).
+    pub owner: String,
+}
+
+/// Why the uninstall is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockerKind {
+    /// A namespace's pods are injected by the revision.
+    Namespace,
+    /// A tag points at the revision.
+    Tag,
+    /// Running pods carry the revision's proxy.
+    Pods,
+    /// A gateway belongs to or runs on the revision.
+    Gateway,
+    /// Installed by Helm: uninstall it with Helm.
+    Helm,
+    /// A webhook outside the plan would call a Service the plan deletes.
+    Webhook,
+}
+
+/// Something that uses what would be deleted, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocker {
+    /// The kind of use.
+    pub kind: BlockerKind,
+    /// The object in use (`namespace shop`, `tag prod`).
+    pub subject: String,
+    /// What is wrong.
+    pub message: String,
+    /// The command that resolves it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Whether `--force` may override it.
+    pub overridable: bool,
+}
+
+/// An Istio CRD and how many resources it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrdUse {
+    /// CRD name (`virtualservices.networking.istio.io`).
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Custom resources of it, if counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<usize>,
+    /// Whether the plan deletes it.
+    pub deleted: bool,
+}
+
+/// The plan of an uninstall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UninstallPlan {
+    /// What was asked.
+    pub target: Target,
+    /// Control plane revisions removed.
+    pub revisions: Vec<String>,
+    /// Objects to delete, in order.
+    pub steps: Vec<Step>,
+    /// What still uses it.
+    pub blockers: Vec<Blocker>,
+    /// Things to know that do not block.
+    pub warnings: Vec<String>,
+    /// Istio CRDs (purge only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crds: Vec<CrdUse>,
+    /// `--force` was given.
+    pub force: bool,
+}
+
+impl UninstallPlan {
+    /// Whether it must not run: a hard refusal, or a blocker without `--force`.
+    pub fn refused(&self) -> bool {
+        self.blockers.iter().any(|b| !b.overridable || !self.force)
+    }
+
+    /// Blockers that `--force` cannot override.
+    pub fn hard_blockers(&self) -> impl Iterator<Item = &Blocker> {
+        self.blockers.iter().filter(|b| !b.overridable)
+    }
+
+    /// The objects of a phase, in order.
+    pub fn phase(&self, phase: Phase) -> Vec<ObjRef> {
+        self.steps
+            .iter()
+            .filter(|s| s.phase == phase)
+            .map(|s| s.object.clone())
+            .collect()
+    }
+
+    /// Every object, in order.
+    pub fn objects(&self) -> Vec<ObjRef> {
+        self.steps.iter().map(|s| s.object.clone()).collect()
+    }
+
+    /// Istio resources deleted with the CRDs, if all were counted.
+    pub fn deleted_resources(&self) -> Option<usize> {
+        self.crds
+            .iter()
+            .filter(|c| c.deleted)
+            .map(|c| c.resources)
+            .sum()
+    }
+}
+
+/// Exit-code class of a planning error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input (exit 2).
+    Usage,
+    /// The cluster could not be read well enough to plan (exit 3).
+    Failed,
+}
+
+/// Why an uninstall cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UninstallError {
+    /// No control plane, injector or object of that revision exists.
+    #[error("revision `{revision}` does not exist")]
+    UnknownRevision {
+        /// The revision given.
+        revision: String,
+        /// Revisions that exist.
+        known: Vec<String>,
+    },
+    /// `--revision` named a tag.
+    #[error("`{name}` is a tag, not a revision")]
+    RevisionIsTag {
+        /// The name given.
+        name: String,
+        /// The revision it points at.
+        points_at: String,
+    },
+    /// A source the plan needs could not be read.
+    #[error("cannot read {}: {reason}", source.describe())]
+    Unreadable {
+        /// What.
+        source: Source,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl UninstallError {
+    /// The exit-code class.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownRevision { .. } | Self::RevisionIsTag { .. } => ErrorKind::Usage,
+            Self::Unreadable { .. } => ErrorKind::Failed,
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            Self::UnknownRevision { known, .. } if known.is_empty() => {
+                "no Istio control plane was found in this cluster; see `kubectl mesh precheck`".to_owned()
+            }
+            Self::UnknownRevision { known, .. } => format!(
+                "revisions in this cluster: {}; see `kubectl mesh precheck`",
+                known.join(", ")
+            ),
+            Self::RevisionIsTag { name, points_at } => format!(
+                "tag `{name}` points at revision `{points_at}`: pass `--revision {points_at}`, or move the tag with `kubectl mesh tag`"
+            ),
+            Self::Unreadable { source, .. } => format!(
+                "check your permissions with `kubectl auth can-i list {}`",
+                source.describe()
+            ),
+        }
+    }
+}
+
+/// Sources the plan cannot do without.
+const REQUIRED: [Source; 6] = [
+    Source::Namespaces,
+    Source::Deployments,
+    Source::MutatingWebhooks,
+    Source::ValidatingWebhooks,
+    Source::Pods,
+    Source::Services,
+];
+
+/// Plans an uninstall.
+pub fn plan(input: &Input<'_>, req: &Request) -> Result<UninstallPlan, UninstallError> {
+    for source in REQUIRED {
+        if let Some(g) = input.snapshot.gap(source) {
+            return Err(UninstallError::Unreadable {
+                source,
+                reason: g.reason.clone(),
+            });
+        }
+    }
+    let sel = select::select(input, req)?;
+    let blockers = blockers::find(input, req, &sel);
+    let warnings = blockers::warnings(input, req, &sel);
+    let crds = crd_uses(input, req);
+    Ok(UninstallPlan {
+        target: req.target.clone(),
+        revisions: sel.revisions.clone(),
+        steps: sel.steps,
+        blockers,
+        warnings,
+        crds,
+        force: req.force,
+    })
+}
+
+fn crd_uses(input: &Input<'_>, req: &Request) -> Vec<CrdUse> {
+    let Target::Purge { include_crds } = req.target else {
+        return Vec::new();
+    };
+    istio_crds(input.snapshot)
+        .into_iter()
+        .map(|c| {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            CrdUse {
+                resources: input.crd_counts.get(&name).copied(),
+                kind: c.spec.names.kind.clone(),
+                name,
+                deleted: include_crds,
+            }
+        })
+        .collect()
+}

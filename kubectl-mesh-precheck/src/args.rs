@@ -1,0 +1,52 @@
+//! Command-line arguments of `kubectl mesh precheck`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use mesh_common::cli::{KubeFlags, OutputFlags, SnapshotFlags};
+
+/// Inventory, health and upgrade eligibility of an Istio mesh.
+///
+/// Without a target: what is installed (revisions, versions, tags, namespaces, proxies) and
+/// whether it is healthy. With `--target-version` or `-f`: also whether that upgrade is safe.
+///
+/// Exit codes: 0 nothing at or above --fail-on; 1 findings at or above --fail-on; 2 bad input;
+/// 3 could not complete (API unreachable, unauthorized).
+#[derive(Debug, Parser)]
+#[command(name = "kubectl-mesh-precheck", bin_name = "kubectl mesh precheck", version)]
+pub struct Args {
+    /// Manifest of the target control plane (`istioctl manifest generate` or `helm template`
+    /// output; `-` for stdin): its istiod image gives the version, its label the revision
+    #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with = "target_version")]
+    pub manifest: Option<PathBuf>,
+    /// Target Istio version (e.g. 1.30.3)
+    #[arg(long, value_name = "VERSION")]
+    pub target_version: Option<String>,
+    /// The target is a new revision installed beside the existing ones
+    #[arg(long)]
+    pub canary: bool,
+    /// Target revision (default: the manifest's, else `default`, or the version's name with --canary)
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// Lowest finding level that makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "LEVEL")]
+    pub fail_on: FailOn,
+    /// Write the cluster state this check reads to FILE (usable with --snapshot) and exit
+    #[arg(long, value_name = "FILE")]
+    pub dump_snapshot: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    #[command(flatten)]
+    pub snapshot: SnapshotFlags,
+    #[command(flatten)]
+    pub output: OutputFlags,
+}
+
+/// Which findings fail the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Errors only
+    Error,
+    /// Warnings and errors
+    Warning,
+}

@@ -1,0 +1,126 @@
+//! The precheck flow: target from flags → access reviews to ask → snapshot (cluster or file)
+//! → inventory → catalogue → output → exit code.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use mesh_common::{
+    checks::{self, Context, ObjectKind, Outcome, Target},
+    cli::OutputFormat,
+    cluster::{self, FetchOptions},
+    exit::{ExitStatus, MeshError},
+    inventory::Inventory,
+    manifest::Manifest,
+    output::{self, Printer},
+    version::IstioVersion,
+};
+
+use crate::{
+    args::{Args, FailOn},
+    report,
+};
+
+/// What the flags ask about, before the cluster is read.
+struct Wanted {
+    version: Option<IstioVersion>,
+    revision: Option<String>,
+    objects: Vec<ObjectKind>,
+}
+
+fn read_input(path: &Path) -> Result<String, MeshError> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the manifest from stdin")
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read manifest `{}`", path.display()))
+    };
+    text.map_err(|e| MeshError::usage(e).hint("pass an existing manifest file to -f"))
+}
+
+fn wanted(args: &Args) -> Result<Wanted, MeshError> {
+    if let Some(path) = &args.manifest {
+        let m = Manifest::parse(&read_input(path)?).map_err(|e| {
+            MeshError::usage(anyhow::Error::new(e).context(format!("cannot use manifest `{}`", path.display())))
+                .hint("generate it with `istioctl manifest generate` or `helm template`")
+        })?;
+        let objects = m
+            .objects
+            .iter()
+            .map(|o| (o.api_version().to_owned(), o.kind().to_owned(), o.namespace().map(str::to_owned)))
+            .collect();
+        return Ok(Wanted {
+            revision: args.revision.clone().or(Some(m.revision)),
+            version: Some(m.version),
+            objects,
+        });
+    }
+    let version = args
+        .target_version
+        .as_deref()
+        .map(IstioVersion::parse)
+        .transpose()
+        .map_err(|e| MeshError::usage(e).hint("pass --target-version like 1.30.3"))?;
+    if version.is_none() && (args.canary || args.revision.is_some()) {
+        return Err(MeshError::usage(anyhow::anyhow!("--canary and --revision need a target"))
+            .hint("add --target-version VERSION or -f MANIFEST"));
+    }
+    Ok(Wanted {
+        version,
+        revision: args.revision.clone(),
+        objects: Vec::new(),
+    })
+}
+
+/// Runs precheck and returns the exit status.
+pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
+    let want = wanted(&args)?;
+    let mut printer = Printer::stdio(&args.output);
+    let opts = FetchOptions {
+        istio_namespace: args.kube.istio_namespace.clone(),
+        access: checks::required_access(&want.objects, &args.kube.istio_namespace),
+    };
+    printer.progress("reading cluster state...")?;
+    let (snap, _conn) = cluster::load(&args.kube, &args.snapshot, &opts).await?;
+    if let Some(path) = &args.dump_snapshot {
+        let text = snap.to_yaml().context("cannot serialise the snapshot")?;
+        std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))?;
+        printer.note(&format!("snapshot of {} written to {}", snap.origin, path.display()))?;
+        return Ok(ExitStatus::Success);
+    }
+    let inv = Inventory::from_snapshot(&snap);
+    let target = want.version.map(|v| Target::resolve(&inv, v, want.revision, args.canary));
+    let ctx = Context { snap: &snap, inv: &inv, target: target.as_ref(), canary_requested: args.canary };
+    let findings = checks::run_all(&ctx);
+    let blocked = findings.iter().any(|f| match args.fail_on {
+        FailOn::Error => f.result == Outcome::Error,
+        FailOn::Warning => matches!(f.result, Outcome::Error | Outcome::Warning),
+    });
+    match printer.format {
+        OutputFormat::Table => {
+            let color = printer.color();
+            let mut text = format!("Cluster: {} (Kubernetes {})\n\n", snap.origin, kube_text(&snap));
+            text.push_str(&output::inventory_tables(&inv, color));
+            if let Some(t) = &target {
+                text.push_str(&format!("\nTarget: Istio {} as revision `{}` ({:?})\n", t.version, t.revision, t.mode));
+            }
+            text.push('\n');
+            text.push_str(&output::findings(&findings, color));
+            text.push_str(&verdict(blocked, target.is_some()));
+            printer.data(&text)?;
+        }
+        _ => printer.structured(&report::Report::new(&snap, &inv, target.as_ref(), &findings, !blocked))?,
+    }
+    Ok(if blocked { ExitStatus::Blocked } else { ExitStatus::Success })
+}
+
+fn kube_text(snap: &mesh_common::snapshot::ClusterSnapshot) -> String {
+    snap.kube_version.as_ref().map_or_else(|| "version unknown".into(), ToString::to_string)
+}
+
+fn verdict(blocked: bool, has_target: bool) -> String {
+    match (blocked, has_target) {
+        (true, true) => "Not safe to upgrade: fix the findings above (exit 1).\n".into(),
+        (true, false) => "The mesh has problems: see the findings above (exit 1).\n".into(),
+        (false, true) => "Safe to upgrade: no blocking findings.\n".into(),
+        (false, false) => "No blocking findings.\n".into(),
+    }
+}
