@@ -67,6 +67,12 @@ pub enum TagError {
         /// What is wrong with it.
         why: String,
     },
+    /// `--webhook-name` is not an object name.
+    #[error("`{name}` is not a valid object name for --webhook-name")]
+    InvalidWebhookName {
+        /// The name given.
+        name: String,
+    },
     /// The revision asked for does not exist.
     #[error("revision `{revision}` does not exist")]
     UnknownRevision {
@@ -136,6 +142,7 @@ impl TagError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidName { .. }
+            | Self::InvalidWebhookName { .. }
             | Self::UnknownRevision { .. }
             | Self::RevisionIsTag { .. }
             | Self::ShadowsRevision { .. }
@@ -159,6 +166,9 @@ impl TagError {
             Self::InvalidName { .. } => format!(
                 "use lowercase letters, digits and `-`, starting and ending with a letter or digit, at most {TAG_MAX_LEN} characters"
             ),
+            Self::InvalidWebhookName { .. } => {
+                "use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".to_owned()
+            }
             Self::UnknownRevision { known, .. } => {
                 format!("revisions in this cluster: {}; see `kubectl mesh tag list`", list(known))
             }
@@ -300,6 +310,23 @@ pub fn validate_tag(tag: &str) -> Result<(), TagError> {
     Ok(())
 }
 
+/// Checks `--webhook-name`: a DNS-1123 subdomain, as the API server requires.
+fn validate_object_name(name: &str) -> Result<(), TagError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        return Ok(());
+    }
+    Err(TagError::InvalidWebhookName {
+        name: name.to_owned(),
+    })
+}
+
 pub(crate) fn require_webhooks(snap: &ClusterSnapshot) -> Result<(), TagError> {
     match snap.gap(Source::MutatingWebhooks) {
         Some(g) => Err(TagError::Unreadable {
@@ -385,6 +412,9 @@ pub fn plan_set(
     req: &SetRequest,
 ) -> Result<SetPlan, TagError> {
     validate_tag(&req.tag)?;
+    if let Some(n) = &req.webhook_name {
+        validate_object_name(n)?;
+    }
     require_webhooks(snap)?;
     check_revision(inv, req)?;
     let canon = canonical(snap, &req.revision)?;

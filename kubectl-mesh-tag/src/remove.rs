@@ -1,0 +1,108 @@
+//! `remove`: plan → show who still uses the tag → refuse while it is used (unless --yes) →
+//! (dry run) → confirm → validate, back up, delete.
+
+use mesh_common::{
+    cli::OutputFormat,
+    exit::{ExitStatus, MeshError},
+    output::Printer,
+    plan::tag::{RemovePlan, plan_remove},
+};
+use serde::Serialize;
+
+use crate::{
+    args::RemoveArgs,
+    execute::{self, Changes},
+    run::{Loaded, plan_error},
+    set::dry_run_only,
+    show,
+};
+
+/// What `remove -o json|yaml` prints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoveReport<'a> {
+    schema_version: u32,
+    plan: &'a RemovePlan,
+    dry_run: bool,
+    removed: bool,
+    backup: Option<String>,
+}
+
+fn report(
+    printer: &mut Printer,
+    plan: &RemovePlan,
+    dry_run: bool,
+    backup: Option<String>,
+) -> Result<(), MeshError> {
+    if printer.format == OutputFormat::Table {
+        return Ok(());
+    }
+    let removed = backup.is_some();
+    printer.structured(&RemoveReport {
+        schema_version: 1,
+        plan,
+        dry_run,
+        removed,
+        backup,
+    })?;
+    Ok(())
+}
+
+fn users(plan: &RemovePlan) -> String {
+    let names: Vec<&str> = plan
+        .namespaces
+        .iter()
+        .map(|n| n.namespace.as_str())
+        .collect();
+    let pods: usize = plan.namespaces.iter().map(|n| n.pods).sum();
+    format!(
+        "{} namespace(s) ({}) and {pods} pod(s)",
+        names.len(),
+        names.join(", ")
+    )
+}
+
+/// `remove`.
+pub async fn remove(
+    args: &RemoveArgs,
+    loaded: &Loaded,
+    printer: &mut Printer,
+) -> Result<ExitStatus, MeshError> {
+    let plan = plan_remove(&loaded.snap, &loaded.inv, &args.tag).map_err(plan_error)?;
+    if printer.format == OutputFormat::Table {
+        printer.data(&show::remove_plan(&plan, printer.color()))?;
+    }
+    if plan.in_use() && !args.yes {
+        report(printer, &plan, args.dry_run, None)?;
+        return Err(MeshError::blocked(anyhow::anyhow!(
+            "refusing to remove tag `{}`: {} still use it; nothing was changed",
+            plan.tag,
+            users(&plan)
+        ))
+        .hint(format!(
+            "relabel them (`istio.io/rev=<revision>`) first, or pass --yes to remove `{}` anyway",
+            plan.tag
+        )));
+    }
+    let changes = Changes {
+        apply: &plan.apply,
+        delete: &plan.delete,
+    };
+    if args.dry_run {
+        dry_run_only(loaded, &changes, printer).await?;
+        report(printer, &plan, true, None)?;
+        return Ok(ExitStatus::Success);
+    }
+    let conn = loaded
+        .conn
+        .as_ref()
+        .ok_or_else(|| MeshError::usage(anyhow::anyhow!("no cluster to change")))?;
+    execute::confirmed(&format!("Remove tag `{}`?", plan.tag), args.yes)?;
+    let label = format!("tag-remove-{}", plan.tag);
+    let path = execute::execute(conn, &changes, args.backup_dir.as_ref(), &label, printer).await?;
+    report(printer, &plan, false, Some(execute::display(&path)))?;
+    if printer.format == OutputFormat::Table {
+        printer.data(&format!("\nTag `{}` removed.\n", plan.tag))?;
+    }
+    Ok(ExitStatus::Success)
+}

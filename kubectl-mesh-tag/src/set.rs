@@ -1,0 +1,195 @@
+//! `set` and `generate`: plan → show the blast radius → refuse on failed checks → (dry run) →
+//! confirm → validate, back up, apply.
+
+use mesh_common::{
+    cli::OutputFormat,
+    exit::{ExitStatus, MeshError},
+    output::Printer,
+    plan::tag::{SetPlan, SetRequest, plan_set},
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{
+    args::{GenerateArgs, SetArgs},
+    execute::{self, Changes},
+    run::{Loaded, plan_error},
+    show,
+};
+
+/// What `set -o json|yaml` prints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SetReport<'a> {
+    schema_version: u32,
+    plan: &'a SetPlan,
+    dry_run: bool,
+    applied: bool,
+    backup: Option<String>,
+}
+
+fn request(args: &SetArgs) -> SetRequest {
+    SetRequest {
+        tag: args.tag.clone(),
+        revision: args.revision.clone(),
+        overwrite: args.overwrite,
+        webhook_name: args.webhook_name.clone(),
+        generate: false,
+    }
+}
+
+fn report(
+    printer: &mut Printer,
+    plan: &SetPlan,
+    dry_run: bool,
+    backup: Option<String>,
+) -> Result<(), MeshError> {
+    if printer.format == OutputFormat::Table {
+        return Ok(());
+    }
+    let applied = !dry_run && !plan.up_to_date && backup.is_some();
+    printer.structured(&SetReport {
+        schema_version: 1,
+        plan,
+        dry_run,
+        applied,
+        backup,
+    })?;
+    Ok(())
+}
+
+/// `set`.
+pub async fn set(
+    args: &SetArgs,
+    loaded: &Loaded,
+    printer: &mut Printer,
+) -> Result<ExitStatus, MeshError> {
+    let plan = plan_set(&loaded.snap, &loaded.inv, &request(args)).map_err(plan_error)?;
+    if printer.format == OutputFormat::Table {
+        let prev = plan
+            .previous_revision
+            .as_deref()
+            .and_then(|r| loaded.inv.revision_version(r));
+        printer.data(&show::set_plan(&plan, prev, printer.color()))?;
+    }
+    if plan.up_to_date {
+        report(printer, &plan, args.dry_run, None)?;
+        printer.note(&format!(
+            "tag `{}` already points at `{}`: nothing to do (pass --overwrite to re-apply its objects)",
+            plan.tag, plan.revision
+        ))?;
+        return Ok(ExitStatus::Success);
+    }
+    if plan.blocked() && !args.force {
+        report(printer, &plan, args.dry_run, None)?;
+        return Err(MeshError::blocked(anyhow::anyhow!(
+            "refusing to set tag `{}`: a check failed",
+            plan.tag
+        ))
+        .hint("fix what the checks above report, or pass --force to proceed anyway"));
+    }
+    let changes = Changes {
+        apply: &plan.apply,
+        delete: &plan.delete,
+    };
+    if args.dry_run {
+        dry_run_only(loaded, &changes, printer).await?;
+        report(printer, &plan, true, None)?;
+        return Ok(ExitStatus::Success);
+    }
+    let conn = loaded
+        .conn
+        .as_ref()
+        .ok_or_else(|| MeshError::usage(anyhow::anyhow!("no cluster to change")))?;
+    execute::confirmed(
+        &format!("Point tag `{}` at revision `{}`?", plan.tag, plan.revision),
+        args.yes,
+    )?;
+    let label = format!("tag-set-{}", plan.tag);
+    let path = execute::execute(conn, &changes, args.backup_dir.as_ref(), &label, printer).await?;
+    report(printer, &plan, false, Some(execute::display(&path)))?;
+    if printer.format == OutputFormat::Table {
+        printer.data(&done(&plan))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Server-side dry run when there is a cluster; with a snapshot the plan is all there is.
+pub async fn dry_run_only(
+    loaded: &Loaded,
+    changes: &Changes<'_>,
+    printer: &mut Printer,
+) -> Result<(), MeshError> {
+    match &loaded.conn {
+        Some(conn) => {
+            let n = execute::dry_run(conn, changes).await?;
+            printer.note(&format!("dry run: the API server accepted all {n} change(s); nothing was changed"))?;
+        }
+        None => printer.note("dry run against a snapshot: the plan was not checked by an API server; nothing was changed")?,
+    }
+    Ok(())
+}
+
+fn done(plan: &SetPlan) -> String {
+    let mut out = format!(
+        "\nTag `{}` now points at revision `{}`.\n",
+        plan.tag, plan.revision
+    );
+    let restart: Vec<&str> = plan
+        .namespaces
+        .iter()
+        .filter(|n| n.pods > 0)
+        .map(|n| n.namespace.as_str())
+        .collect();
+    if !restart.is_empty() {
+        out.push_str("Restart workloads to move their pods onto it, e.g.:\n");
+        for ns in restart {
+            out.push_str(&format!("  kubectl rollout restart deployment -n {ns}\n"));
+        }
+    } else if plan.previous_revision.is_none() {
+        out.push_str(&format!(
+            "Use it with `kubectl label namespace <NAMESPACE> istio.io/rev={}`.\n",
+            plan.tag
+        ));
+    }
+    out
+}
+
+/// `generate`: the tag's objects as YAML documents (or a JSON `v1 List`).
+pub fn generate(
+    args: &GenerateArgs,
+    loaded: &Loaded,
+    printer: &mut Printer,
+) -> Result<ExitStatus, MeshError> {
+    let req = SetRequest {
+        tag: args.tag.clone(),
+        revision: args.revision.clone(),
+        overwrite: false,
+        webhook_name: args.webhook_name.clone(),
+        generate: true,
+    };
+    let plan = plan_set(&loaded.snap, &loaded.inv, &req).map_err(plan_error)?;
+    let objects: Vec<&Value> = plan.generated();
+    let text = match printer.format {
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(
+                &json!({"apiVersion": "v1", "kind": "List", "items": objects}),
+            )
+            .map_err(anyhow::Error::from)?
+                + "\n"
+        }
+        OutputFormat::Yaml | OutputFormat::Table => {
+            let docs = objects
+                .iter()
+                .map(|o| serde_saphyr::to_string(o))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::from)?;
+            docs.join("---\n")
+        }
+    };
+    printer.data(&text)?;
+    for n in &plan.notes {
+        printer.note(&format!("note: {n}"))?;
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,557 @@
+//! `kubectl mesh tag` against the real control-plane test bed (one cluster for this binary):
+//! Istio 1.29.6 (default revision) and 1.30.3 (canary `1-30-3`) installed by real istioctl,
+//! injection through the harness's webhook, and real `istioctl tag` on the other side of every
+//! interop check. Tests run in parallel on unique tags and namespaces; the one that moves the
+//! shared `default` tag holds [`DEFAULT_TAG`].
+#![allow(clippy::print_stderr)] // timings are reported for the record
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use serde_json::Value;
+
+const CANARY: &str = "1-30-3";
+/// Serialises tests that change the cluster-wide `default` tag.
+static DEFAULT_TAG: Mutex<()> = Mutex::new(());
+
+fn cluster() -> &'static Cluster {
+    let c = Cluster::shared();
+    scenario::install_default(c).unwrap();
+    scenario::install_canary(c, CANARY).unwrap();
+    c
+}
+
+/// A HOME for the binary, so backups land in a temporary directory.
+fn home() -> &'static Path {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+fn mesh(c: &Cluster, args: &[&str]) -> Output {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-tag"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .env("HOME", home())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    eprintln!(
+        "kubectl mesh tag {} -> {:?} in {:.1?}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed()
+    );
+    out
+}
+
+fn ok(c: &Cluster, args: &[&str]) -> String {
+    let o = mesh(c, args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{args:?}\nstdout:\n{}\nstderr:\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn kubectl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.kubectl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+fn istioctl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.istioctl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+/// `istioctl tag list -o json` as (tag, revision, namespaces).
+fn istioctl_tags(c: &Cluster) -> Vec<(String, String, Vec<String>)> {
+    let out = istioctl(c, &["tag", "list", "-o", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let ns = t["namespaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect();
+            (
+                t["tag"].as_str().unwrap().to_owned(),
+                t["revision"].as_str().unwrap().to_owned(),
+                ns,
+            )
+        })
+        .collect()
+}
+
+fn get_json(c: &Cluster, args: &[&str]) -> Option<Value> {
+    let mut cmd = c.kubectl();
+    cmd.args(["get", "-o", "json", "--ignore-not-found"])
+        .args(args);
+    let out = run_with_stdin(cmd, "").unwrap();
+    (!out.trim().is_empty()).then(|| serde_json::from_str(&out).unwrap())
+}
+
+/// A namespace labelled `key=value` running `web` with `replicas` pods.
+fn app(c: &Cluster, prefix: &str, label: (&str, &str), replicas: u32) -> String {
+    let ns = c.unique_namespace(prefix).unwrap();
+    scenario::label_namespace(c, &ns, &[label]).unwrap();
+    scenario::sample_app(c, &ns, replicas).unwrap();
+    ns
+}
+
+/// (proxy image, injected revision) of the live `web` pods of `ns`.
+fn web_proxies(c: &Cluster, ns: &str) -> Vec<(String, String)> {
+    let v = get_json(c, &["pods", "-n", ns, "-l", "app=web"]).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let image = p["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "istio-proxy");
+            let image = image
+                .map_or("none", |c| c["image"].as_str().unwrap())
+                .to_owned();
+            let status = p["metadata"]["annotations"]["sidecar.istio.io/status"]
+                .as_str()
+                .unwrap_or("{}");
+            let rev = serde_json::from_str::<Value>(status).unwrap()["revision"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            (image, rev)
+        })
+        .collect()
+}
+
+/// Waits (≤ 60 s) until `ns` has exactly `n` `web` pods with proxy `tag` injected by `rev`.
+fn assert_web(c: &Cluster, ns: &str, tag: &str, rev: &str, n: usize) {
+    let want = vec![(format!("docker.io/istio/proxyv2:{tag}"), rev.to_owned()); n];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pods = web_proxies(c, ns);
+    while pods != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        pods = web_proxies(c, ns);
+    }
+    assert_eq!(pods, want, "namespace {ns}");
+}
+
+fn restart(c: &Cluster, ns: &str) {
+    kubectl(c, &["rollout", "restart", "-n", ns, "deployment/web"]);
+    c.wait_rollout(ns, "deployment/web").unwrap();
+}
+
+fn resource_version(c: &Cluster, args: &[&str]) -> Option<String> {
+    get_json(c, args).map(|v| {
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    })
+}
+
+/// The backup path the binary reported on stderr.
+fn backup_path(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("backup of "))
+        .unwrap_or_else(|| panic!("no backup line: {stderr}"));
+    line.rsplit(" written to ").next().unwrap().to_owned()
+}
+
+#[test]
+fn a_tag_we_set_is_listed_by_istioctl() {
+    let c = cluster();
+    let ns = c.unique_namespace("ours").unwrap();
+    scenario::label_namespace(c, &ns, &[("istio.io/rev", "e2e-ours")]).unwrap();
+    let out = ok(c, &["set", "e2e-ours", "--revision", CANARY, "-y"]);
+    assert!(
+        out.contains("Create tag `e2e-ours` → `1-30-3` (1.30.3)"),
+        "{out}"
+    );
+    let tags = istioctl_tags(c);
+    assert!(
+        tags.contains(&("e2e-ours".into(), CANARY.into(), vec![ns.clone()])),
+        "{tags:?}"
+    );
+    // And istiod's side of the contract: the tag injects the canary's proxy.
+    scenario::sample_app(c, &ns, 1).unwrap();
+    assert_web(c, &ns, "1.30.3", CANARY, 1);
+    let mwc = get_json(
+        c,
+        &[
+            "mutatingwebhookconfiguration",
+            "istio-revision-tag-e2e-ours",
+        ],
+    )
+    .unwrap();
+    let labels = mwc["metadata"]["labels"].as_object().unwrap();
+    assert!(
+        labels.keys().all(|k| !k.contains("operator.istio.io")),
+        "{labels:?}"
+    );
+}
+
+/// Our `generate` and istioctl's render the same webhooks and Service for the same tag.
+#[test]
+fn generate_matches_istioctl_generate() {
+    let _guard = DEFAULT_TAG.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    for tag in ["e2e-gen", "default"] {
+        let theirs = istioctl(c, &["tag", "generate", tag, "--revision", CANARY, "--overwrite"]);
+        let theirs: Vec<Value> = serde_saphyr::from_multiple(&theirs).unwrap();
+        let ours: Value = serde_json::from_str(&ok(
+            c,
+            &["generate", tag, "--revision", CANARY, "-o", "json"],
+        ))
+        .unwrap();
+        let ours = ours["items"].as_array().unwrap();
+        let kinds = |docs: &[Value]| {
+            docs.iter()
+                .map(|d| d["kind"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(ours), kinds(&theirs), "tag {tag}");
+        for (o, t) in ours.iter().zip(&theirs) {
+            assert_eq!(o["metadata"]["name"], t["metadata"]["name"]);
+            for key in [
+                "istio.io/tag",
+                "istio.io/rev",
+                "app",
+                "app.kubernetes.io/name",
+            ] {
+                assert_eq!(
+                    o["metadata"]["labels"][key], t["metadata"]["labels"][key],
+                    "{key} of {}",
+                    o["metadata"]["name"]
+                );
+            }
+            match o["kind"].as_str().unwrap() {
+                "Service" => assert_eq!(o["spec"], t["spec"], "tag {tag}"),
+                _ => assert_eq!(o["webhooks"], t["webhooks"], "tag {tag}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
+    let c = cluster();
+    istioctl(
+        c,
+        &["tag", "set", "e2e-theirs", "--revision", "default", "-y"],
+    );
+    let ns = app(c, "theirs", ("istio.io/rev", "e2e-theirs"), 1);
+    assert_web(c, &ns, "1.29.6", "default", 1);
+    let list: Value = serde_json::from_str(&ok(c, &["list", "-o", "json"])).unwrap();
+    let row = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tag"] == "e2e-theirs")
+        .unwrap()
+        .clone();
+    assert_eq!(row["revision"], "default");
+    assert_eq!(row["revisionVersion"], "1.29.6");
+    assert_eq!(row["namespaces"], serde_json::json!([ns]));
+    let moved: Value = serde_json::from_str(&ok(
+        c,
+        &[
+            "set",
+            "e2e-theirs",
+            "--revision",
+            CANARY,
+            "--overwrite",
+            "-y",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(moved["applied"], true);
+    assert_eq!(moved["plan"]["previousRevision"], "default");
+    assert_eq!(moved["plan"]["namespaces"][0]["namespace"], ns.as_str());
+    assert_eq!(moved["plan"]["namespaces"][0]["pods"], 1);
+    let tags = istioctl_tags(c);
+    assert!(
+        tags.contains(&("e2e-theirs".into(), CANARY.into(), vec![ns.clone()])),
+        "{tags:?}"
+    );
+    restart(c, &ns);
+    assert_web(c, &ns, "1.30.3", CANARY, 1);
+    ok(c, &["remove", "e2e-theirs", "-y"]);
+    assert!(istioctl_tags(c).iter().all(|t| t.0 != "e2e-theirs"));
+    assert!(
+        get_json(
+            c,
+            &[
+                "mutatingwebhookconfiguration",
+                "istio-revision-tag-e2e-theirs"
+            ]
+        )
+        .is_none()
+    );
+    assert!(
+        get_json(
+            c,
+            &[
+                "service",
+                "-n",
+                "istio-system",
+                "istiod-revision-tag-e2e-theirs"
+            ]
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn moving_prod_to_the_canary_moves_its_namespaces_on_restart() {
+    let c = cluster();
+    ok(c, &["set", "prod", "--revision", "default", "-y"]);
+    let ns = app(c, "prod", ("istio.io/rev", "prod"), 2);
+    assert_web(c, &ns, "1.29.6", "default", 2);
+    let t = Instant::now();
+    let o = mesh(
+        c,
+        &["set", "prod", "--revision", CANARY, "--overwrite", "-y"],
+    );
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    eprintln!("moving prod took {:.1?}", t.elapsed());
+    assert!(
+        out.starts_with("Move tag `prod` from `default` (1.29.6) to `1-30-3` (1.30.3)"),
+        "{out}"
+    );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&ns))
+        .unwrap_or_else(|| panic!("{ns} not in the blast radius:\n{out}"));
+    assert!(
+        row.contains("istio.io/rev=prod") && row.contains("2      1.29.6 ×2"),
+        "{row}"
+    );
+    assert!(
+        out.contains(&format!("kubectl rollout restart deployment -n {ns}")),
+        "{out}"
+    );
+    // The backup holds the webhook as it was (pointing at `default`), mode 0600.
+    let path = backup_path(&err);
+    let backup = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        backup.contains("name: istio-revision-tag-prod") && backup.contains("inject/rev/default"),
+        "{backup}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_web(c, &ns, "1.29.6", "default", 2); // nothing moves before a restart
+    restart(c, &ns);
+    assert_web(c, &ns, "1.30.3", CANARY, 2);
+}
+
+#[test]
+fn removing_a_tag_in_use_without_yes_changes_nothing() {
+    let c = cluster();
+    ok(c, &["set", "e2e-busy", "--revision", CANARY, "-y"]);
+    let ns = c.unique_namespace("busy").unwrap();
+    scenario::label_namespace(c, &ns, &[("istio.io/rev", "e2e-busy")]).unwrap();
+    let mwc = [
+        "mutatingwebhookconfiguration",
+        "istio-revision-tag-e2e-busy",
+    ];
+    let svc = [
+        "service",
+        "-n",
+        "istio-system",
+        "istiod-revision-tag-e2e-busy",
+    ];
+    let before = (resource_version(c, &mwc), resource_version(c, &svc));
+    assert!(before.0.is_some() && before.1.is_some());
+    let o = mesh(c, &["remove", "e2e-busy"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "error: refusing to remove tag `e2e-busy`: 1 namespace(s) ({ns})"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: relabel them"), "{err}");
+    assert!(
+        !err.contains("backup of"),
+        "nothing to back up when nothing changes: {err}"
+    );
+    assert_eq!(
+        (resource_version(c, &mwc), resource_version(c, &svc)),
+        before
+    );
+    // With --yes it goes, and the namespace is left with nothing injecting it.
+    let out = ok(c, &["remove", "e2e-busy", "-y"]);
+    assert!(out.contains("Tag `e2e-busy` removed."), "{out}");
+    assert_eq!(
+        (resource_version(c, &mwc), resource_version(c, &svc)),
+        (None, None)
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let c = cluster();
+    istioctl(c, &["tag", "set", "e2e-dry", "--revision", "default", "-y"]);
+    let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-dry"];
+    let rv = resource_version(c, &mwc);
+    let o = mesh(
+        c,
+        &[
+            "set",
+            "e2e-dry",
+            "--revision",
+            CANARY,
+            "--overwrite",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr)
+            .contains("dry run: the API server accepted all 2 change(s); nothing was changed"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(resource_version(c, &mwc), rv);
+    assert!(
+        get_json(
+            c,
+            &[
+                "service",
+                "-n",
+                "istio-system",
+                "istiod-revision-tag-e2e-dry"
+            ]
+        )
+        .is_none()
+    );
+    ok(c, &["remove", "e2e-dry", "-y", "--dry-run"]);
+    assert_eq!(resource_version(c, &mwc), rv);
+    ok(c, &["set", "e2e-never", "--revision", CANARY, "--dry-run"]);
+    assert!(
+        get_json(
+            c,
+            &[
+                "mutatingwebhookconfiguration",
+                "istio-revision-tag-e2e-never"
+            ]
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn the_default_tag_moves_its_validator_and_removing_it_restores_the_legacy_injector() {
+    let _guard = DEFAULT_TAG.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let ns = app(c, "legacy", ("istio-injection", "enabled"), 1);
+    assert_web(c, &ns, "1.29.6", "default", 1);
+    let validator = ["validatingwebhookconfiguration", "istiod-default-validator"];
+    let legacy = ["mutatingwebhookconfiguration", "istio-sidecar-injector"];
+    let selector = |c: &Cluster| {
+        let v = get_json(c, &legacy).unwrap();
+        let hooks = v["webhooks"].as_array().unwrap().clone();
+        let ns_hook = hooks
+            .into_iter()
+            .find(|w| w["name"] == "namespace.sidecar-injector.istio.io")
+            .unwrap();
+        ns_hook["namespaceSelector"].clone()
+    };
+    let never = serde_json::json!({"matchLabels": {"istio.io/deactivated": "never-match"}});
+    assert_eq!(
+        selector(c),
+        never,
+        "istioctl install deactivated the legacy injector"
+    );
+
+    let out = ok(
+        c,
+        &["set", "default", "--revision", CANARY, "--overwrite", "-y"],
+    );
+    assert!(out.contains("1.29.6 ×1"), "{out}");
+    assert_eq!(
+        get_json(c, &validator).unwrap()["metadata"]["labels"]["istio.io/rev"],
+        CANARY
+    );
+    restart(c, &ns);
+    assert_web(c, &ns, "1.30.3", CANARY, 1);
+
+    let o = mesh(c, &["remove", "default"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "in use by {ns}: {}",
+        text(&o.stderr)
+    );
+    let out = ok(c, &["remove", "default", "-y"]);
+    assert!(out.contains("injected by the legacy injector"), "{out}");
+    assert!(get_json(c, &validator).is_none());
+    assert_eq!(
+        selector(c),
+        serde_json::json!({"matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]})
+    );
+    let list: Value = serde_json::from_str(&ok(c, &["list", "-o", "json"])).unwrap();
+    let direct = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tag"].is_null() && r["revision"] == "default")
+        .unwrap();
+    assert!(
+        direct["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(ns.as_str())),
+        "{list}"
+    );
+    restart(c, &ns);
+    assert_web(c, &ns, "1.29.6", "default", 1);
+
+    // Back to how istioctl installed it.
+    ok(c, &["set", "default", "--revision", "default", "-y"]);
+    assert_eq!(selector(c), never);
+    assert_eq!(
+        get_json(c, &validator).unwrap()["metadata"]["labels"]["istio.io/rev"],
+        "default"
+    );
+    assert!(
+        istioctl_tags(c)
+            .iter()
+            .any(|t| t.0 == "default" && t.1 == "default")
+    );
+}
