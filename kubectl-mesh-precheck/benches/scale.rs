@@ -22,10 +22,14 @@ use mesh_testbed::{
 };
 
 fn sizes() -> Result<Vec<(usize, usize)>> {
-    let text = std::env::var("MESH_BENCH_SIZES").unwrap_or_else(|_| "200x10,1000x10,2000x10".into());
+    let text =
+        std::env::var("MESH_BENCH_SIZES").unwrap_or_else(|_| "200x10,1000x10,2000x10".into());
     text.split(',')
         .map(|s| {
-            let (n, p) = s.trim().split_once('x').context("size must be <namespaces>x<pods>")?;
+            let (n, p) = s
+                .trim()
+                .split_once('x')
+                .context("size must be <namespaces>x<pods>")?;
             Ok((n.parse()?, p.parse()?))
         })
         .collect()
@@ -63,10 +67,18 @@ fn run_precheck(kubeconfig: &std::path::Path, proxy: &FaultProxy) -> Result<Run>
     let mut requests = BTreeMap::new();
     for r in proxy.requests() {
         let resource = r.path.rsplit('/').next().unwrap_or_default().to_owned();
-        let key = if r.path.ends_with("/version") { "version".to_owned() } else { format!("{} {resource}", r.method) };
+        let key = if r.path.ends_with("/version") {
+            "version".to_owned()
+        } else {
+            format!("{} {resource}", r.method)
+        };
         *requests.entry(key).or_default() += 1;
     }
-    Ok(Run { wall, rss_mb: rss_kb / 1024.0, requests })
+    Ok(Run {
+        wall,
+        rss_mb: rss_kb / 1024.0,
+        requests,
+    })
 }
 
 fn main() -> Result<()> {
@@ -76,11 +88,20 @@ fn main() -> Result<()> {
     let c = Cluster::start()?;
     scenario::install_default(&c)?;
     scenario::install_canary(&c, "1-30-3")?;
-    let tag = c.istioctl().args(["tag", "set", "prod", "--revision", "1-30-3", "-y"]).output()?;
-    anyhow::ensure!(tag.status.success(), "istioctl tag set: {}", String::from_utf8_lossy(&tag.stderr));
+    let tag = c
+        .istioctl()
+        .args(["tag", "set", "prod", "--revision", "1-30-3", "-y"])
+        .output()?;
+    anyhow::ensure!(
+        tag.status.success(),
+        "istioctl tag set: {}",
+        String::from_utf8_lossy(&tag.stderr)
+    );
     let proxy = FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path())?)?;
     let kubeconfig = proxy.write_kubeconfig(c.dir(), c.admin_token())?;
-    println!("| namespaces | pods | generated in | precheck wall | peak RSS | API requests | by kind |");
+    println!(
+        "| namespaces | pods | generated in | precheck wall | peak RSS | API requests | by kind |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut made = 0;
     for (namespaces, pods_per_ns) in sizes()? {
@@ -101,7 +122,11 @@ fn main() -> Result<()> {
         let _warm = run_precheck(&kubeconfig, &proxy)?;
         let run = run_precheck(&kubeconfig, &proxy)?;
         let total: usize = run.requests.values().sum();
-        let kinds: Vec<String> = run.requests.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        let kinds: Vec<String> = run
+            .requests
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
         println!(
             "| {namespaces} | {} | {:.0}s | {:.2}s | {:.1} MB | {total} | {} |",
             namespaces * pods_per_ns,

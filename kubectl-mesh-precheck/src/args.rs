@@ -13,11 +13,20 @@ use mesh_common::cli::{KubeFlags, OutputFlags, SnapshotFlags};
 /// Exit codes: 0 nothing at or above --fail-on; 1 findings at or above --fail-on; 2 bad input;
 /// 3 could not complete (API unreachable, unauthorized).
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-mesh-precheck", bin_name = "kubectl mesh precheck", version)]
+#[command(
+    name = "kubectl-mesh-precheck",
+    bin_name = "kubectl mesh precheck",
+    version
+)]
 pub struct Args {
     /// Manifest of the target control plane (`istioctl manifest generate` or `helm template`
     /// output; `-` for stdin): its istiod image gives the version, its label the revision
-    #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with = "target_version")]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with = "target_version"
+    )]
     pub manifest: Option<PathBuf>,
     /// Target Istio version (e.g. 1.30.3)
     #[arg(long, value_name = "VERSION")]

@@ -110,7 +110,10 @@ impl<'a> Report<'a> {
             }),
             summary: Summary::of(findings),
             inventory: inventory(inv),
-            categories: cats.into_iter().map(|(name, checks)| CategoryJson { name, checks }).collect(),
+            categories: cats
+                .into_iter()
+                .map(|(name, checks)| CategoryJson { name, checks })
+                .collect(),
         }
     }
 }
@@ -135,11 +138,21 @@ fn inventory(inv: &Inventory) -> InventoryJson<'_> {
                 install: &c.install,
             })
             .collect(),
-        tags: inv.tags.iter().map(|t| TagJson { tag: &t.name, revision: &t.revision }).collect(),
+        tags: inv
+            .tags
+            .iter()
+            .map(|t| TagJson {
+                tag: &t.name,
+                revision: &t.revision,
+            })
+            .collect(),
         namespaces: inv
             .namespaces
             .iter()
-            .filter(|n| !matches!(n.injection, Injection::NotEnabled) || per_ns.contains_key(n.name.as_str()))
+            .filter(|n| {
+                !matches!(n.injection, Injection::NotEnabled)
+                    || per_ns.contains_key(n.name.as_str())
+            })
             .map(|n| NamespaceJson {
                 name: &n.name,
                 injection_label: n.injection_label.as_deref(),
@@ -151,7 +164,11 @@ fn inventory(inv: &Inventory) -> InventoryJson<'_> {
         proxies: inv
             .proxy_counts()
             .into_iter()
-            .map(|((revision, version), count)| ProxyCount { revision, version, count })
+            .map(|((revision, version), count)| ProxyCount {
+                revision,
+                version,
+                count,
+            })
             .collect(),
     }
 }

@@ -31,7 +31,8 @@ fn read_input(path: &Path) -> Result<String, MeshError> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read the manifest from stdin")
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read manifest `{}`", path.display()))
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read manifest `{}`", path.display()))
     };
     text.map_err(|e| MeshError::usage(e).hint("pass an existing manifest file to -f"))
 }
@@ -39,13 +40,21 @@ fn read_input(path: &Path) -> Result<String, MeshError> {
 fn wanted(args: &Args) -> Result<Wanted, MeshError> {
     if let Some(path) = &args.manifest {
         let m = Manifest::parse(&read_input(path)?).map_err(|e| {
-            MeshError::usage(anyhow::Error::new(e).context(format!("cannot use manifest `{}`", path.display())))
-                .hint("generate it with `istioctl manifest generate` or `helm template`")
+            MeshError::usage(
+                anyhow::Error::new(e).context(format!("cannot use manifest `{}`", path.display())),
+            )
+            .hint("generate it with `istioctl manifest generate` or `helm template`")
         })?;
         let objects = m
             .objects
             .iter()
-            .map(|o| (o.api_version().to_owned(), o.kind().to_owned(), o.namespace().map(str::to_owned)))
+            .map(|o| {
+                (
+                    o.api_version().to_owned(),
+                    o.kind().to_owned(),
+                    o.namespace().map(str::to_owned),
+                )
+            })
             .collect();
         return Ok(Wanted {
             revision: args.revision.clone().or(Some(m.revision)),
@@ -60,8 +69,10 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         .transpose()
         .map_err(|e| MeshError::usage(e).hint("pass --target-version like 1.30.3"))?;
     if version.is_none() && (args.canary || args.revision.is_some()) {
-        return Err(MeshError::usage(anyhow::anyhow!("--canary and --revision need a target"))
-            .hint("add --target-version VERSION or -f MANIFEST"));
+        return Err(
+            MeshError::usage(anyhow::anyhow!("--canary and --revision need a target"))
+                .hint("add --target-version VERSION or -f MANIFEST"),
+        );
     }
     Ok(Wanted {
         version,
@@ -83,12 +94,23 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     if let Some(path) = &args.dump_snapshot {
         let text = snap.to_yaml().context("cannot serialise the snapshot")?;
         std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))?;
-        printer.note(&format!("snapshot of {} written to {}", snap.origin, path.display()))?;
+        printer.note(&format!(
+            "snapshot of {} written to {}",
+            snap.origin,
+            path.display()
+        ))?;
         return Ok(ExitStatus::Success);
     }
     let inv = Inventory::from_snapshot(&snap);
-    let target = want.version.map(|v| Target::resolve(&inv, v, want.revision, args.canary));
-    let ctx = Context { snap: &snap, inv: &inv, target: target.as_ref(), canary_requested: args.canary };
+    let target = want
+        .version
+        .map(|v| Target::resolve(&inv, v, want.revision, args.canary));
+    let ctx = Context {
+        snap: &snap,
+        inv: &inv,
+        target: target.as_ref(),
+        canary_requested: args.canary,
+    };
     let findings = checks::run_all(&ctx);
     let blocked = findings.iter().any(|f| match args.fail_on {
         FailOn::Error => f.result == Outcome::Error,
@@ -97,23 +119,42 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     match printer.format {
         OutputFormat::Table => {
             let color = printer.color();
-            let mut text = format!("Cluster: {} (Kubernetes {})\n\n", snap.origin, kube_text(&snap));
+            let mut text = format!(
+                "Cluster: {} (Kubernetes {})\n\n",
+                snap.origin,
+                kube_text(&snap)
+            );
             text.push_str(&output::inventory_tables(&inv, color));
             if let Some(t) = &target {
-                text.push_str(&format!("\nTarget: Istio {} as revision `{}` ({:?})\n", t.version, t.revision, t.mode));
+                text.push_str(&format!(
+                    "\nTarget: Istio {} as revision `{}` ({:?})\n",
+                    t.version, t.revision, t.mode
+                ));
             }
             text.push('\n');
             text.push_str(&output::findings(&findings, color));
             text.push_str(&verdict(blocked, target.is_some()));
             printer.data(&text)?;
         }
-        _ => printer.structured(&report::Report::new(&snap, &inv, target.as_ref(), &findings, !blocked))?,
+        _ => printer.structured(&report::Report::new(
+            &snap,
+            &inv,
+            target.as_ref(),
+            &findings,
+            !blocked,
+        ))?,
     }
-    Ok(if blocked { ExitStatus::Blocked } else { ExitStatus::Success })
+    Ok(if blocked {
+        ExitStatus::Blocked
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn kube_text(snap: &mesh_common::snapshot::ClusterSnapshot) -> String {
-    snap.kube_version.as_ref().map_or_else(|| "version unknown".into(), ToString::to_string)
+    snap.kube_version
+        .as_ref()
+        .map_or_else(|| "version unknown".into(), ToString::to_string)
 }
 
 fn verdict(blocked: bool, has_target: bool) -> String {

@@ -18,10 +18,18 @@ fn precheck(args: &[&str]) -> Output {
 }
 
 fn json(args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["--snapshot", FIXTURE, "--kube-version", "v1.34.4", "-o", "json"];
+    let mut all = vec![
+        "--snapshot",
+        FIXTURE,
+        "--kube-version",
+        "v1.34.4",
+        "-o",
+        "json",
+    ];
     all.extend_from_slice(args);
     let out = precheck(&all);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     (out.status.code().unwrap(), v)
 }
 
@@ -37,15 +45,34 @@ fn finding<'a>(report: &'a Value, id: &str) -> Vec<&'a Value> {
 
 #[test]
 fn table_output_matches_the_golden_file() {
-    let out = precheck(&["--snapshot", FIXTURE, "--kube-version", "v1.34.4", "--target-version", "1.30.3", "--canary", "--revision", "1-30-4"]);
-    assert_eq!(out.status.code(), Some(1), "a dangling namespace label is an error");
+    let out = precheck(&[
+        "--snapshot",
+        FIXTURE,
+        "--kube-version",
+        "v1.34.4",
+        "--target-version",
+        "1.30.3",
+        "--canary",
+        "--revision",
+        "1-30-4",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a dangling namespace label is an error"
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/canary-in-progress.txt");
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/canary-in-progress.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &text).unwrap();
     }
     assert_eq!(text, std::fs::read_to_string(golden).unwrap());
-    assert!(out.stderr.is_empty(), "no progress off a terminal: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "no progress off a terminal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -62,16 +89,41 @@ fn json_report_has_the_documented_schema() {
     assert_eq!(cps[1]["version"], "1.29.6");
     assert_eq!(cps[1]["install"]["method"], "istioctl");
     let demo = &r["inventory"]["namespaces"][0];
-    assert_eq!((demo["name"].as_str(), demo["injection"]["revision"].as_str()), (Some("demo"), Some("default")));
+    assert_eq!(
+        (
+            demo["name"].as_str(),
+            demo["injection"]["revision"].as_str()
+        ),
+        (Some("demo"), Some("default"))
+    );
     assert_eq!(demo["injection"]["tag"], "default");
     let summary = &r["summary"];
-    let total: u64 = ["ok", "warning", "error", "skipped"].iter().map(|k| summary[k].as_u64().unwrap()).sum();
-    let listed: usize = r["categories"].as_array().unwrap().iter().map(|c| c["checks"].as_array().unwrap().len()).sum();
+    let total: u64 = ["ok", "warning", "error", "skipped"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .sum();
+    let listed: usize = r["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["checks"].as_array().unwrap().len())
+        .sum();
     assert_eq!(total as usize, listed);
     let perm = finding(&r, "permissions.install");
-    assert_eq!(perm[0]["result"], "skipped", "a file cannot answer access reviews");
-    for f in r["categories"].as_array().unwrap().iter().flat_map(|c| c["checks"].as_array().unwrap()) {
-        assert!(f["docs"].as_str().unwrap().contains("docs/checks.md#"), "{f}");
+    assert_eq!(
+        perm[0]["result"], "skipped",
+        "a file cannot answer access reviews"
+    );
+    for f in r["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+    {
+        assert!(
+            f["docs"].as_str().unwrap().contains("docs/checks.md#"),
+            "{f}"
+        );
     }
 }
 
@@ -81,7 +133,11 @@ fn skew_beyond_one_minor_in_place_blocks_and_force_level_is_respected() {
     assert_eq!(code, 1);
     let skew = finding(&r, "skew.in-place");
     assert_eq!(skew[0]["result"], "error");
-    assert!(skew[0]["hint"].as_str().unwrap().contains("1.30"), "{}", skew[0]);
+    assert!(
+        skew[0]["hint"].as_str().unwrap().contains("1.30"),
+        "{}",
+        skew[0]
+    );
     assert_eq!(r["target"]["mode"], "in-place");
     let (_, ok) = json(&["--target-version", "1.30.3"]);
     assert_eq!(finding(&ok, "skew.in-place")[0]["result"], "ok");
@@ -100,10 +156,24 @@ fn fail_on_warning_turns_warnings_into_exit_1() {
     // Only warnings: no control plane, and both labels (disabled wins, so nothing dangles).
     let out = precheck(&["--snapshot", f, "--kube-version", "v1.34.4", "-o", "json"]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(finding(&r, "namespaces.conflicting-labels")[0]["result"], "warning");
+    assert_eq!(
+        finding(&r, "namespaces.conflicting-labels")[0]["result"],
+        "warning"
+    );
     assert_eq!(r["summary"]["error"], 0);
-    assert_eq!(out.status.code(), Some(0), "warnings do not fail by default");
-    let strict = precheck(&["--snapshot", f, "--kube-version", "v1.34.4", "--fail-on", "warning"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings do not fail by default"
+    );
+    let strict = precheck(&[
+        "--snapshot",
+        f,
+        "--kube-version",
+        "v1.34.4",
+        "--fail-on",
+        "warning",
+    ]);
     assert_eq!(strict.status.code(), Some(1));
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -111,11 +181,26 @@ fn fail_on_warning_turns_warnings_into_exit_1() {
 #[test]
 fn bad_input_is_one_line_with_a_hint_and_exit_2() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--snapshot", FIXTURE, "--target-version", "one.thirty"], "is not an Istio version"),
-        (&["--snapshot", "tests/fixtures/missing.yaml"], "cannot read snapshot"),
-        (&["--snapshot", FIXTURE, "--kube-version", "latest"], "is not an Istio version"),
-        (&["--snapshot", FIXTURE, "--canary"], "--canary and --revision need a target"),
-        (&["--snapshot", FIXTURE, "-f", "tests/fixtures/missing.yaml"], "cannot read manifest"),
+        (
+            &["--snapshot", FIXTURE, "--target-version", "one.thirty"],
+            "is not an Istio version",
+        ),
+        (
+            &["--snapshot", "tests/fixtures/missing.yaml"],
+            "cannot read snapshot",
+        ),
+        (
+            &["--snapshot", FIXTURE, "--kube-version", "latest"],
+            "is not an Istio version",
+        ),
+        (
+            &["--snapshot", FIXTURE, "--canary"],
+            "--canary and --revision need a target",
+        ),
+        (
+            &["--snapshot", FIXTURE, "-f", "tests/fixtures/missing.yaml"],
+            "cannot read manifest",
+        ),
         (&["--output", "xml"], "invalid value"),
     ];
     for (args, want) in cases {
@@ -140,6 +225,9 @@ fn a_manifest_sets_version_and_revision() {
     let (_, r) = json(&["-f", m.to_str().unwrap()]);
     assert_eq!(r["target"]["version"], "1.30.3");
     assert_eq!(r["target"]["revision"], "1-30-3");
-    assert_eq!(r["target"]["mode"], "in-place", "revision 1-30-3 exists in the fixture");
+    assert_eq!(
+        r["target"]["mode"], "in-place",
+        "revision 1-30-3 exists in the fixture"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -19,12 +19,21 @@ fn precheck(c: &Cluster, args: &[&str]) -> Output {
 
 fn report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "{e}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
 fn checks(r: &Value) -> Vec<&Value> {
-    r["categories"].as_array().unwrap().iter().flat_map(|c| c["checks"].as_array().unwrap()).collect()
+    r["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .collect()
 }
 
 fn by_id<'a>(r: &'a Value, id: &str) -> Vec<&'a Value> {
@@ -52,22 +61,54 @@ fn inventory_of_a_real_istioctl_install() {
     let r = report(&out);
     assert_eq!(r["kubernetesVersion"], "v1.34.4");
     let cps = r["inventory"]["controlPlanes"].as_array().unwrap();
-    let find = |rev: &str| cps.iter().find(|c| c["revision"] == rev).unwrap_or_else(|| panic!("{rev} in {cps:?}"));
+    let find = |rev: &str| {
+        cps.iter()
+            .find(|c| c["revision"] == rev)
+            .unwrap_or_else(|| panic!("{rev} in {cps:?}"))
+    };
     assert_eq!(find("default")["version"], "1.29.6");
     assert_eq!(find("1-30-3")["version"], "1.30.3");
-    assert_eq!(find("default")["install"]["method"], "istioctl", "owner labels of istioctl install");
+    assert_eq!(
+        find("default")["install"]["method"],
+        "istioctl",
+        "owner labels of istioctl install"
+    );
     let ns = |name: &str| {
-        r["inventory"]["namespaces"].as_array().unwrap().iter().find(|n| n["name"] == name).cloned().unwrap()
+        r["inventory"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap()
     };
     assert_eq!(ns(&old)["injection"]["revision"], "default");
     assert_eq!(ns(&old)["proxies"], 2);
     assert_eq!(ns(&new)["injection"]["revision"], "1-30-3");
     assert_eq!(ns(&new)["proxies"], 1);
     let proxies = r["inventory"]["proxies"].as_array().unwrap();
-    assert!(proxies.iter().any(|p| p["revision"] == "1-30-3" && p["version"] == "1.30.3"), "{proxies:?}");
-    assert!(proxies.iter().any(|p| p["revision"] == "default" && p["version"] == "1.29.6"), "{proxies:?}");
-    assert_eq!(by_id(&r, "permissions.install")[0]["result"], "ok", "admin may install");
-    assert_eq!(by_id(&r, "kubernetes.version").len(), 2, "one per control plane");
+    assert!(
+        proxies
+            .iter()
+            .any(|p| p["revision"] == "1-30-3" && p["version"] == "1.30.3"),
+        "{proxies:?}"
+    );
+    assert!(
+        proxies
+            .iter()
+            .any(|p| p["revision"] == "default" && p["version"] == "1.29.6"),
+        "{proxies:?}"
+    );
+    assert_eq!(
+        by_id(&r, "permissions.install")[0]["result"],
+        "ok",
+        "admin may install"
+    );
+    assert_eq!(
+        by_id(&r, "kubernetes.version").len(),
+        2,
+        "one per control plane"
+    );
     for f in by_id(&r, "skew.data-plane") {
         assert_eq!(f["result"], "ok", "{f}");
     }
@@ -80,11 +121,18 @@ fn in_place_skew_and_canary_targets_are_judged() {
     assert_eq!(far.status.code(), Some(1));
     let r = report(&far);
     assert_eq!(r["target"]["mode"], "in-place");
-    assert_eq!(by_id(&r, "skew.in-place")[0]["result"], "error", "1.29.6 → 1.31.0 in place is two minors");
+    assert_eq!(
+        by_id(&r, "skew.in-place")[0]["result"],
+        "error",
+        "1.29.6 → 1.31.0 in place is two minors"
+    );
     let canary = precheck(c, &["--target-version", "1.31.0", "--canary", "-o", "json"]);
     let r = report(&canary);
     assert_eq!(r["target"]["mode"], "canary");
-    assert!(by_id(&r, "skew.canary").iter().all(|f| f["result"] == "ok"), "canary may jump two minors");
+    assert!(
+        by_id(&r, "skew.canary").iter().all(|f| f["result"] == "ok"),
+        "canary may jump two minors"
+    );
 }
 
 #[test]
@@ -100,22 +148,48 @@ fn a_real_istioctl_manifest_is_a_target() {
     assert_eq!(r["target"]["mode"], "in-place");
     let perms = &by_id(&r, "permissions.install")[0];
     assert_eq!(perms["result"], "ok", "{perms}");
-    assert!(perms["message"].as_str().unwrap().contains("allowed to"), "{perms}");
+    assert!(
+        perms["message"].as_str().unwrap().contains("allowed to"),
+        "{perms}"
+    );
 }
 
 #[test]
 fn restricted_context_gives_permission_findings_not_a_crash() {
     let (c, _, _) = mesh();
     let out = precheck(c, &["--context", "restricted", "-o", "json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = report(&out);
     let perm = &by_id(&r, "permissions.install")[0];
     assert_eq!(perm["result"], "error");
-    assert!(perm["objects"].as_array().unwrap().iter().any(|o| o == "create customresourcedefinitions.apiextensions.k8s.io"), "{perm}");
-    let skipped: Vec<_> = checks(&r).into_iter().filter(|f| f["result"] == "skipped").collect();
+    assert!(
+        perm["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "create customresourcedefinitions.apiextensions.k8s.io"),
+        "{perm}"
+    );
+    let skipped: Vec<_> = checks(&r)
+        .into_iter()
+        .filter(|f| f["result"] == "skipped")
+        .collect();
     assert!(!skipped.is_empty());
-    assert!(skipped.iter().all(|f| f["message"].as_str().unwrap().contains("forbidden")), "{skipped:?}");
-    assert_eq!(r["kubernetesVersion"], "v1.34.4", "discovery is allowed to everyone");
+    assert!(
+        skipped
+            .iter()
+            .all(|f| f["message"].as_str().unwrap().contains("forbidden")),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        r["kubernetesVersion"], "v1.34.4",
+        "discovery is allowed to everyone"
+    );
 }
 
 #[test]
@@ -123,7 +197,12 @@ fn dumped_snapshot_reads_back_to_the_same_inventory() {
     let (c, _, _) = mesh();
     let file = c.dir().join("precheck-dump.yaml");
     let dump = precheck(c, &["--dump-snapshot", file.to_str().unwrap()]);
-    assert_eq!(dump.status.code(), Some(0), "{}", String::from_utf8_lossy(&dump.stderr));
+    assert_eq!(
+        dump.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with("# kube-version: v1.34.4\n"));
     assert!(!text.contains("kind: Secret"));
@@ -135,7 +214,10 @@ fn dumped_snapshot_reads_back_to_the_same_inventory() {
             .unwrap(),
     );
     assert_eq!(offline["kubernetesVersion"], "v1.34.4");
-    assert_eq!(offline["inventory"]["controlPlanes"], live["inventory"]["controlPlanes"]);
+    assert_eq!(
+        offline["inventory"]["controlPlanes"],
+        live["inventory"]["controlPlanes"]
+    );
     assert_eq!(offline["inventory"]["tags"], live["inventory"]["tags"]);
 }
 
@@ -143,13 +225,22 @@ fn dumped_snapshot_reads_back_to_the_same_inventory() {
 fn unreachable_api_server_is_exit_3_with_a_hint() {
     let c = Cluster::shared();
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
-        .args(["--kubeconfig", c.kubeconfig().to_str().unwrap(), "--request-timeout", "3s"])
+        .args([
+            "--kubeconfig",
+            c.kubeconfig().to_str().unwrap(),
+            "--request-timeout",
+            "3s",
+        ])
         .env("HTTPS_PROXY", "")
         .arg("--cluster")
         .arg("nowhere")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "an unknown --cluster is bad input");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown --cluster is bad input"
+    );
     let dir = c.dir().join("unreachable");
     std::fs::create_dir_all(&dir).unwrap();
     let kc = dir.join("kubeconfig");
@@ -158,12 +249,22 @@ fn unreachable_api_server_is_exit_3_with_a_hint() {
         "apiVersion: v1\nkind: Config\nclusters:\n- {name: x, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}\nusers:\n- {name: u, user: {token: not-shown-anywhere}}\ncontexts:\n- {name: x, context: {cluster: x, user: u}}\ncurrent-context: x\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck")).arg("--kubeconfig").arg(&kc).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.starts_with("error: cannot reach the API server at https://127.0.0.1:1"), "{err}");
+    assert!(
+        err.starts_with("error: cannot reach the API server at https://127.0.0.1:1"),
+        "{err}"
+    );
     assert!(err.contains("hint:"), "{err}");
-    assert!(!err.contains("not-shown-anywhere"), "tokens never appear in errors");
+    assert!(
+        !err.contains("not-shown-anywhere"),
+        "tokens never appear in errors"
+    );
 }
 
 #[test]
@@ -197,9 +298,26 @@ webhooks:
     let r = report(&out);
     let f = by_id(&r, "webhooks.service");
     assert_eq!(f[0]["result"], "error", "{f:?}");
-    assert_eq!(f[0]["objects"][0], "MutatingWebhookConfiguration/istio-sidecar-injector-1-28-0");
-    assert!(f[0]["message"].as_str().unwrap().contains("istio-system/istiod-1-28-0, which does not exist"), "{}", f[0]);
+    assert_eq!(
+        f[0]["objects"][0],
+        "MutatingWebhookConfiguration/istio-sidecar-injector-1-28-0"
+    );
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("istio-system/istiod-1-28-0, which does not exist"),
+        "{}",
+        f[0]
+    );
     // And the failure is real: the API server rejects pods in that namespace.
-    let pod = c.kubectl().args(["run", "probe", "-n", &ns, "--image=nginx"]).output().unwrap();
-    assert!(!pod.status.success(), "the dead webhook blocks pod creation");
+    let pod = c
+        .kubectl()
+        .args(["run", "probe", "-n", &ns, "--image=nginx"])
+        .output()
+        .unwrap();
+    assert!(
+        !pod.status.success(),
+        "the dead webhook blocks pod creation"
+    );
 }

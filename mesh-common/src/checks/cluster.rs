@@ -32,7 +32,11 @@ pub fn kubernetes_version(ctx: &Context<'_>) -> Vec<Finding> {
         return vec![f];
     }
     let Some(kube) = ctx.snap.kube_version.as_ref() else {
-        return vec![Finding::skipped(ID, CAT_K, "the Kubernetes version is unknown")];
+        return vec![Finding::skipped(
+            ID,
+            CAT_K,
+            "the Kubernetes version is unknown",
+        )];
     };
     let scope = versions_in_scope(ctx);
     if scope.is_empty() {
@@ -103,8 +107,16 @@ const INSTALL_SET: &[(&str, &str, bool)] = &[
     ("rbac.authorization.k8s.io", "clusterroles", false),
     ("rbac.authorization.k8s.io", "clusterrolebindings", false),
     ("apiextensions.k8s.io", "customresourcedefinitions", false),
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", false),
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", false),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        false,
+    ),
     ("rbac.authorization.k8s.io", "roles", true),
     ("", "serviceaccounts", true),
     ("", "services", true),
@@ -131,7 +143,10 @@ pub fn required_access(objects: &[ObjectKind], istio_ns: &str) -> Vec<AccessRequ
     match objects {
         [_, ..] => {
             for (api_version, kind, ns) in objects {
-                let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_owned();
+                let group = api_version
+                    .rsplit_once('/')
+                    .map_or("", |(g, _)| g)
+                    .to_owned();
                 for verb in ["create", "patch"] {
                     out.insert(AccessRequest {
                         verb,
@@ -168,7 +183,10 @@ pub fn permissions(ctx: &Context<'_>) -> Vec<Finding> {
         return vec![Finding::ok(
             ID,
             CAT,
-            format!("allowed to {} resource kinds the operation needs", ctx.snap.access.len()),
+            format!(
+                "allowed to {} resource kinds the operation needs",
+                ctx.snap.access.len()
+            ),
         )];
     }
     let objects = denied.iter().map(|a| {
@@ -182,17 +200,19 @@ pub fn permissions(ctx: &Context<'_>) -> Vec<Finding> {
             None => format!("{} {res}", a.verb),
         }
     });
-    vec![Finding::error(
-        ID,
-        CAT,
-        format!(
-            "{} of {} required permissions are denied to the current user",
-            denied.len(),
-            ctx.snap.access.len()
-        ),
-    )
-    .objects(objects)
-    .hint("use a context with cluster-admin rights, or ask an admin to grant these")]
+    vec![
+        Finding::error(
+            ID,
+            CAT,
+            format!(
+                "{} of {} required permissions are denied to the current user",
+                denied.len(),
+                ctx.snap.access.len()
+            ),
+        )
+        .objects(objects)
+        .hint("use a context with cluster-admin rights, or ask an admin to grant these"),
+    ]
 }
 
 /// Minimum Gateway API bundle version Istio filters CRDs on (`MinimumCRDVersions`, 1.30+).
@@ -225,7 +245,11 @@ pub fn gateway_api(ctx: &Context<'_>) -> Vec<Finding> {
     if crds.is_empty() {
         return vec![Finding::ok(ID, CAT, "Gateway API CRDs are not installed")];
     }
-    let target = versions_in_scope(ctx).into_iter().map(|(v, _)| v).max().cloned();
+    let target = versions_in_scope(ctx)
+        .into_iter()
+        .map(|(v, _)| v)
+        .max()
+        .cloned();
     let mut out = Vec::new();
     for crd in &crds {
         let kind = crd.spec.names.kind.as_str();
@@ -236,16 +260,26 @@ pub fn gateway_api(ctx: &Context<'_>) -> Vec<Finding> {
             && !served.contains(&"v1beta1")
         {
             out.push(
-                Finding::error(ID, CAT, format!("{kind} CRD does not serve v1beta1, which Istio reads"))
-                    .objects([object.clone()])
-                    .hint("install a Gateway API bundle (v1.0 or newer) that serves v1beta1"),
+                Finding::error(
+                    ID,
+                    CAT,
+                    format!("{kind} CRD does not serve v1beta1, which Istio reads"),
+                )
+                .objects([object.clone()])
+                .hint("install a Gateway API bundle (v1.0 or newer) that serves v1beta1"),
             );
         }
-        if ["Gateway", "GatewayClass", "HTTPRoute", "GRPCRoute"].contains(&kind) && !served.contains(&"v1") {
+        if ["Gateway", "GatewayClass", "HTTPRoute", "GRPCRoute"].contains(&kind)
+            && !served.contains(&"v1")
+        {
             out.push(
-                Finding::warning(ID, CAT, format!("{kind} CRD does not serve v1; future Istio releases need it"))
-                    .objects([object.clone()])
-                    .hint("upgrade the Gateway API CRDs to a bundle that serves v1"),
+                Finding::warning(
+                    ID,
+                    CAT,
+                    format!("{kind} CRD does not serve v1; future Istio releases need it"),
+                )
+                .objects([object.clone()])
+                .hint("upgrade the Gateway API CRDs to a bundle that serves v1"),
             );
         }
         if let Some(f) = bundle_finding(target.as_ref(), crd, &name, &object) {
@@ -256,7 +290,10 @@ pub fn gateway_api(ctx: &Context<'_>) -> Vec<Finding> {
         out.push(Finding::ok(
             ID,
             CAT,
-            format!("{} Gateway API CRDs serve the versions Istio needs", crds.len()),
+            format!(
+                "{} Gateway API CRDs serve the versions Istio needs",
+                crds.len()
+            ),
         ));
     }
     out
@@ -297,7 +334,12 @@ mod tests {
 
     fn run(f: fn(&Context<'_>) -> Vec<Finding>, s: Snap, target: Option<&Target>) -> Vec<Finding> {
         let (snap, inv) = s.build();
-        f(&Context { snap: &snap, inv: &inv, target, canary_requested: false })
+        f(&Context {
+            snap: &snap,
+            inv: &inv,
+            target,
+            canary_requested: false,
+        })
     }
 
     fn target(v: &str) -> Target {
@@ -310,9 +352,14 @@ mod tests {
 
     #[test]
     fn kubernetes_version_ok_fail_missing() {
-        let ok = run(kubernetes_version, Snap::new().control_plane("default", "1.30.3"), None);
+        let ok = run(
+            kubernetes_version,
+            Snap::new().control_plane("default", "1.30.3"),
+            None,
+        );
         assert_eq!(ok[0].result, Outcome::Ok, "{ok:?}");
-        let old = Snap::new().with(|s| s.kube_version = Some(KubeVersion::parse("v1.31.2").unwrap()));
+        let old =
+            Snap::new().with(|s| s.kube_version = Some(KubeVersion::parse("v1.31.2").unwrap()));
         let bad = run(kubernetes_version, old, Some(&target("1.30.3")));
         assert_eq!(bad[0].result, Outcome::Error);
         assert!(bad[0].message.contains("1.32"), "{}", bad[0].message);
@@ -320,7 +367,10 @@ mod tests {
             s.kube_version = None;
             s.add_gap(Source::Version, "forbidden");
         });
-        assert_eq!(run(kubernetes_version, missing, None)[0].result, Outcome::Skipped);
+        assert_eq!(
+            run(kubernetes_version, missing, None)[0].result,
+            Outcome::Skipped
+        );
     }
 
     #[test]
@@ -333,38 +383,74 @@ mod tests {
             allowed: ok,
             reason: None,
         };
-        let ok = run(permissions, Snap::new().with(|s| s.access = vec![allowed(true)]), None);
+        let ok = run(
+            permissions,
+            Snap::new().with(|s| s.access = vec![allowed(true)]),
+            None,
+        );
         assert_eq!(ok[0].result, Outcome::Ok);
-        let denied = run(permissions, Snap::new().with(|s| s.access = vec![allowed(false)]), None);
+        let denied = run(
+            permissions,
+            Snap::new().with(|s| s.access = vec![allowed(false)]),
+            None,
+        );
         assert_eq!(denied[0].result, Outcome::Error);
-        assert_eq!(denied[0].objects, ["create deployments.apps in istio-system"]);
+        assert_eq!(
+            denied[0].objects,
+            ["create deployments.apps in istio-system"]
+        );
         let gap = Snap::new().with(|s| s.add_gap(Source::Access, "no cluster"));
         assert_eq!(run(permissions, gap, None)[0].result, Outcome::Skipped);
     }
 
     #[test]
     fn required_access_follows_the_manifest() {
-        assert_eq!(required_access(&[], "istio-system").len(), INSTALL_SET.len());
+        assert_eq!(
+            required_access(&[], "istio-system").len(),
+            INSTALL_SET.len()
+        );
         let objects = vec![
-            ("apps/v1".into(), "Deployment".into(), Some("istio-system".into())),
-            ("policy/v1".into(), "PodDisruptionBudget".into(), Some("istio-system".into())),
+            (
+                "apps/v1".into(),
+                "Deployment".into(),
+                Some("istio-system".into()),
+            ),
+            (
+                "policy/v1".into(),
+                "PodDisruptionBudget".into(),
+                Some("istio-system".into()),
+            ),
         ];
         let asked = required_access(&objects, "istio-system");
         assert_eq!(asked.len(), 4);
-        assert!(asked.iter().any(|a| a.resource == "poddisruptionbudgets" && a.verb == "patch"));
+        assert!(
+            asked
+                .iter()
+                .any(|a| a.resource == "poddisruptionbudgets" && a.verb == "patch")
+        );
     }
 
     fn crd(name: &str, kind: &str, served: &[&str], bundle: &str) -> CrdInfo {
         let mut m = meta("", name, &[]);
-        m.annotations = Some(labels(&[("gateway.networking.k8s.io/bundle-version", bundle)]));
+        m.annotations = Some(labels(&[(
+            "gateway.networking.k8s.io/bundle-version",
+            bundle,
+        )]));
         CrdInfo {
             metadata: m,
             spec: CrdSpecInfo {
                 group: "gateway.networking.k8s.io".into(),
-                names: CrdNamesInfo { kind: kind.into(), plural: String::new() },
+                names: CrdNamesInfo {
+                    kind: kind.into(),
+                    plural: String::new(),
+                },
                 versions: served
                     .iter()
-                    .map(|v| CrdVersionInfo { name: (*v).into(), served: true, storage: false })
+                    .map(|v| CrdVersionInfo {
+                        name: (*v).into(),
+                        served: true,
+                        storage: false,
+                    })
                     .collect(),
             },
         }
@@ -373,20 +459,54 @@ mod tests {
     #[test]
     fn gateway_api_ok_fail_missing() {
         let good = Snap::new().with(|s| {
-            s.crds.push(crd("httproutes.gateway.networking.k8s.io", "HTTPRoute", &["v1", "v1beta1"], "v1.5.0"));
+            s.crds.push(crd(
+                "httproutes.gateway.networking.k8s.io",
+                "HTTPRoute",
+                &["v1", "v1beta1"],
+                "v1.5.0",
+            ));
         });
-        assert_eq!(run(gateway_api, good, Some(&target("1.30.3")))[0].result, Outcome::Ok);
+        assert_eq!(
+            run(gateway_api, good, Some(&target("1.30.3")))[0].result,
+            Outcome::Ok
+        );
         let old = Snap::new().with(|s| {
-            s.crds.push(crd("tlsroutes.gateway.networking.k8s.io", "TLSRoute", &["v1alpha2"], "v1.4.1"));
-            s.crds.push(crd("gateways.gateway.networking.k8s.io", "Gateway", &["v1"], "v1.4.1"));
+            s.crds.push(crd(
+                "tlsroutes.gateway.networking.k8s.io",
+                "TLSRoute",
+                &["v1alpha2"],
+                "v1.4.1",
+            ));
+            s.crds.push(crd(
+                "gateways.gateway.networking.k8s.io",
+                "Gateway",
+                &["v1"],
+                "v1.4.1",
+            ));
         });
         let found = run(gateway_api, old.with(|_| {}), Some(&target("1.30.3")));
-        assert!(found.iter().any(|f| f.id == "gateway-api.bundle-version" && f.result == Outcome::Error));
-        assert!(found.iter().any(|f| f.message.contains("v1beta1") && f.result == Outcome::Error));
+        assert!(
+            found
+                .iter()
+                .any(|f| f.id == "gateway-api.bundle-version" && f.result == Outcome::Error)
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.message.contains("v1beta1") && f.result == Outcome::Error)
+        );
         let not_yet = Snap::new().with(|s| {
-            s.crds.push(crd("tlsroutes.gateway.networking.k8s.io", "TLSRoute", &["v1alpha2"], "v1.4.1"));
+            s.crds.push(crd(
+                "tlsroutes.gateway.networking.k8s.io",
+                "TLSRoute",
+                &["v1alpha2"],
+                "v1.4.1",
+            ));
         });
-        assert_eq!(run(gateway_api, not_yet, Some(&target("1.29.6")))[0].result, Outcome::Ok);
+        assert_eq!(
+            run(gateway_api, not_yet, Some(&target("1.29.6")))[0].result,
+            Outcome::Ok
+        );
         let gap = Snap::new().with(|s| s.add_gap(Source::Crds, "forbidden"));
         assert_eq!(run(gateway_api, gap, None)[0].result, Outcome::Skipped);
     }

@@ -19,7 +19,7 @@ pub fn inventory_present(ctx: &Context<'_>) -> Vec<Finding> {
     let cps = &ctx.inv.control_planes;
     if cps.is_empty() {
         let fresh = ctx.target.is_some_and(|t| t.mode == TargetMode::Fresh);
-        let msg = format!("no istiod control plane found in any namespace");
+        let msg = "no istiod control plane found in any namespace".to_owned();
         return vec![if fresh {
             Finding::ok(ID, CAT, format!("{msg}; the target is a fresh install"))
         } else {
@@ -29,12 +29,19 @@ pub fn inventory_present(ctx: &Context<'_>) -> Vec<Finding> {
     let list = cps
         .iter()
         .map(|c| {
-            let v = c.version.as_ref().map_or("unknown version".into(), ToString::to_string);
+            let v = c
+                .version
+                .as_ref()
+                .map_or("unknown version".into(), ToString::to_string);
             format!("`{}` ({v}, {})", c.revision, c.install.short())
         })
         .collect::<Vec<_>>()
         .join(", ");
-    vec![Finding::ok(ID, CAT, format!("{} control plane(s): {list}", cps.len()))]
+    vec![Finding::ok(
+        ID,
+        CAT,
+        format!("{} control plane(s): {list}", cps.len()),
+    )]
 }
 
 /// Every istiod has its replicas ready.
@@ -48,11 +55,21 @@ pub fn health(ctx: &Context<'_>) -> Vec<Finding> {
         .iter()
         .map(|c| {
             let o = obj("Deployment", &c.namespace, &c.deployment);
-            let what = format!("revision `{}`: {}/{} istiod replicas ready", c.revision, c.ready, c.replicas);
+            let what = format!(
+                "revision `{}`: {}/{} istiod replicas ready",
+                c.revision, c.ready, c.replicas
+            );
             if c.ready == 0 {
-                Finding::error(ID, CAT, format!("{what}; injection and config push are down"))
-                    .objects([o.clone()])
-                    .hint(format!("kubectl -n {} describe deployment {}", c.namespace, c.deployment))
+                Finding::error(
+                    ID,
+                    CAT,
+                    format!("{what}; injection and config push are down"),
+                )
+                .objects([o.clone()])
+                .hint(format!(
+                    "kubectl -n {} describe deployment {}",
+                    c.namespace, c.deployment
+                ))
             } else if c.ready < c.replicas {
                 Finding::warning(ID, CAT, what)
                     .objects([o.clone()])
@@ -119,16 +136,24 @@ pub fn names(ctx: &Context<'_>) -> Vec<Finding> {
         .iter()
         .filter(|t| revisions.contains(&t.name) && t.name != DEFAULT_REVISION)
         .map(|t| {
-            Finding::error(ID, cat, format!("tag `{}` has the name of an existing revision", t.name))
-                .objects([format!("MutatingWebhookConfiguration/{}", t.webhook)])
-                .hint("remove the tag or the revision; namespaces labelled with the name are ambiguous")
+            Finding::error(
+                ID,
+                cat,
+                format!("tag `{}` has the name of an existing revision", t.name),
+            )
+            .objects([format!("MutatingWebhookConfiguration/{}", t.webhook)])
+            .hint("remove the tag or the revision; namespaces labelled with the name are ambiguous")
         })
         .collect();
     if let Some(t) = ctx.target {
         if t.mode == TargetMode::Canary && ctx.inv.tag(&t.revision).is_some() {
             out.push(
-                Finding::error(ID, cat, format!("the target revision `{}` is already a tag name", t.revision))
-                    .hint("pick another revision name (e.g. the version: 1-30-3)"),
+                Finding::error(
+                    ID,
+                    cat,
+                    format!("the target revision `{}` is already a tag name", t.revision),
+                )
+                .hint("pick another revision name (e.g. the version: 1-30-3)"),
             );
         }
         if t.mode == TargetMode::Canary && !ctx.canary_requested {
@@ -168,14 +193,23 @@ pub fn envoy_filters(ctx: &Context<'_>) -> Vec<Finding> {
         .collect();
     match (filters.is_empty(), ctx.target) {
         (true, _) => vec![Finding::ok(ID, cat, "no EnvoyFilters")],
-        (false, None) => vec![Finding::ok(ID, cat, format!("{} EnvoyFilter(s) in use", filters.len())).objects(filters)],
-        (false, Some(t)) => vec![Finding::warning(
-            ID,
-            cat,
-            format!("{} EnvoyFilter(s) patch Envoy internals that may change in Istio {}", filters.len(), t.version),
-        )
-        .objects(filters)
-        .hint("test them against the new proxy on a canary revision before moving workloads")],
+        (false, None) => vec![
+            Finding::ok(ID, cat, format!("{} EnvoyFilter(s) in use", filters.len()))
+                .objects(filters),
+        ],
+        (false, Some(t)) => vec![
+            Finding::warning(
+                ID,
+                cat,
+                format!(
+                    "{} EnvoyFilter(s) patch Envoy internals that may change in Istio {}",
+                    filters.len(),
+                    t.version
+                ),
+            )
+            .objects(filters)
+            .hint("test them against the new proxy on a canary revision before moving workloads"),
+        ],
     }
 }
 
@@ -210,7 +244,12 @@ pub fn deprecated_settings(ctx: &Context<'_>) -> Vec<Finding> {
     let Some(t) = ctx.target else {
         return vec![Finding::ok(ID, cat, "no target version given")];
     };
-    let oldest = ctx.inv.control_planes.iter().filter_map(|c| c.version.as_ref()).min();
+    let oldest = ctx
+        .inv
+        .control_planes
+        .iter()
+        .filter_map(|c| c.version.as_ref())
+        .min();
     let Some(from) = oldest else {
         return vec![Finding::ok(ID, cat, "no installed version to compare with")];
     };
@@ -220,15 +259,29 @@ pub fn deprecated_settings(ctx: &Context<'_>) -> Vec<Finding> {
             let objects = (d.affected)(ctx);
             if !objects.is_empty() {
                 out.push(
-                    Finding::warning(ID, cat, format!("Istio 1.{} changed {}", d.since, d.setting))
-                        .objects(objects)
-                        .hint(format!("keep the old behaviour with --set compatibilityVersion=1.{}", d.since - 1)),
+                    Finding::warning(
+                        ID,
+                        cat,
+                        format!("Istio 1.{} changed {}", d.since, d.setting),
+                    )
+                    .objects(objects)
+                    .hint(format!(
+                        "keep the old behaviour with --set compatibilityVersion=1.{}",
+                        d.since - 1
+                    )),
                 );
             }
         }
     }
     if out.is_empty() {
-        out.push(Finding::ok(ID, cat, format!("no changed default between {from} and {} affects this cluster", t.version)));
+        out.push(Finding::ok(
+            ID,
+            cat,
+            format!(
+                "no changed default between {from} and {} affects this cluster",
+                t.version
+            ),
+        ));
     }
     out
 }
@@ -244,9 +297,19 @@ mod tests {
     };
     use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 
-    fn run(f: fn(&Context<'_>) -> Vec<Finding>, s: Snap, target: Option<&Target>, canary: bool) -> Vec<Finding> {
+    fn run(
+        f: fn(&Context<'_>) -> Vec<Finding>,
+        s: Snap,
+        target: Option<&Target>,
+        canary: bool,
+    ) -> Vec<Finding> {
         let (snap, inv) = s.build();
-        f(&Context { snap: &snap, inv: &inv, target, canary_requested: canary })
+        f(&Context {
+            snap: &snap,
+            inv: &inv,
+            target,
+            canary_requested: canary,
+        })
     }
 
     fn target(inv_snap: &Snap, v: &str, canary: bool) -> Target {
@@ -255,12 +318,57 @@ mod tests {
     }
 
     #[test]
+    fn present_ok_empty_fresh_missing() {
+        let one = run(
+            inventory_present,
+            Snap::new().control_plane("1-29-6", "1.29.6"),
+            None,
+            false,
+        );
+        assert_eq!(one[0].result, Outcome::Ok);
+        assert!(
+            one[0].message.contains("`1-29-6` (1.29.6, istioctl)"),
+            "{}",
+            one[0].message
+        );
+        assert_eq!(
+            run(inventory_present, Snap::new(), None, false)[0].result,
+            Outcome::Warning
+        );
+        let t = target(&Snap::new(), "1.30.3", false);
+        assert_eq!(
+            run(inventory_present, Snap::new(), Some(&t), false)[0].result,
+            Outcome::Ok,
+            "fresh install"
+        );
+        let gap = Snap::new().with(|s| s.add_gap(Source::Deployments, "forbidden"));
+        assert_eq!(
+            run(inventory_present, gap, None, false)[0].result,
+            Outcome::Skipped
+        );
+    }
+
+    #[test]
     fn health_ok_degraded_down_missing() {
-        let ok = run(health, Snap::new().control_plane("default", "1.29.6"), None, false);
+        let ok = run(
+            health,
+            Snap::new().control_plane("default", "1.29.6"),
+            None,
+            false,
+        );
         assert_eq!(ok[0].result, Outcome::Ok);
-        let degraded = Snap::new().with(|s| s.deployments.push(crate::testkit::istiod("a", "1.29.6", 2, 1)));
-        assert_eq!(run(health, degraded, None, false)[0].result, Outcome::Warning);
-        let down = Snap::new().with(|s| s.deployments.push(crate::testkit::istiod("a", "1.29.6", 1, 0)));
+        let degraded = Snap::new().with(|s| {
+            s.deployments
+                .push(crate::testkit::istiod("a", "1.29.6", 2, 1))
+        });
+        assert_eq!(
+            run(health, degraded, None, false)[0].result,
+            Outcome::Warning
+        );
+        let down = Snap::new().with(|s| {
+            s.deployments
+                .push(crate::testkit::istiod("a", "1.29.6", 1, 0))
+        });
         let f = run(health, down, None, false);
         assert_eq!(f[0].result, Outcome::Error);
         assert_eq!(f[0].objects, ["Deployment/istio-system/istiod-a"]);
@@ -280,23 +388,33 @@ mod tests {
             s.pdbs.push(PodDisruptionBudget {
                 metadata: meta("istio-system", "istiod", &[]),
                 spec: Some(PodDisruptionBudgetSpec {
-                    selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                        match_labels: Some(crate::testkit::labels(&[("app", "istiod")])),
-                        match_expressions: None,
-                    }),
+                    selector: Some(
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                            match_labels: Some(crate::testkit::labels(&[("app", "istiod")])),
+                            match_expressions: None,
+                        },
+                    ),
                     ..Default::default()
                 }),
                 status: None,
             });
         });
-        assert_eq!(run(availability, with_pdb, None, false)[0].result, Outcome::Ok);
+        assert_eq!(
+            run(availability, with_pdb, None, false)[0].result,
+            Outcome::Ok
+        );
         let gap = Snap::new().with(|s| s.add_gap(Source::Pdbs, "forbidden"));
-        assert_eq!(run(availability, gap, None, false)[0].result, Outcome::Skipped);
+        assert_eq!(
+            run(availability, gap, None, false)[0].result,
+            Outcome::Skipped
+        );
     }
 
     #[test]
     fn names_catch_collisions_and_unasked_canaries() {
-        let clash = Snap::new().control_plane("1-29-6", "1.29.6").tag("1-29-6", "1-29-6");
+        let clash = Snap::new()
+            .control_plane("1-29-6", "1.29.6")
+            .tag("1-29-6", "1-29-6");
         assert_eq!(run(names, clash, None, false)[0].result, Outcome::Error);
         let revisioned = Snap::new().control_plane("1-29-6", "1.29.6");
         let t = target(&revisioned, "1.30.3", false);
@@ -311,7 +429,9 @@ mod tests {
     fn envoy_filters_warn_only_with_a_target() {
         let ef = || {
             Snap::new().control_plane("default", "1.29.6").with(|s| {
-                s.envoy_filters.push(MetaOnly { metadata: meta("prod", "lua", &[]) });
+                s.envoy_filters.push(MetaOnly {
+                    metadata: meta("prod", "lua", &[]),
+                });
             })
         };
         assert_eq!(run(envoy_filters, ef(), None, false)[0].result, Outcome::Ok);
@@ -320,15 +440,28 @@ mod tests {
         assert_eq!(f[0].result, Outcome::Warning);
         assert_eq!(f[0].objects, ["EnvoyFilter/prod/lua"]);
         let gap = Snap::new().with(|s| s.add_gap(Source::EnvoyFilters, "forbidden"));
-        assert_eq!(run(envoy_filters, gap, None, false)[0].result, Outcome::Skipped);
+        assert_eq!(
+            run(envoy_filters, gap, None, false)[0].result,
+            Outcome::Skipped
+        );
     }
 
     #[test]
     fn changed_defaults_fire_only_across_their_release() {
-        let zipkin = |v: &str| Snap::new().control_plane("default", v).with(|s| s.services.push(service("zipkin", &[])));
+        let zipkin = |v: &str| {
+            Snap::new()
+                .control_plane("default", v)
+                .with(|s| s.services.push(service("zipkin", &[])))
+        };
         let t = target(&zipkin("1.21.0"), "1.22.0", false);
-        assert_eq!(run(deprecated_settings, zipkin("1.21.0"), Some(&t), false)[0].result, Outcome::Warning);
+        assert_eq!(
+            run(deprecated_settings, zipkin("1.21.0"), Some(&t), false)[0].result,
+            Outcome::Warning
+        );
         let t = target(&zipkin("1.29.6"), "1.30.3", false);
-        assert_eq!(run(deprecated_settings, zipkin("1.29.6"), Some(&t), false)[0].result, Outcome::Ok);
+        assert_eq!(
+            run(deprecated_settings, zipkin("1.29.6"), Some(&t), false)[0].result,
+            Outcome::Ok
+        );
     }
 }

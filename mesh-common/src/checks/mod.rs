@@ -301,4 +301,3 @@ pub(crate) fn obj(kind: &str, namespace: &str, name: &str) -> String {
         format!("{kind}/{namespace}/{name}")
     }
 }
-

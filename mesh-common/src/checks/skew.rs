@@ -26,10 +26,18 @@ fn short_list(mut items: Vec<String>) -> Vec<String> {
 /// The target is within the minors the mode allows from every control plane it replaces.
 pub fn control_plane(ctx: &Context<'_>) -> Vec<Finding> {
     let Some(t) = ctx.target else {
-        return vec![Finding::ok("skew.control-plane", CAT, "no target version given")];
+        return vec![Finding::ok(
+            "skew.control-plane",
+            CAT,
+            "no target version given",
+        )];
     };
     match t.mode {
-        TargetMode::Fresh => vec![Finding::ok("skew.control-plane", CAT, "fresh install: no skew")],
+        TargetMode::Fresh => vec![Finding::ok(
+            "skew.control-plane",
+            CAT,
+            "fresh install: no skew",
+        )],
         TargetMode::InPlace => in_place(ctx, &t.version, &t.revision),
         TargetMode::Canary => canary(ctx, &t.version),
     }
@@ -52,33 +60,74 @@ fn canary(ctx: &Context<'_>, to: &IstioVersion) -> Vec<Finding> {
         .inv
         .control_planes
         .iter()
-        .filter_map(|c| Some(judge(ID, c.version.as_ref()?, to, UpgradeMode::Canary, &c.revision)))
+        .filter_map(|c| {
+            Some(judge(
+                ID,
+                c.version.as_ref()?,
+                to,
+                UpgradeMode::Canary,
+                &c.revision,
+            ))
+        })
         .collect();
     if out.is_empty() {
-        return vec![Finding::warning(ID, CAT, "no installed control plane has a known version").hint("skew cannot be judged")];
+        return vec![
+            Finding::warning(ID, CAT, "no installed control plane has a known version")
+                .hint("skew cannot be judged"),
+        ];
     }
     out
 }
 
-fn judge(id: &'static str, from: &IstioVersion, to: &IstioVersion, mode: UpgradeMode, rev: &str) -> Finding {
+fn judge(
+    id: &'static str,
+    from: &IstioVersion,
+    to: &IstioVersion,
+    mode: UpgradeMode,
+    rev: &str,
+) -> Finding {
     let how = match mode {
         UpgradeMode::InPlace => "in place",
         UpgradeMode::Canary => "as a canary",
     };
     match control_plane_skew(from, to, mode) {
-        Skew::Patch => Finding::ok(id, CAT, format!("`{rev}` {from} → {to} {how}: patch change")),
-        Skew::Allowed(n) if n > 0 => Finding::ok(id, CAT, format!("`{rev}` {from} → {to} {how}: {n} minor up, supported")),
-        Skew::Allowed(n) => Finding::warning(id, CAT, format!("`{rev}` {from} → {to} {how}: downgrade by {} minor", -n))
-            .hint("downgrade with the older release's manifest, then restart workloads onto its proxies"),
+        Skew::Patch => Finding::ok(
+            id,
+            CAT,
+            format!("`{rev}` {from} → {to} {how}: patch change"),
+        ),
+        Skew::Allowed(n) if n > 0 => Finding::ok(
+            id,
+            CAT,
+            format!("`{rev}` {from} → {to} {how}: {n} minor up, supported"),
+        ),
+        Skew::Allowed(n) => Finding::warning(
+            id,
+            CAT,
+            format!("`{rev}` {from} → {to} {how}: downgrade by {} minor", -n),
+        )
+        .hint(
+            "downgrade with the older release's manifest, then restart workloads onto its proxies",
+        ),
         Skew::TooFar { minors, limit } => {
-            let step = if minors > 0 { from.minor() + 1 } else { from.minor() - 1 };
+            let step = if minors > 0 {
+                from.minor() + 1
+            } else {
+                from.minor() - 1
+            };
             Finding::error(
                 id,
                 CAT,
-                format!("`{rev}` {from} → {to} {how} moves {} minors; Istio supports {} at a time", minors.abs(), limit.abs()),
+                format!(
+                    "`{rev}` {from} → {to} {how} moves {} minors; Istio supports {} at a time",
+                    minors.abs(),
+                    limit.abs()
+                ),
             )
             .hint(match mode {
-                UpgradeMode::InPlace if minors > 0 => format!("upgrade through 1.{step} first, or install {to} as a canary (up to 2 minors)"),
+                UpgradeMode::InPlace if minors > 0 => format!(
+                    "upgrade through 1.{step} first, or install {to} as a canary (up to 2 minors)"
+                ),
                 _ => format!("go through 1.{step} first"),
             })
         }
@@ -90,7 +139,12 @@ fn proxies_after(ctx: &Context<'_>, to: &IstioVersion, revision: &str) -> Vec<Fi
     const ID: &str = "skew.in-place-proxies";
     let mut too_old = Vec::new();
     let mut newer = Vec::new();
-    for p in ctx.inv.proxies.iter().filter(|p| p.revision.as_deref() == Some(revision)) {
+    for p in ctx
+        .inv
+        .proxies
+        .iter()
+        .filter(|p| p.revision.as_deref() == Some(revision))
+    {
         match p.version.as_ref().map(|v| proxy_skew(v, to)) {
             Some(ProxySkew::TooOld { .. }) => too_old.push(pod(p)),
             Some(ProxySkew::Newer) => newer.push(pod(p)),
@@ -100,16 +154,32 @@ fn proxies_after(ctx: &Context<'_>, to: &IstioVersion, revision: &str) -> Vec<Fi
     let mut out = Vec::new();
     if !too_old.is_empty() {
         out.push(
-            Finding::error(ID, CAT, format!("{} proxies of `{revision}` would be 2 or more minors behind {to}", too_old.len()))
-                .objects(short_list(too_old))
-                .hint("restart these workloads onto the current control plane's proxy before upgrading"),
+            Finding::error(
+                ID,
+                CAT,
+                format!(
+                    "{} proxies of `{revision}` would be 2 or more minors behind {to}",
+                    too_old.len()
+                ),
+            )
+            .objects(short_list(too_old))
+            .hint(
+                "restart these workloads onto the current control plane's proxy before upgrading",
+            ),
         );
     }
     if !newer.is_empty() {
         out.push(
-            Finding::warning(ID, CAT, format!("{} proxies of `{revision}` would be newer than {to} until restarted", newer.len()))
-                .objects(short_list(newer))
-                .hint("restart these workloads right after the downgrade"),
+            Finding::warning(
+                ID,
+                CAT,
+                format!(
+                    "{} proxies of `{revision}` would be newer than {to} until restarted",
+                    newer.len()
+                ),
+            )
+            .objects(short_list(newer))
+            .hint("restart these workloads right after the downgrade"),
         );
     }
     out
@@ -128,7 +198,10 @@ pub fn data_plane(ctx: &Context<'_>) -> Vec<Finding> {
     let mut groups: BTreeMap<(String, String), Vec<&Proxy>> = BTreeMap::new();
     for p in &ctx.inv.proxies {
         let rev = p.revision.clone().unwrap_or_default();
-        let ver = p.version.as_ref().map_or_else(String::new, ToString::to_string);
+        let ver = p
+            .version
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
         groups.entry((rev, ver)).or_default().push(p);
     }
     let mut out = Vec::new();
@@ -139,7 +212,11 @@ pub fn data_plane(ctx: &Context<'_>) -> Vec<Finding> {
     }
     if out.is_empty() {
         let n = ctx.inv.proxies.len();
-        out.push(Finding::ok(ID, CAT, format!("{n} proxies are within one minor of their control plane")));
+        out.push(Finding::ok(
+            ID,
+            CAT,
+            format!("{n} proxies are within one minor of their control plane"),
+        ));
     }
     out
 }
@@ -150,9 +227,15 @@ fn judge_group(ctx: &Context<'_>, rev: &str, proxies: &[&Proxy]) -> Option<Findi
     let n = proxies.len();
     let Some(cp) = ctx.inv.control_plane(rev) else {
         return Some(
-            Finding::warning(ID, CAT, format!("{n} proxies were injected by revision `{rev}`, which has no control plane"))
-                .objects(pods())
-                .hint("restart them so a running revision injects them; they get no config updates"),
+            Finding::warning(
+                ID,
+                CAT,
+                format!(
+                    "{n} proxies were injected by revision `{rev}`, which has no control plane"
+                ),
+            )
+            .objects(pods())
+            .hint("restart them so a running revision injects them; they get no config updates"),
         );
     };
     let (cpv, pv) = (cp.version.as_ref()?, proxies[0].version.as_ref()?);
@@ -184,17 +267,33 @@ pub fn ambient(ctx: &Context<'_>) -> Vec<Finding> {
         .ambient
         .iter()
         .map(|a| {
-            let rev = a.revision.as_deref().unwrap_or(crate::inventory::DEFAULT_REVISION);
+            let rev = a
+                .revision
+                .as_deref()
+                .unwrap_or(crate::inventory::DEFAULT_REVISION);
             let o = super::obj("DaemonSet", &a.namespace, &a.name);
-            let istiod = ctx.target.filter(|t| t.revision == rev).map(|t| &t.version).or(ctx.inv.revision_version(rev));
+            let istiod = ctx
+                .target
+                .filter(|t| t.revision == rev)
+                .map(|t| &t.version)
+                .or(ctx.inv.revision_version(rev));
             match (a.version.as_ref(), istiod) {
                 (Some(v), Some(cp)) => match proxy_skew(v, cp) {
-                    ProxySkew::Same | ProxySkew::OneBehind => Finding::ok(ID, CAT, format!("{o} {v} fits istiod {cp}")),
-                    _ => Finding::error(ID, CAT, format!("{o} runs {v}; it must be istiod's version ({cp}) or one minor older"))
-                        .objects([o.clone()])
-                        .hint("upgrade istiod first, then ztunnel and CNI"),
+                    ProxySkew::Same | ProxySkew::OneBehind => {
+                        Finding::ok(ID, CAT, format!("{o} {v} fits istiod {cp}"))
+                    }
+                    _ => Finding::error(
+                        ID,
+                        CAT,
+                        format!(
+                            "{o} runs {v}; it must be istiod's version ({cp}) or one minor older"
+                        ),
+                    )
+                    .objects([o.clone()])
+                    .hint("upgrade istiod first, then ztunnel and CNI"),
                 },
-                _ => Finding::warning(ID, CAT, format!("{o}: version or its istiod unknown")).objects([o.clone()]),
+                _ => Finding::warning(ID, CAT, format!("{o}: version or its istiod unknown"))
+                    .objects([o.clone()]),
             }
         })
         .collect()
@@ -209,21 +308,41 @@ mod tests {
         testkit::Snap,
     };
 
-    fn run(f: fn(&Context<'_>) -> Vec<Finding>, s: Snap, version: Option<&str>, canary: bool) -> Vec<Finding> {
+    fn run(
+        f: fn(&Context<'_>) -> Vec<Finding>,
+        s: Snap,
+        version: Option<&str>,
+        canary: bool,
+    ) -> Vec<Finding> {
         let (snap, inv) = s.build();
-        let target = version.map(|v| Target::resolve(&inv, IstioVersion::parse(v).unwrap(), None, canary));
-        f(&Context { snap: &snap, inv: &inv, target: target.as_ref(), canary_requested: canary })
+        let target =
+            version.map(|v| Target::resolve(&inv, IstioVersion::parse(v).unwrap(), None, canary));
+        f(&Context {
+            snap: &snap,
+            inv: &inv,
+            target: target.as_ref(),
+            canary_requested: canary,
+        })
     }
 
     #[test]
     fn in_place_allows_one_minor_and_refuses_two() {
         let cp = || Snap::new().control_plane("default", "1.28.9");
-        assert_eq!(run(control_plane, cp(), Some("1.28.10"), false)[0].result, Outcome::Ok);
-        assert_eq!(run(control_plane, cp(), Some("1.29.6"), false)[0].result, Outcome::Ok);
+        assert_eq!(
+            run(control_plane, cp(), Some("1.28.10"), false)[0].result,
+            Outcome::Ok
+        );
+        assert_eq!(
+            run(control_plane, cp(), Some("1.29.6"), false)[0].result,
+            Outcome::Ok
+        );
         let far = run(control_plane, cp(), Some("1.30.3"), false);
         assert_eq!(far[0].result, Outcome::Error);
         assert!(far[0].hint.as_deref().unwrap().contains("1.29"), "{far:?}");
-        assert_eq!(run(control_plane, cp(), Some("1.27.0"), false)[0].result, Outcome::Warning);
+        assert_eq!(
+            run(control_plane, cp(), Some("1.27.0"), false)[0].result,
+            Outcome::Warning
+        );
     }
 
     #[test]
@@ -231,33 +350,144 @@ mod tests {
         let cp = || Snap::new().control_plane("default", "1.28.9");
         let f = run(control_plane, cp(), Some("1.30.3"), true);
         assert_eq!((f[0].id, f[0].result), ("skew.canary", Outcome::Ok));
-        let f = run(control_plane, Snap::new().control_plane("default", "1.27.1"), Some("1.30.3"), true);
+        let f = run(
+            control_plane,
+            Snap::new().control_plane("default", "1.27.1"),
+            Some("1.30.3"),
+            true,
+        );
         assert_eq!(f[0].result, Outcome::Error);
-        let unknown = Snap::new().with(|s| s.deployments.push(crate::testkit::istiod("x", "latest", 1, 1)));
-        assert_eq!(run(control_plane, unknown, Some("1.30.3"), true)[0].result, Outcome::Warning);
+        let unknown = Snap::new().with(|s| {
+            s.deployments
+                .push(crate::testkit::istiod("x", "latest", 1, 1))
+        });
+        assert_eq!(
+            run(control_plane, unknown, Some("1.30.3"), true)[0].result,
+            Outcome::Warning
+        );
     }
 
     #[test]
     fn in_place_flags_proxies_left_too_far_behind() {
-        let s = Snap::new().control_plane("default", "1.29.6").pod("a", "web-1", Some("default"), "1.28.2");
+        let s = Snap::new().control_plane("default", "1.29.6").pod(
+            "a",
+            "web-1",
+            Some("default"),
+            "1.28.2",
+        );
         let f = run(control_plane, s, Some("1.30.3"), false);
-        assert!(f.iter().any(|f| f.id == "skew.in-place-proxies" && f.result == Outcome::Error), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|f| f.id == "skew.in-place-proxies" && f.result == Outcome::Error),
+            "{f:?}"
+        );
     }
 
     #[test]
     fn data_plane_ok_newer_too_old_orphaned_missing() {
-        let ok = Snap::new().control_plane("default", "1.30.3").pod("a", "web-1", Some("default"), "1.29.6");
+        let ok = Snap::new().control_plane("default", "1.30.3").pod(
+            "a",
+            "web-1",
+            Some("default"),
+            "1.29.6",
+        );
         assert_eq!(run(data_plane, ok, None, false)[0].result, Outcome::Ok);
-        let newer = Snap::new().control_plane("default", "1.29.6").pod("a", "web-1", Some("default"), "1.30.3");
+        let newer = Snap::new().control_plane("default", "1.29.6").pod(
+            "a",
+            "web-1",
+            Some("default"),
+            "1.30.3",
+        );
         let f = run(data_plane, newer, None, false);
         assert_eq!(f[0].result, Outcome::Error);
         assert_eq!(f[0].objects, ["Pod/a/web-1"]);
-        let old = Snap::new().control_plane("default", "1.30.3").pod("a", "web-1", Some("default"), "1.28.0");
+        let old = Snap::new().control_plane("default", "1.30.3").pod(
+            "a",
+            "web-1",
+            Some("default"),
+            "1.28.0",
+        );
         assert_eq!(run(data_plane, old, None, false)[0].result, Outcome::Error);
-        let orphan = Snap::new().control_plane("default", "1.30.3").pod("a", "web-1", Some("gone"), "1.30.3");
-        assert_eq!(run(data_plane, orphan, None, false)[0].result, Outcome::Warning);
+        let orphan = Snap::new().control_plane("default", "1.30.3").pod(
+            "a",
+            "web-1",
+            Some("gone"),
+            "1.30.3",
+        );
+        assert_eq!(
+            run(data_plane, orphan, None, false)[0].result,
+            Outcome::Warning
+        );
         let gap = Snap::new().with(|s| s.add_gap(Source::Pods, "forbidden"));
-        assert_eq!(run(data_plane, gap, None, false)[0].result, Outcome::Skipped);
+        assert_eq!(
+            run(data_plane, gap, None, false)[0].result,
+            Outcome::Skipped
+        );
+    }
+
+    fn ztunnel(version: &str) -> k8s_openapi::api::apps::v1::DaemonSet {
+        use k8s_openapi::api::{
+            apps::v1::{DaemonSet, DaemonSetSpec},
+            core::v1::{Container, PodSpec, PodTemplateSpec},
+        };
+        DaemonSet {
+            metadata: crate::testkit::meta("istio-system", "ztunnel", &[("app", "ztunnel")]),
+            spec: Some(DaemonSetSpec {
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "istio-proxy".into(),
+                            image: Some(format!("docker.io/istio/ztunnel:{version}")),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn ambient_ok_too_old_newer_missing() {
+        let with = |v: &str| {
+            Snap::new()
+                .control_plane("default", "1.30.3")
+                .with(|s| s.daemonsets.push(ztunnel(v)))
+        };
+        assert_eq!(
+            run(ambient, Snap::new(), None, false)[0].result,
+            Outcome::Ok
+        );
+        assert_eq!(
+            run(ambient, with("1.29.6"), None, false)[0].result,
+            Outcome::Ok,
+            "one older is fine"
+        );
+        let old = run(ambient, with("1.28.0"), None, false);
+        assert_eq!(old[0].result, Outcome::Error);
+        assert_eq!(old[0].objects, ["DaemonSet/istio-system/ztunnel"]);
+        assert_eq!(
+            run(ambient, with("1.31.0"), None, false)[0].result,
+            Outcome::Error,
+            "never newer than istiod"
+        );
+        let upgrade = run(
+            ambient,
+            with("1.29.6")
+                .with(|s| s.deployments[0] = crate::testkit::istiod("default", "1.29.6", 2, 2)),
+            Some("1.31.0"),
+            false,
+        );
+        assert_eq!(
+            upgrade[0].result,
+            Outcome::Error,
+            "judged against the target istiod"
+        );
+        let gap = Snap::new().with(|s| s.add_gap(Source::DaemonSets, "forbidden"));
+        assert_eq!(run(ambient, gap, None, false)[0].result, Outcome::Skipped);
     }
 
     #[test]

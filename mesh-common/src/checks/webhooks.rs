@@ -41,7 +41,12 @@ fn hooks<'a>(ctx: &'a Context<'_>) -> Vec<Hook<'a>> {
             });
         }
     }
-    for v in ctx.snap.validating_webhooks.iter().filter(|v| is_istio(&v.metadata)) {
+    for v in ctx
+        .snap
+        .validating_webhooks
+        .iter()
+        .filter(|v| is_istio(&v.metadata))
+    {
         for w in v.webhooks.iter().flatten() {
             out.push(Hook {
                 config: format!("ValidatingWebhookConfiguration/{}", name(&v.metadata)),
@@ -74,7 +79,9 @@ fn service_problem(ctx: &Context<'_>, svc: &ServiceReference) -> Option<&'static
     let ready = ctx.snap.endpoint_slices.iter().any(|e| {
         label(&e.metadata, "kubernetes.io/service-name") == Some(svc.name.as_str())
             && namespace(&e.metadata) == svc.namespace
-            && e.endpoints.iter().any(|ep| ep.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+            && e.endpoints
+                .iter()
+                .any(|ep| ep.conditions.as_ref().and_then(|c| c.ready) != Some(false))
     });
     (!ready).then_some("has no ready endpoints")
 }
@@ -82,7 +89,12 @@ fn service_problem(ctx: &Context<'_>, svc: &ServiceReference) -> Option<&'static
 /// Istio webhooks point at Services that exist and have ready endpoints.
 pub fn dangling_services(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "webhooks.service";
-    let sources = [Source::MutatingWebhooks, Source::ValidatingWebhooks, Source::Services, Source::EndpointSlices];
+    let sources = [
+        Source::MutatingWebhooks,
+        Source::ValidatingWebhooks,
+        Source::Services,
+        Source::EndpointSlices,
+    ];
     if let Some(f) = ctx.missing(ID, CAT, &sources) {
         return vec![f];
     }
@@ -90,9 +102,19 @@ pub fn dangling_services(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for h in &all {
         // Only Services in the Istio namespace were read; others cannot be judged.
-        let Some(svc) = h.service.filter(|s| s.namespace == ctx.snap.istio_namespace) else { continue };
-        let Some(problem) = service_problem(ctx, svc) else { continue };
-        let what = format!("webhook `{}` calls Service {}/{}, which {problem}", h.webhook, svc.namespace, svc.name);
+        let Some(svc) = h
+            .service
+            .filter(|s| s.namespace == ctx.snap.istio_namespace)
+        else {
+            continue;
+        };
+        let Some(problem) = service_problem(ctx, svc) else {
+            continue;
+        };
+        let what = format!(
+            "webhook `{}` calls Service {}/{}, which {problem}",
+            h.webhook, svc.namespace, svc.name
+        );
         out.push(match (h.fail, h.injector) {
             (true, true) => Finding::error(ID, CAT, format!("{what}: pod creation in the namespaces it selects is rejected"))
                 .hint("delete the stale webhook configuration (its control plane is gone) or restore the Service"),
@@ -104,7 +126,11 @@ pub fn dangling_services(ctx: &Context<'_>) -> Vec<Finding> {
         .objects([h.config.clone()]));
     }
     if out.is_empty() {
-        out.push(Finding::ok(ID, CAT, format!("{} Istio webhooks point at live Services", all.len())));
+        out.push(Finding::ok(
+            ID,
+            CAT,
+            format!("{} Istio webhooks point at live Services", all.len()),
+        ));
     }
     out
 }
@@ -121,15 +147,30 @@ pub fn overlapping_injectors(ctx: &Context<'_>) -> Vec<Finding> {
         .iter()
         .filter_map(|ns| match &ns.injection {
             Injection::Overlap { webhooks } => Some(
-                Finding::error(ID, CAT, format!("namespace `{}` is selected by {} injectors: {}", ns.name, webhooks.len(), webhooks.join(", ")))
-                    .objects([format!("Namespace/{}", ns.name)])
-                    .hint("remove the extra tag or injector; pods there are injected twice or rejected"),
+                Finding::error(
+                    ID,
+                    CAT,
+                    format!(
+                        "namespace `{}` is selected by {} injectors: {}",
+                        ns.name,
+                        webhooks.len(),
+                        webhooks.join(", ")
+                    ),
+                )
+                .objects([format!("Namespace/{}", ns.name)])
+                .hint(
+                    "remove the extra tag or injector; pods there are injected twice or rejected",
+                ),
             ),
             _ => None,
         })
         .collect();
     if out.is_empty() {
-        return vec![Finding::ok(ID, CAT, "no namespace is selected by more than one injector")];
+        return vec![Finding::ok(
+            ID,
+            CAT,
+            "no namespace is selected by more than one injector",
+        )];
     }
     out
 }
@@ -141,26 +182,51 @@ mod tests {
 
     fn run(f: fn(&Context<'_>) -> Vec<Finding>, s: Snap) -> Vec<Finding> {
         let (snap, inv) = s.build();
-        f(&Context { snap: &snap, inv: &inv, target: None, canary_requested: false })
+        f(&Context {
+            snap: &snap,
+            inv: &inv,
+            target: None,
+            canary_requested: false,
+        })
     }
 
     #[test]
     fn service_ok_gone_no_endpoints_missing() {
-        assert_eq!(run(dangling_services, Snap::new().control_plane("1-29-6", "1.29.6"))[0].result, Outcome::Ok);
-        let gone = Snap::new().control_plane("1-29-6", "1.29.6").with(|s| s.services.clear());
+        assert_eq!(
+            run(
+                dangling_services,
+                Snap::new().control_plane("1-29-6", "1.29.6")
+            )[0]
+            .result,
+            Outcome::Ok
+        );
+        let gone = Snap::new()
+            .control_plane("1-29-6", "1.29.6")
+            .with(|s| s.services.clear());
         let f = run(dangling_services, gone);
         assert_eq!(f[0].result, Outcome::Error);
         assert!(f[0].message.contains("does not exist"), "{}", f[0].message);
-        assert_eq!(f[0].objects, ["MutatingWebhookConfiguration/istio-sidecar-injector-1-29-6"]);
-        let empty = Snap::new().control_plane("1-29-6", "1.29.6").with(|s| s.endpoint_slices.clear());
-        assert!(run(dangling_services, empty)[0].message.contains("no ready endpoints"));
+        assert_eq!(
+            f[0].objects,
+            ["MutatingWebhookConfiguration/istio-sidecar-injector-1-29-6"]
+        );
+        let empty = Snap::new()
+            .control_plane("1-29-6", "1.29.6")
+            .with(|s| s.endpoint_slices.clear());
+        assert!(
+            run(dangling_services, empty)[0]
+                .message
+                .contains("no ready endpoints")
+        );
         let gap = Snap::new().with(|s| s.add_gap(Source::Services, "forbidden"));
         assert_eq!(run(dangling_services, gap)[0].result, Outcome::Skipped);
     }
 
     #[test]
     fn overlap_ok_overlapping_missing() {
-        let one = Snap::new().control_plane("default", "1.29.6").namespace("a", &[("istio-injection", "enabled")]);
+        let one = Snap::new()
+            .control_plane("default", "1.29.6")
+            .namespace("a", &[("istio-injection", "enabled")]);
         assert_eq!(run(overlapping_injectors, one)[0].result, Outcome::Ok);
         // A second, non-deactivated injector that also serves istio-injection=enabled.
         let two = Snap::new()
