@@ -35,7 +35,13 @@ pub struct KubeFlags {
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub request_timeout: Option<Duration>,
     /// Namespace where the Istio control plane lives
-    #[arg(short = 'i', long, global = true, default_value = "istio-system", value_name = "NS")]
+    #[arg(
+        short = 'i',
+        long,
+        global = true,
+        default_value = "istio-system",
+        value_name = "NS"
+    )]
     pub istio_namespace: String,
 }
 
@@ -89,7 +95,9 @@ pub struct OutputFlags {
 /// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()

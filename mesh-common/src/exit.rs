@@ -107,7 +107,9 @@ pub fn finish(result: Result<ExitStatus, MeshError>, color: bool) -> ExitCode {
         Ok(status) => status.into(),
         Err(err) if is_broken_pipe(&err.error) => ExitStatus::Success.into(),
         Err(err) => {
-            let _ = std::io::stderr().lock().write_all(render(&err, color).as_bytes());
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(render(&err, color).as_bytes());
             err.status.into()
         }
     }
@@ -140,7 +142,8 @@ mod tests {
 
     #[test]
     fn broken_pipe_is_success() {
-        let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("writing");
+        let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing");
         assert!(is_broken_pipe(&e));
     }
 }

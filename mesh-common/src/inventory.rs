@@ -294,8 +294,11 @@ impl Inventory {
 
     /// Every revision that exists: a control plane or an untagged injector says so.
     pub fn revisions(&self) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> =
-            self.control_planes.iter().map(|c| c.revision.clone()).collect();
+        let mut out: BTreeSet<String> = self
+            .control_planes
+            .iter()
+            .map(|c| c.revision.clone())
+            .collect();
         out.extend(
             self.injectors
                 .iter()
@@ -310,7 +313,11 @@ impl Inventory {
     pub fn default_revision(&self) -> Option<&str> {
         self.tag(DEFAULT_REVISION)
             .map(|t| t.revision.as_str())
-            .or_else(|| self.revisions().contains(DEFAULT_REVISION).then_some(DEFAULT_REVISION))
+            .or_else(|| {
+                self.revisions()
+                    .contains(DEFAULT_REVISION)
+                    .then_some(DEFAULT_REVISION)
+            })
     }
 
     /// The revision a name (tag or revision) resolves to.
@@ -323,7 +330,8 @@ impl Inventory {
 
     /// Version of a revision's control plane.
     pub fn revision_version(&self, revision: &str) -> Option<&IstioVersion> {
-        self.control_plane(revision).and_then(|c| c.version.as_ref())
+        self.control_plane(revision)
+            .and_then(|c| c.version.as_ref())
     }
 
     /// Proxies per (revision, version), for the inventory table.
@@ -331,7 +339,10 @@ impl Inventory {
         let mut out = BTreeMap::new();
         for p in &self.proxies {
             let rev = p.revision.clone().unwrap_or_else(|| "?".into());
-            let ver = p.version.as_ref().map_or_else(|| "?".into(), ToString::to_string);
+            let ver = p
+                .version
+                .as_ref()
+                .map_or_else(|| "?".into(), ToString::to_string);
             *out.entry((rev, ver)).or_default() += 1;
         }
         out
@@ -347,7 +358,10 @@ impl Inventory {
             },
             None => Injection::Dangling { label },
         };
-        match (labels.get(INJECTION_LABEL).map(String::as_str), labels.get(REV_LABEL)) {
+        match (
+            labels.get(INJECTION_LABEL).map(String::as_str),
+            labels.get(REV_LABEL),
+        ) {
             (Some("disabled"), _) => Injection::Disabled,
             (Some("enabled"), _) => via(
                 format!("{INJECTION_LABEL}=enabled"),
@@ -419,7 +433,10 @@ fn injection_by_webhooks(
                 webhook: inj.name,
             }
         }
-        [] => match (labels.get(INJECTION_LABEL).map(String::as_str), labels.get(REV_LABEL)) {
+        [] => match (
+            labels.get(INJECTION_LABEL).map(String::as_str),
+            labels.get(REV_LABEL),
+        ) {
             (Some("disabled"), _) => Injection::Disabled,
             (Some(v), _) => Injection::Dangling {
                 label: format!("{INJECTION_LABEL}={v}"),

@@ -20,7 +20,10 @@ pub struct ManifestObject {
 
 impl ManifestObject {
     fn str_at(&self, pointer: &str) -> &str {
-        self.value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+        self.value
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// apiVersion.
@@ -40,7 +43,9 @@ impl ManifestObject {
 
     /// metadata.namespace, if set.
     pub fn namespace(&self) -> Option<&str> {
-        self.value.pointer("/metadata/namespace").and_then(Value::as_str)
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
     }
 }
 
@@ -73,7 +78,9 @@ pub enum ManifestError {
         line: usize,
     },
     /// No istiod Deployment.
-    #[error("no istiod Deployment (label app=istiod) in the manifest, so its Istio version is unknown")]
+    #[error(
+        "no istiod Deployment (label app=istiod) in the manifest, so its Istio version is unknown"
+    )]
     NoIstiod,
     /// istiod's image has no version tag.
     #[error("line {line}: istiod image `{image}` has no Istio version tag")]
@@ -128,7 +135,11 @@ impl Manifest {
             flatten(value, line, &mut objects)?;
         }
         let (version, revision) = target(&objects)?;
-        Ok(Self { objects, version, revision })
+        Ok(Self {
+            objects,
+            version,
+            revision,
+        })
     }
 }
 
@@ -136,7 +147,11 @@ fn flatten(value: Value, line: usize, out: &mut Vec<ManifestObject>) -> Result<(
     match value {
         Value::Null => Ok(()),
         Value::Object(mut map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
-            for item in map.remove("items").and_then(|i| i.as_array().cloned()).unwrap_or_default() {
+            for item in map
+                .remove("items")
+                .and_then(|i| i.as_array().cloned())
+                .unwrap_or_default()
+            {
                 flatten(item, line, out)?;
             }
             Ok(())
@@ -156,12 +171,21 @@ fn flatten(value: Value, line: usize, out: &mut Vec<ManifestObject>) -> Result<(
 fn target(objects: &[ManifestObject]) -> Result<(IstioVersion, String), ManifestError> {
     let istiods: Vec<&ManifestObject> = objects
         .iter()
-        .filter(|o| o.kind() == "Deployment" && o.value.pointer("/metadata/labels/app").and_then(Value::as_str) == Some("istiod"))
+        .filter(|o| {
+            o.kind() == "Deployment"
+                && o.value
+                    .pointer("/metadata/labels/app")
+                    .and_then(Value::as_str)
+                    == Some("istiod")
+        })
         .collect();
     let first = istiods.first().ok_or(ManifestError::NoIstiod)?;
     let rev_of = |o: &ManifestObject| {
         o.value
-            .pointer(&format!("/metadata/labels/{}", REV_LABEL.replace('/', "~1")))
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                REV_LABEL.replace('/', "~1")
+            ))
             .and_then(Value::as_str)
             .unwrap_or(DEFAULT_REVISION)
             .to_owned()
@@ -171,24 +195,39 @@ fn target(objects: &[ManifestObject]) -> Result<(IstioVersion, String), Manifest
     if revs.len() > 1 {
         return Err(ManifestError::MixedRevisions(revs.join(", ")));
     }
-    let image = images(&first.value).first().map(|s| (*s).to_owned()).unwrap_or_default();
-    let version = image_version(&image).ok_or(ManifestError::NoVersion { line: first.line, image })?;
+    let image = images(&first.value)
+        .first()
+        .map(|s| (*s).to_owned())
+        .unwrap_or_default();
+    let version = image_version(&image).ok_or(ManifestError::NoVersion {
+        line: first.line,
+        image,
+    })?;
     let mut mixed: Vec<String> = objects
         .iter()
         .flat_map(|o| images(&o.value))
         .filter(|i| is_istio_image(i))
-        .filter_map(|i| image_version(i).filter(|v| v.cmp(&version).is_ne()).map(|v| format!("{i} ({v})")))
+        .filter_map(|i| {
+            image_version(i)
+                .filter(|v| v.cmp(&version).is_ne())
+                .map(|v| format!("{i} ({v})"))
+        })
         .collect();
     mixed.dedup();
     if !mixed.is_empty() {
-        return Err(ManifestError::MixedVersions(format!("istiod is {version}, but {}", mixed.join(", "))));
+        return Err(ManifestError::MixedVersions(format!(
+            "istiod is {version}, but {}",
+            mixed.join(", ")
+        )));
     }
     Ok((version, revs.remove(0)))
 }
 
 fn is_istio_image(image: &str) -> bool {
     let name = image.rsplit('/').next().unwrap_or_default();
-    ["pilot:", "proxyv2:", "ztunnel:", "install-cni:"].iter().any(|p| name.starts_with(p))
+    ["pilot:", "proxyv2:", "ztunnel:", "install-cni:"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 #[cfg(test)]
@@ -196,7 +235,9 @@ mod tests {
     use super::*;
 
     fn deploy(rev: Option<&str>, image: &str) -> String {
-        let rev = rev.map(|r| format!("\n    istio.io/rev: {r}")).unwrap_or_default();
+        let rev = rev
+            .map(|r| format!("\n    istio.io/rev: {r}"))
+            .unwrap_or_default();
         format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: istiod\n  namespace: istio-system\n  labels:\n    app: istiod{rev}\nspec:\n  template:\n    spec:\n      containers:\n      - name: discovery\n        image: {image}\n"
         )
@@ -204,27 +245,52 @@ mod tests {
 
     #[test]
     fn finds_version_and_revision() {
-        let text = format!("# generated\n---\n{}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: istiod}}\n", deploy(Some("1-30-3"), "docker.io/istio/pilot:1.30.3"));
+        let text = format!(
+            "# generated\n---\n{}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: istiod}}\n",
+            deploy(Some("1-30-3"), "docker.io/istio/pilot:1.30.3")
+        );
         let m = Manifest::parse(&text).unwrap();
         assert_eq!(m.version.to_string(), "1.30.3");
         assert_eq!(m.revision, "1-30-3");
         assert_eq!(m.objects.len(), 2);
         assert_eq!(m.objects[0].line, 3);
         assert_eq!(m.objects[1].line, 18);
-        let plain = Manifest::parse(&deploy(None, "docker.io/istio/pilot:1.29.6-distroless")).unwrap();
+        let plain =
+            Manifest::parse(&deploy(None, "docker.io/istio/pilot:1.29.6-distroless")).unwrap();
         assert_eq!(plain.revision, "default");
     }
 
     #[test]
     fn errors_name_the_line_and_the_problem() {
         let bad = format!("{}---\nkind: [oops\n", deploy(None, "x/pilot:1.30.3"));
-        assert!(Manifest::parse(&bad).unwrap_err().to_string().starts_with("line 15: not valid YAML"));
-        assert!(matches!(Manifest::parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"), Err(ManifestError::NoIstiod)));
-        let mixed = format!("{}---\n{}", deploy(Some("a"), "x/pilot:1.30.3"), deploy(Some("b"), "x/pilot:1.30.3"));
-        assert!(matches!(Manifest::parse(&mixed), Err(ManifestError::MixedRevisions(_))));
+        assert!(
+            Manifest::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("line 15: not valid YAML")
+        );
+        assert!(matches!(
+            Manifest::parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
+            Err(ManifestError::NoIstiod)
+        ));
+        let mixed = format!(
+            "{}---\n{}",
+            deploy(Some("a"), "x/pilot:1.30.3"),
+            deploy(Some("b"), "x/pilot:1.30.3")
+        );
+        assert!(matches!(
+            Manifest::parse(&mixed),
+            Err(ManifestError::MixedRevisions(_))
+        ));
         let gw = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gw}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: istio-proxy, image: docker.io/istio/proxyv2:1.29.6}\n";
         let versions = format!("{}---\n{gw}", deploy(None, "docker.io/istio/pilot:1.30.3"));
-        assert!(matches!(Manifest::parse(&versions), Err(ManifestError::MixedVersions(_))));
-        assert!(matches!(Manifest::parse(&deploy(None, "x/pilot:latest")), Err(ManifestError::NoVersion { .. })));
+        assert!(matches!(
+            Manifest::parse(&versions),
+            Err(ManifestError::MixedVersions(_))
+        ));
+        assert!(matches!(
+            Manifest::parse(&deploy(None, "x/pilot:latest")),
+            Err(ManifestError::NoVersion { .. })
+        ));
     }
 }

@@ -37,7 +37,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -57,7 +60,10 @@ mod tests {
             ]),
             ..Default::default()
         };
-        assert!(matches(Some(&rev_ns), &labels(&[("istio.io/rev", "1-30-3")])));
+        assert!(matches(
+            Some(&rev_ns),
+            &labels(&[("istio.io/rev", "1-30-3")])
+        ));
         assert!(!matches(
             Some(&rev_ns),
             &labels(&[("istio.io/rev", "1-30-3"), ("istio-injection", "enabled")])
@@ -67,13 +73,22 @@ mod tests {
             match_expressions: Some(vec![expr("sidecar.istio.io/inject", "NotIn", &["false"])]),
             ..Default::default()
         };
-        assert!(matches(Some(&not_false), &labels(&[])), "NotIn matches an absent key");
-        assert!(!matches(Some(&not_false), &labels(&[("sidecar.istio.io/inject", "false")])));
+        assert!(
+            matches(Some(&not_false), &labels(&[])),
+            "NotIn matches an absent key"
+        );
+        assert!(!matches(
+            Some(&not_false),
+            &labels(&[("sidecar.istio.io/inject", "false")])
+        ));
         let deactivated = LabelSelector {
             match_labels: Some(labels(&[("istio.io/deactivated", "never-match")])),
             ..Default::default()
         };
-        assert!(!matches(Some(&deactivated), &labels(&[("istio-injection", "enabled")])));
+        assert!(!matches(
+            Some(&deactivated),
+            &labels(&[("istio-injection", "enabled")])
+        ));
         assert!(matches(None, &labels(&[])));
         let bogus = LabelSelector {
             match_expressions: Some(vec![expr("a", "Near", &["b"])]),

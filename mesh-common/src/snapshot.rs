@@ -245,7 +245,11 @@ impl PodInfo {
 
     /// An annotation's value.
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
     }
 
     /// Running and Ready.
@@ -491,7 +495,8 @@ impl ClusterSnapshot {
             snap.add_item(index, item)?;
         }
         if let Some(v) = header_kube_version(text) {
-            snap.kube_version = Some(KubeVersion::parse(v).map_err(SnapshotFileError::KubeVersion)?);
+            snap.kube_version =
+                Some(KubeVersion::parse(v).map_err(SnapshotFileError::KubeVersion)?);
         }
         snap.access_gap_for_file();
         Ok(snap)
@@ -511,7 +516,11 @@ impl ClusterSnapshot {
     }
 
     fn add_item(&mut self, index: usize, item: Value) -> Result<(), SnapshotFileError> {
-        let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let kind = item
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let group = item
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -530,8 +539,8 @@ impl ClusterSnapshot {
             source,
         };
         let istio_ns = self.istio_namespace.clone();
-        let in_istio_ns = item.pointer("/metadata/namespace").and_then(Value::as_str)
-            == Some(istio_ns.as_str());
+        let in_istio_ns =
+            item.pointer("/metadata/namespace").and_then(Value::as_str) == Some(istio_ns.as_str());
         match (group.as_str(), kind.as_str()) {
             ("", "Namespace") => self.namespaces.push(from(item).map_err(err)?),
             ("apps", "Deployment") => self.deployments.push(from(item).map_err(err)?),
@@ -693,7 +702,10 @@ items:
         let snap = ClusterSnapshot::from_yaml(FILE, "istio-system").unwrap();
         assert_eq!(snap.namespaces.len(), 1);
         assert_eq!(snap.pods.len(), 1);
-        assert!(snap.config_maps.is_empty(), "only istio* config maps are kept");
+        assert!(
+            snap.config_maps.is_empty(),
+            "only istio* config maps are kept"
+        );
         assert_eq!(snap.kube_version.as_ref().unwrap().minor, 34);
         let pod = &snap.pods[0];
         assert!(pod.is_ready());

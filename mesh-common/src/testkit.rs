@@ -21,13 +21,18 @@ use k8s_openapi::{
 
 use crate::{
     inventory::Inventory,
-    snapshot::{ClusterSnapshot, ConditionInfo, ContainerInfo, PodInfo, PodSpecInfo, PodStatusInfo},
+    snapshot::{
+        ClusterSnapshot, ConditionInfo, ContainerInfo, PodInfo, PodSpecInfo, PodStatusInfo,
+    },
     version::KubeVersion,
 };
 
 /// Builds a `BTreeMap` of labels.
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Metadata with a name, a namespace and labels.
@@ -55,7 +60,12 @@ fn sel(exprs: Vec<LabelSelectorRequirement>) -> Option<LabelSelector> {
     })
 }
 
-fn hook(name: &str, svc: &str, ns: Option<LabelSelector>, obj: Option<LabelSelector>) -> MutatingWebhook {
+fn hook(
+    name: &str,
+    svc: &str,
+    ns: Option<LabelSelector>,
+    obj: Option<LabelSelector>,
+) -> MutatingWebhook {
     MutatingWebhook {
         name: format!("{name}.sidecar-injector.istio.io"),
         client_config: WebhookClientConfig {
@@ -79,19 +89,29 @@ fn hook(name: &str, svc: &str, ns: Option<LabelSelector>, obj: Option<LabelSelec
 /// The injector webhooks of a revision (or of a tag pointing at `rev` when `tag` is set).
 pub fn injector(rev: &str, tag: Option<&str>) -> MutatingWebhookConfiguration {
     let key = tag.unwrap_or(rev);
-    let svc = if rev == "default" { "istiod".to_owned() } else { format!("istiod-{rev}") };
+    let svc = if rev == "default" {
+        "istiod".to_owned()
+    } else {
+        format!("istiod-{rev}")
+    };
     let not_false = || expr("sidecar.istio.io/inject", "NotIn", &["false"]);
     let mut hooks = vec![
         hook(
             "rev.namespace",
             &svc,
-            sel(vec![expr("istio.io/rev", "In", &[key]), expr("istio-injection", "DoesNotExist", &[])]),
+            sel(vec![
+                expr("istio.io/rev", "In", &[key]),
+                expr("istio-injection", "DoesNotExist", &[]),
+            ]),
             sel(vec![not_false()]),
         ),
         hook(
             "rev.object",
             &svc,
-            sel(vec![expr("istio.io/rev", "DoesNotExist", &[]), expr("istio-injection", "DoesNotExist", &[])]),
+            sel(vec![
+                expr("istio.io/rev", "DoesNotExist", &[]),
+                expr("istio-injection", "DoesNotExist", &[]),
+            ]),
             sel(vec![not_false(), expr("istio.io/rev", "In", &[key])]),
         ),
     ];
@@ -105,8 +125,14 @@ pub fn injector(rev: &str, tag: Option<&str>) -> MutatingWebhookConfiguration {
         hooks.push(hook(
             "object",
             &svc,
-            sel(vec![expr("istio-injection", "DoesNotExist", &[]), expr("istio.io/rev", "DoesNotExist", &[])]),
-            sel(vec![expr("sidecar.istio.io/inject", "In", &["true"]), expr("istio.io/rev", "DoesNotExist", &[])]),
+            sel(vec![
+                expr("istio-injection", "DoesNotExist", &[]),
+                expr("istio.io/rev", "DoesNotExist", &[]),
+            ]),
+            sel(vec![
+                expr("sidecar.istio.io/inject", "In", &["true"]),
+                expr("istio.io/rev", "DoesNotExist", &[]),
+            ]),
         ));
     }
     let (name, mut l) = match tag {
@@ -123,7 +149,11 @@ pub fn injector(rev: &str, tag: Option<&str>) -> MutatingWebhookConfiguration {
 
 /// An istiod Deployment installed by istioctl.
 pub fn istiod(rev: &str, version: &str, replicas: i32, ready: i32) -> Deployment {
-    let name = if rev == "default" { "istiod".to_owned() } else { format!("istiod-{rev}") };
+    let name = if rev == "default" {
+        "istiod".to_owned()
+    } else {
+        format!("istiod-{rev}")
+    };
     let mut m = meta(
         "istio-system",
         &name,
@@ -208,7 +238,9 @@ pub fn pod(ns: &str, name: &str, rev: Option<&str>, version: &str) -> PodInfo {
         });
         m.annotations = Some(labels(&[(
             "sidecar.istio.io/status",
-            &format!(r#"{{"initContainers":["istio-init"],"containers":["istio-proxy"],"revision":"{rev}"}}"#),
+            &format!(
+                r#"{{"initContainers":["istio-init"],"containers":["istio-proxy"],"revision":"{rev}"}}"#
+            ),
         )]));
     }
     let app = name.rsplit_once('-').map_or(name, |(a, _)| a);

@@ -30,7 +30,9 @@ pub struct IstioVersion {
 
 /// Why a string is not a version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not an Istio version (expected e.g. `1.30.3`, `1.30.3-distroless` or `1.30`)")]
+#[error(
+    "`{input}` is not an Istio version (expected e.g. `1.30.3`, `1.30.3-distroless` or `1.30`)"
+)]
 pub struct VersionError {
     /// What was given.
     pub input: String,
@@ -87,7 +89,10 @@ impl IstioVersion {
             };
             self.semver.pre = semver::Prerelease::new(pre).map_err(|_| ())?;
             self.variant = variant;
-        } else if rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+        } else if rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
             self.suffix = Some(rest.to_owned());
         } else {
             return Err(());
@@ -353,9 +358,13 @@ pub fn kube_support(istio: &IstioVersion, kube: &KubeVersion) -> KubeSupport {
     if kube.minor < enforced {
         KubeSupport::BelowMinimum { minimum: enforced }
     } else if kube.minor < r.kube_min {
-        KubeSupport::BelowSupported { minimum: r.kube_min }
+        KubeSupport::BelowSupported {
+            minimum: r.kube_min,
+        }
     } else if kube.minor > r.kube_max {
-        KubeSupport::AboveSupported { maximum: r.kube_max }
+        KubeSupport::AboveSupported {
+            maximum: r.kube_max,
+        }
     } else {
         KubeSupport::Supported
     }
@@ -456,7 +465,10 @@ mod tests {
         let g = v("1.30.3-gke.0");
         assert_eq!(g.suffix.as_deref(), Some("gke.0"));
         assert_eq!(g.cmp(&v("1.30.3")), Ordering::Equal);
-        assert_eq!(v("1.31-dev-distroless").variant.as_deref(), Some("distroless"));
+        assert_eq!(
+            v("1.31-dev-distroless").variant.as_deref(),
+            Some("distroless")
+        );
         assert_eq!(d.to_string(), "1.30.3-distroless");
         assert_eq!(v("1.31-dev").to_string(), "1.31-dev");
     }
@@ -475,7 +487,10 @@ mod tests {
         assert_eq!(version_from_revision("canary"), None);
         assert_eq!(v("1.30.3").revision_name(), "1-30-3");
         assert_eq!(image_tag("docker.io/istio/pilot:1.30.3"), Some("1.30.3"));
-        assert_eq!(image_tag("localhost:5000/istio/pilot:1.29.6"), Some("1.29.6"));
+        assert_eq!(
+            image_tag("localhost:5000/istio/pilot:1.29.6"),
+            Some("1.29.6")
+        );
         assert_eq!(image_tag("localhost:5000/istio/pilot"), None);
         assert_eq!(image_tag("istio/pilot@sha256:abc"), None);
         assert_eq!(image_version("auto"), None);
@@ -520,25 +535,49 @@ mod tests {
     #[test]
     fn skew_rules_follow_the_docs() {
         use UpgradeMode::*;
-        assert_eq!(control_plane_skew(&v("1.29.6"), &v("1.29.7"), InPlace), Skew::Patch);
-        assert_eq!(control_plane_skew(&v("1.29.6"), &v("1.30.3"), InPlace), Skew::Allowed(1));
+        assert_eq!(
+            control_plane_skew(&v("1.29.6"), &v("1.29.7"), InPlace),
+            Skew::Patch
+        );
+        assert_eq!(
+            control_plane_skew(&v("1.29.6"), &v("1.30.3"), InPlace),
+            Skew::Allowed(1)
+        );
         assert_eq!(
             control_plane_skew(&v("1.28.9"), &v("1.30.3"), InPlace),
-            Skew::TooFar { minors: 2, limit: 1 }
+            Skew::TooFar {
+                minors: 2,
+                limit: 1
+            }
         );
-        assert_eq!(control_plane_skew(&v("1.28.9"), &v("1.30.3"), Canary), Skew::Allowed(2));
+        assert_eq!(
+            control_plane_skew(&v("1.28.9"), &v("1.30.3"), Canary),
+            Skew::Allowed(2)
+        );
         assert_eq!(
             control_plane_skew(&v("1.27.0"), &v("1.30.3"), Canary),
-            Skew::TooFar { minors: 3, limit: 2 }
+            Skew::TooFar {
+                minors: 3,
+                limit: 2
+            }
         );
-        assert_eq!(control_plane_skew(&v("1.30.3"), &v("1.29.6"), InPlace), Skew::Allowed(-1));
+        assert_eq!(
+            control_plane_skew(&v("1.30.3"), &v("1.29.6"), InPlace),
+            Skew::Allowed(-1)
+        );
         assert_eq!(
             control_plane_skew(&v("1.30.3"), &v("1.28.0"), InPlace),
-            Skew::TooFar { minors: -2, limit: -1 }
+            Skew::TooFar {
+                minors: -2,
+                limit: -1
+            }
         );
         assert_eq!(proxy_skew(&v("1.29.6"), &v("1.30.3")), ProxySkew::OneBehind);
         assert_eq!(proxy_skew(&v("1.30.3"), &v("1.29.6")), ProxySkew::Newer);
-        assert_eq!(proxy_skew(&v("1.28.0"), &v("1.30.3")), ProxySkew::TooOld { minors: 2 });
+        assert_eq!(
+            proxy_skew(&v("1.28.0"), &v("1.30.3")),
+            ProxySkew::TooOld { minors: 2 }
+        );
         assert_eq!(proxy_skew(&v("1.30.1"), &v("1.30.3")), ProxySkew::Same);
     }
 }

@@ -39,14 +39,23 @@ pub struct Backup {
 
 /// The default backup directory: `~/.kube/mesh-backups`.
 pub fn default_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".kube").join("mesh-backups")
 }
 
 /// Drops server-owned fields so the object can be re-applied.
 pub fn clean(mut obj: Value) -> Value {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        for key in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"] {
+        for key in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
             meta.remove(key);
         }
     }
@@ -58,12 +67,19 @@ pub fn clean(mut obj: Value) -> Value {
 
 impl Backup {
     /// A backup of `objects` (cleaned) for `cluster`.
-    pub fn new(cluster: ClusterIdentity, command: &str, objects: Vec<Value>, created_objects: Vec<ObjRef>) -> Self {
+    pub fn new(
+        cluster: ClusterIdentity,
+        command: &str,
+        objects: Vec<Value>,
+        created_objects: Vec<ObjRef>,
+    ) -> Self {
         Self {
             kind: BACKUP_KIND.to_owned(),
             cluster,
             command: command.to_owned(),
-            created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             objects: objects.into_iter().map(clean).collect(),
             created_objects,
         }
@@ -71,14 +87,17 @@ impl Backup {
 
     /// Writes the backup into `dir` (created if needed) with mode 0600; returns its path.
     pub fn write(&self, dir: &Path, label: &str) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create backup directory `{}`", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create backup directory `{}`", dir.display()))?;
         let path = dir.join(format!("{}-{label}.yaml", self.created));
         let text = serde_saphyr::to_string(self)?;
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&path).with_context(|| format!("cannot create backup file `{}`", path.display()))?;
+        let mut f = opts
+            .open(&path)
+            .with_context(|| format!("cannot create backup file `{}`", path.display()))?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         Ok(path)
@@ -86,9 +105,16 @@ impl Backup {
 
     /// Reads a backup file.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read backup `{}`", path.display()))?;
-        let b: Backup = serde_saphyr::from_str(&text).with_context(|| format!("`{}` is not a kubectl-mesh backup", path.display()))?;
-        anyhow::ensure!(b.kind == BACKUP_KIND, "`{}` is not a kubectl-mesh backup (kind {})", path.display(), b.kind);
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read backup `{}`", path.display()))?;
+        let b: Backup = serde_saphyr::from_str(&text)
+            .with_context(|| format!("`{}` is not a kubectl-mesh backup", path.display()))?;
+        anyhow::ensure!(
+            b.kind == BACKUP_KIND,
+            "`{}` is not a kubectl-mesh backup (kind {})",
+            path.display(),
+            b.kind
+        );
         Ok(b)
     }
 }
@@ -100,7 +126,11 @@ mod tests {
     #[test]
     fn writes_0600_without_server_fields_and_reads_back() {
         let dir = std::env::temp_dir().join(format!("mesh-backup-test-{}", std::process::id()));
-        let id = ClusterIdentity { server: "https://127.0.0.1:1".into(), context: "admin".into(), uid: "u".into() };
+        let id = ClusterIdentity {
+            server: "https://127.0.0.1:1".into(),
+            context: "admin".into(),
+            uid: "u".into(),
+        };
         let obj = serde_json::json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "istiod", "namespace": "istio-system", "resourceVersion": "7", "managedFields": []},
             "status": {}});
@@ -109,11 +139,18 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let back = Backup::read(&path).unwrap();
         assert_eq!(back.cluster, id);
-        assert!(back.objects[0].pointer("/metadata/resourceVersion").is_none());
+        assert!(
+            back.objects[0]
+                .pointer("/metadata/resourceVersion")
+                .is_none()
+        );
         assert!(back.objects[0].get("status").is_none());
         assert_eq!(back.objects[0].pointer("/metadata/name").unwrap(), "istiod");
         std::fs::remove_dir_all(dir).unwrap();

@@ -33,8 +33,11 @@ impl Connection {
 fn kubeconfig_paths(flags: &KubeFlags) -> Result<Vec<PathBuf>, MeshError> {
     if let Some(p) = &flags.kubeconfig {
         if !p.exists() {
-            return Err(MeshError::usage(anyhow::anyhow!("kubeconfig `{}` does not exist", p.display()))
-                .hint("pass an existing file to --kubeconfig"));
+            return Err(MeshError::usage(anyhow::anyhow!(
+                "kubeconfig `{}` does not exist",
+                p.display()
+            ))
+            .hint("pass an existing file to --kubeconfig"));
         }
         return Ok(vec![p.clone()]);
     }
@@ -43,8 +46,13 @@ fn kubeconfig_paths(flags: &KubeFlags) -> Result<Vec<PathBuf>, MeshError> {
             .filter(|p| !p.as_os_str().is_empty() && p.exists())
             .collect());
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    Ok(vec![home.join(".kube").join("config")].into_iter().filter(|p| p.exists()).collect())
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    Ok(vec![home.join(".kube").join("config")]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect())
 }
 
 /// Reads and merges the kubeconfig files kubectl would read.
@@ -57,9 +65,9 @@ pub fn load_kubeconfig(flags: &KubeFlags) -> Result<Kubeconfig, MeshError> {
     let mut merged = Kubeconfig::default();
     for p in &paths {
         let kc = read(p)?;
-        merged = merged
-            .merge(kc)
-            .map_err(|e| MeshError::usage(anyhow::Error::new(e).context("cannot merge the kubeconfig files")))?;
+        merged = merged.merge(kc).map_err(|e| {
+            MeshError::usage(anyhow::Error::new(e).context("cannot merge the kubeconfig files"))
+        })?;
     }
     Ok(merged)
 }
@@ -75,16 +83,35 @@ fn check_name(kind: &str, wanted: Option<&String>, have: Vec<&str>) -> Result<()
         Some(w) if !have.contains(&w.as_str()) => Err(MeshError::usage(anyhow::anyhow!(
             "{kind} `{w}` is not in the kubeconfig"
         ))
-        .hint(format!("known {kind}s: {}", if have.is_empty() { "none".into() } else { have.join(", ") }))),
+        .hint(format!(
+            "known {kind}s: {}",
+            if have.is_empty() {
+                "none".into()
+            } else {
+                have.join(", ")
+            }
+        ))),
         _ => Ok(()),
     }
 }
 
 /// Validates the names asked for, so an unknown one is an error and not a fallback.
 fn check_names(kc: &Kubeconfig, flags: &KubeFlags) -> Result<String, MeshError> {
-    check_name("context", flags.context.as_ref(), kc.contexts.iter().map(|c| c.name.as_str()).collect())?;
-    check_name("cluster", flags.cluster.as_ref(), kc.clusters.iter().map(|c| c.name.as_str()).collect())?;
-    check_name("user", flags.user.as_ref(), kc.auth_infos.iter().map(|c| c.name.as_str()).collect())?;
+    check_name(
+        "context",
+        flags.context.as_ref(),
+        kc.contexts.iter().map(|c| c.name.as_str()).collect(),
+    )?;
+    check_name(
+        "cluster",
+        flags.cluster.as_ref(),
+        kc.clusters.iter().map(|c| c.name.as_str()).collect(),
+    )?;
+    check_name(
+        "user",
+        flags.user.as_ref(),
+        kc.auth_infos.iter().map(|c| c.name.as_str()).collect(),
+    )?;
     let context = flags.context.clone().or_else(|| kc.current_context.clone());
     context.ok_or_else(|| {
         MeshError::usage(anyhow::anyhow!("the kubeconfig has no current context"))
@@ -103,7 +130,11 @@ pub async fn connect(flags: &KubeFlags) -> Result<Connection, MeshError> {
     };
     let mut config = kube::Config::from_custom_kubeconfig(kc, &options)
         .await
-        .map_err(|e| MeshError::usage(anyhow::Error::new(e).context(format!("cannot use context `{context}`"))))?;
+        .map_err(|e| {
+            MeshError::usage(
+                anyhow::Error::new(e).context(format!("cannot use context `{context}`")),
+            )
+        })?;
     if let Some(user) = &flags.as_user {
         config.auth_info.impersonate = Some(user.clone());
     }
@@ -120,8 +151,9 @@ pub async fn connect(flags: &KubeFlags) -> Result<Connection, MeshError> {
     }
     let server = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config)
-        .map_err(|e| MeshError::usage(anyhow::Error::new(e).context("cannot build a client for the kubeconfig")))?;
+    let client = kube::Client::try_from(config).map_err(|e| {
+        MeshError::usage(anyhow::Error::new(e).context("cannot build a client for the kubeconfig"))
+    })?;
     Ok(Connection {
         client,
         context,
@@ -160,7 +192,10 @@ current-context: admin
         let kc = Kubeconfig::from_yaml(KC).unwrap();
         assert_eq!(check_names(&kc, &flags(None, None)).unwrap(), "admin");
         let err = check_names(&kc, &flags(Some("prod"), None)).unwrap_err();
-        assert_eq!(err.error.to_string(), "context `prod` is not in the kubeconfig");
+        assert_eq!(
+            err.error.to_string(),
+            "context `prod` is not in the kubeconfig"
+        );
         assert_eq!(err.hints, ["known contexts: admin"]);
         assert_eq!(err.status as u8, 2);
         assert!(check_names(&kc, &flags(None, Some("root"))).is_err());

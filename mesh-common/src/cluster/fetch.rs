@@ -64,13 +64,22 @@ where
 fn fatal(conn: &Connection, e: &kube::Error) -> Option<MeshError> {
     match e {
         kube::Error::Api(s) if s.code == 401 => Some(
-            MeshError::failed(anyhow::anyhow!("the API server at {} rejected the credentials (401 Unauthorized)", conn.server))
-                .hint(format!("refresh the credentials of {}", conn.describe())),
+            MeshError::failed(anyhow::anyhow!(
+                "the API server at {} rejected the credentials (401 Unauthorized)",
+                conn.server
+            ))
+            .hint(format!("refresh the credentials of {}", conn.describe())),
         ),
         kube::Error::Api(_) => None,
         other => Some(
-            MeshError::failed(anyhow::anyhow!("cannot reach the API server at {}: {other}", conn.server))
-                .hint(format!("check the cluster is up and {} is right (`kubectl cluster-info`)", conn.describe())),
+            MeshError::failed(anyhow::anyhow!(
+                "cannot reach the API server at {}: {other}",
+                conn.server
+            ))
+            .hint(format!(
+                "check the cluster is up and {} is right (`kubectl cluster-info`)",
+                conn.describe()
+            )),
         ),
     }
 }
@@ -84,7 +93,9 @@ fn settle<T>(
 ) -> Result<Vec<T>, MeshError> {
     match result {
         Ok(items) => Ok(items),
-        Err(kube::Error::Api(s)) if s.code == 404 && source == Source::EnvoyFilters => Ok(Vec::new()),
+        Err(kube::Error::Api(s)) if s.code == 404 && source == Source::EnvoyFilters => {
+            Ok(Vec::new())
+        }
         Err(e) => match fatal(conn, &e) {
             Some(err) => Err(err),
             None => {
@@ -117,7 +128,10 @@ fn is_istio_daemonset(d: &DaemonSet) -> bool {
     let n = name(&d.metadata);
     n == "ztunnel"
         || n == "istio-cni-node"
-        || matches!(label(&d.metadata, "app"), Some("ztunnel" | "istio-cni-node"))
+        || matches!(
+            label(&d.metadata, "app"),
+            Some("ztunnel" | "istio-cni-node")
+        )
         || label(&d.metadata, "k8s-app") == Some("istio-cni-node")
 }
 
@@ -133,15 +147,38 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     kube_version(conn, &mut snap).await?;
     let c = &conn.client;
     let all = ListParams::default();
-    let (namespaces, deployments, daemonsets, services, slices, config_maps, mwcs, vwcs, crds, pdbs, pods, filters, access) = tokio::join!(
+    let (
+        namespaces,
+        deployments,
+        daemonsets,
+        services,
+        slices,
+        config_maps,
+        mwcs,
+        vwcs,
+        crds,
+        pdbs,
+        pods,
+        filters,
+        access,
+    ) = tokio::join!(
         list_all(Api::<Namespace>::all(c.clone()), all.clone()),
-        list_all(Api::<Deployment>::all(c.clone()), ListParams::default().labels("istio")),
+        list_all(
+            Api::<Deployment>::all(c.clone()),
+            ListParams::default().labels("istio")
+        ),
         list_all(Api::<DaemonSet>::all(c.clone()), all.clone()),
         list_all(Api::<Service>::namespaced(c.clone(), ns), all.clone()),
         list_all(Api::<EndpointSlice>::namespaced(c.clone(), ns), all.clone()),
         list_all(Api::<ConfigMap>::namespaced(c.clone(), ns), all.clone()),
-        list_all(Api::<MutatingWebhookConfiguration>::all(c.clone()), all.clone()),
-        list_all(Api::<ValidatingWebhookConfiguration>::all(c.clone()), all.clone()),
+        list_all(
+            Api::<MutatingWebhookConfiguration>::all(c.clone()),
+            all.clone()
+        ),
+        list_all(
+            Api::<ValidatingWebhookConfiguration>::all(c.clone()),
+            all.clone()
+        ),
         list_all(Api::<CrdInfo>::all(c.clone()), all.clone()),
         list_all(Api::<PodDisruptionBudget>::all(c.clone()), all.clone()),
         list_all(Api::<PodInfo>::all(c.clone()), all.clone()),
@@ -171,7 +208,10 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
 }
 
 /// Asks every access review, a few at a time.
-async fn review_access(conn: &Connection, asks: &[AccessRequest]) -> Result<Vec<AccessCheck>, kube::Error> {
+async fn review_access(
+    conn: &Connection,
+    asks: &[AccessRequest],
+) -> Result<Vec<AccessCheck>, kube::Error> {
     let api = Api::<SelfSubjectAccessReview>::all(conn.client.clone());
     let results: Vec<Result<AccessCheck, kube::Error>> = stream::iter(asks.iter().cloned())
         .map(|a| {

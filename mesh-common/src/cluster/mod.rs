@@ -29,7 +29,10 @@ pub async fn load(
     opts: &FetchOptions,
 ) -> Result<(ClusterSnapshot, Option<Connection>), MeshError> {
     if let Some(path) = &snap.snapshot {
-        return Ok((read_snapshot_file(path, snap.kube_version.as_deref(), &kube.istio_namespace)?, None));
+        return Ok((
+            read_snapshot_file(path, snap.kube_version.as_deref(), &kube.istio_namespace)?,
+            None,
+        ));
     }
     let conn = connect(kube).await?;
     let s = fetch(&conn, opts).await?;
@@ -45,15 +48,22 @@ pub fn read_snapshot_file(
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read the snapshot from stdin")
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read snapshot `{}`", path.display()))
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read snapshot `{}`", path.display()))
     }
-    .map_err(|e| MeshError::usage(e).hint("pass a file written by `kubectl get ... -A -o yaml` or `--dump-snapshot`"))?;
+    .map_err(|e| {
+        MeshError::usage(e)
+            .hint("pass a file written by `kubectl get ... -A -o yaml` or `--dump-snapshot`")
+    })?;
     let mut s = ClusterSnapshot::from_yaml(&text, istio_ns).map_err(|e| {
-        MeshError::usage(anyhow::Error::new(e).context(format!("cannot use snapshot `{}`", path.display())))
+        MeshError::usage(
+            anyhow::Error::new(e).context(format!("cannot use snapshot `{}`", path.display())),
+        )
     })?;
     s.origin = format!("snapshot {}", path.display());
     if let Some(v) = kube_version {
-        let v = KubeVersion::parse(v).map_err(|e| MeshError::usage(e).hint("use a version like v1.34.4"))?;
+        let v = KubeVersion::parse(v)
+            .map_err(|e| MeshError::usage(e).hint("use a version like v1.34.4"))?;
         s.kube_version = Some(v);
         s.gaps.retain(|g| g.source != Source::Version);
     }
@@ -67,13 +77,23 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, MeshError> {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(MeshError::blocked(anyhow::anyhow!("refusing to change the cluster without confirmation"))
-            .hint("stdin is not a terminal: pass --yes to proceed, or --dry-run to only show the plan"));
+        return Err(MeshError::blocked(anyhow::anyhow!(
+            "refusing to change the cluster without confirmation"
+        ))
+        .hint(
+            "stdin is not a terminal: pass --yes to proceed, or --dry-run to only show the plan",
+        ));
     }
     let mut err = std::io::stderr().lock();
     write!(err, "{question} [y/N] ").context("cannot write the prompt")?;
     err.flush().ok();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the answer")?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the answer")?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

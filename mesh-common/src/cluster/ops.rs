@@ -40,13 +40,21 @@ impl ObjRef {
         Some(Self {
             api_version: obj.get("apiVersion")?.as_str()?.to_owned(),
             kind: obj.get("kind")?.as_str()?.to_owned(),
-            namespace: obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned),
+            namespace: obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             name: obj.pointer("/metadata/name")?.as_str()?.to_owned(),
         })
     }
 
     /// A reference to a typed object.
-    pub fn typed<K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>>(obj: &K) -> Self {
+    pub fn typed<
+        K: k8s_openapi::Resource
+            + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    >(
+        obj: &K,
+    ) -> Self {
         let m = obj.metadata();
         Self {
             api_version: K::API_VERSION.to_owned(),
@@ -57,7 +65,10 @@ impl ObjRef {
     }
 
     fn gvk(&self) -> GroupVersionKind {
-        let (group, version) = self.api_version.rsplit_once('/').unwrap_or(("", &self.api_version));
+        let (group, version) = self
+            .api_version
+            .rsplit_once('/')
+            .unwrap_or(("", &self.api_version));
         GroupVersionKind::gvk(group, version, &self.kind)
     }
 }
@@ -100,7 +111,9 @@ impl Executor {
         if !kinds.contains_key(&gvk) {
             let (ar, caps) = kube::discovery::pinned_kind(&self.conn.client, &gvk)
                 .await
-                .with_context(|| format!("the API server does not serve {} {}", r.api_version, r.kind))?;
+                .with_context(|| {
+                    format!("the API server does not serve {} {}", r.api_version, r.kind)
+                })?;
             kinds.insert(gvk.clone(), (ar, caps.scope == Scope::Namespaced));
         }
         let (ar, namespaced) = kinds[&gvk].clone();
@@ -127,7 +140,10 @@ impl Executor {
     /// Gets an object; `None` when it does not exist.
     pub async fn get(&self, r: &ObjRef) -> anyhow::Result<Option<Value>> {
         let api = self.api(r).await?;
-        let got = api.get_opt(&r.name).await.with_context(|| format!("cannot read {r}"))?;
+        let got = api
+            .get_opt(&r.name)
+            .await
+            .with_context(|| format!("cannot read {r}"))?;
         Ok(got.map(|o| {
             let mut v = serde_json::to_value(o).unwrap_or_default();
             if let Value::Object(m) = &mut v {
@@ -154,7 +170,11 @@ impl Executor {
     }
 
     /// Waits until every object is gone; returns those still present at the timeout.
-    pub async fn wait_gone(&self, refs: &[ObjRef], timeout: Duration) -> anyhow::Result<Vec<ObjRef>> {
+    pub async fn wait_gone(
+        &self,
+        refs: &[ObjRef],
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<ObjRef>> {
         if self.dry_run {
             return Ok(Vec::new());
         }
@@ -178,7 +198,10 @@ impl Executor {
     /// The cluster's identity for backups: server URL and the `kube-system` namespace UID.
     pub async fn identity(&self) -> anyhow::Result<ClusterIdentity> {
         let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.conn.client.clone());
-        let ks = ns.get("kube-system").await.context("cannot read namespace kube-system")?;
+        let ks = ns
+            .get("kube-system")
+            .await
+            .context("cannot read namespace kube-system")?;
         Ok(ClusterIdentity {
             server: self.conn.server.clone(),
             context: self.conn.context.clone(),

@@ -35,7 +35,9 @@ pub fn use_color(choice: ColorChoice, stdout_tty: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ColorChoice::Auto => {
+            stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
     }
 }
 
@@ -148,7 +150,10 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = b.build();
     t.with(Style::empty()).with(Padding::new(0, 3, 0, 0));
     let text = t.to_string();
-    let mut out: String = text.lines().map(|l| l.trim_end().to_owned() + "\n").collect();
+    let mut out: String = text
+        .lines()
+        .map(|l| l.trim_end().to_owned() + "\n")
+        .collect();
     if out.is_empty() {
         out.push('\n');
     }
@@ -168,7 +173,10 @@ impl Buffer {
 
 impl Write for Buffer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -182,7 +190,10 @@ mod tests {
 
     #[test]
     fn tables_look_like_kubectl() {
-        let t = table(&["NAME", "VERSION"], vec![vec!["istiod".into(), "1.29.6".into()]]);
+        let t = table(
+            &["NAME", "VERSION"],
+            vec![vec!["istiod".into(), "1.29.6".into()]],
+        );
         assert_eq!(t, "NAME     VERSION\nistiod   1.29.6\n");
     }
 

@@ -44,7 +44,10 @@ pub fn findings(list: &[Finding], color: bool) -> String {
                     out.push_str(&format!("      {o}\n"));
                 }
                 if let Some(h) = &f.hint {
-                    out.push_str(&format!("      {} {h}\n", paint("hint:", Style::Bold, color)));
+                    out.push_str(&format!(
+                        "      {} {h}\n",
+                        paint("hint:", Style::Bold, color)
+                    ));
                 }
             }
         }
@@ -70,10 +73,18 @@ pub fn inventory_tables(inv: &Inventory, color: bool) -> String {
     if !inv.tags.is_empty() {
         out.push('\n');
         out.push_str(&heading("Revision tags"));
-        let rows = inv.tags.iter().map(|t| vec![t.name.clone(), t.revision.clone(), ns_using(inv, &t.name)]).collect();
+        let rows = inv
+            .tags
+            .iter()
+            .map(|t| vec![t.name.clone(), t.revision.clone(), ns_using(inv, &t.name)])
+            .collect();
         out.push_str(&table(&["TAG", "REVISION", "NAMESPACES"], rows));
     }
-    let injected: Vec<_> = inv.namespaces.iter().filter(|n| !matches!(n.injection, Injection::NotEnabled)).collect();
+    let injected: Vec<_> = inv
+        .namespaces
+        .iter()
+        .filter(|n| !matches!(n.injection, Injection::NotEnabled))
+        .collect();
     if !injected.is_empty() {
         out.push('\n');
         out.push_str(&heading("Namespaces"));
@@ -87,10 +98,18 @@ pub fn inventory_tables(inv: &Inventory, color: bool) -> String {
                     (None, None) => "-".into(),
                 };
                 let proxies = inv.proxies.iter().filter(|p| p.namespace == n.name).count();
-                vec![n.name.clone(), label, injection_text(&n.injection), proxies.to_string()]
+                vec![
+                    n.name.clone(),
+                    label,
+                    injection_text(&n.injection),
+                    proxies.to_string(),
+                ]
             })
             .collect();
-        out.push_str(&table(&["NAMESPACE", "LABEL", "INJECTED BY", "PROXIES"], rows));
+        out.push_str(&table(
+            &["NAMESPACE", "LABEL", "INJECTED BY", "PROXIES"],
+            rows,
+        ));
     }
     out.push('\n');
     out.push_str(&heading("Proxies"));
@@ -103,20 +122,46 @@ fn control_planes(inv: &Inventory) -> String {
         .control_planes
         .iter()
         .map(|c| {
-            let tags: Vec<_> = inv.tags.iter().filter(|t| t.revision == c.revision).map(|t| t.name.as_str()).collect();
-            let proxies = inv.proxies.iter().filter(|p| p.revision.as_deref() == Some(&c.revision)).count();
+            let tags: Vec<_> = inv
+                .tags
+                .iter()
+                .filter(|t| t.revision == c.revision)
+                .map(|t| t.name.as_str())
+                .collect();
+            let proxies = inv
+                .proxies
+                .iter()
+                .filter(|p| p.revision.as_deref() == Some(&c.revision))
+                .count();
             vec![
                 c.revision.clone(),
-                c.version.as_ref().map_or("unknown".into(), ToString::to_string),
+                c.version
+                    .as_ref()
+                    .map_or("unknown".into(), ToString::to_string),
                 format!("{}/{}", c.ready, c.replicas),
                 c.install.short().to_owned(),
-                if tags.is_empty() { "-".into() } else { tags.join(",") },
+                if tags.is_empty() {
+                    "-".into()
+                } else {
+                    tags.join(",")
+                },
                 proxies.to_string(),
                 format!("{}/{}", c.namespace, c.deployment),
             ]
         })
         .collect();
-    table(&["REVISION", "VERSION", "READY", "INSTALLED BY", "TAGS", "PROXIES", "DEPLOYMENT"], rows)
+    table(
+        &[
+            "REVISION",
+            "VERSION",
+            "READY",
+            "INSTALLED BY",
+            "TAGS",
+            "PROXIES",
+            "DEPLOYMENT",
+        ],
+        rows,
+    )
 }
 
 fn ns_using(inv: &Inventory, tag: &str) -> String {
@@ -126,12 +171,20 @@ fn ns_using(inv: &Inventory, tag: &str) -> String {
         .filter(|n| matches!(&n.injection, Injection::Revision { tag: Some(t), .. } if t == tag))
         .map(|n| n.name.as_str())
         .collect();
-    if names.is_empty() { "-".into() } else { names.join(",") }
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(",")
+    }
 }
 
 fn injection_text(i: &Injection) -> String {
     match i {
-        Injection::Revision { revision, tag: Some(t), .. } => format!("{revision} (tag {t})"),
+        Injection::Revision {
+            revision,
+            tag: Some(t),
+            ..
+        } => format!("{revision} (tag {t})"),
         Injection::Revision { revision, .. } => revision.clone(),
         Injection::Disabled => "disabled".into(),
         Injection::NotEnabled => "-".into(),
@@ -146,7 +199,10 @@ pub fn proxies_table(inv: &Inventory) -> String {
     if counts.is_empty() {
         return "  none found\n".into();
     }
-    let rows = counts.into_iter().map(|((rev, ver), n)| vec![rev, ver, n.to_string()]).collect();
+    let rows = counts
+        .into_iter()
+        .map(|((rev, ver), n)| vec![rev, ver, n.to_string()])
+        .collect();
     table(&["REVISION", "PROXY VERSION", "PODS"], rows)
 }
 
@@ -159,13 +215,21 @@ mod tests {
     fn findings_show_symbol_word_objects_and_hint_without_colour() {
         let f = vec![
             Finding::ok("a.b", Category::Kubernetes, "fine"),
-            Finding::error("c.d", Category::Webhooks, "broken").objects(["X/y".to_owned()]).hint("fix it"),
+            Finding::error("c.d", Category::Webhooks, "broken")
+                .objects(["X/y".to_owned()])
+                .hint("fix it"),
             Finding::skipped("e.f", Category::Namespaces, "cannot read pods: forbidden"),
         ];
         let text = findings(&f, false);
         assert!(text.contains("Kubernetes\n  ✔ fine [a.b]\n"), "{text}");
-        assert!(text.contains("  × broken [c.d]\n      X/y\n      hint: fix it\n"), "{text}");
-        assert!(text.contains("○ skipped: cannot read pods: forbidden"), "{text}");
+        assert!(
+            text.contains("  × broken [c.d]\n      X/y\n      hint: fix it\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("○ skipped: cannot read pods: forbidden"),
+            "{text}"
+        );
         assert!(text.ends_with("Summary: 1 ok, 0 warning(s), 1 error(s), 1 skipped\n"));
     }
 
@@ -179,8 +243,14 @@ mod tests {
             .pod("shop", "web-1", Some("1-30-3"), "1.30.3")
             .build();
         let text = inventory_tables(&inv, false);
-        assert!(text.contains("1-30-3     1.30.3    2/2     istioctl       prod   1"), "{text}");
+        assert!(
+            text.contains("1-30-3     1.30.3    2/2     istioctl       prod   1"),
+            "{text}"
+        );
         assert!(text.contains("prod   1-30-3     shop"), "{text}");
-        assert!(text.contains("shop        istio.io/rev=prod   1-30-3 (tag prod)   1"), "{text}");
+        assert!(
+            text.contains("shop        istio.io/rev=prod   1-30-3 (tag prod)   1"),
+            "{text}"
+        );
     }
 }
