@@ -64,7 +64,7 @@ impl Cluster {
         let bins = Binaries::locate()?;
         std::fs::create_dir_all(dir)?;
         let dir = std::fs::canonicalize(dir)?;
-        let cleanup = ["etcd", "pki", "tokens.csv", "kubeconfig"]
+        let cleanup = ["etcd", "pki", "tokens.csv", "kubeconfig", "kwok.yaml"]
             .iter()
             .map(|p| dir.join(p))
             .collect();
@@ -86,6 +86,7 @@ impl Cluster {
         let pki = Pki::generate(&dir)?;
         let tokens = Tokens::generate()?;
         std::fs::write(dir.join("tokens.csv"), tokens.csv())?;
+        std::fs::write(dir.join("kwok.yaml"), crate::config::KWOK_CONFIG)?;
         let ports = Ports::pick()?;
         let server_url = format!("https://127.0.0.1:{}", ports.apiserver);
         let kubeconfig = dir.join("kubeconfig");

@@ -110,6 +110,15 @@ current-context: admin
     )
 }
 
+/// kwok's own options: more parallel pod stages than the default 4, so thousands of pods
+/// (scale generator) turn Running in seconds rather than minutes.
+pub const KWOK_CONFIG: &str = "apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: 32
+  nodePlayStageParallelism: 4
+";
+
 /// Inputs for the component command lines.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -211,11 +220,13 @@ impl Layout {
         ]
     }
 
-    /// kwok flags: manages nodes annotated `kwok.x-k8s.io/node=fake`.
+    /// kwok flags: manages nodes annotated `kwok.x-k8s.io/node=fake`; `--config` takes the
+    /// stages and [`KWOK_CONFIG`] (written to `<dir>/kwok.yaml` by the caller).
     pub fn kwok(&self, stages: &Path) -> Vec<String> {
         vec![
             format!("--kubeconfig={}", self.kubeconfig.display()),
             format!("--config={}", stages.display()),
+            format!("--config={}", self.p("kwok.yaml")),
             "--manage-all-nodes=false".into(),
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
             "--cidr=10.244.0.0/16".into(),

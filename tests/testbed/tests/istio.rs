@@ -164,3 +164,34 @@ fn unlabelled_namespaces_are_not_injected_and_a_tag_injects_its_revision() {
     let tagged = labelled_app(c, "inj-tag", ("istio.io/rev", "stable"));
     assert_web(c, &tagged, "1.30.3", CANARY, 2);
 }
+
+#[test]
+fn statefulsets_and_daemonsets_are_injected_too() {
+    let c = Cluster::shared();
+    install_both(c);
+    let ns = c.unique_namespace("inj-kinds").unwrap();
+    scenario::label_namespace(c, &ns, &[("istio.io/rev", CANARY)]).unwrap();
+    scenario::sample_extra_workloads(c, &ns).unwrap();
+    let tpl = r#"{range .items[*]}{.spec.containers[?(@.name=="istio-proxy")].image}{"\n"}{end}"#;
+    let out = kubectl(
+        c,
+        &["get", "pods", "-n", &ns, "-o", &format!("jsonpath={tpl}")],
+    );
+    let images: Vec<&str> = out.lines().collect();
+    assert_eq!(images.len(), 1 + mesh_testbed::NODES, "{out}");
+    assert!(
+        images
+            .iter()
+            .all(|i| *i == "docker.io/istio/proxyv2:1.30.3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn generated_manifests_carry_the_injector_urls() {
+    let c = Cluster::shared();
+    let m = scenario::manifest(c, CANARY, "1.30.3").unwrap();
+    assert!(m.contains("image: docker.io/istio/pilot:1.30.3"));
+    assert!(m.contains(&format!("/inject/rev/{CANARY}")));
+    assert!(m.contains(&c.injector().validation_url()));
+}
