@@ -39,7 +39,13 @@ use crate::{
 /// Label naming the installer component of an object.
 pub const COMPONENT_LABEL: &str = "operator.istio.io/component";
 /// Components that make up a control plane (ISTIO.md §5.2); `Base` is not one of them.
-pub const COMPONENTS: [&str; 5] = ["Pilot", "IngressGateways", "EgressGateways", "Cni", "Ztunnel"];
+pub const COMPONENTS: [&str; 5] = [
+    "Pilot",
+    "IngressGateways",
+    "EgressGateways",
+    "Cni",
+    "Ztunnel",
+];
 
 /// What to uninstall.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -338,10 +344,10 @@ pub enum UninstallError {
         points_at: String,
     },
     /// A source the plan needs could not be read.
-    #[error("cannot read {}: {reason}", source.describe())]
+    #[error("cannot read {}: {reason}", what.describe())]
     Unreadable {
         /// What.
-        source: Source,
+        what: Source,
         /// Why.
         reason: String,
     },
@@ -360,7 +366,8 @@ impl UninstallError {
     pub fn hint(&self) -> String {
         match self {
             Self::UnknownRevision { known, .. } if known.is_empty() => {
-                "no Istio control plane was found in this cluster; see `kubectl mesh precheck`".to_owned()
+                "no Istio control plane was found in this cluster; see `kubectl mesh precheck`"
+                    .to_owned()
             }
             Self::UnknownRevision { known, .. } => format!(
                 "revisions in this cluster: {}; see `kubectl mesh precheck`",
@@ -369,9 +376,9 @@ impl UninstallError {
             Self::RevisionIsTag { name, points_at } => format!(
                 "tag `{name}` points at revision `{points_at}`: pass `--revision {points_at}`, or move the tag with `kubectl mesh tag`"
             ),
-            Self::Unreadable { source, .. } => format!(
+            Self::Unreadable { what, .. } => format!(
                 "check your permissions with `kubectl auth can-i list {}`",
-                source.describe()
+                what.describe()
             ),
         }
     }
@@ -392,15 +399,15 @@ pub fn plan(input: &Input<'_>, req: &Request) -> Result<UninstallPlan, Uninstall
     for source in REQUIRED {
         if let Some(g) = input.snapshot.gap(source) {
             return Err(UninstallError::Unreadable {
-                source,
+                what: source,
                 reason: g.reason.clone(),
             });
         }
     }
     let sel = select::select(input, req)?;
     let blockers = blockers::find(input, req, &sel);
-    let warnings = blockers::warnings(input, req, &sel);
     let crds = crd_uses(input, req);
+    let warnings = blockers::warnings(input, req, &sel, &crds);
     Ok(UninstallPlan {
         target: req.target.clone(),
         revisions: sel.revisions.clone(),
