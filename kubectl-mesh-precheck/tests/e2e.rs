@@ -321,3 +321,45 @@ webhooks:
         "the dead webhook blocks pod creation"
     );
 }
+
+#[test]
+fn kubeconfig_lists_merge_first_wins_skip_missing_files_and_run_exec_plugins() {
+    let c = Cluster::shared();
+    let dir = c.dir().join("exec-auth");
+    std::fs::create_dir_all(&dir).unwrap();
+    let credential = format!(
+        r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{}"}}}}"#,
+        c.admin_token()
+    );
+    let script = dir.join("credential.sh");
+    std::fs::write(&script, format!("#!/bin/sh\ncat <<'JSON'\n{credential}\nJSON\n")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&script).unwrap().permissions(), 0o755);
+    let exec_kc = dir.join("exec.yaml");
+    std::fs::write(
+        &exec_kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: tb\n  cluster: {{server: '{}', certificate-authority: '{}'}}\nusers:\n- name: exec-user\n  user:\n    exec: {{apiVersion: client.authentication.k8s.io/v1, command: sh, args: ['{}'], interactiveMode: Never}}\ncontexts:\n- {{name: exec, context: {{cluster: tb, user: exec-user}}}}\ncurrent-context: exec\n",
+            c.server_url(),
+            c.ca_path().display(),
+            script.display()
+        ),
+    )
+    .unwrap();
+    let list = std::env::join_paths([dir.join("missing.yaml"), exec_kc, c.kubeconfig().to_path_buf()]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
+        .args(["-o", "json"])
+        .env("KUBECONFIG", &list)
+        .output()
+        .unwrap();
+    let r = report(&out);
+    assert!(r["source"].as_str().unwrap().starts_with("context `exec`"), "first file's current-context wins: {}", r["source"]);
+    assert_eq!(by_id(&r, "permissions.install")[0]["result"], "ok", "the exec plugin's admin token was used");
+    // The second file's contexts are merged in, so `--context restricted` resolves too.
+    let restricted = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
+        .args(["-o", "json", "--context", "restricted"])
+        .env("KUBECONFIG", &list)
+        .output()
+        .unwrap();
+    assert_eq!(by_id(&report(&restricted), "permissions.install")[0]["result"], "error");
+}

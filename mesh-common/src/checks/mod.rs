@@ -168,6 +168,16 @@ pub enum TargetMode {
     Fresh,
 }
 
+impl std::fmt::Display for TargetMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::InPlace => "in-place upgrade",
+            Self::Canary => "canary beside the installed revisions",
+            Self::Fresh => "fresh install",
+        })
+    }
+}
+
 impl TargetMode {
     /// The skew mode, if one applies.
     pub fn upgrade_mode(self) -> Option<UpgradeMode> {
