@@ -301,7 +301,8 @@ fn launch(group: &mut Group, l: &Layout, bins: &Binaries, pki: &Pki) -> Result<(
     )?;
     let injector = Injector::start(pki, client.clone())?;
     let c = client.clone();
-    block(async move { create_nodes(c).await })?;
+    let kubelet = format!("v{}", bins.versions.get("K8S_VERSION")?);
+    block(async move { create_nodes(c, kubelet).await })?;
     wait_until(
         group,
         "Ready nodes and serviceaccount/default",
@@ -352,7 +353,9 @@ fn ready(client: &Client) -> bool {
     })
 }
 
-async fn create_nodes(client: Client) -> Result<()> {
+/// Three untainted kwok nodes. `nodeInfo` is set so they report a real kubelet version
+/// (kwok's node-initialize stage keeps it; otherwise they would say `kwok-0.8.0`).
+async fn create_nodes(client: Client, kubelet: String) -> Result<()> {
     let api = Api::<Node>::all(client);
     for i in 0..NODES {
         let name = format!("kwok-node-{i}");
@@ -363,7 +366,11 @@ async fn create_nodes(client: Client) -> Result<()> {
                 "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                     "kubernetes.io/arch": "amd64", "type": "kwok"}},
             "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
-                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"}},
+                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+                       "nodeInfo": {"kubeletVersion": kubelet, "kubeProxyVersion": "",
+                           "containerRuntimeVersion": "containerd://2.1.4", "kernelVersion": "6.8.0-kwok",
+                           "osImage": "kwok fake node", "operatingSystem": "linux", "architecture": "amd64",
+                           "machineID": "", "systemUUID": "", "bootID": ""}},
         }))?;
         api.create(&PostParams::default(), &node)
             .await

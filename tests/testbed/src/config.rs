@@ -111,12 +111,20 @@ current-context: admin
 }
 
 /// kwok's own options: more parallel pod stages than the default 4, so thousands of pods
-/// (scale generator) turn Running in seconds rather than minutes.
+/// (scale generator) turn Running faster. A KwokConfiguration given in `--config` is not
+/// defaulted, so every option kwok needs is spelled out (values of its defaults otherwise).
 pub const KWOK_CONFIG: &str = "apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   podPlayStageParallelism: 32
   nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
+  enableDebuggingHandlers: false
+  enableProfilingHandler: false
+  enableContentionProfiling: false
 ";
 
 /// Inputs for the component command lines.

@@ -255,20 +255,6 @@ fn volumes() -> Vec<Value> {
     ]
 }
 
-/// A complete injected pod spec's extra parts, for building pre-injected pods (scale generator).
-pub fn injected_parts(
-    namespace: &str,
-    revision: &str,
-    image: &str,
-    workload: &str,
-) -> (Value, Value, Vec<Value>) {
-    (
-        init_container(image),
-        proxy_container(image, namespace, revision, workload),
-        volumes(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

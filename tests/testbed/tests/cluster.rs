@@ -35,8 +35,18 @@ fn cluster_starts_with_three_ready_kwok_nodes() {
             "node not Ready or tainted: {l}"
         );
     }
-    let version = kubectl(c, &["version", "-o", "json"]);
+    let kubelets = kubectl(
+        c,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].status.nodeInfo.kubeletVersion}",
+        ],
+    );
     let want = format!("v{}", c.versions().get("K8S_VERSION").unwrap());
+    assert_eq!(kubelets, [want.as_str(); 3].join(" "));
+    let version = kubectl(c, &["version", "-o", "json"]);
     assert!(
         version.matches(&want).count() >= 2,
         "client and server should be {want}: {version}"
