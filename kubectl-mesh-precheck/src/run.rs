@@ -127,7 +127,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
             text.push_str(&output::inventory_tables(&inv, color));
             if let Some(t) = &target {
                 text.push_str(&format!(
-                    "\nTarget: Istio {} as revision `{}` ({:?})\n",
+                    "\nTarget: Istio {} as revision `{}` ({})\n",
                     t.version, t.revision, t.mode
                 ));
             }
