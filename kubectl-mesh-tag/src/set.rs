@@ -181,7 +181,7 @@ pub fn generate(
         OutputFormat::Yaml | OutputFormat::Table => {
             let docs = objects
                 .iter()
-                .map(|o| serde_saphyr::to_string(o))
+                .map(serde_saphyr::to_string)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::from)?;
             docs.join("---\n")
