@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-pub use select::{candidates, istio_crds};
+pub use select::{candidates, istio_crds, webhooks_calling};
 
 use crate::{
     cluster::ops::ObjRef,

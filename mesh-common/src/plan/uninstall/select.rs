@@ -163,6 +163,34 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Webhook configurations that call one of `services` (`ns/name`), as
+/// `MutatingWebhookConfiguration/x → ns/name`: after an uninstall there must be none.
+pub fn webhooks_calling(
+    mwcs: &[MutatingWebhookConfiguration],
+    vwcs: &[ValidatingWebhookConfiguration],
+    services: &BTreeSet<String>,
+) -> Vec<String> {
+    let m = mwcs.iter().flat_map(|c| {
+        let n = name(&c.metadata);
+        let hooks = c.webhooks.iter().flatten();
+        hooks.map(move |w| ("MutatingWebhookConfiguration", n, &w.client_config))
+    });
+    let v = vwcs.iter().flat_map(|c| {
+        let n = name(&c.metadata);
+        let hooks = c.webhooks.iter().flatten();
+        hooks.map(move |w| ("ValidatingWebhookConfiguration", n, &w.client_config))
+    });
+    let mut out: Vec<String> = m
+        .chain(v)
+        .filter_map(|(kind, n, cc)| {
+            let svc = service_of(cc).filter(|s| services.contains(s))?;
+            Some(format!("{kind}/{n} → {svc}"))
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
 /// `ns/name` of the Service a webhook calls: its service reference, or a URL whose host is
 /// `<name>.<ns>.svc[.cluster.local]`.
 fn service_of(cc: &WebhookClientConfig) -> Option<String> {

@@ -1,0 +1,150 @@
+//! Command-line arguments of `kubectl mesh uninstall`, and their validation into a request.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+use mesh_common::{
+    cli::{KubeFlags, OutputFlags, SnapshotFlags, parse_duration},
+    exit::MeshError,
+    plan::uninstall::{Request, Target},
+};
+
+/// Remove an Istio control plane revision safely, or every control plane (--purge).
+///
+/// Lists every object of the revision (cluster-wide, by label) and refuses while namespaces,
+/// tags, running pods or gateways still use it, showing the command that moves each. Then
+/// backs up the objects, deletes them webhooks first (so no webhook is left calling a Service
+/// that is gone), then workloads, then configuration and RBAC, and waits until they are gone.
+/// Base objects (CRDs, Istio resources) are never touched, except by --purge --include-crds.
+///
+/// Exit codes: 0 uninstalled (or nothing to do, or a clean --dry-run); 1 refused (still in use,
+/// Helm-installed, answered no, no terminal without --yes); 2 bad input; 3 could not complete
+/// (the message says what state the cluster is in and where the backup is).
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-mesh-uninstall",
+    bin_name = "kubectl mesh uninstall",
+    version
+)]
+pub struct Args {
+    /// Revision to uninstall (`default` = the non-revisioned control plane)
+    #[arg(
+        short = 'r',
+        long,
+        value_name = "REV",
+        required_unless_present = "purge",
+        conflicts_with = "purge"
+    )]
+    pub revision: Option<String>,
+    /// Uninstall every control plane, gateway and revision tag (the Istio CRDs and resources
+    /// stay unless --include-crds)
+    #[arg(long)]
+    pub purge: bool,
+    /// With --purge: also delete the Istio CRDs — and with them every Istio resource
+    /// (VirtualServices, DestinationRules, ...) in the cluster
+    #[arg(long, conflicts_with = "revision")]
+    pub include_crds: bool,
+    /// Show the plan (checked by the API server when connected) without changing anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Proceed although namespaces, tags, pods or gateways still use it; tags pointing at the
+    /// revision are deleted with it. Never overrides a Helm install or a foreign webhook
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for the deleted objects to be gone
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Directory of the backup file (default: ~/.kube/mesh-backups)
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    #[command(flatten)]
+    pub snapshot: SnapshotFlags,
+    #[command(flatten)]
+    pub output: OutputFlags,
+}
+
+impl Args {
+    /// The validated request.
+    pub fn request(&self) -> Result<Request, MeshError> {
+        if self.snapshot.snapshot.is_some() && !self.dry_run {
+            return Err(MeshError::usage(anyhow::anyhow!(
+                "--snapshot reads a file, so nothing can be uninstalled from it"
+            ))
+            .hint("add --dry-run to see the plan for that snapshot"));
+        }
+        let target = match &self.revision {
+            Some(r) => {
+                check_revision(r)?;
+                Target::Revision {
+                    revision: r.clone(),
+                }
+            }
+            None => Target::Purge {
+                include_crds: self.include_crds,
+            },
+        };
+        Ok(Request {
+            target,
+            force: self.force,
+        })
+    }
+}
+
+/// A revision name is a DNS-1123 label (istioctl's rule).
+fn check_revision(r: &str) -> Result<(), MeshError> {
+    let ok = !r.is_empty()
+        && r.len() <= 63
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !r.starts_with('-')
+        && !r.ends_with('-');
+    if ok {
+        return Ok(());
+    }
+    Err(MeshError::usage(anyhow::anyhow!("`{r}` is not a valid revision name"))
+        .hint("revisions are lowercase letters, digits and `-`, like `1-30-3` or `default`; see `kubectl mesh precheck`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("kubectl-mesh-uninstall").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn revision_or_purge_is_required_and_exclusive() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--revision", "a", "--purge"]).is_err());
+        assert!(parse(&["--include-crds", "-r", "a"]).is_err());
+        let a = parse(&["--purge", "--include-crds"]).unwrap();
+        assert_eq!(
+            a.request().unwrap().target,
+            Target::Purge { include_crds: true }
+        );
+    }
+
+    #[test]
+    fn bad_revision_names_and_snapshot_without_dry_run_are_usage_errors() {
+        let e = parse(&["-r", "1.29.6"]).unwrap().request().unwrap_err();
+        assert_eq!(e.error.to_string(), "`1.29.6` is not a valid revision name");
+        assert_eq!(e.status as u8, 2);
+        let e = parse(&["-r", "default", "--snapshot", "x.yaml"])
+            .unwrap()
+            .request()
+            .unwrap_err();
+        assert_eq!(e.status as u8, 2);
+        assert!(
+            parse(&["-r", "default", "--snapshot", "x.yaml", "--dry-run"])
+                .unwrap()
+                .request()
+                .is_ok()
+        );
+    }
+}
