@@ -271,48 +271,44 @@ pub fn run_with_stdin(mut cmd: Command, input: &str) -> Result<String> {
 
 /// Starts the components in order and waits for a usable cluster.
 fn launch(group: &mut Group, l: &Layout, bins: &Binaries, pki: &Pki) -> Result<(Client, Injector)> {
-    group.spawn("etcd", Command::new(bins.path("etcd")).args(l.etcd()))?;
-    wait_until(group, "etcd", Duration::from_secs(30), || {
-        Ok(TcpStream::connect(("127.0.0.1", l.ports.etcd)).is_ok())
+    let client = start_storage_and_apiserver(group, l, bins)?;
+    for (name, args) in [
+        ("kube-controller-manager", l.controller_manager()),
+        ("kube-scheduler", l.scheduler()),
+        ("kwok", l.kwok(&bins.kwok_stages)),
+    ] {
+        group.spawn(name, Command::new(bins.path(name)).args(args))?;
+    }
+    let injector = Injector::start(pki, client.clone())?;
+    let (c, kubelet) = (
+        client.clone(),
+        format!("v{}", bins.versions.get("K8S_VERSION")?),
+    );
+    block(async move { create_nodes(c, kubelet).await })?;
+    let what = "Ready nodes and serviceaccount/default";
+    wait_until(group, what, Duration::from_secs(90), || {
+        let c = client.clone();
+        block(async move { settled(c).await })
     })?;
+    Ok((client, injector))
+}
+
+/// etcd, then kube-apiserver until `/readyz` says ok; returns an admin client.
+fn start_storage_and_apiserver(group: &mut Group, l: &Layout, bins: &Binaries) -> Result<Client> {
+    group.spawn("etcd", Command::new(bins.path("etcd")).args(l.etcd()))?;
+    let etcd = ("127.0.0.1", l.ports.etcd);
+    wait_until(group, "etcd", Duration::from_secs(30), || {
+        Ok(TcpStream::connect(etcd).is_ok())
+    })?;
+    let apiserver = bins.path("kube-apiserver");
     group.spawn(
         "kube-apiserver",
-        Command::new(bins.path("kube-apiserver")).args(l.apiserver()),
+        Command::new(apiserver).args(l.apiserver()),
     )?;
     let client = block(client_from(l.kubeconfig.clone()))?;
-    wait_until(
-        group,
-        "kube-apiserver /readyz",
-        Duration::from_secs(90),
-        || Ok(ready(&client)),
-    )?;
-    let kcm = l.controller_manager();
-    group.spawn(
-        "kube-controller-manager",
-        Command::new(bins.path("kube-controller-manager")).args(kcm),
-    )?;
-    group.spawn(
-        "kube-scheduler",
-        Command::new(bins.path("kube-scheduler")).args(l.scheduler()),
-    )?;
-    group.spawn(
-        "kwok",
-        Command::new(bins.path("kwok")).args(l.kwok(&bins.kwok_stages)),
-    )?;
-    let injector = Injector::start(pki, client.clone())?;
-    let c = client.clone();
-    let kubelet = format!("v{}", bins.versions.get("K8S_VERSION")?);
-    block(async move { create_nodes(c, kubelet).await })?;
-    wait_until(
-        group,
-        "Ready nodes and serviceaccount/default",
-        Duration::from_secs(90),
-        || {
-            let c = client.clone();
-            block(async move { settled(c).await })
-        },
-    )?;
-    Ok((client, injector))
+    let what = "kube-apiserver /readyz";
+    wait_until(group, what, Duration::from_secs(90), || Ok(ready(&client)))?;
+    Ok(client)
 }
 
 /// Polls `probe` every 100 ms, failing early (with a log tail) if a component exits.
