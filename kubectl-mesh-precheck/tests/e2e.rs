@@ -332,9 +332,16 @@ fn kubeconfig_lists_merge_first_wins_skip_missing_files_and_run_exec_plugins() {
         c.admin_token()
     );
     let script = dir.join("credential.sh");
-    std::fs::write(&script, format!("#!/bin/sh\ncat <<'JSON'\n{credential}\nJSON\n")).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ncat <<'JSON'\n{credential}\nJSON\n"),
+    )
+    .unwrap();
     #[cfg(unix)]
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&script).unwrap().permissions(), 0o755);
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&script).unwrap().permissions(),
+        0o755,
+    );
     let exec_kc = dir.join("exec.yaml");
     std::fs::write(
         &exec_kc,
@@ -346,20 +353,36 @@ fn kubeconfig_lists_merge_first_wins_skip_missing_files_and_run_exec_plugins() {
         ),
     )
     .unwrap();
-    let list = std::env::join_paths([dir.join("missing.yaml"), exec_kc, c.kubeconfig().to_path_buf()]).unwrap();
+    let list = std::env::join_paths([
+        dir.join("missing.yaml"),
+        exec_kc,
+        c.kubeconfig().to_path_buf(),
+    ])
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
         .args(["-o", "json"])
         .env("KUBECONFIG", &list)
         .output()
         .unwrap();
     let r = report(&out);
-    assert!(r["source"].as_str().unwrap().starts_with("context `exec`"), "first file's current-context wins: {}", r["source"]);
-    assert_eq!(by_id(&r, "permissions.install")[0]["result"], "ok", "the exec plugin's admin token was used");
+    assert!(
+        r["source"].as_str().unwrap().starts_with("context `exec`"),
+        "first file's current-context wins: {}",
+        r["source"]
+    );
+    assert_eq!(
+        by_id(&r, "permissions.install")[0]["result"],
+        "ok",
+        "the exec plugin's admin token was used"
+    );
     // The second file's contexts are merged in, so `--context restricted` resolves too.
     let restricted = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
         .args(["-o", "json", "--context", "restricted"])
         .env("KUBECONFIG", &list)
         .output()
         .unwrap();
-    assert_eq!(by_id(&report(&restricted), "permissions.install")[0]["result"], "error");
+    assert_eq!(
+        by_id(&report(&restricted), "permissions.install")[0]["result"],
+        "error"
+    );
 }
