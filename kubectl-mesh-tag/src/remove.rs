@@ -54,12 +54,7 @@ fn users(plan: &RemovePlan) -> String {
         .iter()
         .map(|n| n.namespace.as_str())
         .collect();
-    let pods: usize = plan.namespaces.iter().map(|n| n.pods).sum();
-    format!(
-        "{} namespace(s) ({}) and {pods} pod(s)",
-        names.len(),
-        names.join(", ")
-    )
+    format!("{} namespace(s) use it ({})", names.len(), names.join(", "))
 }
 
 /// `remove`.
@@ -75,7 +70,7 @@ pub async fn remove(
     if plan.in_use() && !args.yes {
         report(printer, &plan, args.dry_run, None)?;
         return Err(MeshError::blocked(anyhow::anyhow!(
-            "refusing to remove tag `{}`: {} still use it; nothing was changed",
+            "refusing to remove tag `{}` while {}; nothing was changed",
             plan.tag,
             users(&plan)
         ))

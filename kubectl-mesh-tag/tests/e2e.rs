@@ -420,7 +420,7 @@ fn removing_a_tag_in_use_without_yes_changes_nothing() {
     let err = text(&o.stderr);
     assert!(
         err.starts_with(&format!(
-            "error: refusing to remove tag `e2e-busy`: 1 namespace(s) ({ns})"
+            "error: refusing to remove tag `e2e-busy` while 1 namespace(s) use it ({ns})"
         )),
         "{err}"
     );

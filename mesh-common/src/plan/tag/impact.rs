@@ -148,6 +148,75 @@ pub struct Impact {
     pub pods: Vec<PodChange>,
 }
 
+/// Resolves injection before and after a change, once per distinct set of relevant labels.
+struct Resolver<'a> {
+    before: Vec<&'a MutatingWebhookConfiguration>,
+    after: Vec<&'a MutatingWebhookConfiguration>,
+    /// Label keys any object selector reads: pods alike on these resolve alike.
+    pod_keys: BTreeSet<&'a str>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        before: &'a [MutatingWebhookConfiguration],
+        after: &'a [MutatingWebhookConfiguration],
+    ) -> Self {
+        let before: Vec<_> = before.iter().filter(|m| is_injector(m)).collect();
+        let after: Vec<_> = after.iter().filter(|m| is_injector(m)).collect();
+        let pod_keys = before
+            .iter()
+            .chain(&after)
+            .flat_map(|m| m.webhooks.iter().flatten())
+            .filter_map(|w| w.object_selector.as_ref())
+            .flat_map(|s| {
+                let exprs = s.match_expressions.iter().flatten().map(|e| e.key.as_str());
+                s.match_labels
+                    .iter()
+                    .flatten()
+                    .map(|(k, _)| k.as_str())
+                    .chain(exprs)
+            })
+            .collect();
+        Self {
+            before,
+            after,
+            pod_keys,
+        }
+    }
+
+    fn pair(
+        &self,
+        ns: &BTreeMap<String, String>,
+        pod: &BTreeMap<String, String>,
+    ) -> (Injects, Injects) {
+        (
+            resolve(&self.before, ns, pod),
+            resolve(&self.after, ns, pod),
+        )
+    }
+
+    /// The (before, after) of each pod of a namespace, in order.
+    fn pods(&self, ns: &BTreeMap<String, String>, pods: &[&PodInfo]) -> Vec<(Injects, Injects)> {
+        let mut cache: HashMap<BTreeMap<String, String>, (Injects, Injects)> = HashMap::new();
+        pods.iter()
+            .map(|p| {
+                let relevant: BTreeMap<String, String> = p
+                    .metadata
+                    .labels
+                    .iter()
+                    .flatten()
+                    .filter(|(k, _)| self.pod_keys.contains(k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                cache
+                    .entry(relevant)
+                    .or_insert_with_key(|l| self.pair(ns, l))
+                    .clone()
+            })
+            .collect()
+    }
+}
+
 /// Compares injection with `before` and `after` webhooks; `tag_webhooks` are the names of the
 /// tag's webhook configurations (before and after), whose namespaces are always reported.
 pub fn compute(
@@ -156,58 +225,56 @@ pub fn compute(
     after: &[MutatingWebhookConfiguration],
     tag_webhooks: &BTreeSet<String>,
 ) -> Impact {
-    let before: Vec<_> = before.iter().filter(|m| is_injector(m)).collect();
-    let after: Vec<_> = after.iter().filter(|m| is_injector(m)).collect();
+    let resolver = Resolver::new(before, after);
     let mut pods_by_ns: HashMap<&str, Vec<&PodInfo>> = HashMap::new();
     for p in snap.pods.iter().filter(|p| !p.is_finished()) {
         pods_by_ns.entry(p.namespace()).or_default().push(p);
     }
+    let involves = |(b, a): &(Injects, Injects)| {
+        b != a || b.involves(tag_webhooks) || a.involves(tag_webhooks)
+    };
     let no_labels = BTreeMap::new();
     let mut out = Impact::default();
     for ns in &snap.namespaces {
-        let ns_name = name(&ns.metadata);
         let ns_labels = labels(&ns.metadata);
-        let ns_before = resolve(&before, ns_labels, &no_labels);
-        let ns_after = resolve(&after, ns_labels, &no_labels);
-        let mut touched = ns_before != ns_after
-            || ns_before.involves(tag_webhooks)
-            || ns_after.involves(tag_webhooks);
+        let (ns_before, ns_after) = resolver.pair(ns_labels, &no_labels);
+        let pods = pods_by_ns
+            .get(name(&ns.metadata))
+            .map_or(&[][..], Vec::as_slice);
+        let resolved = resolver.pods(ns_labels, pods);
+        let mut touched = involves(&(ns_before.clone(), ns_after.clone()));
         let mut changes = Vec::new();
-        for pod in pods_by_ns.get(ns_name).into_iter().flatten() {
-            let pod_labels = pod.metadata.labels.as_ref().unwrap_or(&no_labels);
-            let p_before = resolve(&before, ns_labels, pod_labels);
-            let p_after = resolve(&after, ns_labels, pod_labels);
-            let relevant = p_before != p_after
-                || p_after.involves(tag_webhooks)
-                || p_before.involves(tag_webhooks);
+        for (pod, pair) in pods.iter().zip(&resolved) {
+            let relevant = involves(pair);
             touched |= relevant;
-            if let Some(change) = relevant.then(|| change(pod, &p_after)).flatten() {
-                changes.push(change);
-            }
+            changes.extend(relevant.then(|| change(pod, &pair.1)).flatten());
         }
-        if !touched {
-            continue;
+        if touched {
+            out.namespaces.push(NamespaceImpact {
+                namespace: name(&ns.metadata).to_owned(),
+                selected_by: selected_by(ns_labels),
+                before: ns_before,
+                after: ns_after,
+                pods: changes.len(),
+                proxies: proxy_versions(&changes),
+            });
+            out.pods.extend(changes);
         }
-        let mut proxies = BTreeMap::new();
-        for c in &changes {
-            let key = match (&c.current, c.has_proxy) {
-                (Some(v), _) => v.to_string(),
-                (None, true) => "unknown".to_owned(),
-                (None, false) => "none".to_owned(),
-            };
-            *proxies.entry(key).or_default() += 1;
-        }
-        out.namespaces.push(NamespaceImpact {
-            namespace: ns_name.to_owned(),
-            selected_by: selected_by(ns_labels),
-            before: ns_before,
-            after: ns_after,
-            pods: changes.len(),
-            proxies,
-        });
-        out.pods.extend(changes);
     }
     out.namespaces.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+    out
+}
+
+fn proxy_versions(changes: &[PodChange]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in changes {
+        let key = match (&c.current, c.has_proxy) {
+            (Some(v), _) => v.to_string(),
+            (None, true) => "unknown".to_owned(),
+            (None, false) => "none".to_owned(),
+        };
+        *out.entry(key).or_default() += 1;
+    }
     out
 }
 
