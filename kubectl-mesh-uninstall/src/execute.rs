@@ -38,7 +38,7 @@ pub struct Failure {
 pub async fn dry_run(exec: &Executor, plan: &UninstallPlan) -> Result<(), MeshError> {
     for r in plan.objects() {
         exec.delete(&r).await.map_err(|e| {
-            MeshError::failed(e.context("the API server refused the dry run")).hint(
+            MeshError::failed(clean(e).context("the API server refused the dry run")).hint(
                 "nothing was changed; check your permissions with `kubectl auth can-i delete ...`",
             )
         })?;
@@ -116,6 +116,20 @@ pub async fn delete(
     Ok(deleted)
 }
 
+/// kube-rs prints an API error's whole Status and then its cause again: keep the message.
+fn clean(e: anyhow::Error) -> anyhow::Error {
+    let status = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(s)) => Some(s.message.clone()),
+            _ => None,
+        });
+    match status {
+        Some(message) => anyhow::anyhow!("{e}: {message}"),
+        None => e,
+    }
+}
+
 fn failure(
     e: anyhow::Error,
     phase: Phase,
@@ -146,7 +160,7 @@ fn failure(
         deleted.len(),
         plan.steps.len()
     );
-    let error = MeshError::failed(e.context("the uninstall did not complete"))
+    let error = MeshError::failed(clean(e).context("the uninstall did not complete"))
         .hint(state.clone())
         .hint(format!(
             "backup of every object: {}; run the same command again to finish",

@@ -1,0 +1,512 @@
+//! `kubectl mesh uninstall` against the real control-plane test bed. Uninstall changes
+//! cluster-wide state, so every scenario starts its own cluster (`Cluster::start`) with Istio
+//! installed by real istioctl; scenarios run one at a time to stay within two cores.
+#![allow(clippy::print_stderr)] // timings are reported for the record
+
+use std::{
+    collections::BTreeSet,
+    path::Path,
+    process::{Command, Output},
+    sync::Mutex,
+    time::Instant,
+};
+
+use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use serde_json::Value;
+
+const CANARY: &str = "1-30-3";
+/// One scenario (one cluster) at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Kinds compared before and after (everything a control plane is made of, plus the CRDs).
+const KINDS: &str = "deployments,daemonsets,services,configmaps,serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,customresourcedefinitions,namespaces";
+
+fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    eprintln!(
+        "kubectl mesh uninstall {} -> {:?} in {:.1?}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed()
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn expect(out: &Output, code: i32) -> (String, String) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+fn json(out: &Output, code: i32) -> Value {
+    let (stdout, _) = expect(out, code);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn kubectl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.kubectl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+fn istioctl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.istioctl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+/// Every object of [`KINDS`] as `Kind/namespace/name`.
+fn objects(c: &Cluster) -> BTreeSet<String> {
+    let v: Value = serde_json::from_str(&kubectl(c, &["get", KINDS, "-A", "-o", "json"])).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            key(
+                &o["kind"],
+                &o["metadata"]["namespace"],
+                &o["metadata"]["name"],
+            )
+        })
+        .collect()
+}
+
+fn key(kind: &Value, ns: &Value, name: &Value) -> String {
+    format!(
+        "{}/{}/{}",
+        kind.as_str().unwrap(),
+        ns.as_str().unwrap_or(""),
+        name.as_str().unwrap()
+    )
+}
+
+/// The objects a JSON report plans to delete, as `Kind/namespace/name`.
+fn planned(report: &Value) -> BTreeSet<String> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| key(&s["kind"], &s["namespace"], &s["name"]))
+        .collect()
+}
+
+/// Where every webhook of every configuration sends requests (URL or `svc:ns/name`).
+fn webhook_targets(c: &Cluster) -> Vec<(String, String)> {
+    let v: Value = serde_json::from_str(&kubectl(
+        c,
+        &[
+            "get",
+            "mutatingwebhookconfigurations,validatingwebhookconfigurations",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    for cfg in v["items"].as_array().unwrap() {
+        let name = cfg["metadata"]["name"].as_str().unwrap().to_owned();
+        for w in cfg["webhooks"].as_array().into_iter().flatten() {
+            let cc = &w["clientConfig"];
+            let target = match cc["url"].as_str() {
+                Some(u) => u.to_owned(),
+                None => format!(
+                    "svc:{}/{}",
+                    cc["service"]["namespace"].as_str().unwrap_or(""),
+                    cc["service"]["name"].as_str().unwrap_or("")
+                ),
+            };
+            out.push((name.clone(), target));
+        }
+    }
+    out
+}
+
+/// No webhook may call the deleted default revision: neither its istiod Service nor the
+/// harness URL that stands for it.
+fn assert_no_webhook_calls_default(c: &Cluster) {
+    let targets = webhook_targets(c);
+    let bad: Vec<_> = targets
+        .iter()
+        .filter(|(_, t)| t.ends_with("/inject/rev/default") || t == "svc:istio-system/istiod")
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "dangling webhooks: {bad:?} (all: {targets:?})"
+    );
+}
+
+/// `istioctl tag list -o json` as (tag, revision).
+fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
+    let v: Value = serde_json::from_str(&istioctl(c, &["tag", "list", "-o", "json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap_or("").to_owned(),
+                t["revision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn app(c: &Cluster, prefix: &str, label: (&str, &str)) -> String {
+    let ns = c.unique_namespace(prefix).unwrap();
+    scenario::label_namespace(c, &ns, &[label]).unwrap();
+    scenario::sample_app(c, &ns, 1).unwrap();
+    ns
+}
+
+/// Proxy images of the `web` pods of a namespace.
+fn proxies(c: &Cluster, ns: &str) -> String {
+    scenario::pod_images(c, ns, "app=web").unwrap()
+}
+
+/// Reinstalls the canary with the `default` profile: its ingress gateway replaces the old one
+/// (same Deployment, now labelled with the canary) — how IOP gateways move to a new revision.
+fn move_gateway_to_canary(c: &Cluster) {
+    let tag = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
+    let sets: Vec<String> = scenario::install_sets(c, CANARY, &tag)
+        .into_iter()
+        .map(|s| {
+            if s == "profile=minimal" {
+                "profile=default".to_owned()
+            } else {
+                s
+            }
+        })
+        .collect();
+    let mut cmd = c.istioctl();
+    cmd.args(["install", "-y"]).args(&sets);
+    run_with_stdin(cmd, "").unwrap();
+}
+
+/// A user allowed to read everything and delete webhooks and autoscalers — not Deployments.
+fn user_who_cannot_delete_deployments(c: &Cluster) -> &'static str {
+    c.apply(
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: uninstaller}
+rules:
+- {apiGroups: ["*"], resources: ["*"], verbs: [get, list, watch]}
+- {apiGroups: [admissionregistration.k8s.io], resources: [mutatingwebhookconfigurations, validatingwebhookconfigurations], verbs: [delete]}
+- {apiGroups: [autoscaling], resources: [horizontalpodautoscalers], verbs: [delete]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: uninstaller}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: uninstaller}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: uninstaller}]
+"#,
+    )
+    .unwrap();
+    "uninstaller"
+}
+
+fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+/// The canary upgrade from a plain 1.29 install to revision 1-30-3, ending with
+/// `uninstall --revision default`:
+/// 1. while namespaces, the `default` tag, pods and the gateway still use 1.29 it is refused
+///    (exit 1) with the command that moves each, and not one object changes;
+/// 2. after moving everything it plans exactly the 1.29 control plane's objects;
+/// 3. when a delete fails midway (a user who may not delete Deployments) it stops with exit 3,
+///    names the state and the backup, and no webhook is left calling the deleted revision;
+/// 4. run again it finishes: exactly the planned objects are gone, nothing of 1-30-3 or of the
+///    base CRDs is touched, istioctl still sees the `default` tag on 1-30-3, and new pods are
+///    created and injected by 1-30-3.
+#[test]
+fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let home = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    scenario::install_canary(&c, CANARY).unwrap();
+    let enabled = app(&c, "enabled", ("istio-injection", "enabled"));
+    let pinned = app(&c, "pinned", ("istio.io/rev", "default"));
+    assert!(proxies(&c, &enabled).contains("proxyv2:1.29.6"));
+
+    // 1. Refused while in use; nothing changes.
+    let before = objects(&c);
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-r", "default", "-y"]), 1);
+    for needle in [
+        format!(
+            "namespace {enabled}: new pods get the proxy of revision `default` (through tag `default`)"
+        ),
+        "fix: kubectl mesh tag set default --revision 1-30-3 --overwrite".to_owned(),
+        // `istio.io/rev=default` is served by the `default` tag's webhook, not the deactivated
+        // legacy injector: moving the tag moves it too.
+        format!(
+            "namespace {pinned}: new pods get the proxy of revision `default` (through tag `default`)"
+        ),
+        format!("fix: kubectl rollout restart -n {enabled} deployment/web"),
+        "gateway istio-system/istio-ingressgateway: installed with revision `default`".to_owned(),
+    ] {
+        assert!(stdout.contains(&needle), "{needle}\nin:\n{stdout}");
+    }
+    assert!(
+        stderr.contains("is still in use (6 finding(s)): nothing was deleted"),
+        "{stderr}"
+    );
+    assert_eq!(
+        objects(&c),
+        before,
+        "a refused uninstall changed the cluster"
+    );
+    assert!(backups(&home.path().join(".kube/mesh-backups")).is_empty());
+    let refused = json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-r", "default", "--dry-run", "-o", "json"],
+        ),
+        1,
+    );
+    assert_eq!(refused["refused"], true);
+
+    // 2. Move everything to the canary, with the real istioctl and kubectl.
+    istioctl(
+        &c,
+        &["tag", "set", "default", "--revision", CANARY, "--overwrite"],
+    );
+    scenario::label_namespace(&c, &pinned, &[("istio.io/rev", CANARY)]).unwrap();
+    for ns in [&enabled, &pinned] {
+        kubectl(&c, &["rollout", "restart", "-n", ns, "deployment/web"]);
+        c.wait_rollout(ns, "deployment/web").unwrap();
+    }
+    move_gateway_to_canary(&c);
+    let plan = json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-r", "default", "--dry-run", "-o", "json"],
+        ),
+        0,
+    );
+    assert_eq!(plan["blockers"], Value::Array(vec![]), "{plan:#}");
+    let steps = plan["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().all(|s| s["owner"] == "revision default"),
+        "{plan:#}"
+    );
+    assert_eq!(steps[0]["kind"], "MutatingWebhookConfiguration");
+    let expected = planned(&plan);
+    assert!(
+        expected.contains("Deployment/istio-system/istiod"),
+        "{expected:#?}"
+    );
+    assert!(
+        !expected
+            .iter()
+            .any(|o| o.contains(CANARY) || o.contains("tag") || o.contains("ingressgateway"))
+    );
+    let user = user_who_cannot_delete_deployments(&c);
+    let moved = objects(&c);
+
+    // 3. A delete fails midway: webhooks are gone first, so none dangles; exit 3 says so.
+    let partial = home.path().join("partial");
+    let out = mesh(
+        &c,
+        home.path(),
+        &[
+            "-r",
+            "default",
+            "-y",
+            "--as",
+            user,
+            "--backup-dir",
+            partial.to_str().unwrap(),
+        ],
+    );
+    let (_, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains("cannot delete Deployment/istio-system/istiod"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("every webhook configuration of the plan is gone"),
+        "{stderr}"
+    );
+    let files = backups(&partial);
+    assert_eq!(files.len(), 1);
+    assert!(
+        stderr.contains(&format!("backup of every object: {}", files[0].display())),
+        "{stderr}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let backup = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        backup.contains("name: istiod") && backup.contains("kind: MutatingWebhookConfiguration")
+    );
+    assert_no_webhook_calls_default(&c);
+    assert!(objects(&c).contains("Deployment/istio-system/istiod"));
+
+    // 4. Run again: it finishes, and exactly the planned objects are gone.
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-r", "default", "-y"]), 0);
+    assert!(
+        stdout.contains("✔ Uninstalled revision `default`"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("backup of"), "{stderr}");
+    assert_eq!(backups(&home.path().join(".kube/mesh-backups")).len(), 1);
+    let after = objects(&c);
+    let gone: BTreeSet<String> = moved.difference(&after).cloned().collect();
+    let appeared: BTreeSet<String> = after.difference(&moved).cloned().collect();
+    assert_eq!(gone, expected, "deleted objects differ from the plan");
+    assert!(appeared.is_empty(), "{appeared:#?}");
+    assert!(
+        after
+            .iter()
+            .filter(|o| o.starts_with("CustomResourceDefinition/"))
+            .count()
+            >= 10
+    );
+    assert_no_webhook_calls_default(&c);
+    assert!(istioctl_tags(&c).contains(&("default".to_owned(), CANARY.to_owned())));
+    let again = mesh(&c, home.path(), &["-r", "default", "--dry-run"]);
+    let (_, stderr) = expect(&again, 2);
+    assert!(
+        stderr.contains("`default` is a tag, not a revision"),
+        "{stderr}"
+    );
+
+    // New pods are created, and injected by the canary.
+    kubectl(
+        &c,
+        &["rollout", "restart", "-n", &enabled, "deployment/web"],
+    );
+    c.wait_rollout(&enabled, "deployment/web").unwrap();
+    assert!(
+        proxies(&c, &enabled).contains("proxyv2:1.30.3"),
+        "{}",
+        proxies(&c, &enabled)
+    );
+}
+
+/// `--purge` removes every control plane, gateway and tag webhook but keeps the Istio CRDs and
+/// every Istio resource unless `--include-crds`; it counts those resources first, and a
+/// refused or dry run changes nothing.
+#[test]
+fn purge_keeps_the_crds_and_istio_resources_unless_asked() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let home = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    let ns = c.unique_namespace("shop").unwrap();
+    c.apply(&format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  hosts: [web]\n  http: [{{route: [{{destination: {{host: web}}}}]}}]\n"
+    ))
+    .unwrap();
+    istioctl(&c, &["tag", "set", "stable", "--revision", "default"]);
+    let before = objects(&c);
+
+    let dry = json(
+        &mesh(&c, home.path(), &["--purge", "--dry-run", "-o", "json"]),
+        1,
+    );
+    let vs = dry["crds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "VirtualService")
+        .unwrap();
+    assert_eq!(
+        (vs["resources"].as_u64(), vs["deleted"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert!(
+        dry["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("are kept; add --include-crds"),
+        "{dry:#}"
+    );
+    assert_eq!(
+        dry["blockers"][0]["subject"],
+        "gateway istio-system/istio-ingressgateway"
+    );
+    let all = json(
+        &mesh(
+            &c,
+            home.path(),
+            &[
+                "--purge",
+                "--include-crds",
+                "--force",
+                "--dry-run",
+                "-o",
+                "json",
+            ],
+        ),
+        0,
+    );
+    let warning = all["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("deletes the")
+            && warning.contains("every Istio resource in the cluster (1): 1 VirtualService"),
+        "{warning}"
+    );
+    assert_eq!(
+        all["steps"].as_array().unwrap().last().unwrap()["kind"],
+        "CustomResourceDefinition"
+    );
+    assert_eq!(objects(&c), before, "a dry run changed the cluster");
+
+    expect(&mesh(&c, home.path(), &["--purge", "-y", "--force"]), 0);
+    let after = objects(&c);
+    let crds = |s: &BTreeSet<String>| -> BTreeSet<String> {
+        s.iter()
+            .filter(|o| o.starts_with("CustomResourceDefinition/"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(crds(&after), crds(&before));
+    assert!(
+        !after
+            .iter()
+            .any(|o| o.starts_with("Deployment/istio-system/")),
+        "{after:#?}"
+    );
+    assert!(
+        !after.iter().any(|o| o.contains("WebhookConfiguration/")),
+        "{after:#?}"
+    );
+    assert!(after.contains("Namespace//istio-system"));
+    assert_eq!(
+        kubectl(
+            &c,
+            &["get", "virtualservice", "web", "-n", &ns, "-o", "name"]
+        )
+        .trim(),
+        "virtualservice.networking.istio.io/web"
+    );
+    assert!(webhook_targets(&c).is_empty());
+}
