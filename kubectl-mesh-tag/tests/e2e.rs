@@ -587,3 +587,68 @@ fn the_default_tag_moves_its_validator_and_removing_it_restores_the_legacy_injec
             .any(|t| t.0 == "default" && t.1 == "default")
     );
 }
+
+/// A failure after the first change (the API server answers 500 to the real apply of the tag's
+/// Service, through the test bed's fault proxy) rolls back what was changed: exit 3, the webhook
+/// points at the old revision again, and the message says so and where the backup is.
+#[test]
+fn a_failed_move_is_rolled_back_from_the_backup() {
+    use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let c = cluster();
+    ok(c, &["set", "e2e-rb", "--revision", "default", "-y"]);
+    let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-rb"];
+    let rev =
+        |c: &Cluster| get_json(c, &mwc).unwrap()["metadata"]["labels"]["istio.io/rev"].clone();
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = proxy.write_kubeconfig(dir.path(), c.admin_token()).unwrap();
+    let svc = "/services/istiod-revision-tag-e2e-rb";
+    proxy.set_rules(vec![
+        // The server-side dry run goes through; the real apply fails.
+        Rule::delay(Duration::ZERO)
+            .method("PATCH")
+            .path_contains(svc)
+            .query_contains("dryRun")
+            .times(1),
+        Rule::status(500)
+            .method("PATCH")
+            .path_contains(svc)
+            .times(1),
+    ]);
+    let o = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-tag"))
+        .args([
+            "set",
+            "e2e-rb",
+            "--revision",
+            CANARY,
+            "--overwrite",
+            "-y",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env("HOME", home())
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("error: the change failed and was rolled back: the cluster is as before"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: the objects as they were are in "),
+        "{err}"
+    );
+    assert_eq!(rev(c), "default", "the webhook was put back");
+    let hooks = get_json(c, &mwc).unwrap()["webhooks"].clone();
+    assert!(
+        hooks[0]["clientConfig"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/inject/rev/default"),
+        "{hooks}"
+    );
+    assert!(!err.contains(c.admin_token()), "no token in the output");
+    ok(c, &["remove", "e2e-rb", "-y"]);
+}
