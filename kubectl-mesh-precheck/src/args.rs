@@ -40,6 +40,10 @@ pub struct Args {
     /// Lowest finding level that makes the exit code 1
     #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "LEVEL")]
     pub fail_on: FailOn,
+    /// Limit namespace-level findings and the inventory's namespaces and proxies to NS
+    /// (control-plane, webhook and skew-of-control-plane checks stay cluster-wide)
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
     /// Write the cluster state this check reads to FILE (usable with --snapshot) and exit
     #[arg(long, value_name = "FILE")]
     pub dump_snapshot: Option<PathBuf>,

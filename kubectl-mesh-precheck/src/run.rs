@@ -12,6 +12,7 @@ use mesh_common::{
     inventory::Inventory,
     manifest::Manifest,
     output::{self, Printer},
+    snapshot::ClusterSnapshot,
     version::IstioVersion,
 };
 
@@ -101,7 +102,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         ))?;
         return Ok(ExitStatus::Success);
     }
-    let inv = Inventory::from_snapshot(&snap);
+    let (snap, inv) = scope(snap, args.namespace.as_deref())?;
     let target = want
         .version
         .map(|v| Target::resolve(&inv, v, want.revision, args.canary));
@@ -151,7 +152,34 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     })
 }
 
-fn kube_text(snap: &mesh_common::snapshot::ClusterSnapshot) -> String {
+/// Keeps only one namespace's namespace-level data (`-n`). The inventory is derived from the
+/// whole cluster first, so revisions and tags are still seen in full.
+fn scope(
+    mut snap: ClusterSnapshot,
+    ns: Option<&str>,
+) -> Result<(ClusterSnapshot, Inventory), MeshError> {
+    let mut inv = Inventory::from_snapshot(&snap);
+    let Some(ns) = ns else { return Ok((snap, inv)) };
+    if snap
+        .gap(mesh_common::snapshot::Source::Namespaces)
+        .is_none()
+        && snap.namespace(ns).is_none()
+    {
+        return Err(MeshError::usage(anyhow::anyhow!(
+            "namespace `{ns}` does not exist in {}",
+            snap.origin
+        ))
+        .hint("check the name with `kubectl get namespaces`"));
+    }
+    inv.namespaces.retain(|n| n.name == ns);
+    inv.proxies.retain(|p| p.namespace == ns);
+    snap.pods.retain(|p| p.namespace() == ns);
+    snap.envoy_filters
+        .retain(|e| e.metadata.namespace.as_deref() == Some(ns));
+    Ok((snap, inv))
+}
+
+fn kube_text(snap: &ClusterSnapshot) -> String {
     snap.kube_version
         .as_ref()
         .map_or_else(|| "version unknown".into(), ToString::to_string)

@@ -231,3 +231,39 @@ fn a_manifest_sets_version_and_revision() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn namespace_flag_scopes_namespace_findings_and_inventory() {
+    let (_, all) = json(&[]);
+    assert_eq!(
+        finding(&all, "namespaces.dangling-revision")[0]["result"],
+        "error",
+        "legacy is dangling"
+    );
+    let (code, prod) = json(&["-n", "prod"]);
+    assert_eq!(
+        finding(&prod, "namespaces.dangling-revision")[0]["result"],
+        "ok",
+        "legacy is out of scope"
+    );
+    let names: Vec<_> = prod["inventory"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].clone())
+        .collect();
+    assert_eq!(names, ["prod"]);
+    assert_eq!(
+        prod["inventory"]["controlPlanes"].as_array().unwrap().len(),
+        2,
+        "control planes stay cluster-wide"
+    );
+    assert_eq!(
+        finding(&prod, "namespaces.stale-pods")[0]["result"],
+        "warning"
+    );
+    assert_eq!(code, 0, "only warnings left in prod");
+    let out = precheck(&["--snapshot", FIXTURE, "-n", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("namespace `nope` does not exist"));
+}
