@@ -29,6 +29,7 @@ fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
         .arg(c.kubeconfig())
         .env("HOME", home)
         .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     eprintln!(
@@ -323,6 +324,13 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     );
     let user = user_who_cannot_delete_deployments(&c);
     let moved = objects(&c);
+    // Without a terminal and without --yes nobody can confirm: refused, nothing changes.
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-r", "default"]), 1);
+    assert!(
+        stderr.contains("refusing to change the cluster without confirmation"),
+        "{stderr}"
+    );
+    assert_eq!(objects(&c), moved);
 
     // 3. A delete fails midway: webhooks are gone first, so none dangles; exit 3 says so.
     let partial = home.path().join("partial");

@@ -491,4 +491,17 @@ mod tests {
         );
         assert_eq!(service_of(&url("https://a.b.c.svc/x")), None);
     }
+
+    #[test]
+    fn webhooks_calling_deleted_services_are_named() {
+        let mut m = crate::testkit::injector("1-30-3", Some("prod"));
+        let hooks = m.webhooks.as_mut().unwrap();
+        hooks[1].client_config = url("https://127.0.0.1:1/inject");
+        let gone: BTreeSet<String> = ["istio-system/istiod-1-30-3".to_owned()].into();
+        assert_eq!(
+            webhooks_calling(&[m.clone()], &[], &gone),
+            ["MutatingWebhookConfiguration/istio-revision-tag-prod → istio-system/istiod-1-30-3"]
+        );
+        assert!(webhooks_calling(&[m], &[], &BTreeSet::new()).is_empty());
+    }
 }
