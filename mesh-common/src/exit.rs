@@ -115,6 +115,25 @@ pub fn finish(result: Result<ExitStatus, MeshError>, color: bool) -> ExitCode {
     }
 }
 
+/// The whole `main` of a subcommand: runs its async body on a small runtime and turns the
+/// result into the exit code (errors rendered on stderr, coloured per `--color` and stderr).
+pub fn run_main<F>(color: crate::cli::ColorChoice, body: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<ExitStatus, MeshError>>,
+{
+    let stderr_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let color = crate::output::use_color(color, stderr_tty);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(body),
+        Err(e) => Err(MeshError::failed(e)),
+    };
+    finish(result, color)
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
