@@ -2,7 +2,7 @@
 //! Colour never carries meaning alone: every check has its symbol and the plan its words.
 
 use mesh_common::{
-    checks::{Finding, Outcome},
+    checks::Finding,
     output::{Style, paint, table},
     plan::tag::{NamespaceImpact, RemovePlan, SetPlan, Step},
     version::IstioVersion,
@@ -53,33 +53,7 @@ pub fn namespaces(list: &[NamespaceImpact]) -> String {
 
 /// Checks, one line each with symbol, message and id; objects and hint below.
 pub fn findings(list: &[Finding], color: bool) -> String {
-    let mut out = String::new();
-    for f in list {
-        let (sym, style, word) = match f.result {
-            Outcome::Ok => ("✔", Style::Ok, ""),
-            Outcome::Warning => ("‼", Style::Warn, "warning: "),
-            Outcome::Error => ("×", Style::Error, "error: "),
-            Outcome::Skipped => ("○", Style::Dim, "skipped: "),
-        };
-        out.push_str(&format!(
-            "  {} {word}{} {}\n",
-            paint(sym, style, color),
-            f.message,
-            paint(&format!("[{}]", f.id), Style::Dim, color)
-        ));
-        if f.result != Outcome::Ok {
-            for o in &f.objects {
-                out.push_str(&format!("      {o}\n"));
-            }
-            if let Some(h) = &f.hint {
-                out.push_str(&format!(
-                    "      {} {h}\n",
-                    paint("hint:", Style::Bold, color)
-                ));
-            }
-        }
-    }
-    out
+    mesh_common::output::finding_lines(&list.iter().collect::<Vec<_>>(), color)
 }
 
 fn steps(list: &[Step]) -> String {

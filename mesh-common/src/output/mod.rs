@@ -14,7 +14,7 @@ use std::{
 
 use serde::Serialize;
 
-pub use render::{findings, inventory_tables, proxies_table};
+pub use render::{finding_lines, findings, inventory_tables, proxies_table};
 
 use crate::cli::{ColorChoice, OutputFlags, OutputFormat};
 

@@ -8,16 +8,39 @@ use crate::{
     inventory::{Injection, Inventory},
 };
 
-fn symbol(o: Outcome) -> (&'static str, Style) {
-    match o {
-        Outcome::Ok => ("✔", Style::Ok),
-        Outcome::Warning => ("‼", Style::Warn),
-        Outcome::Error => ("×", Style::Error),
-        Outcome::Skipped => ("○", Style::Dim),
+/// Findings, one line each with symbol, word, message and id; for those not ok, their objects
+/// and hint below. Colour never carries meaning alone: the symbol and the word say it too.
+pub fn finding_lines(list: &[&Finding], color: bool) -> String {
+    let mut out = String::new();
+    for f in list {
+        let (sym, style, word) = match f.result {
+            Outcome::Ok => ("✔", Style::Ok, ""),
+            Outcome::Warning => ("‼", Style::Warn, "warning: "),
+            Outcome::Error => ("×", Style::Error, "error: "),
+            Outcome::Skipped => ("○", Style::Dim, "skipped: "),
+        };
+        out.push_str(&format!(
+            "  {} {word}{} {}\n",
+            paint(sym, style, color),
+            f.message,
+            paint(&format!("[{}]", f.id), Style::Dim, color)
+        ));
+        if f.result != Outcome::Ok {
+            for o in &f.objects {
+                out.push_str(&format!("      {o}\n"));
+            }
+            if let Some(h) = &f.hint {
+                out.push_str(&format!(
+                    "      {} {h}\n",
+                    paint("hint:", Style::Bold, color)
+                ));
+            }
+        }
     }
+    out
 }
 
-/// Findings grouped by category, each with its symbol, objects, hint and id, then a summary.
+/// Findings grouped by category (see [`finding_lines`]), then a summary line.
 pub fn findings(list: &[Finding], color: bool) -> String {
     let mut by_cat: BTreeMap<Category, Vec<&Finding>> = BTreeMap::new();
     for f in list {
@@ -27,30 +50,7 @@ pub fn findings(list: &[Finding], color: bool) -> String {
     for (cat, items) in by_cat {
         out.push_str(&paint(cat.title(), Style::Bold, color));
         out.push('\n');
-        for f in items {
-            let (sym, style) = symbol(f.result);
-            let word = match f.result {
-                Outcome::Skipped => "skipped: ",
-                _ => "",
-            };
-            out.push_str(&format!(
-                "  {} {word}{} {}\n",
-                paint(sym, style, color),
-                f.message,
-                paint(&format!("[{}]", f.id), Style::Dim, color)
-            ));
-            if f.result != Outcome::Ok {
-                for o in &f.objects {
-                    out.push_str(&format!("      {o}\n"));
-                }
-                if let Some(h) = &f.hint {
-                    out.push_str(&format!(
-                        "      {} {h}\n",
-                        paint("hint:", Style::Bold, color)
-                    ));
-                }
-            }
-        }
+        out.push_str(&finding_lines(&items, color));
     }
     let s = Summary::of(list);
     out.push_str(&format!(
@@ -223,7 +223,7 @@ mod tests {
         let text = findings(&f, false);
         assert!(text.contains("Kubernetes\n  ✔ fine [a.b]\n"), "{text}");
         assert!(
-            text.contains("  × broken [c.d]\n      X/y\n      hint: fix it\n"),
+            text.contains("  × error: broken [c.d]\n      X/y\n      hint: fix it\n"),
             "{text}"
         );
         assert!(
