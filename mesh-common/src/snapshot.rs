@@ -169,6 +169,35 @@ impl ClusterSnapshot {
     }
 }
 
+/// Makes a minimal struct with a `metadata: ObjectMeta` field listable by kube like the
+/// k8s-openapi type it stands for (the list kind is the kind plus `List`).
+macro_rules! minimal_resource {
+    ($ty:ident, $api:literal, $group:literal, $kind:literal, $version:literal, $plural:literal, $scope:ident) => {
+        impl k8s_openapi::Resource for $ty {
+            const API_VERSION: &'static str = $api;
+            const GROUP: &'static str = $group;
+            const KIND: &'static str = $kind;
+            const VERSION: &'static str = $version;
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = $scope;
+        }
+
+        impl k8s_openapi::ListableResource for $ty {
+            const LIST_KIND: &'static str = concat!($kind, "List");
+        }
+
+        impl k8s_openapi::Metadata for $ty {
+            type Ty = ObjectMeta;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
 /// A pod, reduced to what the checks need (full Pods are large; thousands are listed).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PodInfo {
@@ -287,28 +316,15 @@ impl PodInfo {
     }
 }
 
-impl k8s_openapi::Resource for PodInfo {
-    const API_VERSION: &'static str = "v1";
-    const GROUP: &'static str = "";
-    const KIND: &'static str = "Pod";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "pods";
-    type Scope = NamespaceResourceScope;
-}
-
-impl k8s_openapi::ListableResource for PodInfo {
-    const LIST_KIND: &'static str = "PodList";
-}
-
-impl k8s_openapi::Metadata for PodInfo {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+minimal_resource!(
+    PodInfo,
+    "v1",
+    "",
+    "Pod",
+    "v1",
+    "pods",
+    NamespaceResourceScope
+);
 
 /// A CRD, reduced to its names and served versions (Istio's schemas are large).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -370,28 +386,15 @@ impl CrdInfo {
     }
 }
 
-impl k8s_openapi::Resource for CrdInfo {
-    const API_VERSION: &'static str = "apiextensions.k8s.io/v1";
-    const GROUP: &'static str = "apiextensions.k8s.io";
-    const KIND: &'static str = "CustomResourceDefinition";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "customresourcedefinitions";
-    type Scope = ClusterResourceScope;
-}
-
-impl k8s_openapi::ListableResource for CrdInfo {
-    const LIST_KIND: &'static str = "CustomResourceDefinitionList";
-}
-
-impl k8s_openapi::Metadata for CrdInfo {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+minimal_resource!(
+    CrdInfo,
+    "apiextensions.k8s.io/v1",
+    "apiextensions.k8s.io",
+    "CustomResourceDefinition",
+    "v1",
+    "customresourcedefinitions",
+    ClusterResourceScope
+);
 
 /// An object of which only the metadata is kept (EnvoyFilters).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -401,28 +404,15 @@ pub struct MetaOnly {
     pub metadata: ObjectMeta,
 }
 
-impl k8s_openapi::Resource for MetaOnly {
-    const API_VERSION: &'static str = "networking.istio.io/v1alpha3";
-    const GROUP: &'static str = "networking.istio.io";
-    const KIND: &'static str = "EnvoyFilter";
-    const VERSION: &'static str = "v1alpha3";
-    const URL_PATH_SEGMENT: &'static str = "envoyfilters";
-    type Scope = NamespaceResourceScope;
-}
-
-impl k8s_openapi::ListableResource for MetaOnly {
-    const LIST_KIND: &'static str = "EnvoyFilterList";
-}
-
-impl k8s_openapi::Metadata for MetaOnly {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+minimal_resource!(
+    MetaOnly,
+    "networking.istio.io/v1alpha3",
+    "networking.istio.io",
+    "EnvoyFilter",
+    "v1alpha3",
+    "envoyfilters",
+    NamespaceResourceScope
+);
 
 /// Labels of an object's metadata (empty map when none).
 pub fn labels(meta: &ObjectMeta) -> &BTreeMap<String, String> {
