@@ -51,14 +51,28 @@ impl Sandbox {
     /// scripts need (no `kubectl-mesh-*` there), stdin from `stdin`.
     fn run_exe(&self, exe: &Path, args: &[&str], stdin: &str) -> Output {
         let path = format!("{}:/usr/bin:/bin", self.root.join("path").display());
-        let mut child = Command::new(exe)
-            .args(args)
-            .env("PATH", path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let spawn = || {
+            Command::new(exe)
+                .args(args)
+                .env("PATH", &path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        };
+        // A script written by this test can be briefly "busy" (ETXTBSY) while another test
+        // thread forks with the write descriptor still open; the exec succeeds once it closes.
+        let mut child = spawn();
+        for _ in 0..50 {
+            match &child {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    child = spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = child.unwrap();
         child
             .stdin
             .take()
