@@ -15,6 +15,8 @@ use mesh_common::{
 };
 use serde_json::Value;
 
+use crate::run::Loaded;
+
 /// How long deletions may take before the run reports what is left.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -158,6 +160,57 @@ async fn restore(
 /// Where a backup went, for JSON output.
 pub fn display(path: &std::path::Path) -> String {
     path.display().to_string()
+}
+
+/// How a planned change is carried out.
+pub struct How<'a> {
+    /// Only a dry run: server-side when there is a cluster.
+    pub dry_run: bool,
+    /// Confirmed in advance (`--yes`).
+    pub yes: bool,
+    /// The confirmation question.
+    pub question: String,
+    /// Backup file label.
+    pub label: String,
+    /// `--backup-dir`.
+    pub backup_dir: Option<&'a PathBuf>,
+}
+
+/// After the guardrails passed: a dry run, or confirmation, backup and execution. Returns the
+/// backup's path when the cluster was changed, `None` for a dry run.
+pub async fn carry_out(
+    loaded: &Loaded,
+    changes: &Changes<'_>,
+    how: &How<'_>,
+    printer: &mut Printer,
+) -> Result<Option<PathBuf>, MeshError> {
+    if how.dry_run {
+        dry_run_only(loaded, changes, printer).await?;
+        return Ok(None);
+    }
+    let conn = loaded
+        .conn
+        .as_ref()
+        .ok_or_else(|| MeshError::usage(anyhow::anyhow!("no cluster to change")))?;
+    confirmed(&how.question, how.yes)?;
+    let path = execute(conn, changes, how.backup_dir, &how.label, printer).await?;
+    Ok(Some(path))
+}
+
+/// Server-side dry run when there is a cluster; with a snapshot the plan is all there is.
+async fn dry_run_only(
+    loaded: &Loaded,
+    changes: &Changes<'_>,
+    printer: &mut Printer,
+) -> Result<(), MeshError> {
+    match &loaded.conn {
+        Some(conn) => {
+            let n = dry_run(conn, changes).await?;
+            printer.note(&format!("dry run: the API server accepted all {n} change(s); nothing was changed"))?;
+        }
+        None => printer.note("dry run against a snapshot: the plan was not checked by an API server; nothing was changed")?,
+    }
+    Ok(())
 }
 
 /// Reads the answer to a confirmation, mapping "no" to a refusal.

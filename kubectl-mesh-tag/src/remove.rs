@@ -13,7 +13,6 @@ use crate::{
     args::RemoveArgs,
     execute::{self, Changes},
     run::{Loaded, plan_error},
-    set::dry_run_only,
     show,
 };
 
@@ -83,20 +82,21 @@ pub async fn remove(
         apply: &plan.apply,
         delete: &plan.delete,
     };
-    if args.dry_run {
-        dry_run_only(loaded, &changes, printer).await?;
-        report(printer, &plan, true, None)?;
-        return Ok(ExitStatus::Success);
-    }
-    let conn = loaded
-        .conn
-        .as_ref()
-        .ok_or_else(|| MeshError::usage(anyhow::anyhow!("no cluster to change")))?;
-    execute::confirmed(&format!("Remove tag `{}`?", plan.tag), args.yes)?;
-    let label = format!("tag-remove-{}", plan.tag);
-    let path = execute::execute(conn, &changes, args.backup_dir.as_ref(), &label, printer).await?;
-    report(printer, &plan, false, Some(execute::display(&path)))?;
-    if printer.format == OutputFormat::Table {
+    let how = execute::How {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        question: format!("Remove tag `{}`?", plan.tag),
+        label: format!("tag-remove-{}", plan.tag),
+        backup_dir: args.backup_dir.as_ref(),
+    };
+    let backup = execute::carry_out(loaded, &changes, &how, printer).await?;
+    report(
+        printer,
+        &plan,
+        backup.is_none(),
+        backup.as_deref().map(execute::display),
+    )?;
+    if backup.is_some() && printer.format == OutputFormat::Table {
         printer.data(&format!("\nTag `{}` removed.\n", plan.tag))?;
     }
     Ok(ExitStatus::Success)

@@ -92,42 +92,24 @@ pub async fn set(
         apply: &plan.apply,
         delete: &plan.delete,
     };
-    if args.dry_run {
-        dry_run_only(loaded, &changes, printer).await?;
-        report(printer, &plan, true, None)?;
-        return Ok(ExitStatus::Success);
-    }
-    let conn = loaded
-        .conn
-        .as_ref()
-        .ok_or_else(|| MeshError::usage(anyhow::anyhow!("no cluster to change")))?;
-    execute::confirmed(
-        &format!("Point tag `{}` at revision `{}`?", plan.tag, plan.revision),
-        args.yes,
+    let how = execute::How {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        question: format!("Point tag `{}` at revision `{}`?", plan.tag, plan.revision),
+        label: format!("tag-set-{}", plan.tag),
+        backup_dir: args.backup_dir.as_ref(),
+    };
+    let backup = execute::carry_out(loaded, &changes, &how, printer).await?;
+    report(
+        printer,
+        &plan,
+        backup.is_none(),
+        backup.as_deref().map(execute::display),
     )?;
-    let label = format!("tag-set-{}", plan.tag);
-    let path = execute::execute(conn, &changes, args.backup_dir.as_ref(), &label, printer).await?;
-    report(printer, &plan, false, Some(execute::display(&path)))?;
-    if printer.format == OutputFormat::Table {
+    if backup.is_some() && printer.format == OutputFormat::Table {
         printer.data(&done(&plan))?;
     }
     Ok(ExitStatus::Success)
-}
-
-/// Server-side dry run when there is a cluster; with a snapshot the plan is all there is.
-pub async fn dry_run_only(
-    loaded: &Loaded,
-    changes: &Changes<'_>,
-    printer: &mut Printer,
-) -> Result<(), MeshError> {
-    match &loaded.conn {
-        Some(conn) => {
-            let n = execute::dry_run(conn, changes).await?;
-            printer.note(&format!("dry run: the API server accepted all {n} change(s); nothing was changed"))?;
-        }
-        None => printer.note("dry run against a snapshot: the plan was not checked by an API server; nothing was changed")?,
-    }
-    Ok(())
 }
 
 fn done(plan: &SetPlan) -> String {
