@@ -2,7 +2,7 @@
 //! that resolve it, and the JSON/YAML report (schema `kubectl-mesh.dev/uninstall/v1`).
 
 use mesh_common::{
-    cluster::ops::ObjRef,
+    ObjRef,
     inventory::Inventory,
     output::{Style, paint, table},
     plan::uninstall::{Blocker, Target, UninstallPlan},

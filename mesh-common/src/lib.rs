@@ -1,23 +1,18 @@
-//! mesh-common: the shared core of the kubectl-mesh plugins.
+//! mesh-common: the shell of the kubectl-mesh plugins, over the pure core [`mesh_core`].
 //!
-//! Functional core, imperative shell (DESIGN.md §2). The pure part — [`version`], [`snapshot`],
-//! [`selector`], [`inventory`], [`checks`], [`manifest`] — has no client, no async and does no
-//! printing; it is unit-tested on small snapshot builders. The shell — [`cluster`] (the only
-//! code holding a `kube::Client`), [`output`], [`cli`] and [`exit`] — connects, fetches,
-//! executes and renders.
+//! Functional core, imperative shell (DESIGN.md §2). The pure part lives in the `mesh-core`
+//! crate and is re-exported here ([`version`], [`snapshot`], [`selector`], [`inventory`],
+//! [`checks`], [`manifest`], [`plan`], [`change`]) so binaries depend on one library. The shell —
+//! [`cluster`] (the only code holding a `kube::Client`: connect, fetch, the change engine,
+//! backups), [`output`], [`cli`], [`input`] and [`exit`] — connects, fetches, carries plans out
+//! and renders. The core cannot reach the shell: it does not depend on this crate.
 #![warn(missing_docs)]
 
-pub mod checks;
+pub use mesh_core::{
+    ObjRef, change, checks, error, inventory, manifest, objref, plan, selector, snapshot, version,
+};
+
 pub mod cli;
 pub mod cluster;
 pub mod exit;
-pub mod inventory;
-pub mod manifest;
 pub mod output;
-pub mod plan;
-pub mod selector;
-pub mod snapshot;
-pub mod version;
-
-#[cfg(test)]
-pub(crate) mod testkit;

@@ -15,72 +15,15 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::Connection;
+pub use crate::ObjRef;
+
+/// The group/version/kind of a reference, for discovery.
+fn gvk(r: &ObjRef) -> GroupVersionKind {
+    GroupVersionKind::gvk(r.group(), r.version(), &r.kind)
+}
 
 /// Field manager of every change kubectl-mesh makes.
 pub const FIELD_MANAGER: &str = "kubectl-mesh";
-
-/// A reference to one object.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjRef {
-    /// `apps/v1`.
-    pub api_version: String,
-    /// `Deployment`.
-    pub kind: String,
-    /// Namespace, for namespaced objects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
-impl ObjRef {
-    /// A reference built from an object's `apiVersion`, `kind` and metadata.
-    pub fn of(obj: &Value) -> Option<Self> {
-        Some(Self {
-            api_version: obj.get("apiVersion")?.as_str()?.to_owned(),
-            kind: obj.get("kind")?.as_str()?.to_owned(),
-            namespace: obj
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            name: obj.pointer("/metadata/name")?.as_str()?.to_owned(),
-        })
-    }
-
-    /// A reference to a typed object.
-    pub fn typed<
-        K: k8s_openapi::Resource
-            + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
-    >(
-        obj: &K,
-    ) -> Self {
-        let m = obj.metadata();
-        Self {
-            api_version: K::API_VERSION.to_owned(),
-            kind: K::KIND.to_owned(),
-            namespace: m.namespace.clone(),
-            name: m.name.clone().unwrap_or_default(),
-        }
-    }
-
-    fn gvk(&self) -> GroupVersionKind {
-        let (group, version) = self
-            .api_version
-            .rsplit_once('/')
-            .unwrap_or(("", &self.api_version));
-        GroupVersionKind::gvk(group, version, &self.kind)
-    }
-}
-
-impl std::fmt::Display for ObjRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.namespace {
-            Some(ns) => write!(f, "{}/{}/{}", self.kind, ns, self.name),
-            None => write!(f, "{}/{}", self.kind, self.name),
-        }
-    }
-}
 
 /// Applies, deletes and reads objects of any kind, resolving kinds through discovery once each.
 pub struct Executor {
@@ -106,7 +49,7 @@ impl Executor {
     }
 
     async fn api(&self, r: &ObjRef) -> anyhow::Result<Api<DynamicObject>> {
-        let gvk = r.gvk();
+        let gvk = gvk(r);
         let mut kinds = self.kinds.lock().await;
         if !kinds.contains_key(&gvk) {
             let (ar, caps) = kube::discovery::pinned_kind(&self.conn.client, &gvk)

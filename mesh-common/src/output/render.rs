@@ -209,7 +209,7 @@ pub fn proxies_table(inv: &Inventory) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{checks::Finding, testkit::Snap};
+    use mesh_core::{checks::Finding, testkit::Snap};
 
     #[test]
     fn findings_show_symbol_word_objects_and_hint_without_colour() {

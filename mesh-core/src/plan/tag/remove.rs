@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     checks::Category,
-    cluster::ops::ObjRef,
+    ObjRef,
     inventory::{DEFAULT_REVISION, Inventory, REV_LABEL, TAG_LABEL, is_deactivated},
     snapshot::{ClusterSnapshot, Source, label, name},
 };

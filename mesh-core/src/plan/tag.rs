@@ -32,7 +32,7 @@ pub use remove::{RemovePlan, plan_remove};
 
 use crate::{
     checks::{Category, Finding, Outcome},
-    cluster::ops::ObjRef,
+    ObjRef,
     inventory::{DEFAULT_REVISION, Inventory, REV_LABEL, TAG_LABEL, is_deactivated, is_injector},
     snapshot::{ClusterSnapshot, Source, label, name},
     version::{IstioVersion, ProxySkew, proxy_skew},

@@ -31,7 +31,7 @@ use serde::Serialize;
 pub use select::{candidates, istio_crds, webhooks_calling};
 
 use crate::{
-    cluster::ops::ObjRef,
+    ObjRef,
     inventory::{Inventory, TAG_LABEL},
     snapshot::{ClusterSnapshot, Source, annotation},
 };
