@@ -7,6 +7,8 @@
 
 use std::{fmt, io::Write, process::ExitCode};
 
+use mesh_core::error::{Class, Classify};
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -75,10 +77,55 @@ impl fmt::Display for MeshError {
     }
 }
 
-/// Conversions so `?` works on any error: unclassified errors could not complete (exit 3).
-impl<E: Into<anyhow::Error>> From<E> for MeshError {
-    fn from(e: E) -> Self {
-        Self::failed(e)
+impl MeshError {
+    /// A classified error, with its own hints.
+    pub fn classified<E: Classify>(e: E) -> Self {
+        let hints = e.hints();
+        let status = match e.class() {
+            Class::Usage => ExitStatus::Usage,
+            Class::Blocked => ExitStatus::Blocked,
+            Class::Failed => ExitStatus::Failed,
+        };
+        Self {
+            status,
+            error: anyhow::Error::new(e),
+            hints,
+        }
+    }
+
+    /// Writing the output failed (a closed pipe is handled by [`finish`]): could not complete.
+    pub fn output(e: impl Into<anyhow::Error>) -> Self {
+        Self::failed(e.into().context("cannot write the output"))
+    }
+}
+
+/// `?` on the classified error types of the core and the shell. There is deliberately no
+/// blanket conversion: an error that reaches an exit code has been classified.
+macro_rules! classified {
+    ($($ty:ty),* $(,)?) => {
+        $(impl From<$ty> for MeshError {
+            fn from(e: $ty) -> Self {
+                Self::classified(e)
+            }
+        })*
+    };
+}
+
+classified!(
+    crate::cluster::Error,
+    crate::cluster::Stopped,
+    crate::cluster::SnapshotError,
+    crate::input::InputError,
+    mesh_core::error::RevisionError,
+    mesh_core::manifest::ManifestError,
+    mesh_core::plan::tag::TagError,
+    mesh_core::plan::uninstall::UninstallError,
+);
+
+/// Output written to stdout or stderr.
+impl From<std::io::Error> for MeshError {
+    fn from(e: std::io::Error) -> Self {
+        Self::output(e)
     }
 }
 

@@ -141,6 +141,9 @@ pub struct ClusterSnapshot {
     pub envoy_filters: Vec<MetaOnly>,
     /// Access reviews (live clusters only).
     pub access: Vec<AccessCheck>,
+    /// Objects of kinds not modelled above, by type and metadata only (from snapshot files,
+    /// and what a command listed by label).
+    pub others: Vec<TypedMeta>,
     /// Sources that could not be read.
     pub gaps: Vec<Gap>,
 }
@@ -414,6 +417,19 @@ minimal_resource!(
     NamespaceResourceScope
 );
 
+/// An object known by its type and metadata only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypedMeta {
+    /// apiVersion.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+}
+
 /// Labels of an object's metadata (empty map when none).
 pub fn labels(meta: &ObjectMeta) -> &BTreeMap<String, String> {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
@@ -556,6 +572,22 @@ impl ClusterSnapshot {
             ("networking.istio.io", "EnvoyFilter") => {
                 self.envoy_filters.push(from(item).map_err(err)?);
             }
+            _ if !kind.is_empty() && item.get("metadata").is_some() => {
+                let api_version = item
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if kind == "Secret" && api_version == "v1" {
+                    return Ok(());
+                }
+                let metadata = item.get("metadata").cloned().unwrap_or_default();
+                self.others.push(TypedMeta {
+                    api_version,
+                    kind: kind.clone(),
+                    metadata: from(metadata).map_err(err)?,
+                });
+            }
             _ => {}
         }
         Ok(())
@@ -576,6 +608,7 @@ impl ClusterSnapshot {
         push_items(&mut items, &self.pdbs);
         push_items(&mut items, &self.pods);
         push_items(&mut items, &self.envoy_filters);
+        items.extend(self.others.iter().filter_map(|o| serde_json::to_value(o).ok()));
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
         let mut out = String::new();
         if let Some(v) = &self.kube_version {
@@ -697,6 +730,8 @@ items:
             "only istio* config maps are kept"
         );
         assert_eq!(snap.kube_version.as_ref().unwrap().minor, 34);
+        assert_eq!(snap.others.len(), 1, "the non-Istio ConfigMap, not the Secret");
+        assert_eq!(snap.others[0].kind, "ConfigMap");
         let pod = &snap.pods[0];
         assert!(pod.is_ready());
         assert_eq!(pod.proxy_image(), Some("docker.io/istio/proxyv2:1.30.3"));
@@ -713,6 +748,7 @@ items:
         let again = ClusterSnapshot::from_yaml(&text, "istio-system").unwrap();
         assert_eq!(again.pods, snap.pods);
         assert_eq!(again.namespaces, snap.namespaces);
+        assert_eq!(again.others, snap.others);
     }
 
     #[test]

@@ -5,10 +5,33 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use std::time::Duration;
+
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::{cli::KubeFlags, exit::MeshError};
+use super::Error;
+
+/// How to reach the cluster: kubectl's connection flags as plain data (built from the CLI's
+/// `KubeFlags`, or by hand in tests and benchmarks).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`.
+    pub context: Option<String>,
+    /// `--cluster`.
+    pub cluster: Option<String>,
+    /// `--user`.
+    pub user: Option<String>,
+    /// `--as`.
+    pub as_user: Option<String>,
+    /// `--as-group`.
+    pub as_group: Vec<String>,
+    /// `--as-uid`.
+    pub as_uid: Option<String>,
+    /// `--request-timeout` (`None` or zero: no timeout).
+    pub request_timeout: Option<Duration>,
+}
 
 /// A client and what it points at.
 #[derive(Clone)]
@@ -30,14 +53,10 @@ impl Connection {
     }
 }
 
-fn kubeconfig_paths(flags: &KubeFlags) -> Result<Vec<PathBuf>, MeshError> {
+fn kubeconfig_paths(flags: &ConnectOptions) -> Result<Vec<PathBuf>, Error> {
     if let Some(p) = &flags.kubeconfig {
         if !p.exists() {
-            return Err(MeshError::usage(anyhow::anyhow!(
-                "kubeconfig `{}` does not exist",
-                p.display()
-            ))
-            .hint("pass an existing file to --kubeconfig"));
+            return Err(Error::KubeconfigMissing(p.clone()));
         }
         return Ok(vec![p.clone()]);
     }
@@ -56,47 +75,39 @@ fn kubeconfig_paths(flags: &KubeFlags) -> Result<Vec<PathBuf>, MeshError> {
 }
 
 /// Reads and merges the kubeconfig files kubectl would read.
-pub fn load_kubeconfig(flags: &KubeFlags) -> Result<Kubeconfig, MeshError> {
+pub fn load_kubeconfig(flags: &ConnectOptions) -> Result<Kubeconfig, Error> {
     let paths = kubeconfig_paths(flags)?;
     if paths.is_empty() {
-        return Err(MeshError::usage(anyhow::anyhow!("no kubeconfig found"))
-            .hint("set KUBECONFIG or pass --kubeconfig; for a local test cluster run `cargo run -p mesh-testbed -- up --istio`"));
+        return Err(Error::NoKubeconfig);
     }
     let mut merged = Kubeconfig::default();
     for p in &paths {
         let kc = read(p)?;
-        merged = merged.merge(kc).map_err(|e| {
-            MeshError::usage(anyhow::Error::new(e).context("cannot merge the kubeconfig files"))
-        })?;
+        merged = merged.merge(kc).map_err(Error::KubeconfigMerge)?;
     }
     Ok(merged)
 }
 
-fn read(p: &Path) -> Result<Kubeconfig, MeshError> {
-    Kubeconfig::read_from(p)
-        .with_context(|| format!("cannot read kubeconfig `{}`", p.display()))
-        .map_err(MeshError::usage)
+fn read(p: &Path) -> Result<Kubeconfig, Error> {
+    Kubeconfig::read_from(p).map_err(|source| Error::KubeconfigRead {
+        path: p.to_owned(),
+        source,
+    })
 }
 
-fn check_name(kind: &str, wanted: Option<&String>, have: Vec<&str>) -> Result<(), MeshError> {
+fn check_name(kind: &'static str, wanted: Option<&String>, have: Vec<&str>) -> Result<(), Error> {
     match wanted {
-        Some(w) if !have.contains(&w.as_str()) => Err(MeshError::usage(anyhow::anyhow!(
-            "{kind} `{w}` is not in the kubeconfig"
-        ))
-        .hint(format!(
-            "known {kind}s: {}",
-            if have.is_empty() {
-                "none".into()
-            } else {
-                have.join(", ")
-            }
-        ))),
+        Some(w) if !have.contains(&w.as_str()) => Err(Error::UnknownEntry {
+            kind,
+            name: w.clone(),
+            known: have.into_iter().map(str::to_owned).collect(),
+        }),
         _ => Ok(()),
     }
 }
 
 /// Validates the names asked for, so an unknown one is an error and not a fallback.
-fn check_names(kc: &Kubeconfig, flags: &KubeFlags) -> Result<String, MeshError> {
+fn check_names(kc: &Kubeconfig, flags: &ConnectOptions) -> Result<String, Error> {
     check_name(
         "context",
         flags.context.as_ref(),
@@ -113,14 +124,11 @@ fn check_names(kc: &Kubeconfig, flags: &KubeFlags) -> Result<String, MeshError> 
         kc.auth_infos.iter().map(|c| c.name.as_str()).collect(),
     )?;
     let context = flags.context.clone().or_else(|| kc.current_context.clone());
-    context.ok_or_else(|| {
-        MeshError::usage(anyhow::anyhow!("the kubeconfig has no current context"))
-            .hint("pass --context NAME or run `kubectl config use-context NAME`")
-    })
+    context.ok_or(Error::NoContext)
 }
 
 /// Builds a client from kubectl-style flags.
-pub async fn connect(flags: &KubeFlags) -> Result<Connection, MeshError> {
+pub async fn connect(flags: &ConnectOptions) -> Result<Connection, Error> {
     let kc = load_kubeconfig(flags)?;
     let context = check_names(&kc, flags)?;
     let options = KubeConfigOptions {
@@ -130,11 +138,12 @@ pub async fn connect(flags: &KubeFlags) -> Result<Connection, MeshError> {
     };
     let mut config = kube::Config::from_custom_kubeconfig(kc, &options)
         .await
-        .map_err(|e| {
-            MeshError::usage(
-                anyhow::Error::new(e).context(format!("cannot use context `{context}`")),
-            )
+        .map_err(|source| Error::Context {
+            context: context.clone(),
+            source,
         })?;
+    // Retries are ours (bounded, with Retry-After; see `retry`), not the client's.
+    config.default_retry = false;
     if let Some(user) = &flags.as_user {
         config.auth_info.impersonate = Some(user.clone());
     }
@@ -151,8 +160,9 @@ pub async fn connect(flags: &KubeFlags) -> Result<Connection, MeshError> {
     }
     let server = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|e| {
-        MeshError::usage(anyhow::Error::new(e).context("cannot build a client for the kubeconfig"))
+    let client = kube::Client::try_from(config).map_err(|source| Error::Client {
+        context: context.clone(),
+        source,
     })?;
     Ok(Connection {
         client,
@@ -165,6 +175,7 @@ pub async fn connect(flags: &KubeFlags) -> Result<Connection, MeshError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesh_core::error::{Class, Classify};
 
     const KC: &str = r#"
 apiVersion: v1
@@ -179,8 +190,8 @@ contexts:
 current-context: admin
 "#;
 
-    fn flags(context: Option<&str>, user: Option<&str>) -> KubeFlags {
-        KubeFlags {
+    fn flags(context: Option<&str>, user: Option<&str>) -> ConnectOptions {
+        ConnectOptions {
             context: context.map(str::to_owned),
             user: user.map(str::to_owned),
             ..Default::default()
@@ -192,21 +203,18 @@ current-context: admin
         let kc = Kubeconfig::from_yaml(KC).unwrap();
         assert_eq!(check_names(&kc, &flags(None, None)).unwrap(), "admin");
         let err = check_names(&kc, &flags(Some("prod"), None)).unwrap_err();
-        assert_eq!(
-            err.error.to_string(),
-            "context `prod` is not in the kubeconfig"
-        );
-        assert_eq!(err.hints, ["known contexts: admin"]);
-        assert_eq!(err.status as u8, 2);
+        assert_eq!(err.to_string(), "context `prod` is not in the kubeconfig");
+        assert_eq!(err.hints(), ["known contexts: admin"]);
+        assert_eq!(err.class(), Class::Usage);
         assert!(check_names(&kc, &flags(None, Some("root"))).is_err());
     }
 
     #[test]
     fn missing_kubeconfig_flag_file_is_a_usage_error() {
-        let f = KubeFlags {
+        let f = ConnectOptions {
             kubeconfig: Some("/nonexistent/kubeconfig".into()),
             ..Default::default()
         };
-        assert_eq!(kubeconfig_paths(&f).unwrap_err().status as u8, 2);
+        assert_eq!(kubeconfig_paths(&f).unwrap_err().class(), Class::Usage);
     }
 }

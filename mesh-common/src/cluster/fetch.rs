@@ -17,15 +17,19 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Resource,
-    api::{ListParams, PostParams},
+    api::{DynamicObject, GroupVersionKind, ListParams, PostParams},
+    core::ObjectMeta,
+    discovery::ApiResource,
 };
 use serde::de::DeserializeOwned;
 
-use super::Connection;
+use super::{Connection, Error, retry::retry};
 use crate::{
+    ObjRef,
     checks::AccessRequest,
-    exit::MeshError,
-    snapshot::{AccessCheck, ClusterSnapshot, CrdInfo, MetaOnly, PodInfo, Source, label, name},
+    snapshot::{
+        AccessCheck, ClusterSnapshot, CrdInfo, MetaOnly, PodInfo, Source, TypedMeta, label, name,
+    },
     version::KubeVersion,
 };
 
@@ -51,7 +55,7 @@ where
     let mut out = Vec::new();
     let mut params = params.limit(PAGE);
     loop {
-        let page = api.list(&params).await?;
+        let page = retry(|| api.list(&params)).await?;
         out.extend(page.items.into_iter().map(slim));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
@@ -72,26 +76,10 @@ fn slim<K: Resource>(mut obj: K) -> K {
 }
 
 /// Why a failed read stops the run rather than becoming a gap.
-fn fatal(conn: &Connection, e: &kube::Error) -> Option<MeshError> {
+fn fatal(conn: &Connection, e: kube::Error) -> Result<kube::Error, Error> {
     match e {
-        kube::Error::Api(s) if s.code == 401 => Some(
-            MeshError::failed(anyhow::anyhow!(
-                "the API server at {} rejected the credentials (401 Unauthorized)",
-                conn.server
-            ))
-            .hint(format!("refresh the credentials of {}", conn.describe())),
-        ),
-        kube::Error::Api(_) => None,
-        other => Some(
-            MeshError::failed(anyhow::anyhow!(
-                "cannot reach the API server at {}: {other}",
-                conn.server
-            ))
-            .hint(format!(
-                "check the cluster is up and {} is right (`kubectl cluster-info`)",
-                conn.describe()
-            )),
-        ),
+        kube::Error::Api(s) if s.code != 401 => Ok(kube::Error::Api(s)),
+        other => Err(conn.error("list", &ObjRef::new("v1", "List", None, ""), other)),
     }
 }
 
@@ -101,36 +89,35 @@ fn settle<T>(
     snap: &mut ClusterSnapshot,
     source: Source,
     result: Result<Vec<T>, kube::Error>,
-) -> Result<Vec<T>, MeshError> {
+) -> Result<Vec<T>, Error> {
     match result {
         Ok(items) => Ok(items),
         Err(kube::Error::Api(s)) if s.code == 404 && source == Source::EnvoyFilters => {
             Ok(Vec::new())
         }
-        Err(e) => match fatal(conn, &e) {
-            Some(err) => Err(err),
-            None => {
-                let reason = match &e {
-                    kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
-                    other => other.to_string(),
-                };
-                snap.add_gap(source, reason);
-                Ok(Vec::new())
-            }
-        },
+        Err(e) => {
+            let e = fatal(conn, e)?;
+            let reason = match &e {
+                kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
+                kube::Error::Api(s) => s.message.clone(),
+                other => other.to_string(),
+            };
+            snap.add_gap(source, reason);
+            Ok(Vec::new())
+        }
     }
 }
 
-async fn kube_version(conn: &Connection, snap: &mut ClusterSnapshot) -> Result<(), MeshError> {
-    match conn.client.apiserver_version().await {
+async fn kube_version(conn: &Connection, snap: &mut ClusterSnapshot) -> Result<(), Error> {
+    match retry(|| conn.client.apiserver_version()).await {
         Ok(info) => match KubeVersion::parse(&info.git_version) {
             Ok(v) => snap.kube_version = Some(v),
             Err(e) => snap.add_gap(Source::Version, e.to_string()),
         },
-        Err(e) => match fatal(conn, &e) {
-            Some(err) => return Err(err),
-            None => snap.add_gap(Source::Version, e.to_string()),
-        },
+        Err(e) => {
+            let e = fatal(conn, e)?;
+            snap.add_gap(Source::Version, e.to_string());
+        }
     }
     Ok(())
 }
@@ -148,7 +135,7 @@ fn is_istio_daemonset(d: &DaemonSet) -> bool {
 
 /// Reads the snapshot: one version call, twelve LISTs (paginated) and the access reviews, all
 /// concurrent.
-pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnapshot, MeshError> {
+pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnapshot, Error> {
     let ns = opts.istio_namespace.as_str();
     let mut snap = ClusterSnapshot {
         origin: conn.describe(),
@@ -241,7 +228,7 @@ async fn review_access(
                     },
                     ..Default::default()
                 };
-                let answer = api.create(&PostParams::default(), &review).await?;
+                let answer = retry(|| api.create(&PostParams::default(), &review)).await?;
                 let status = answer.status.unwrap_or_default();
                 Ok(AccessCheck {
                     verb: a.verb.to_owned(),
@@ -257,4 +244,94 @@ async fn review_access(
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// A kind listed by label: (apiVersion, kind, plural).
+pub type LabelledKind = (&'static str, &'static str, &'static str);
+
+fn dynamic_api(conn: &Connection, api_version: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    Api::all_with(conn.client.clone(), &ar)
+}
+
+/// Metadata of every object of an API matching a selector, page by page; a kind the server
+/// does not serve is empty.
+async fn list_meta(api: Api<DynamicObject>, selector: &str) -> Result<Vec<ObjectMeta>, kube::Error> {
+    let mut params = ListParams::default().labels(selector).limit(PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = match retry(|| api.list_metadata(&params)).await {
+            Ok(p) => p,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        out.extend(page.items.into_iter().map(|o| o.metadata));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The metadata of every object of `kinds` matching each selector, cluster-wide: one
+/// concurrent, paginated metadata-only LIST per kind and selector.
+pub async fn list_labelled(
+    conn: &Connection,
+    kinds: &[LabelledKind],
+    selectors: &[&str],
+) -> Result<Vec<TypedMeta>, Error> {
+    let asks: Vec<(LabelledKind, &str)> = kinds
+        .iter()
+        .flat_map(|k| selectors.iter().map(move |s| (*k, *s)))
+        .collect();
+    let results = futures::future::join_all(
+        asks.iter()
+            .map(|((a, k, p), sel)| list_meta(dynamic_api(conn, a, k, p), sel)),
+    )
+    .await;
+    let mut out = Vec::new();
+    for (((a, k, _), _), result) in asks.iter().zip(results) {
+        let metas = result.map_err(|e| conn.error("list", &ObjRef::new(a, k, None, ""), e))?;
+        out.extend(metas.into_iter().map(|metadata| TypedMeta {
+            api_version: (*a).to_owned(),
+            kind: (*k).to_owned(),
+            metadata,
+        }));
+    }
+    Ok(out)
+}
+
+/// Counts the custom resources of each CRD (one paginated metadata LIST per CRD, four at a
+/// time).
+pub async fn count_resources(
+    conn: &Connection,
+    crds: &[&CrdInfo],
+) -> Result<std::collections::BTreeMap<String, usize>, Error> {
+    let counts = stream::iter(crds.iter().map(|crd| async move {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let version = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.storage)
+            .or_else(|| crd.spec.versions.iter().find(|v| v.served))
+            .map(|v| v.name.clone())
+            .unwrap_or_default();
+        let api_version = format!("{}/{version}", crd.spec.group);
+        let api = dynamic_api(conn, &api_version, &crd.spec.names.kind, &crd.spec.names.plural);
+        let n = list_meta(api, "").await.map(|items| items.len());
+        (name, api_version, crd.spec.names.kind.clone(), n)
+    }))
+    .buffered(4)
+    .collect::<Vec<_>>()
+    .await;
+    counts
+        .into_iter()
+        .map(|(name, a, k, n)| {
+            n.map(|n| (name, n))
+                .map_err(|e| conn.error("count", &ObjRef::new(&a, &k, None, ""), e))
+        })
+        .collect()
 }

@@ -1,99 +1,126 @@
 //! The only code that holds a `kube::Client`: connecting ([`connect`]), reading a snapshot
-//! ([`fetch`]), changing objects ([`ops`]) and keeping backups ([`backup`]). Plus the one
-//! confirmation prompt, and loading a snapshot from `--snapshot FILE` instead of a cluster.
+//! ([`fetch`]), reading and changing objects ([`objects`]), waiting ([`wait`]), the change
+//! engine every command uses ([`engine`]) and backups ([`backup`]). It takes plain options, not
+//! CLI structs, and returns its own [`Error`].
 
 pub mod backup;
 mod connect;
+pub mod engine;
+mod error;
 mod fetch;
-pub mod ops;
+pub mod objects;
+pub mod retry;
+pub mod wait;
 
-use std::io::{BufRead, IsTerminal, Write};
-
-use anyhow::Context as _;
-
-pub use connect::{Connection, connect, load_kubeconfig};
-pub use fetch::{FetchOptions, PAGE, fetch, list_all};
+pub use connect::{ConnectOptions, Connection, connect, load_kubeconfig};
+pub use engine::{Checked, Engine, EngineOptions, Execution, OpStatus, Stopped};
+pub use error::{Error, FieldConflict};
+pub use fetch::{FetchOptions, LabelledKind, PAGE, fetch, list_all, list_labelled};
 
 use crate::{
-    cli::{KubeFlags, SnapshotFlags},
-    exit::MeshError,
+    ObjRef,
     snapshot::{ClusterSnapshot, Source},
     version::KubeVersion,
 };
 
-/// Reads the cluster state: from `--snapshot FILE` if given, else from the cluster.
-/// Returns the snapshot and, for a live cluster, the connection.
-pub async fn load(
-    kube: &KubeFlags,
-    snap: &SnapshotFlags,
-    opts: &FetchOptions,
-) -> Result<(ClusterSnapshot, Option<Connection>), MeshError> {
-    if let Some(path) = &snap.snapshot {
-        return Ok((
-            read_snapshot_file(path, snap.kube_version.as_deref(), &kube.istio_namespace)?,
-            None,
-        ));
+impl Connection {
+    /// Classifies the error of a call about `object` (credentials and reachability name this
+    /// connection; API refusals keep only the server's message).
+    pub fn error(&self, verb: &'static str, object: &ObjRef, e: kube::Error) -> Error {
+        match e {
+            kube::Error::Api(s) if s.code == 401 => Error::Unauthorized {
+                server: self.server.clone(),
+                context: self.describe(),
+            },
+            kube::Error::Api(s) => Error::Refused {
+                verb,
+                object: object.clone(),
+                code: s.code,
+                message: s.message.clone(),
+            },
+            kube::Error::Auth(a) => Error::Unauthorized {
+                server: format!("{} ({a})", self.server),
+                context: self.describe(),
+            },
+            other => Error::Unreachable {
+                server: self.server.clone(),
+                context: self.describe(),
+                reason: error::transport_reason(&other),
+            },
+        }
     }
-    let conn = connect(kube).await?;
-    let s = fetch(&conn, opts).await?;
-    Ok((s, Some(conn)))
 }
 
-/// Reads `--snapshot FILE` (`-` for stdin).
-pub fn read_snapshot_file(
+/// Where the cluster state comes from: a live cluster, or a snapshot file.
+#[derive(Debug, Clone)]
+pub enum StateSource {
+    /// Connect and fetch.
+    Cluster(ConnectOptions),
+    /// Read a snapshot file (`-` for stdin) already read into text by the caller.
+    File {
+        /// Path as given (for messages).
+        path: std::path::PathBuf,
+        /// The file's text.
+        text: String,
+        /// `--kube-version`.
+        kube_version: Option<String>,
+    },
+}
+
+/// Why a snapshot file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Not a snapshot.
+    #[error("cannot use snapshot `{}`", path.display())]
+    Invalid {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: crate::snapshot::SnapshotFileError,
+    },
+    /// `--kube-version` is not a version.
+    #[error("`{given}` is not a Kubernetes version")]
+    KubeVersion {
+        /// What was given.
+        given: String,
+    },
+}
+
+impl mesh_core::error::Classify for SnapshotError {
+    fn class(&self) -> mesh_core::error::Class {
+        mesh_core::error::Class::Usage
+    }
+    fn hints(&self) -> Vec<String> {
+        match self {
+            Self::Invalid { .. } => vec![
+                "pass a file written by `kubectl get ... -A -o yaml` or `--dump-snapshot`".into(),
+            ],
+            Self::KubeVersion { .. } => vec!["use a version like v1.34.4".into()],
+        }
+    }
+}
+
+/// Parses a snapshot file's text: the one snapshot reader of every command.
+pub fn snapshot_from_text(
     path: &std::path::Path,
+    text: &str,
     kube_version: Option<&str>,
     istio_ns: &str,
-) -> Result<ClusterSnapshot, MeshError> {
-    let text = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read the snapshot from stdin")
-    } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read snapshot `{}`", path.display()))
-    }
-    .map_err(|e| {
-        MeshError::usage(e)
-            .hint("pass a file written by `kubectl get ... -A -o yaml` or `--dump-snapshot`")
-    })?;
-    let mut s = ClusterSnapshot::from_yaml(&text, istio_ns).map_err(|e| {
-        MeshError::usage(
-            anyhow::Error::new(e).context(format!("cannot use snapshot `{}`", path.display())),
-        )
+) -> Result<ClusterSnapshot, SnapshotError> {
+    let mut s = ClusterSnapshot::from_yaml(text, istio_ns).map_err(|source| {
+        SnapshotError::Invalid {
+            path: path.to_owned(),
+            source,
+        }
     })?;
     s.origin = format!("snapshot {}", path.display());
     if let Some(v) = kube_version {
-        let v = KubeVersion::parse(v)
-            .map_err(|e| MeshError::usage(e).hint("use a version like v1.34.4"))?;
+        let v = KubeVersion::parse(v).map_err(|_| SnapshotError::KubeVersion {
+            given: v.to_owned(),
+        })?;
         s.kube_version = Some(v);
         s.gaps.retain(|g| g.source != Source::Version);
     }
     Ok(s)
-}
-
-/// Asks for confirmation before a change. `--yes` answers yes; without a terminal on stdin
-/// there is no one to ask, so it refuses (exit 1) with a hint.
-pub fn confirm(question: &str, yes: bool) -> Result<bool, MeshError> {
-    if yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(MeshError::blocked(anyhow::anyhow!(
-            "refusing to change the cluster without confirmation"
-        ))
-        .hint(
-            "stdin is not a terminal: pass --yes to proceed, or --dry-run to only show the plan",
-        ));
-    }
-    let mut err = std::io::stderr().lock();
-    write!(err, "{question} [y/N] ").context("cannot write the prompt")?;
-    err.flush().ok();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the answer")?;
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }

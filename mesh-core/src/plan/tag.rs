@@ -32,6 +32,7 @@ pub use remove::{RemovePlan, plan_remove};
 
 use crate::{
     checks::{Category, Finding, Outcome},
+    error::{Class, Classify, RevisionError},
     ObjRef,
     inventory::{DEFAULT_REVISION, Inventory, REV_LABEL, TAG_LABEL, is_deactivated, is_injector},
     snapshot::{ClusterSnapshot, Source, label, name},
@@ -44,17 +45,6 @@ const TAG_SERVICE_MINOR: u64 = 28;
 const TAG_MAX_LEN: usize = 63 - "istiod-revision-tag-".len();
 /// How many objects a finding lists before summarising.
 const LIST_MAX: usize = 10;
-
-/// How a planning error maps to the exit code (DESIGN.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Bad input (exit 2).
-    Usage,
-    /// Refused by a guardrail (exit 1).
-    Blocked,
-    /// The cluster could not be read well enough to plan (exit 3).
-    Failed,
-}
 
 /// Why a tag change cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,22 +63,9 @@ pub enum TagError {
         /// The name given.
         name: String,
     },
-    /// The revision asked for does not exist.
-    #[error("revision `{revision}` does not exist")]
-    UnknownRevision {
-        /// The revision given.
-        revision: String,
-        /// Revisions that exist.
-        known: Vec<String>,
-    },
-    /// `--revision` named a tag.
-    #[error("`{name}` is a tag, not a revision")]
-    RevisionIsTag {
-        /// The name given.
-        name: String,
-        /// The revision that tag points at.
-        points_at: String,
-    },
+    /// `--revision` is not an installed revision.
+    #[error(transparent)]
+    Revision(#[from] RevisionError),
     /// A tag named like a revision would hide it.
     #[error("tag `{tag}` would shadow revision `{tag}`")]
     ShadowsRevision {
@@ -137,24 +114,31 @@ pub enum TagError {
     },
 }
 
-impl TagError {
-    /// The exit-code class.
-    pub fn kind(&self) -> ErrorKind {
+impl Classify for TagError {
+    fn class(&self) -> Class {
         match self {
             Self::InvalidName { .. }
             | Self::InvalidWebhookName { .. }
-            | Self::UnknownRevision { .. }
-            | Self::RevisionIsTag { .. }
+            | Self::Revision(_)
             | Self::ShadowsRevision { .. }
             | Self::Exists { .. }
-            | Self::UnknownTag { .. } => ErrorKind::Usage,
-            Self::NoInjector { .. } | Self::AmbiguousInjector { .. } => ErrorKind::Blocked,
-            Self::Unreadable { .. } => ErrorKind::Failed,
+            | Self::UnknownTag { .. } => Class::Usage,
+            Self::NoInjector { .. } | Self::AmbiguousInjector { .. } => Class::Blocked,
+            Self::Unreadable { .. } => Class::Failed,
         }
     }
 
+    fn hints(&self) -> Vec<String> {
+        if let Self::Revision(e) = self {
+            return e.hints();
+        }
+        vec![self.hint()]
+    }
+}
+
+impl TagError {
     /// What to do about it.
-    pub fn hint(&self) -> String {
+    fn hint(&self) -> String {
         let list = |names: &[String]| {
             if names.is_empty() {
                 "none".to_owned()
@@ -169,12 +153,7 @@ impl TagError {
             Self::InvalidWebhookName { .. } => {
                 "use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".to_owned()
             }
-            Self::UnknownRevision { known, .. } => {
-                format!("revisions in this cluster: {}; see `kubectl mesh tag list`", list(known))
-            }
-            Self::RevisionIsTag { name, points_at } => {
-                format!("tag `{name}` points at revision `{points_at}`: pass `--revision {points_at}`")
-            }
+            Self::Revision(_) => String::new(),
             Self::ShadowsRevision { tag } => format!(
                 "namespaces labelled `istio.io/rev={tag}` mean the revision; choose another tag name"
             ),
@@ -370,16 +349,7 @@ pub(crate) fn legacy_injectors(snap: &ClusterSnapshot) -> Vec<&MutatingWebhookCo
 fn check_revision(inv: &Inventory, req: &SetRequest) -> Result<(), TagError> {
     let revisions = inv.revisions();
     if !revisions.contains(&req.revision) {
-        if let Some(t) = inv.tag(&req.revision) {
-            return Err(TagError::RevisionIsTag {
-                name: req.revision.clone(),
-                points_at: t.revision.clone(),
-            });
-        }
-        return Err(TagError::UnknownRevision {
-            revision: req.revision.clone(),
-            known: revisions.into_iter().collect(),
-        });
+        return Err(super::not_a_revision(inv, &req.revision).into());
     }
     if req.tag != DEFAULT_REVISION && revisions.contains(&req.tag) {
         return Err(TagError::ShadowsRevision {

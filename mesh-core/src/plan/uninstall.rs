@@ -32,6 +32,7 @@ pub use select::{candidates, istio_crds, webhooks_calling};
 
 use crate::{
     ObjRef,
+    error::{Class, Classify, RevisionError},
     inventory::{Inventory, TAG_LABEL},
     snapshot::{ClusterSnapshot, Source, annotation},
 };
@@ -315,34 +316,12 @@ impl UninstallPlan {
     }
 }
 
-/// Exit-code class of a planning error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Bad input (exit 2).
-    Usage,
-    /// The cluster could not be read well enough to plan (exit 3).
-    Failed,
-}
-
 /// Why an uninstall cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UninstallError {
-    /// No control plane, injector or object of that revision exists.
-    #[error("revision `{revision}` does not exist")]
-    UnknownRevision {
-        /// The revision given.
-        revision: String,
-        /// Revisions that exist.
-        known: Vec<String>,
-    },
-    /// `--revision` named a tag.
-    #[error("`{name}` is a tag, not a revision")]
-    RevisionIsTag {
-        /// The name given.
-        name: String,
-        /// The revision it points at.
-        points_at: String,
-    },
+    /// No control plane, injector or object of that revision exists, or it is a tag.
+    #[error(transparent)]
+    Revision(#[from] RevisionError),
     /// A source the plan needs could not be read.
     #[error("cannot read {}: {reason}", what.describe())]
     Unreadable {
@@ -353,33 +332,21 @@ pub enum UninstallError {
     },
 }
 
-impl UninstallError {
-    /// The exit-code class.
-    pub fn kind(&self) -> ErrorKind {
+impl Classify for UninstallError {
+    fn class(&self) -> Class {
         match self {
-            Self::UnknownRevision { .. } | Self::RevisionIsTag { .. } => ErrorKind::Usage,
-            Self::Unreadable { .. } => ErrorKind::Failed,
+            Self::Revision(_) => Class::Usage,
+            Self::Unreadable { .. } => Class::Failed,
         }
     }
 
-    /// What to do about it.
-    pub fn hint(&self) -> String {
+    fn hints(&self) -> Vec<String> {
         match self {
-            Self::UnknownRevision { known, .. } if known.is_empty() => {
-                "no Istio control plane was found in this cluster; see `kubectl mesh precheck`"
-                    .to_owned()
-            }
-            Self::UnknownRevision { known, .. } => format!(
-                "revisions in this cluster: {}; see `kubectl mesh precheck`",
-                known.join(", ")
-            ),
-            Self::RevisionIsTag { name, points_at } => format!(
-                "tag `{name}` points at revision `{points_at}`: pass `--revision {points_at}`, or move the tag with `kubectl mesh tag`"
-            ),
-            Self::Unreadable { what, .. } => format!(
+            Self::Revision(e) => e.hints(),
+            Self::Unreadable { what, .. } => vec![format!(
                 "check your permissions with `kubectl auth can-i list {}`",
                 what.describe()
-            ),
+            )],
         }
     }
 }

@@ -334,19 +334,19 @@ fn default_validator_keeps_the_fail_policy_istiod_set_and_service_path_is_valida
 fn guardrails_refuse_bad_input() {
     let (snap, inv) = cluster(None).tag("prod", "default").build();
     let err = plan_set(&snap, &inv, &set("canary", "1-31-0")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert_eq!(err.class(), Class::Usage);
     assert_eq!(err.to_string(), "revision `1-31-0` does not exist");
     assert_eq!(
-        err.hint(),
-        "revisions in this cluster: 1-30-3, default; see `kubectl mesh tag list`"
+        err.hints(),
+        ["revisions in this cluster: 1-30-3, default; tags: default, prod; see `kubectl mesh tag list`"]
     );
     let err = plan_set(&snap, &inv, &set("canary", "prod")).unwrap_err();
     assert_eq!(
         err,
-        TagError::RevisionIsTag {
+        TagError::Revision(RevisionError::IsTag {
             name: "prod".into(),
             points_at: "default".into()
-        }
+        })
     );
     let err = plan_set(&snap, &inv, &set("1-30-3", "default")).unwrap_err();
     assert!(matches!(err, TagError::ShadowsRevision { .. }), "{err}");
@@ -360,8 +360,8 @@ fn guardrails_refuse_bad_input() {
         "tag `prod` already points at revision `default`"
     );
     assert_eq!(
-        err.hint(),
-        "pass --overwrite to move it from `default` to `1-30-3`"
+        err.hints(),
+        ["pass --overwrite to move it from `default` to `1-30-3`"]
     );
     for bad in ["Prod", "-x", "x-", "a_b", "", &"x".repeat(44)] {
         let err = plan_set(&snap, &inv, &set(bad, "1-30-3")).unwrap_err();
@@ -397,7 +397,7 @@ fn a_revision_needs_exactly_one_injector_to_copy() {
             revision: "1-30-3".into()
         }
     );
-    assert_eq!(err.kind(), ErrorKind::Blocked);
+    assert_eq!(err.class(), Class::Blocked);
     let mut twin = crate::testkit::injector("1-30-3", None);
     twin.metadata.name = Some("istio-sidecar-injector-1-30-3-copy".into());
     let (snap, inv) = Snap::new()
@@ -642,7 +642,7 @@ fn remove_deletes_every_object_of_the_tag_and_reports_users() {
         f.message
     );
     let err = plan_remove(&snap, &inv, "nope").unwrap_err();
-    assert_eq!(err.hint(), "tags in this cluster: default, prod");
+    assert_eq!(err.hints(), ["tags in this cluster: default, prod"]);
     // An unused tag.
     let (snap, inv) = cluster(None).tag("spare", "1-30-3").build();
     assert!(!plan_remove(&snap, &inv, "spare").unwrap().in_use());
@@ -786,7 +786,7 @@ fn unreadable_webhooks_stop_planning() {
     let (mut snap, inv) = cluster(None).build();
     snap.add_gap(Source::MutatingWebhooks, "forbidden");
     let err = plan_set(&snap, &inv, &set("prod", "1-30-3")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Failed);
+    assert_eq!(err.class(), Class::Failed);
     assert_eq!(
         err.to_string(),
         "cannot read mutatingwebhookconfigurations: forbidden"

@@ -450,16 +450,7 @@ fn finish(
 }
 
 fn unknown(input: &Input<'_>, revision: &str) -> UninstallError {
-    match input.inventory.tag(revision) {
-        Some(t) => UninstallError::RevisionIsTag {
-            name: revision.to_owned(),
-            points_at: t.revision.clone(),
-        },
-        None => UninstallError::UnknownRevision {
-            revision: revision.to_owned(),
-            known: input.inventory.revisions().into_iter().collect(),
-        },
-    }
+    crate::plan::not_a_revision(input.inventory, revision).into()
 }
 
 #[cfg(test)]
