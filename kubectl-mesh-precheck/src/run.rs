@@ -1,8 +1,6 @@
 //! The precheck flow: target from flags → access reviews to ask → snapshot (cluster or file)
 //! → inventory → catalogue → output → exit code.
 
-use std::path::Path;
-
 use anyhow::Context as _;
 use mesh_common::{
     checks::{self, Context, ObjectKind, Outcome, Target},
@@ -28,19 +26,10 @@ struct Wanted {
     objects: Vec<ObjectKind>,
 }
 
-fn read_input(path: &Path) -> Result<String, MeshError> {
-    let text = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read the manifest from stdin")
-    } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read manifest `{}`", path.display()))
-    };
-    text.map_err(|e| MeshError::usage(e).hint("pass an existing manifest file to -f"))
-}
-
 fn wanted(args: &Args) -> Result<Wanted, MeshError> {
     if let Some(path) = &args.manifest {
-        let m = Manifest::parse(&read_input(path)?).map_err(|e| {
+        let text = mesh_common::input::read_text(path, "manifest")?;
+        let m = Manifest::parse(&text).map_err(|e| {
             MeshError::usage(
                 anyhow::Error::new(e).context(format!("cannot use manifest `{}`", path.display())),
             )
@@ -91,10 +80,16 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         access: checks::required_access(&want.objects, &args.kube.istio_namespace),
     };
     printer.progress("reading cluster state...")?;
-    let (snap, _conn) = cluster::load(&args.kube, &args.snapshot, &opts).await?;
+    let source = args.snapshot.source(&args.kube)?;
+    let (snap, _conn) = cluster::load(&source, &opts).await?;
     if let Some(path) = &args.dump_snapshot {
-        let text = snap.to_yaml().context("cannot serialise the snapshot")?;
-        std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))?;
+        let text = snap
+            .to_yaml()
+            .context("cannot serialise the snapshot")
+            .map_err(MeshError::failed)?;
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write `{}`", path.display()))
+            .map_err(|e| MeshError::usage(e).hint("pass a writable path to --dump-snapshot"))?;
         printer.note(&format!(
             "snapshot of {} written to {}",
             snap.origin,

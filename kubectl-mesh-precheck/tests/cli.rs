@@ -191,7 +191,7 @@ fn bad_input_is_one_line_with_a_hint_and_exit_2() {
         ),
         (
             &["--snapshot", FIXTURE, "--kube-version", "latest"],
-            "is not an Istio version",
+            "`latest` is not a Kubernetes version",
         ),
         (
             &["--snapshot", FIXTURE, "--canary"],

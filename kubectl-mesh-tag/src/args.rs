@@ -1,9 +1,7 @@
 //! Command-line arguments of `kubectl mesh tag` (plain data; validated by the planners).
 
-use std::path::PathBuf;
-
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use mesh_common::cli::{KubeFlags, OutputFlags, SnapshotFlags};
+use mesh_common::cli::{ChangeFlags, KubeFlags, OutputFlags, SnapshotFlags};
 
 /// Istio revision tags: set, list, remove, generate — the objects istioctl makes, with the
 /// guardrails it lacks.
@@ -69,9 +67,8 @@ pub struct SetArgs {
     /// istio-revision-tag-<tag>)
     #[arg(long, value_name = "NAME")]
     pub webhook_name: Option<String>,
-    /// Where to write the backup of the objects changed (default: ~/.kube/mesh-backups)
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub change: ChangeFlags,
 }
 
 /// `remove`.
@@ -85,9 +82,8 @@ pub struct RemoveArgs {
     /// Show the plan and have the API server validate it; change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Where to write the backup of the objects removed (default: ~/.kube/mesh-backups)
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub change: ChangeFlags,
 }
 
 /// `generate`.

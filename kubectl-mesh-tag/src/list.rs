@@ -8,7 +8,7 @@ use mesh_common::{
     plan::tag::{TagList, list as list_tags},
 };
 
-use crate::run::Loaded;
+use crate::load::Loaded;
 
 fn or_dash(s: &str) -> String {
     if s.is_empty() {

@@ -1,8 +1,8 @@
 //! `kubectl mesh tag`: Istio revision tags with guardrails and blast radius.
 
 mod args;
-mod execute;
 mod list;
+mod load;
 mod remove;
 mod run;
 mod set;

@@ -2,6 +2,7 @@
 //! (dry run) → confirm → validate, back up, delete.
 
 use mesh_common::{
+    carry::{How, carry_out},
     cli::OutputFormat,
     exit::{ExitStatus, MeshError},
     output::Printer,
@@ -9,12 +10,7 @@ use mesh_common::{
 };
 use serde::Serialize;
 
-use crate::{
-    args::RemoveArgs,
-    execute::{self, Changes},
-    run::{Loaded, plan_error},
-    show,
-};
+use crate::{args::RemoveArgs, load::Loaded, set::TIMEOUT, show};
 
 /// What `remove -o json|yaml` prints.
 #[derive(Serialize)]
@@ -62,7 +58,7 @@ pub async fn remove(
     loaded: &Loaded,
     printer: &mut Printer,
 ) -> Result<ExitStatus, MeshError> {
-    let plan = plan_remove(&loaded.snap, &loaded.inv, &args.tag).map_err(plan_error)?;
+    let plan = plan_remove(&loaded.snap, &loaded.inv, &args.tag)?;
     if printer.format == OutputFormat::Table {
         printer.data(&show::remove_plan(&plan, printer.color()))?;
     }
@@ -78,24 +74,20 @@ pub async fn remove(
             plan.tag
         )));
     }
-    let changes = Changes {
-        apply: &plan.apply,
-        delete: &plan.delete,
-    };
-    let how = execute::How {
+    let how = How {
         dry_run: args.dry_run,
         yes: args.yes,
         question: format!("Remove tag `{}`?", plan.tag),
-        label: format!("tag-remove-{}", plan.tag),
-        backup_dir: args.backup_dir.as_ref(),
+        operation: format!("tag-remove-{}", plan.tag),
+        command: "tag",
+        flags: &args.change,
+        rollback: true,
+        timeout: TIMEOUT,
     };
-    let backup = execute::carry_out(loaded, &changes, &how, printer).await?;
-    report(
-        printer,
-        &plan,
-        backup.is_none(),
-        backup.as_deref().map(execute::display),
-    )?;
+    let backup = carry_out(loaded.conn.as_ref(), &plan.changes(), &how, printer)
+        .await?
+        .backup();
+    report(printer, &plan, backup.is_none(), backup.clone())?;
     if backup.is_some() && printer.format == OutputFormat::Table {
         printer.data(&format!("\nTag `{}` removed.\n", plan.tag))?;
     }

@@ -1,7 +1,10 @@
 //! `set` and `generate`: plan → show the blast radius → refuse on failed checks → (dry run) →
 //! confirm → validate, back up, apply.
 
+use std::time::Duration;
+
 use mesh_common::{
+    carry::{How, carry_out},
     cli::OutputFormat,
     exit::{ExitStatus, MeshError},
     output::Printer,
@@ -12,10 +15,12 @@ use serde_json::{Value, json};
 
 use crate::{
     args::{GenerateArgs, SetArgs},
-    execute::{self, Changes},
-    run::{Loaded, plan_error},
+    load::Loaded,
     show,
 };
+
+/// How long the removal of a replaced tag object may take.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What `set -o json|yaml` prints.
 #[derive(Serialize)]
@@ -64,7 +69,7 @@ pub async fn set(
     loaded: &Loaded,
     printer: &mut Printer,
 ) -> Result<ExitStatus, MeshError> {
-    let plan = plan_set(&loaded.snap, &loaded.inv, &request(args)).map_err(plan_error)?;
+    let plan = plan_set(&loaded.snap, &loaded.inv, &request(args))?;
     if printer.format == OutputFormat::Table {
         let prev = plan
             .previous_revision
@@ -88,24 +93,20 @@ pub async fn set(
         ))
         .hint("fix what the checks above report, or pass --force to proceed anyway"));
     }
-    let changes = Changes {
-        apply: &plan.apply,
-        delete: &plan.delete,
-    };
-    let how = execute::How {
+    let how = How {
         dry_run: args.dry_run,
         yes: args.yes,
         question: format!("Point tag `{}` at revision `{}`?", plan.tag, plan.revision),
-        label: format!("tag-set-{}", plan.tag),
-        backup_dir: args.backup_dir.as_ref(),
+        operation: format!("tag-set-{}", plan.tag),
+        command: "tag",
+        flags: &args.change,
+        rollback: true,
+        timeout: TIMEOUT,
     };
-    let backup = execute::carry_out(loaded, &changes, &how, printer).await?;
-    report(
-        printer,
-        &plan,
-        backup.is_none(),
-        backup.as_deref().map(execute::display),
-    )?;
+    let backup = carry_out(loaded.conn.as_ref(), &plan.changes(), &how, printer)
+        .await?
+        .backup();
+    report(printer, &plan, backup.is_none(), backup.clone())?;
     if backup.is_some() && printer.format == OutputFormat::Table {
         printer.data(&done(&plan))?;
     }
@@ -150,14 +151,14 @@ pub fn generate(
         webhook_name: args.webhook_name.clone(),
         generate: true,
     };
-    let plan = plan_set(&loaded.snap, &loaded.inv, &req).map_err(plan_error)?;
+    let plan = plan_set(&loaded.snap, &loaded.inv, &req)?;
     let objects: Vec<&Value> = plan.generated();
     let text = match printer.format {
         OutputFormat::Json => {
             serde_json::to_string_pretty(
                 &json!({"apiVersion": "v1", "kind": "List", "items": objects}),
             )
-            .map_err(anyhow::Error::from)?
+            .map_err(MeshError::output)?
                 + "\n"
         }
         OutputFormat::Yaml | OutputFormat::Table => {
@@ -165,7 +166,7 @@ pub fn generate(
                 .iter()
                 .map(serde_saphyr::to_string)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(anyhow::Error::from)?;
+                .map_err(MeshError::output)?;
             docs.join("---\n")
         }
     };

@@ -1,10 +1,11 @@
 //! Command-line arguments of `kubectl mesh uninstall`, and their validation into a request.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use clap::Parser;
 use mesh_common::{
-    cli::{KubeFlags, OutputFlags, SnapshotFlags, parse_duration},
+    cli::{ChangeFlags, KubeFlags, OutputFlags, SnapshotFlags, parse_positive_duration},
+    error::validate_revision,
     exit::MeshError,
     plan::uninstall::{Request, Target},
 };
@@ -12,10 +13,12 @@ use mesh_common::{
 /// Remove an Istio control plane revision safely, or every control plane (--purge).
 ///
 /// Lists every object of the revision (cluster-wide, by label) and refuses while namespaces,
-/// tags, running pods or gateways still use it, showing the command that moves each. Then
-/// backs up the objects, deletes them webhooks first (so no webhook is left calling a Service
-/// that is gone), then workloads, then configuration and RBAC, and waits until they are gone.
-/// Base objects (CRDs, Istio resources) are never touched, except by --purge --include-crds.
+/// tags, running pods or gateways still use it, showing the command that moves each. Then has
+/// the API server dry-run every delete, backs the objects up, deletes them webhooks first (so no
+/// webhook is left calling a Service that is gone), then workloads, then configuration and
+/// RBAC, and waits until they are gone. If anything fails, everything deleted is restored from
+/// the backup (unless --no-rollback). Base objects (CRDs, Istio resources) are never touched,
+/// except by --purge --include-crds.
 ///
 /// Exit codes: 0 uninstalled (or nothing to do, or a clean --dry-run); 1 refused (still in use,
 /// Helm-installed, answered no, no terminal without --yes); 2 bad input; 3 could not complete
@@ -54,12 +57,15 @@ pub struct Args {
     /// revision are deleted with it. Never overrides a Helm install or a foreign webhook
     #[arg(long)]
     pub force: bool,
-    /// How long to wait for the deleted objects to be gone
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long to wait for the deleted objects of each phase to be gone
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub timeout: Duration,
-    /// Directory of the backup file (default: ~/.kube/mesh-backups)
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<PathBuf>,
+    /// On a failure, stop where it failed instead of restoring what was deleted (run the same
+    /// command again to finish)
+    #[arg(long)]
+    pub no_rollback: bool,
+    #[command(flatten)]
+    pub change: ChangeFlags,
     #[command(flatten)]
     pub kube: KubeFlags,
     #[command(flatten)]
@@ -79,7 +85,7 @@ impl Args {
         }
         let target = match &self.revision {
             Some(r) => {
-                check_revision(r)?;
+                validate_revision(r)?;
                 Target::Revision {
                     revision: r.clone(),
                 }
@@ -93,21 +99,6 @@ impl Args {
             force: self.force,
         })
     }
-}
-
-/// A revision name is a DNS-1123 label (istioctl's rule).
-fn check_revision(r: &str) -> Result<(), MeshError> {
-    let ok = !r.is_empty()
-        && r.len() <= 63
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !r.starts_with('-')
-        && !r.ends_with('-');
-    if ok {
-        return Ok(());
-    }
-    Err(MeshError::usage(anyhow::anyhow!("`{r}` is not a valid revision name"))
-        .hint("revisions are lowercase letters, digits and `-`, like `1-30-3` or `default`; see `kubectl mesh precheck`"))
 }
 
 #[cfg(test)]

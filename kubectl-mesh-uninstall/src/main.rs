@@ -2,8 +2,6 @@
 //! anything still uses it; or every control plane (`--purge`), the CRDs only on request.
 
 mod args;
-mod execute;
-mod gather;
 mod report;
 mod run;
 

@@ -169,6 +169,7 @@ mod tests {
                     name: "istio-sidecar-injector".into(),
                 },
                 owner: "revision default".into(),
+                uid: None,
             }],
             blockers: vec![Blocker {
                 kind: BlockerKind::Namespace,

@@ -1,20 +1,25 @@
 //! The uninstall flow: request from flags → snapshot and labelled objects (cluster or file) →
-//! plan → show → refuse, dry-run or confirm → backup → delete → verify → report.
+//! plan → show → refuse, or carry out on the change engine (server-side dry run of every
+//! delete, confirmation, backup, deletion phase by phase with waits, rollback on failure) →
+//! verify no webhook calls a deleted Service → report.
 
-use std::{collections::BTreeMap, path::Path};
+use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use mesh_common::{
+    carry::{Carried, How, carry_out},
     cli::OutputFormat,
-    cluster::{self, Connection, FetchOptions, backup::default_dir, ops::Executor},
+    cluster::{self, Connection, FetchOptions, OpStatus, StateSource},
     exit::{ExitStatus, MeshError},
     inventory::Inventory,
     output::{Printer, Style},
-    plan::uninstall::{self, Candidate, ErrorKind, Input, Target, UninstallError, UninstallPlan},
+    plan::uninstall::{
+        self, CHART_RBAC_SELECTOR, Candidate, INSTALLED_SELECTOR, Input, LISTED, Target,
+        UninstallPlan, rbac_kinds, webhooks_calling,
+    },
     snapshot::ClusterSnapshot,
 };
 
-use crate::{args::Args, execute, gather, report};
+use crate::{args::Args, report};
 
 /// What was read: the snapshot, the labelled objects and, for a live cluster, the connection.
 struct Loaded {
@@ -24,56 +29,24 @@ struct Loaded {
 }
 
 async fn load(args: &Args) -> Result<Loaded, MeshError> {
-    let ns = &args.kube.istio_namespace;
-    if let Some(path) = &args.snapshot.snapshot {
-        let text = read_file(path)?;
-        let mut snap = ClusterSnapshot::from_yaml(&text, ns).map_err(|e| {
-            MeshError::usage(
-                anyhow::Error::new(e).context(format!("cannot use snapshot `{}`", path.display())),
-            )
-        })?;
-        snap.origin = format!("snapshot {}", path.display());
-        let listed = gather::from_file(&text)?;
-        return Ok(Loaded {
-            snap,
-            listed,
-            conn: None,
-        });
-    }
+    let source = args.snapshot.source(&args.kube)?;
     let opts = FetchOptions {
-        istio_namespace: ns.clone(),
+        istio_namespace: args.kube.istio_namespace.clone(),
         access: Vec::new(),
     };
-    let (snap, conn) = cluster::load(&args.kube, &args.snapshot, &opts).await?;
-    let conn = conn.context("no connection to the cluster")?;
-    let listed = gather::listed(&conn).await?;
-    Ok(Loaded {
-        snap,
-        listed,
-        conn: Some(conn),
-    })
-}
-
-fn read_file(path: &Path) -> Result<String, MeshError> {
-    if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read the snapshot from stdin")
-    } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read snapshot `{}`", path.display()))
-    }
-    .map_err(|e| {
-        MeshError::usage(e)
-            .hint("pass a file written by `kubectl get ... -A -o yaml` or `--dump-snapshot`")
-    })
-}
-
-fn plan_error(e: UninstallError) -> MeshError {
-    let hint = e.hint();
-    let err = match e.kind() {
-        ErrorKind::Usage => MeshError::usage(e),
-        ErrorKind::Failed => MeshError::failed(e),
+    let (snap, conn) = cluster::load(&source, &opts).await?;
+    let listed = match (&source, &conn) {
+        (StateSource::Cluster(_), Some(conn)) => {
+            let rbac_kinds = rbac_kinds();
+            let (installed, rbac) = tokio::join!(
+                cluster::list_labelled(conn, &LISTED, &[INSTALLED_SELECTOR]),
+                cluster::list_labelled(conn, &rbac_kinds, &[CHART_RBAC_SELECTOR]),
+            );
+            installed?.iter().chain(&rbac?).map(Candidate::of).collect()
+        }
+        _ => snap.others.iter().map(Candidate::of).collect(),
     };
-    err.hint(hint)
+    Ok(Loaded { snap, listed, conn })
 }
 
 /// Runs uninstall and returns the exit status.
@@ -86,7 +59,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     let counts = match (&req.target, &loaded.conn) {
         (Target::Purge { .. }, Some(conn)) => {
             printer.progress("counting Istio resources...")?;
-            gather::count_resources(conn, &uninstall::istio_crds(&loaded.snap)).await?
+            cluster::count_resources(conn, &uninstall::istio_crds(&loaded.snap)).await?
         }
         _ => BTreeMap::new(),
     };
@@ -96,14 +69,22 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         listed: &loaded.listed,
         crd_counts: &counts,
     };
-    let plan = uninstall::plan(&input, &req).map_err(plan_error)?;
+    let plan = uninstall::plan(&input, &req)?;
     let table = printer.format == OutputFormat::Table;
     if table {
         let text = report::plan_text(&plan, &inv, &loaded.snap.origin, printer.color());
         printer.data(&text)?;
     }
     let mut rep = report::Report::new(&plan, &loaded.snap.origin, args.dry_run);
-    let result = proceed(&args, &plan, &inv, loaded.conn, &mut printer, &mut rep).await;
+    let result = proceed(
+        &args,
+        &plan,
+        &inv,
+        loaded.conn.as_ref(),
+        &mut printer,
+        &mut rep,
+    )
+    .await;
     if !table {
         rep.success = result.is_ok();
         printer.structured(&rep)?;
@@ -115,7 +96,7 @@ async fn proceed(
     args: &Args,
     plan: &UninstallPlan,
     inv: &Inventory,
-    conn: Option<Connection>,
+    conn: Option<&Connection>,
     printer: &mut Printer,
     rep: &mut report::Report<'_>,
 ) -> Result<ExitStatus, MeshError> {
@@ -127,42 +108,43 @@ async fn proceed(
         printer.note(&format!("nothing to uninstall for {what}"))?;
         return Ok(ExitStatus::Success);
     }
-    let Some(conn) = conn else {
-        printer.note("dry run of a snapshot: nothing was changed")?;
-        return Ok(ExitStatus::Success);
+    let how = How {
+        dry_run: args.dry_run,
+        yes: args.yes,
+        question: question(plan, &what),
+        operation: match &plan.target {
+            Target::Revision { revision } => format!("uninstall-{revision}"),
+            Target::Purge { .. } => "uninstall-purge".to_owned(),
+        },
+        command: "uninstall",
+        flags: &args.change,
+        rollback: !args.no_rollback,
+        timeout: args.timeout,
     };
-    if args.dry_run {
-        execute::dry_run(&Executor::new(conn, true), plan).await?;
-        printer.note("dry run: the API server accepted every delete; nothing was changed")?;
-        return Ok(ExitStatus::Success);
-    }
-    if !cluster::confirm(&question(plan, &what), args.yes)? {
-        return Err(MeshError::blocked(anyhow::anyhow!(
-            "cancelled: nothing was deleted"
-        )));
-    }
-    let exec = Executor::new(conn, false);
-    let label = match &plan.target {
-        Target::Revision { revision } => format!("uninstall-{revision}"),
-        Target::Purge { .. } => "uninstall-purge".to_owned(),
-    };
-    let dir = args.backup_dir.clone().unwrap_or_else(default_dir);
-    let backup = execute::backup(&exec, plan, &dir, &label).await?;
-    rep.backup = Some(backup.display().to_string());
-    printer.note(&format!(
-        "backup of {} objects written to {}",
-        plan.steps.len(),
-        backup.display()
-    ))?;
-    match execute::delete(&exec, plan, args.timeout, printer, &backup).await {
-        Ok(deleted) => rep.deleted = deleted,
-        Err(f) => {
-            rep.deleted = f.deleted;
-            rep.state = Some(f.state);
-            return Err(f.error);
+    let carried = match carry_out(conn, &plan.changes(), &how, printer).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(stopped) = &e.execution {
+                rep.backup = Some(stopped.backup.display().to_string());
+                rep.deleted = stopped.done().cloned().collect();
+                rep.state = Some(e.error.error.to_string());
+            }
+            return Err(e.into());
         }
+    };
+    let Carried::Done(done) = carried else {
+        return Ok(ExitStatus::Success);
+    };
+    rep.backup = Some(done.backup.display().to_string());
+    rep.deleted = done
+        .ops
+        .iter()
+        .filter(|(_, _, s)| *s == OpStatus::Done)
+        .map(|(r, _, _)| r.clone())
+        .collect();
+    if let Some(conn) = conn {
+        verify(conn, plan).await?;
     }
-    execute::verify(&exec, plan).await?;
     if printer.format == OutputFormat::Table {
         let done = printer.paint("✔", Style::Ok);
         let text = format!(
@@ -172,6 +154,34 @@ async fn proceed(
         printer.data(&text)?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// Checks that no webhook configuration calls a Service the plan deleted (one created after the
+/// plan was made would).
+async fn verify(conn: &Connection, plan: &UninstallPlan) -> Result<(), MeshError> {
+    let services: std::collections::BTreeSet<String> = plan
+        .objects()
+        .into_iter()
+        .filter(|r| r.kind == "Service")
+        .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+        .collect();
+    if services.is_empty() {
+        return Ok(());
+    }
+    let (mwcs, vwcs) = cluster::webhook_configurations(conn).await.map_err(|e| {
+        MeshError::from(e).hint("the objects were deleted; check `kubectl get mutatingwebhookconfigurations,validatingwebhookconfigurations`")
+    })?;
+    let dangling = webhooks_calling(&mwcs, &vwcs, &services);
+    if dangling.is_empty() {
+        return Ok(());
+    }
+    Err(MeshError::failed(anyhow::anyhow!(
+        "webhook configurations call a deleted Service: {}",
+        dangling.join(", ")
+    ))
+    .hint(
+        "they were created after the plan was made; delete them or point them at a running istiod",
+    ))
 }
 
 fn question(plan: &UninstallPlan, what: &str) -> String {

@@ -145,7 +145,7 @@ fn after_the_canary_the_plan_is_exactly_the_old_control_plane() {
     );
     assert_eq!(
         text(&out.stderr),
-        "dry run of a snapshot: nothing was changed\n"
+        "dry run against a snapshot: the plan was not checked by an API server; nothing was changed\n"
     );
 }
 
@@ -227,7 +227,7 @@ fn bad_input_is_a_one_line_usage_error() {
     let cases: [(&[&str], &str); 4] = [
         (
             &["-r", "1-28-0"],
-            "error: revision `1-28-0` does not exist\nhint: revisions in this cluster: 1-30-3, default; see `kubectl mesh precheck`\n",
+            "error: revision `1-28-0` does not exist\nhint: revisions in this cluster: 1-30-3, default; tags: default; see `kubectl mesh tag list`\n",
         ),
         (
             &["-r", "1.29.6"],

@@ -7,6 +7,11 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
 
+use crate::{
+    cluster::{ConnectOptions, StateSource},
+    input::InputError,
+};
+
 /// How to reach the cluster (kubectl's flags).
 #[derive(Debug, Clone, Default, Args)]
 pub struct KubeFlags {
@@ -92,7 +97,10 @@ pub struct OutputFlags {
     pub color: ColorChoice,
 }
 
-/// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
+/// Longest duration any flag takes (a week): more is a typo, not a timeout.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds (at most a week).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -109,7 +117,95 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!("`{s}` is out of range (at most 168h)")),
+    }
+}
+
+/// Parses a duration that must be more than zero (`--timeout`).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("`{s}` is zero: give a timeout like 5m"));
+    }
+    Ok(d)
+}
+
+impl KubeFlags {
+    /// The connection options these flags describe.
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            as_user: self.as_user.clone(),
+            as_group: self.as_group.clone(),
+            as_uid: self.as_uid.clone(),
+            request_timeout: self.request_timeout,
+        }
+    }
+}
+
+impl SnapshotFlags {
+    /// Where the cluster state comes from: the snapshot file (read now), or the cluster.
+    pub fn source(&self, kube: &KubeFlags) -> Result<StateSource, InputError> {
+        match &self.snapshot {
+            Some(path) => Ok(StateSource::File {
+                text: crate::input::read_text(path, "snapshot")?,
+                path: path.clone(),
+                kube_version: self.kube_version.clone(),
+            }),
+            None => Ok(StateSource::Cluster(kube.connect_options())),
+        }
+    }
+}
+
+/// Flags of every command that changes the cluster.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChangeFlags {
+    /// Where to write the backup of what is changed (default: ~/.kube/mesh-backups)
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Take over fields another field manager owns (shown first otherwise, and refused)
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+impl ChangeFlags {
+    /// The backup directory.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup_dir
+            .clone()
+            .unwrap_or_else(crate::cluster::backup::default_dir)
+    }
+}
+
+/// The command line as typed after the plugin name, for backups: `kubectl mesh <sub> <args>`.
+/// Values of flags that may carry credentials are never recorded.
+pub fn command_line(sub: &str) -> String {
+    let mut out = format!("kubectl mesh {sub}");
+    let mut hide_next = false;
+    for a in std::env::args().skip(1) {
+        if hide_next {
+            out.push_str(" ***");
+            hide_next = false;
+            continue;
+        }
+        let secret = ["--token", "--password", "--client-key"];
+        if secret.iter().any(|s| a == *s) {
+            hide_next = true;
+            out.push(' ');
+            out.push_str(&a);
+        } else if secret.iter().any(|s| a.starts_with(&format!("{s}="))) {
+            out.push_str(&format!(" {}=***", a.split('=').next().unwrap_or_default()));
+        } else {
+            out.push(' ');
+            out.push_str(&a);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -124,5 +220,17 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("m").is_err());
+        assert!(
+            parse_duration("99999999999999999999").is_err(),
+            "no panic, an error"
+        );
+        assert!(parse_duration("1e400").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("169h").is_err());
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(
+            parse_positive_duration("1m").unwrap(),
+            Duration::from_secs(60)
+        );
     }
 }

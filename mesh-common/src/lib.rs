@@ -12,7 +12,9 @@ pub use mesh_core::{
     ObjRef, change, checks, error, inventory, manifest, objref, plan, selector, snapshot, version,
 };
 
+pub mod carry;
 pub mod cli;
 pub mod cluster;
 pub mod exit;
+pub mod input;
 pub mod output;

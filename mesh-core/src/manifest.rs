@@ -98,6 +98,16 @@ pub enum ManifestError {
     MixedVersions(String),
 }
 
+impl crate::error::Classify for ManifestError {
+    fn class(&self) -> crate::error::Class {
+        crate::error::Class::Usage
+    }
+
+    fn hints(&self) -> Vec<String> {
+        vec!["generate it with `istioctl manifest generate` or `helm template`".to_owned()]
+    }
+}
+
 /// Splits multi-document YAML on `---` lines, keeping each document's first line number.
 fn documents(text: &str) -> Vec<(usize, String)> {
     let mut docs = vec![(1, String::new())];

@@ -608,7 +608,11 @@ impl ClusterSnapshot {
         push_items(&mut items, &self.pdbs);
         push_items(&mut items, &self.pods);
         push_items(&mut items, &self.envoy_filters);
-        items.extend(self.others.iter().filter_map(|o| serde_json::to_value(o).ok()));
+        items.extend(
+            self.others
+                .iter()
+                .filter_map(|o| serde_json::to_value(o).ok()),
+        );
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
         let mut out = String::new();
         if let Some(v) = &self.kube_version {
@@ -730,7 +734,11 @@ items:
             "only istio* config maps are kept"
         );
         assert_eq!(snap.kube_version.as_ref().unwrap().minor, 34);
-        assert_eq!(snap.others.len(), 1, "the non-Istio ConfigMap, not the Secret");
+        assert_eq!(
+            snap.others.len(),
+            1,
+            "the non-Istio ConfigMap, not the Secret"
+        );
         assert_eq!(snap.others[0].kind, "ConfigMap");
         let pod = &snap.pods[0];
         assert!(pod.is_ready());

@@ -334,7 +334,13 @@ mod tests {
             "status": {}});
         let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "token", "namespace": "istio-system"}, "data": {"token": "c2VjcmV0"}});
-        let b = Backup::new(id(), "kubectl mesh uninstall", "uninstall", vec![obj, secret], vec![]);
+        let b = Backup::new(
+            id(),
+            "kubectl mesh uninstall",
+            "uninstall",
+            vec![obj, secret],
+            vec![],
+        );
         assert_eq!(b.objects.len(), 1, "the Secret is dropped");
         let path = b.write(&dir, "uninstall default").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -349,11 +355,17 @@ mod tests {
         let back = Backup::read(&path).unwrap();
         assert_eq!(back.cluster, id());
         assert_eq!(back.operation, "uninstall");
-        assert!(back.objects[0].pointer("/metadata/resourceVersion").is_none());
+        assert!(
+            back.objects[0]
+                .pointer("/metadata/resourceVersion")
+                .is_none()
+        );
         assert!(back.objects[0].get("status").is_none());
         // A Secret slipped in later is refused, not written.
         let mut sneaky = back.clone();
-        sneaky.objects.push(serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}));
+        sneaky.objects.push(
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
+        );
         assert!(sneaky.write(&dir, "x").is_err());
     }
 
@@ -394,6 +406,9 @@ mod tests {
         assert!(matches!(Backup::read(&f), Err(Error::NotABackup { .. })));
         std::fs::write(&f, "kind: something/else\ncluster: {server: a, context: b, uid: c}\ncommand: x\ncreated: 1\nobjects: []\n").unwrap();
         let e = Backup::read(&f).unwrap_err();
-        assert!(e.to_string().contains("its kind is `something/else`"), "{e}");
+        assert!(
+            e.to_string().contains("its kind is `something/else`"),
+            "{e}"
+        );
     }
 }

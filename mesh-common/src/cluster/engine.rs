@@ -35,7 +35,10 @@ use super::{
     objects::{Deleted, FIELD_MANAGER, Objects},
     wait::wait_for,
 };
-use crate::{ObjRef, output::Printer};
+use crate::{
+    ObjRef,
+    output::{Confirmation, Printer},
+};
 
 /// Dry runs in flight at once.
 const CONCURRENCY: usize = 8;
@@ -95,9 +98,10 @@ impl Checked<'_> {
             .ops()
             .zip(&self.verdicts)
             .filter_map(|(op, v)| match (op, v) {
-                (Op::Apply { object }, Verdict::Accepted(Some(after)) | Verdict::TakesOver(Some(after), _)) => {
-                    Some((ObjRef::of(object)?, after.clone()))
-                }
+                (
+                    Op::Apply { object },
+                    Verdict::Accepted(Some(after)) | Verdict::TakesOver(Some(after), _),
+                ) => Some((ObjRef::of(object)?, after.clone())),
                 _ => None,
             })
             .collect()
@@ -114,7 +118,11 @@ impl Checked<'_> {
                     Verdict::Skip(why) | Verdict::Deferred(why) => Some(format!("{r}: {why}")),
                     Verdict::TakesOver(_, managers) => Some(format!(
                         "{r}: takes over fields from {}",
-                        managers.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                        managers
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                     Verdict::Accepted(_) => None,
                 }
@@ -207,7 +215,7 @@ impl Engine {
             .into_iter()
             .find(|r| r.kind == "Secret" && r.api_version == "v1")
         {
-            return Err(Error::Secret(secret));
+            return Err(Error::Secret(Box::new(secret)));
         }
         let ops: Vec<&Op> = plan.ops().collect();
         let created_ns = plan.created_namespaces();
@@ -244,15 +252,19 @@ impl Engine {
         created_crds: &BTreeSet<String>,
     ) -> Result<Verdict, Error> {
         let result = match op {
-            Op::Apply { object } => return self.dry_apply(object, plan, created_ns, created_crds).await,
+            Op::Apply { object } => {
+                return self.dry_apply(object, plan, created_ns, created_crds).await;
+            }
             Op::Delete { target, uid } => {
-                return Ok(match self.objects.delete(target, uid.as_deref(), true).await? {
-                    Deleted::Deleted => Verdict::Accepted(None),
-                    Deleted::Gone => Verdict::Skip("already gone".into()),
-                    Deleted::Replaced => Verdict::Skip(
-                        "recreated since the plan was made (another UID): left alone".into(),
-                    ),
-                });
+                return Ok(
+                    match self.objects.delete(target, uid.as_deref(), true).await? {
+                        Deleted::Deleted => Verdict::Accepted(None),
+                        Deleted::Gone => Verdict::Skip("already gone".into()),
+                        Deleted::Replaced => Verdict::Skip(
+                            "recreated since the plan was made (another UID): left alone".into(),
+                        ),
+                    },
+                );
             }
             Op::Label { target, labels } => {
                 self.objects
@@ -279,27 +291,41 @@ impl Engine {
             let r = ObjRef::of(object)?;
             let ns = r.namespace.as_deref().filter(|n| created_ns.contains(*n));
             match e {
-                Error::Refused { code: 404, .. } if ns.is_some() => Some(Verdict::Deferred(
-                    format!("checked when applied: namespace `{}` is created by this plan", ns.unwrap_or_default()),
-                )),
-                Error::NotServed { kind, .. } if crd_for(created_crds, &r.group(), kind) => Some(
-                    Verdict::Deferred(format!("checked when applied: its CRD is created by this plan ({kind})")),
-                ),
+                Error::Refused { code: 404, .. } if ns.is_some() => {
+                    Some(Verdict::Deferred(format!(
+                        "checked when applied: namespace `{}` is created by this plan",
+                        ns.unwrap_or_default()
+                    )))
+                }
+                Error::NotServed { kind, .. } if crd_for(created_crds, r.group(), kind) => {
+                    Some(Verdict::Deferred(format!(
+                        "checked when applied: its CRD is created by this plan ({kind})"
+                    )))
+                }
                 _ => None,
             }
         };
         match self.objects.apply(object, true, false).await {
             Ok(after) => Ok(Verdict::Accepted(Some(after))),
-            Err(Error::Conflict { object: r, conflicts }) => {
+            Err(Error::Conflict {
+                object: r,
+                conflicts,
+            }) => {
                 let managers: BTreeSet<String> =
                     conflicts.iter().map(|c| c.manager.clone()).collect();
-                let allowed = self.opts.force_conflicts
-                    || managers.iter().all(|m| plan.takeover.contains(m));
+                let allowed =
+                    self.opts.force_conflicts || managers.iter().all(|m| plan.takeover.contains(m));
                 if !allowed {
-                    return Err(Error::Conflict { object: r, conflicts });
+                    return Err(Error::Conflict {
+                        object: r,
+                        conflicts,
+                    });
                 }
                 let after = self.objects.apply(object, true, true).await?;
-                Ok(Verdict::TakesOver(Some(after), managers.into_iter().collect()))
+                Ok(Verdict::TakesOver(
+                    Some(after),
+                    managers.into_iter().collect(),
+                ))
             }
             Err(e) => deferred(&e).ok_or(e),
         }
@@ -313,15 +339,25 @@ impl Engine {
         printer: &mut Printer,
         question: &str,
     ) -> Result<Execution, Stopped> {
-        if !printer.confirm(question, self.opts.yes)? {
-            return Err(Error::Declined.into());
+        let answer = printer
+            .confirm(question, self.opts.yes)
+            .map_err(|e| Error::Backup {
+                what: "cannot ask for confirmation".into(),
+                source: e,
+            })?;
+        match answer {
+            Confirmation::Yes => {}
+            Confirmation::No => return Err(Error::Declined.into()),
+            Confirmation::NoTerminal => return Err(Error::NoTerminal.into()),
         }
         let (backup, path) = self.take_backup(checked.plan).await?;
-        printer.note(&format!(
-            "backup of {} object(s) written to {}",
-            backup.objects.len(),
-            path.display()
-        )).ok();
+        printer
+            .note(&format!(
+                "backup of {} object(s) written to {}",
+                backup.objects.len(),
+                path.display()
+            ))
+            .ok();
         let created: BTreeSet<ObjRef> = backup
             .created_objects
             .iter()
@@ -352,7 +388,9 @@ impl Engine {
             Err(cause) => {
                 let _ = backup.rewrite(&path);
                 let execution = run.execution();
-                let error = self.after_failure(cause, &backup, &path, &execution, printer).await;
+                let error = self
+                    .after_failure(cause, &backup, &path, &execution, printer)
+                    .await;
                 Err(Stopped {
                     error,
                     execution: Some(execution),
@@ -387,9 +425,10 @@ impl Engine {
     /// The cluster's identity: server URL, context and the `kube-system` namespace UID.
     pub async fn identity(&self) -> Result<ClusterIdentity, Error> {
         let ks = ObjRef::new("v1", "Namespace", None, "kube-system");
-        let ns = self.objects.get(&ks).await?.ok_or_else(|| {
-            Error::Unexpected("the cluster has no kube-system namespace".into())
-        })?;
+        let ns =
+            self.objects.get(&ks).await?.ok_or_else(|| {
+                Error::Unexpected("the cluster has no kube-system namespace".into())
+            })?;
         let conn = self.objects.connection();
         Ok(ClusterIdentity {
             server: conn.server.clone(),
@@ -438,13 +477,13 @@ impl Engine {
                 let existed = run.existed(object);
                 match self.objects.apply(object, false, force).await {
                     Ok(after) => {
-                        if !existed {
-                            if let (Some(r), Some(uid)) = (
+                        if !existed
+                            && let (Some(r), Some(uid)) = (
                                 ObjRef::of(object),
                                 after.pointer("/metadata/uid").and_then(Value::as_str),
-                            ) {
-                                run.created_uids.insert(r, uid.to_owned());
-                            }
+                            )
+                        {
+                            run.created_uids.insert(r, uid.to_owned());
                         }
                         Ok(OpStatus::Done)
                     }
@@ -511,7 +550,9 @@ impl Engine {
         let changed = execution.done().count();
         if changed == 0 && !matches!(cause, Error::Interrupted(_) | Error::Timeout { .. }) {
             return Error::Failed {
-                state: format!("the change failed before changing anything: the cluster is as before ({cause})"),
+                state: format!(
+                    "the change failed before changing anything: the cluster is as before ({cause})"
+                ),
                 cause: Box::new(cause),
                 backup: Some(path.to_owned()),
                 hints: Vec::new(),
@@ -564,14 +605,20 @@ impl Engine {
     /// Puts every object of a backup back as it was and removes what the change created (by
     /// UID, or — without a recorded UID — only objects kubectl-mesh applied), in reverse order,
     /// then waits for restored workloads to roll back.
-    pub async fn restore(&self, backup: &Backup, printer: &mut Printer) -> Result<RestoreReport, Error> {
+    pub async fn restore(
+        &self,
+        backup: &Backup,
+        printer: &mut Printer,
+    ) -> Result<RestoreReport, Error> {
         let mut report = RestoreReport::default();
         for c in backup.created_objects.iter().rev() {
             printer.progress(&format!("removing {}...", c.object)).ok();
             match self.remove_created(&c.object, c.uid.as_deref()).await {
                 Ok(true) => report.removed += 1,
                 Ok(false) => {}
-                Err(e) => report.failures.push(format!("cannot remove {}: {e}", c.object)),
+                Err(e) => report
+                    .failures
+                    .push(format!("cannot remove {}: {e}", c.object)),
             }
         }
         let mut waits = Vec::new();
@@ -654,7 +701,12 @@ fn rollout_back(r: &ObjRef, obj: &Value) -> Option<Wait> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|c| Some((c["name"].as_str()?.to_owned(), c["image"].as_str()?.to_owned())))
+        .filter_map(|c| {
+            Some((
+                c["name"].as_str()?.to_owned(),
+                c["image"].as_str()?.to_owned(),
+            ))
+        })
         .collect();
     Some(Wait::Rollout {
         target: r.clone(),
@@ -837,7 +889,10 @@ mod tests {
             label_patch(&l),
             json!({"metadata": {"labels": {"istio-injection": null, "istio.io/rev": "canary"}}})
         );
-        assert!(restart_patch()["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT].is_string());
+        assert!(
+            restart_patch()["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+                .is_string()
+        );
         let crds: BTreeSet<String> = ["envoyfilters.networking.istio.io".to_owned()].into();
         assert!(crd_for(&crds, "networking.istio.io", "EnvoyFilter"));
         assert!(!crd_for(&crds, "networking.istio.io", "Gateway"));

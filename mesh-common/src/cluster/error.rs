@@ -95,7 +95,7 @@ pub enum Error {
         /// `apply`, `delete`, `read`, ...
         verb: &'static str,
         /// The object.
-        object: ObjRef,
+        object: Box<ObjRef>,
         /// HTTP status.
         code: u16,
         /// The server's message.
@@ -113,7 +113,7 @@ pub enum Error {
     #[error("{object}: {} field(s) are owned by another field manager: {}", conflicts.len(), describe_conflicts(conflicts))]
     Conflict {
         /// The object.
-        object: ObjRef,
+        object: Box<ObjRef>,
         /// The fields and their managers.
         conflicts: Vec<FieldConflict>,
     },
@@ -126,8 +126,10 @@ pub enum Error {
         total: usize,
     },
     /// The plan touches a Secret, which kubectl-mesh never backs up and so never changes.
-    #[error("the plan changes {0}, but kubectl-mesh never changes Secrets (they are never backed up)")]
-    Secret(ObjRef),
+    #[error(
+        "the plan changes {0}, but kubectl-mesh never changes Secrets (they are never backed up)"
+    )]
+    Secret(Box<ObjRef>),
     /// A wait did not finish in time.
     #[error("timed out after {after} waiting for {what}")]
     Timeout {
@@ -185,6 +187,9 @@ pub enum Error {
         /// Further hints (how to finish, how to restore).
         hints: Vec<String>,
     },
+    /// A snapshot file that cannot be used.
+    #[error(transparent)]
+    Snapshot(#[from] Box<super::SnapshotError>),
     /// The answer of the API server could not be understood.
     #[error("unexpected answer from the API server: {0}")]
     Unexpected(String),
@@ -209,11 +214,14 @@ impl Classify for Error {
             | Self::Context { .. }
             | Self::Client { .. }
             | Self::NotABackup { .. }
+            | Self::Snapshot(_)
             | Self::OtherCluster { .. } => Class::Usage,
             Self::Conflict { .. } | Self::NoTerminal | Self::Declined | Self::Secret(_) => {
                 Class::Blocked
             }
-            Self::DryRun { problems, .. } if problems.iter().all(|p| p.class() == Class::Blocked) => {
+            Self::DryRun { problems, .. }
+                if problems.iter().all(|p| p.class() == Class::Blocked) =>
+            {
                 Class::Blocked
             }
             _ => Class::Failed,
@@ -257,6 +265,7 @@ impl Classify for Error {
             ],
             Self::NotABackup { .. } => vec!["pass a file written by a kubectl-mesh command (see `~/.kube/mesh-backups`)".into()],
             Self::OtherCluster { .. } => vec!["use the backup with the cluster it was taken from (check --context)".into()],
+            Self::Snapshot(e) => e.hints(),
             Self::Failed { backup, hints, .. } => {
                 let mut h = hints.clone();
                 if let Some(b) = backup {
@@ -279,7 +288,7 @@ impl Error {
             },
             kube::Error::Api(s) => Self::Refused {
                 verb,
-                object: object.clone(),
+                object: Box::new(object.clone()),
                 code: s.code,
                 message: s.message.clone(),
             },
@@ -320,7 +329,7 @@ mod tests {
     fn classes_and_hints() {
         let obj = ObjRef::new("apps/v1", "Deployment", Some("istio-system"), "istiod");
         let c = Error::Conflict {
-            object: obj.clone(),
+            object: Box::new(obj.clone()),
             conflicts: vec![FieldConflict {
                 field: ".spec.replicas".into(),
                 manager: "ops".into(),
@@ -333,7 +342,7 @@ mod tests {
         );
         let forbidden = Error::Refused {
             verb: "delete",
-            object: obj,
+            object: Box::new(obj),
             code: 403,
             message: "forbidden".into(),
         };

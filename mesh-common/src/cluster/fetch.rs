@@ -228,7 +228,8 @@ async fn review_access(
                     },
                     ..Default::default()
                 };
-                let answer = retry(|| api.create(&PostParams::default(), &review)).await?;
+                let pp = PostParams::default();
+                let answer = retry(|| api.create(&pp, &review)).await?;
                 let status = answer.status.unwrap_or_default();
                 Ok(AccessCheck {
                     verb: a.verb.to_owned(),
@@ -249,7 +250,12 @@ async fn review_access(
 /// A kind listed by label: (apiVersion, kind, plural).
 pub type LabelledKind = (&'static str, &'static str, &'static str);
 
-fn dynamic_api(conn: &Connection, api_version: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+fn dynamic_api(
+    conn: &Connection,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let ar =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
@@ -258,7 +264,10 @@ fn dynamic_api(conn: &Connection, api_version: &str, kind: &str, plural: &str) -
 
 /// Metadata of every object of an API matching a selector, page by page; a kind the server
 /// does not serve is empty.
-async fn list_meta(api: Api<DynamicObject>, selector: &str) -> Result<Vec<ObjectMeta>, kube::Error> {
+async fn list_meta(
+    api: Api<DynamicObject>,
+    selector: &str,
+) -> Result<Vec<ObjectMeta>, kube::Error> {
     let mut params = ListParams::default().labels(selector).limit(PAGE);
     let mut out = Vec::new();
     loop {
@@ -320,7 +329,12 @@ pub async fn count_resources(
             .map(|v| v.name.clone())
             .unwrap_or_default();
         let api_version = format!("{}/{version}", crd.spec.group);
-        let api = dynamic_api(conn, &api_version, &crd.spec.names.kind, &crd.spec.names.plural);
+        let api = dynamic_api(
+            conn,
+            &api_version,
+            &crd.spec.names.kind,
+            &crd.spec.names.plural,
+        );
         let n = list_meta(api, "").await.map(|items| items.len());
         (name, api_version, crd.spec.names.kind.clone(), n)
     }))
@@ -334,4 +348,37 @@ pub async fn count_resources(
                 .map_err(|e| conn.error("count", &ObjRef::new(&a, &k, None, ""), e))
         })
         .collect()
+}
+
+/// Every webhook configuration of the cluster (two paginated LISTs).
+pub async fn webhook_configurations(
+    conn: &Connection,
+) -> Result<
+    (
+        Vec<MutatingWebhookConfiguration>,
+        Vec<ValidatingWebhookConfiguration>,
+    ),
+    Error,
+> {
+    let params = ListParams::default();
+    let (m, v) = tokio::join!(
+        list_all(
+            Api::<MutatingWebhookConfiguration>::all(conn.client.clone()),
+            params.clone()
+        ),
+        list_all(
+            Api::<ValidatingWebhookConfiguration>::all(conn.client.clone()),
+            params
+        ),
+    );
+    let r = ObjRef::new(
+        "admissionregistration.k8s.io/v1",
+        "MutatingWebhookConfiguration",
+        None,
+        "",
+    );
+    Ok((
+        m.map_err(|e| conn.error("list", &r, e))?,
+        v.map_err(|e| conn.error("list", &r, e))?,
+    ))
 }

@@ -15,7 +15,10 @@ pub mod wait;
 pub use connect::{ConnectOptions, Connection, connect, load_kubeconfig};
 pub use engine::{Checked, Engine, EngineOptions, Execution, OpStatus, Stopped};
 pub use error::{Error, FieldConflict};
-pub use fetch::{FetchOptions, LabelledKind, PAGE, fetch, list_all, list_labelled};
+pub use fetch::{
+    FetchOptions, LabelledKind, PAGE, count_resources, fetch, list_all, list_labelled,
+    webhook_configurations,
+};
 
 use crate::{
     ObjRef,
@@ -34,7 +37,7 @@ impl Connection {
             },
             kube::Error::Api(s) => Error::Refused {
                 verb,
-                object: object.clone(),
+                object: Box::new(object.clone()),
                 code: s.code,
                 message: s.message.clone(),
             },
@@ -77,7 +80,7 @@ pub enum SnapshotError {
         path: std::path::PathBuf,
         /// Why.
         #[source]
-        source: crate::snapshot::SnapshotFileError,
+        source: Box<crate::snapshot::SnapshotFileError>,
     },
     /// `--kube-version` is not a version.
     #[error("`{given}` is not a Kubernetes version")]
@@ -108,12 +111,11 @@ pub fn snapshot_from_text(
     kube_version: Option<&str>,
     istio_ns: &str,
 ) -> Result<ClusterSnapshot, SnapshotError> {
-    let mut s = ClusterSnapshot::from_yaml(text, istio_ns).map_err(|source| {
-        SnapshotError::Invalid {
+    let mut s =
+        ClusterSnapshot::from_yaml(text, istio_ns).map_err(|source| SnapshotError::Invalid {
             path: path.to_owned(),
-            source,
-        }
-    })?;
+            source: Box::new(source),
+        })?;
     s.origin = format!("snapshot {}", path.display());
     if let Some(v) = kube_version {
         let v = KubeVersion::parse(v).map_err(|_| SnapshotError::KubeVersion {
@@ -123,4 +125,27 @@ pub fn snapshot_from_text(
         s.gaps.retain(|g| g.source != Source::Version);
     }
     Ok(s)
+}
+
+/// Reads the cluster state: the snapshot file's, or the live cluster's (with the connection).
+pub async fn load(
+    source: &StateSource,
+    opts: &FetchOptions,
+) -> Result<(ClusterSnapshot, Option<Connection>), Error> {
+    match source {
+        StateSource::File {
+            path,
+            text,
+            kube_version,
+        } => Ok((
+            snapshot_from_text(path, text, kube_version.as_deref(), &opts.istio_namespace)
+                .map_err(Box::new)?,
+            None,
+        )),
+        StateSource::Cluster(options) => {
+            let conn = connect(options).await?;
+            let snap = fetch(&conn, opts).await?;
+            Ok((snap, Some(conn)))
+        }
+    }
 }

@@ -74,8 +74,7 @@ impl Objects {
         let gvk = gvk(r);
         let mut kinds = self.kinds.lock().await;
         if !kinds.contains_key(&gvk) {
-            let found =
-                retry(|| kube::discovery::pinned_kind(&self.conn.client, &gvk)).await;
+            let found = retry(|| kube::discovery::pinned_kind(&self.conn.client, &gvk)).await;
             let (ar, caps) = match found {
                 Ok(found) => found,
                 Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -121,7 +120,8 @@ impl Objects {
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
         params.dry_run = dry_run;
-        let out = retry(|| api.patch(&r.name, &params, &Patch::Apply(obj)))
+        let patch = Patch::Apply(obj);
+        let out = retry(|| api.patch(&r.name, &params, &patch))
             .await
             .map_err(|e| conflict(&r, &e).unwrap_or_else(|| self.err("apply", &r, e)))?;
         Ok(to_value(out, &r))
@@ -167,7 +167,8 @@ impl Objects {
             ..Default::default()
         };
         params.dry_run = dry_run;
-        let out = retry(|| api.patch(&r.name, &params, &Patch::Merge(patch)))
+        let patch = Patch::Merge(patch);
+        let out = retry(|| api.patch(&r.name, &params, &patch))
             .await
             .map_err(|e| self.err(verb, r, e))?;
         Ok(to_value(out, r))
@@ -183,7 +184,8 @@ impl Objects {
             let Some(live) = self.get(&r).await? else {
                 let typed: DynamicObject = serde_json::from_value(obj.clone())
                     .map_err(|e| Error::Unexpected(e.to_string()))?;
-                match retry(|| api.create(&PostParams::default(), &typed)).await {
+                let pp = PostParams::default();
+                match retry(|| api.create(&pp, &typed)).await {
                     Ok(o) => return Ok(to_value(o, &r)),
                     Err(kube::Error::Api(s)) if s.code == 409 => continue,
                     Err(e) => return Err(self.err("create", &r, e)),
@@ -200,7 +202,8 @@ impl Objects {
             }
             let typed: DynamicObject =
                 serde_json::from_value(want).map_err(|e| Error::Unexpected(e.to_string()))?;
-            match retry(|| api.replace(&r.name, &PostParams::default(), &typed)).await {
+            let pp = PostParams::default();
+            match retry(|| api.replace(&r.name, &pp, &typed)).await {
                 Ok(o) => return Ok(to_value(o, &r)),
                 // Changed meanwhile (a controller wrote its status): read it again.
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -213,11 +216,7 @@ impl Objects {
     }
 
     /// Lists objects of a kind (metadata and all), all namespaces or one, by label selector.
-    pub async fn list(
-        &self,
-        r: &ObjRef,
-        selector: &str,
-    ) -> Result<Vec<Value>, Error> {
+    pub async fn list(&self, r: &ObjRef, selector: &str) -> Result<Vec<Value>, Error> {
         let api = self.api(r).await?;
         let params = kube::api::ListParams::default().labels(selector);
         let items = super::fetch::list_all(api, params)
@@ -233,7 +232,11 @@ fn conflict(r: &ObjRef, e: &kube::Error) -> Option<Error> {
     if s.code != 409 {
         return None;
     }
-    let causes = s.details.as_ref().map(|d| d.causes.as_slice()).unwrap_or_default();
+    let causes = s
+        .details
+        .as_ref()
+        .map(|d| d.causes.as_slice())
+        .unwrap_or_default();
     let conflicts: Vec<FieldConflict> = causes
         .iter()
         .filter(|c| c.reason == "FieldManagerConflict")
@@ -243,7 +246,7 @@ fn conflict(r: &ObjRef, e: &kube::Error) -> Option<Error> {
         })
         .collect();
     (!conflicts.is_empty()).then(|| Error::Conflict {
-        object: r.clone(),
+        object: Box::new(r.clone()),
         conflicts,
     })
 }

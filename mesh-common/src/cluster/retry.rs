@@ -67,8 +67,12 @@ mod tests {
     fn status(code: u16, retry_after: u32) -> kube::Error {
         let mut s = Status::failure("x", "y").with_code(code);
         s.details = Some(StatusDetails {
+            name: String::new(),
+            group: String::new(),
+            kind: String::new(),
+            uid: String::new(),
+            causes: Vec::new(),
             retry_after_seconds: retry_after,
-            ..Default::default()
         });
         kube::Error::Api(Box::new(s))
     }

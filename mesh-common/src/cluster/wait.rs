@@ -109,7 +109,9 @@ fn rollout_status(w: &Value) -> Option<String> {
             int(w, "/status/currentNumberScheduled"),
         ),
         _ => (
-            w.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+            w.pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1),
             int(w, "/status/updatedReplicas"),
             int(w, "/status/readyReplicas"),
             int(w, "/status/replicas"),
@@ -153,7 +155,10 @@ async fn rollout(
     let pods = pods_of(objects, r, &w).await?;
     let want = match r.kind.as_str() {
         "DaemonSet" => int(&w, "/status/desiredNumberScheduled"),
-        _ => w.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+        _ => w
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1),
     };
     let good = pods
         .iter()
@@ -167,7 +172,9 @@ async fn rollout(
         .iter()
         .find_map(|p| runs_expected(p, expect).map(|w| format!("pod {}: {w}", p.name())))
         .unwrap_or_else(|| "pods not ready yet".into());
-    Ok(Some(format!("{good} of {want} ready pods as expected; {why}")))
+    Ok(Some(format!(
+        "{good} of {want} ready pods as expected; {why}"
+    )))
 }
 
 /// Why a pod does not run what is expected, if it does not.
@@ -233,7 +240,10 @@ async fn pending_reason(objects: &Objects, r: &ObjRef, w: &Value) -> Result<Stri
         objects.connection().client.clone(),
         r.namespace.as_deref().unwrap_or_default(),
     );
-    for p in pods.iter().filter(|p| p.status.phase.as_deref() == Some("Pending")) {
+    for p in pods
+        .iter()
+        .filter(|p| p.status.phase.as_deref() == Some("Pending"))
+    {
         let Ok(Some(full)) = retry(|| api_pods.get_opt(p.name())).await else {
             continue;
         };

@@ -8,7 +8,7 @@
 mod render;
 
 use std::{
-    io::{self, IsTerminal, Write},
+    io::{self, BufRead, IsTerminal, Write},
     sync::{Arc, Mutex},
 };
 
@@ -20,12 +20,32 @@ use crate::cli::{ColorChoice, OutputFlags, OutputFormat};
 
 type Sink = Box<dyn Write + Send>;
 
-/// Where a command's output goes.
+/// Where answers to prompts come from.
+enum Answers {
+    /// The process's stdin, when it is a terminal.
+    Stdin,
+    /// Scripted answers (tests); none left reads as end of input.
+    Scripted(std::collections::VecDeque<String>),
+}
+
+/// The answer to a confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Yes (or `--yes`).
+    Yes,
+    /// No, an empty answer, or end of input.
+    No,
+    /// Nobody to ask: stdin is not a terminal and `--yes` was not given.
+    NoTerminal,
+}
+
+/// Where a command's output goes, and where its prompts are answered.
 pub struct Printer {
     out: Sink,
     err: Sink,
     color: bool,
     progress: bool,
+    answers: Answers,
     /// The chosen data format.
     pub format: OutputFormat,
 }
@@ -49,6 +69,7 @@ impl Printer {
             err: Box::new(io::stderr()),
             color: use_color(flags.color, io::stdout().is_terminal()),
             progress: io::stderr().is_terminal(),
+            answers: Answers::Stdin,
             format: flags.output,
         }
     }
@@ -61,9 +82,45 @@ impl Printer {
             err: Box::new(err.clone()),
             color,
             progress: false,
+            answers: Answers::Scripted(std::collections::VecDeque::new()),
             format,
         };
         (p, out, err)
+    }
+
+    /// Answers the next prompts with these lines (tests).
+    pub fn script_answers<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, answers: I) {
+        self.answers = Answers::Scripted(answers.into_iter().map(Into::into).collect());
+    }
+
+    /// Asks `question [y/N]` on stderr. `yes` answers in advance; without a terminal on stdin
+    /// (and no scripted answers) there is no one to ask. Anything but y/yes is no.
+    pub fn confirm(&mut self, question: &str, yes: bool) -> io::Result<Confirmation> {
+        if yes {
+            return Ok(Confirmation::Yes);
+        }
+        let line = match &mut self.answers {
+            Answers::Stdin if !io::stdin().is_terminal() => return Ok(Confirmation::NoTerminal),
+            Answers::Scripted(q) if q.is_empty() => return Ok(Confirmation::NoTerminal),
+            Answers::Stdin => {
+                write!(self.err, "{question} [y/N] ")?;
+                self.err.flush()?;
+                let mut line = String::new();
+                io::stdin().lock().read_line(&mut line)?;
+                line
+            }
+            Answers::Scripted(q) => {
+                writeln!(self.err, "{question} [y/N] ")?;
+                q.pop_front().unwrap_or_default()
+            }
+        };
+        Ok(
+            if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+                Confirmation::Yes
+            } else {
+                Confirmation::No
+            },
+        )
     }
 
     /// Whether colour is on.
@@ -95,12 +152,16 @@ impl Printer {
     }
 
     /// Writes a value as JSON or YAML per the chosen format (table falls back to YAML).
-    pub fn structured<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
+    pub fn structured<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
         let text = match self.format {
-            OutputFormat::Json => serde_json::to_string_pretty(value)? + "\n",
-            OutputFormat::Yaml | OutputFormat::Table => serde_saphyr::to_string(value)?,
+            OutputFormat::Json => {
+                serde_json::to_string_pretty(value).map_err(io::Error::other)? + "\n"
+            }
+            OutputFormat::Yaml | OutputFormat::Table => {
+                serde_saphyr::to_string(value).map_err(io::Error::other)?
+            }
         };
-        Ok(self.data(&text)?)
+        self.data(&text)
     }
 
     /// Paints text when colour is on.
@@ -204,6 +265,18 @@ mod tests {
         assert!(!use_color(ColorChoice::Auto, false));
         assert_eq!(paint("x", Style::Error, false), "x");
         assert_ne!(paint("x", Style::Error, true), "x");
+    }
+
+    #[test]
+    fn prompts_take_yes_no_and_refuse_without_anyone_to_ask() {
+        let (mut p, _, err) = Printer::buffered(OutputFormat::Table, false);
+        assert_eq!(p.confirm("Go?", true).unwrap(), Confirmation::Yes);
+        assert_eq!(p.confirm("Go?", false).unwrap(), Confirmation::NoTerminal);
+        p.script_answers(["y", "", "YES", "nope"]);
+        let got: Vec<Confirmation> = (0..4).map(|_| p.confirm("Go?", false).unwrap()).collect();
+        use Confirmation::{No, Yes};
+        assert_eq!(got, [Yes, No, Yes, No]);
+        assert!(err.text().contains("Go? [y/N]"));
     }
 
     #[test]

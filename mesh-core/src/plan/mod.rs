@@ -57,10 +57,10 @@ pub fn resolve_revision_or_tag(
     if inv.revisions().contains(name) {
         return Ok((name.to_owned(), None));
     }
-    if name == DEFAULT_REVISION {
-        if let Some(rev) = inv.default_revision() {
-            return Ok((rev.to_owned(), None));
-        }
+    if name == DEFAULT_REVISION
+        && let Some(rev) = inv.default_revision()
+    {
+        return Ok((rev.to_owned(), None));
     }
     let (known, tags) = known(inv);
     Err(RevisionError::UnknownTarget {

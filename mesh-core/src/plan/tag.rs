@@ -19,7 +19,7 @@ mod remove;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use serde::Serialize;
@@ -31,9 +31,10 @@ pub use objects::{DEFAULT_VALIDATOR, INJECTOR_SUFFIX, service_name, webhook_name
 pub use remove::{RemovePlan, plan_remove};
 
 use crate::{
+    ObjRef,
+    change::{ChangePlan, Op, Phase, Wait},
     checks::{Category, Finding, Outcome},
     error::{Class, Classify, RevisionError},
-    ObjRef,
     inventory::{DEFAULT_REVISION, Inventory, REV_LABEL, TAG_LABEL, is_deactivated, is_injector},
     snapshot::{ClusterSnapshot, Source, label, name},
     version::{IstioVersion, ProxySkew, proxy_skew},
@@ -233,6 +234,9 @@ pub struct SetPlan {
     /// Objects to delete after applying.
     #[serde(skip)]
     pub delete: Vec<ObjRef>,
+    /// UIDs of the objects to delete, as read.
+    #[serde(skip)]
+    pub delete_uids: BTreeMap<ObjRef, String>,
     /// Namespaces whose pods change revision on restart.
     pub namespaces: Vec<NamespaceImpact>,
     /// Guardrail results (errors block unless forced).
@@ -242,6 +246,11 @@ pub struct SetPlan {
 }
 
 impl SetPlan {
+    /// The changes to carry out.
+    pub fn changes(&self) -> ChangePlan {
+        tag_changes(&self.apply, &self.delete, &self.delete_uids)
+    }
+
     /// Whether a finding blocks the change.
     pub fn blocked(&self) -> bool {
         self.findings.iter().any(|f| f.result == Outcome::Error)
@@ -254,6 +263,37 @@ impl SetPlan {
             .filter(|o| o.get("webhooks").is_none_or(is_full))
             .collect()
     }
+}
+
+/// Field managers of the objects istioctl makes for tags (`tag set`: `istio-ci`; its
+/// deactivation patch: `istioctl`; the installer's `default` tag: `istio-operator`): a tag change
+/// takes their fields over, as a `tag set --overwrite` by istioctl would.
+pub const TAG_MANAGERS: [&str; 3] = ["istio-operator", "istio-ci", "istioctl"];
+
+/// A tag change as a plan of changes: the objects applied in order, then the deletions (by
+/// UID), waited on until gone.
+fn tag_changes(apply: &[Value], delete: &[ObjRef], uids: &BTreeMap<ObjRef, String>) -> ChangePlan {
+    let mut plan = ChangePlan {
+        takeover: TAG_MANAGERS.iter().map(|m| (*m).to_owned()).collect(),
+        ..ChangePlan::default()
+    };
+    let mut objects = Phase::new("tag objects");
+    objects.ops = apply.iter().cloned().map(Op::apply).collect();
+    plan.push(objects);
+    let mut removals = Phase::new("removals");
+    for r in delete {
+        let uid = uids.get(r).cloned();
+        removals.ops.push(Op::Delete {
+            target: r.clone(),
+            uid: uid.clone(),
+        });
+        removals.waits.push(Wait::Gone {
+            target: r.clone(),
+            uid,
+        });
+    }
+    plan.push(removals);
+    plan
 }
 
 /// Whether a `webhooks` list is full webhooks (a selector patch carries only selectors).
@@ -437,6 +477,7 @@ struct SetBuilder<'a> {
     webhook: String,
     apply: Vec<Value>,
     delete: Vec<ObjRef>,
+    delete_uids: BTreeMap<ObjRef, String>,
     steps: Vec<Step>,
     notes: Vec<String>,
 }
@@ -463,6 +504,7 @@ impl<'a> SetBuilder<'a> {
             webhook,
             apply: Vec::new(),
             delete: Vec::new(),
+            delete_uids: BTreeMap::new(),
             steps: Vec::new(),
             notes: Vec::new(),
         }
@@ -484,12 +526,15 @@ impl<'a> SetBuilder<'a> {
         self.apply.push(obj);
     }
 
-    fn push_delete(&mut self, r: ObjRef, detail: String) {
+    fn push_delete(&mut self, r: ObjRef, uid: Option<String>, detail: String) {
         self.steps.push(Step {
             action: Action::Delete,
             object: r.clone(),
             detail,
         });
+        if let Some(uid) = uid {
+            self.delete_uids.insert(r.clone(), uid);
+        }
         self.delete.push(r);
     }
 
@@ -519,7 +564,7 @@ impl<'a> SetBuilder<'a> {
             let webhook = self.webhook.clone();
             for m in existing.iter().filter(|m| name(&m.metadata) != webhook) {
                 let detail = format!("second injector of tag `{tag}` (replaced by `{webhook}`)");
-                self.push_delete(ObjRef::typed(*m), detail);
+                self.push_delete(ObjRef::typed(*m), m.metadata.uid.clone(), detail);
             }
         }
     }
@@ -545,7 +590,12 @@ impl<'a> SetBuilder<'a> {
         }
         if !self.req.generate {
             for s in tagged.iter().filter(|s| name(&s.metadata) != svc_name) {
-                self.push_delete(ObjRef::typed(*s), format!("second Service of tag `{tag}`"));
+                let uid = s.metadata.uid.clone();
+                self.push_delete(
+                    ObjRef::typed(*s),
+                    uid,
+                    format!("second Service of tag `{tag}`"),
+                );
             }
         }
     }
@@ -622,6 +672,7 @@ impl<'a> SetBuilder<'a> {
             steps: self.steps,
             apply: self.apply,
             delete: self.delete,
+            delete_uids: self.delete_uids,
             namespaces: impact.namespaces,
             findings,
             notes: self.notes,

@@ -32,6 +32,7 @@ pub use select::{candidates, istio_crds, webhooks_calling};
 
 use crate::{
     ObjRef,
+    change::{self, ChangePlan, Op, Wait},
     error::{Class, Classify, RevisionError},
     inventory::{Inventory, TAG_LABEL},
     snapshot::{ClusterSnapshot, Source, annotation},
@@ -65,6 +66,58 @@ pub enum Target {
     },
 }
 
+/// Kinds listed cluster-wide by label to find what a control plane owns: (apiVersion, kind,
+/// plural). The snapshot holds only part of some of them (Deployments labelled `istio`, Services
+/// and ConfigMaps of the Istio namespace).
+pub const LISTED: [(&str, &str, &str); 10] = [
+    ("apps/v1", "Deployment", "deployments"),
+    ("apps/v1", "DaemonSet", "daemonsets"),
+    ("v1", "Service", "services"),
+    ("v1", "ConfigMap", "configmaps"),
+    ("v1", "ServiceAccount", "serviceaccounts"),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+    ),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+    ),
+];
+
+/// Selector of every object an installer labelled.
+pub const INSTALLED_SELECTOR: &str = "operator.istio.io/component";
+/// Selector of a manifest's RBAC objects, which the charts label only with `app` (ISTIO.md §3.1).
+pub const CHART_RBAC_SELECTOR: &str =
+    "app in (istiod,istio-reader),!operator.istio.io/component,!istio.io/rev";
+
+/// The RBAC kinds of [`LISTED`].
+pub fn rbac_kinds() -> Vec<(&'static str, &'static str, &'static str)> {
+    LISTED
+        .iter()
+        .copied()
+        .filter(|(_, k, _)| {
+            matches!(
+                *k,
+                "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
+            )
+        })
+        .collect()
+}
+
 /// An uninstall request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -94,6 +147,8 @@ pub struct Candidate {
     pub helm: Option<HelmRelease>,
     /// Whether a controller owns it (such pods go with their owner).
     pub controlled: bool,
+    /// Its UID, so the delete takes only this very object.
+    pub uid: Option<String>,
 }
 
 impl Candidate {
@@ -120,7 +175,13 @@ impl Candidate {
                 .iter()
                 .flatten()
                 .any(|o| o.controller == Some(true)),
+            uid: meta.uid.clone(),
         }
+    }
+
+    /// A candidate from an object known by type and metadata.
+    pub fn of(t: &crate::snapshot::TypedMeta) -> Self {
+        Self::new(&t.api_version, &t.kind, &t.metadata)
     }
 
     fn label(&self, key: &str) -> Option<&str> {
@@ -210,6 +271,9 @@ pub struct Step {
     pub object: ObjRef,
     /// What it belongs to (`revision 1-29-6`, `tag prod`, `Istio CRD`).
     pub owner: String,
+    /// Its UID when listed: the delete takes only this very object.
+    #[serde(skip)]
+    pub uid: Option<String>,
 }
 
 /// Why the uninstall is refused.
@@ -304,6 +368,33 @@ impl UninstallPlan {
     /// Every object, in order.
     pub fn objects(&self) -> Vec<ObjRef> {
         self.steps.iter().map(|s| s.object.clone()).collect()
+    }
+
+    /// The deletions as a plan of changes: one phase per [`Phase`] in order, each followed by a
+    /// wait until its objects are gone (followed by UID). Webhooks go first, so whatever fails
+    /// later, no webhook is left calling a Service that no longer exists.
+    pub fn changes(&self) -> ChangePlan {
+        let mut plan = ChangePlan::default();
+        for phase in [
+            Phase::Webhooks,
+            Phase::Workloads,
+            Phase::Config,
+            Phase::Crds,
+        ] {
+            let mut p = change::Phase::new(phase.describe());
+            for s in self.steps.iter().filter(|s| s.phase == phase) {
+                p.ops.push(Op::Delete {
+                    target: s.object.clone(),
+                    uid: s.uid.clone(),
+                });
+                p.waits.push(Wait::Gone {
+                    target: s.object.clone(),
+                    uid: s.uid.clone(),
+                });
+            }
+            plan.push(p);
+        }
+        plan
     }
 
     /// Istio resources deleted with the CRDs, if all were counted.

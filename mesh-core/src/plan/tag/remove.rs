@@ -3,7 +3,7 @@
 //! tag was set — when its control plane still runs — and the plan says what injects every
 //! namespace that used the tag afterwards.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -13,8 +13,9 @@ use super::{
     objects, overlap_findings, require_webhooks, short_list, simulate, skew_findings, tag_webhooks,
 };
 use crate::{
-    checks::Category,
     ObjRef,
+    change::ChangePlan,
+    checks::Category,
     inventory::{DEFAULT_REVISION, Inventory, REV_LABEL, TAG_LABEL, is_deactivated},
     snapshot::{ClusterSnapshot, Source, label, name},
 };
@@ -35,6 +36,9 @@ pub struct RemovePlan {
     /// Objects to delete.
     #[serde(skip)]
     pub delete: Vec<ObjRef>,
+    /// UIDs of the objects to delete, as read.
+    #[serde(skip)]
+    pub delete_uids: BTreeMap<ObjRef, String>,
     /// Namespaces that use the tag, and what injects them afterwards.
     pub namespaces: Vec<NamespaceImpact>,
     /// Guardrail results.
@@ -44,6 +48,11 @@ pub struct RemovePlan {
 }
 
 impl RemovePlan {
+    /// The changes to carry out.
+    pub fn changes(&self) -> ChangePlan {
+        super::tag_changes(&self.apply, &self.delete, &self.delete_uids)
+    }
+
     /// Whether namespaces or pods still use the tag.
     pub fn in_use(&self) -> bool {
         self.namespaces
@@ -101,6 +110,7 @@ pub fn plan_remove(
         steps: Vec::new(),
         apply: Vec::new(),
         delete: Vec::new(),
+        delete_uids: BTreeMap::new(),
         namespaces: Vec::new(),
         findings: Vec::new(),
         notes: Vec::new(),
@@ -112,6 +122,7 @@ pub fn plan_remove(
         push_delete(
             &mut plan,
             ObjRef::typed(*m),
+            m.metadata.uid.clone(),
             format!("injector of tag `{tag}`"),
         );
     }
@@ -119,6 +130,7 @@ pub fn plan_remove(
         push_delete(
             &mut plan,
             ObjRef::typed(*v),
+            v.metadata.uid.clone(),
             format!("validator of tag `{tag}`"),
         );
     }
@@ -126,6 +138,7 @@ pub fn plan_remove(
         push_delete(
             &mut plan,
             ObjRef::typed(*s),
+            s.metadata.uid.clone(),
             format!("Service of tag `{tag}`"),
         );
     }
@@ -139,12 +152,15 @@ pub fn plan_remove(
     Ok(plan)
 }
 
-fn push_delete(plan: &mut RemovePlan, r: ObjRef, detail: String) {
+fn push_delete(plan: &mut RemovePlan, r: ObjRef, uid: Option<String>, detail: String) {
     plan.steps.push(Step {
         action: Action::Delete,
         object: r.clone(),
         detail,
     });
+    if let Some(uid) = uid {
+        plan.delete_uids.insert(r.clone(), uid);
+    }
     plan.delete.push(r);
 }
 

@@ -338,7 +338,9 @@ fn guardrails_refuse_bad_input() {
     assert_eq!(err.to_string(), "revision `1-31-0` does not exist");
     assert_eq!(
         err.hints(),
-        ["revisions in this cluster: 1-30-3, default; tags: default, prod; see `kubectl mesh tag list`"]
+        [
+            "revisions in this cluster: 1-30-3, default; tags: default, prod; see `kubectl mesh tag list`"
+        ]
     );
     let err = plan_set(&snap, &inv, &set("canary", "prod")).unwrap_err();
     assert_eq!(

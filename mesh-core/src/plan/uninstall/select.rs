@@ -428,6 +428,7 @@ fn finish(
             phase: super::KIND_ORDER[i].1,
             object: c.obj.clone(),
             owner,
+            uid: c.uid.clone(),
         });
     }
     let removed = |r: &str| match &req.target {

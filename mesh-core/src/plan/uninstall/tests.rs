@@ -625,14 +625,20 @@ fn unknown_revisions_and_tags_are_usage_errors() {
     let err = canary_done().plan(rev("1-28-0"), false).unwrap_err();
     assert_eq!(err.class(), Class::Usage);
     assert_eq!(err.to_string(), "revision `1-28-0` does not exist");
-    assert!(err.hints()[0].contains("1-30-3, default"), "{:?}", err.hints());
+    assert!(
+        err.hints()[0].contains("1-30-3, default"),
+        "{:?}",
+        err.hints()
+    );
     let err = canary_done()
         .tag("prod", "1-30-3")
         .plan(rev("prod"), false)
         .unwrap_err();
     assert_eq!(
         err.hints(),
-        ["tag `prod` points at revision `1-30-3`: pass `--revision 1-30-3`, or move the tag with `kubectl mesh tag set`"]
+        [
+            "tag `prod` points at revision `1-30-3`: pass `--revision 1-30-3`, or move the tag with `kubectl mesh tag set`"
+        ]
     );
     let mut w = canary_done();
     w.snap = w.snap.with(|x| x.add_gap(Source::Pods, "forbidden"));

@@ -1,0 +1,35 @@
+//! Reading the cluster once for any subcommand: snapshot, inventory and (for a live cluster)
+//! the connection.
+
+use mesh_common::{
+    cluster::{self, Connection, FetchOptions},
+    exit::MeshError,
+    inventory::Inventory,
+    output::Printer,
+    snapshot::ClusterSnapshot,
+};
+
+use crate::args::Args;
+
+/// The cluster as read once.
+pub struct Loaded {
+    /// Snapshot.
+    pub snap: ClusterSnapshot,
+    /// Its Istio view.
+    pub inv: Inventory,
+    /// The connection, unless read from `--snapshot`.
+    pub conn: Option<Connection>,
+}
+
+/// Reads the cluster (or `--snapshot FILE`).
+pub async fn load(args: &Args, printer: &mut Printer) -> Result<Loaded, MeshError> {
+    let source = args.snapshot.source(&args.kube)?;
+    let opts = FetchOptions {
+        istio_namespace: args.kube.istio_namespace.clone(),
+        access: Vec::new(),
+    };
+    printer.progress("reading cluster state...")?;
+    let (snap, conn) = cluster::load(&source, &opts).await?;
+    let inv = Inventory::from_snapshot(&snap);
+    Ok(Loaded { snap, inv, conn })
+}

@@ -1,0 +1,158 @@
+//! Carrying out a planned change, the same way for every command: against a snapshot file only
+//! the plan exists; against a cluster the engine dry-runs every operation on the server, then —
+//! unless `--dry-run` — confirms, backs up, executes and, on failure, rolls back.
+
+use std::time::Duration;
+
+use crate::{
+    change::ChangePlan,
+    cli::ChangeFlags,
+    cluster::{Checked, Connection, Engine, EngineOptions, Execution},
+    exit::MeshError,
+    output::Printer,
+};
+
+/// How a command wants its plan carried out.
+#[derive(Debug, Clone)]
+pub struct How<'a> {
+    /// `--dry-run`: a server-side dry run only.
+    pub dry_run: bool,
+    /// `--yes`.
+    pub yes: bool,
+    /// The confirmation question.
+    pub question: String,
+    /// What the change is (`tag-set`, `uninstall`, `upgrade`, `dataplane`).
+    pub operation: String,
+    /// The subcommand, for the command line recorded in the backup (`tag`, `uninstall`).
+    pub command: &'static str,
+    /// `--backup-dir`, `--force-conflicts`.
+    pub flags: &'a ChangeFlags,
+    /// Restore the backup automatically on failure.
+    pub rollback: bool,
+    /// Longest each wait may take.
+    pub timeout: Duration,
+}
+
+impl How<'_> {
+    /// The engine's options.
+    pub fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            yes: self.yes,
+            force_conflicts: self.flags.force_conflicts,
+            rollback: self.rollback,
+            backup_dir: self.flags.backup_dir(),
+            operation: self.operation.clone(),
+            command: crate::cli::command_line(self.command),
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug)]
+pub enum Carried {
+    /// `--dry-run` against a snapshot: nothing was checked by a server.
+    Snapshot,
+    /// `--dry-run` against a cluster: the server accepted every operation.
+    DryRun,
+    /// The cluster was changed.
+    Done(Execution),
+}
+
+impl Carried {
+    /// The backup file, if the cluster was changed.
+    pub fn backup(&self) -> Option<String> {
+        match self {
+            Self::Done(e) => Some(e.backup.display().to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// A change that did not complete, with what it did before it stopped.
+#[derive(Debug)]
+pub struct NotCarried {
+    /// The error to report.
+    pub error: MeshError,
+    /// What was done, if the change started.
+    pub execution: Option<Execution>,
+}
+
+impl From<MeshError> for NotCarried {
+    fn from(error: MeshError) -> Self {
+        Self {
+            error,
+            execution: None,
+        }
+    }
+}
+
+impl From<crate::cluster::Error> for NotCarried {
+    fn from(e: crate::cluster::Error) -> Self {
+        MeshError::from(e).into()
+    }
+}
+
+impl From<std::io::Error> for NotCarried {
+    fn from(e: std::io::Error) -> Self {
+        MeshError::from(e).into()
+    }
+}
+
+impl From<NotCarried> for MeshError {
+    fn from(n: NotCarried) -> Self {
+        n.error
+    }
+}
+
+/// Server-side dry run of `plan`; shows what the dry run noted (skipped deletes, fields taken
+/// over). The checked plan is what [`execute`] takes.
+pub async fn check<'p>(
+    engine: &Engine,
+    plan: &'p ChangePlan,
+    printer: &mut Printer,
+) -> Result<Checked<'p>, MeshError> {
+    let checked = engine.check(plan).await?;
+    for n in checked.notes() {
+        printer.note(&format!("note: {n}"))?;
+    }
+    Ok(checked)
+}
+
+/// Dry run, or confirm + back up + execute, per `how`.
+pub async fn carry_out(
+    conn: Option<&Connection>,
+    plan: &ChangePlan,
+    how: &How<'_>,
+    printer: &mut Printer,
+) -> Result<Carried, NotCarried> {
+    let Some(conn) = conn else {
+        if how.dry_run {
+            printer.note(
+                "dry run against a snapshot: the plan was not checked by an API server; nothing was changed",
+            )?;
+            return Ok(Carried::Snapshot);
+        }
+        return Err(
+            MeshError::usage(anyhow::anyhow!("--snapshot cannot change a cluster"))
+                .hint("add --dry-run to see the plan against the snapshot, or drop --snapshot")
+                .into(),
+        );
+    };
+    let engine = Engine::new(conn.clone(), how.engine_options());
+    let checked = check(&engine, plan, printer).await?;
+    if how.dry_run {
+        printer.note(&format!(
+            "dry run: the API server accepted all {} change(s); nothing was changed",
+            plan.len()
+        ))?;
+        return Ok(Carried::DryRun);
+    }
+    match engine.execute(checked, printer, &how.question).await {
+        Ok(done) => Ok(Carried::Done(done)),
+        Err(stopped) => Err(NotCarried {
+            execution: stopped.execution,
+            error: MeshError::from(stopped.error),
+        }),
+    }
+}
