@@ -1,8 +1,10 @@
 //! Planners: pure functions from a snapshot and a request to what a command will do — shown,
 //! dry-run checked, backed up, then carried out by the shell's change engine.
 
+pub mod dataplane;
 pub mod tag;
 pub mod uninstall;
+pub mod upgrade;
 
 use crate::{
     error::RevisionError,
