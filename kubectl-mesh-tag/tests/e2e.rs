@@ -605,16 +605,12 @@ fn a_failed_move_is_rolled_back_from_the_backup() {
     let kubeconfig = proxy.write_kubeconfig(dir.path(), c.admin_token()).unwrap();
     let svc = "/services/istiod-revision-tag-e2e-rb";
     proxy.set_rules(vec![
-        // The server-side dry run goes through; the real apply fails.
+        // The server-side dry run goes through; every real apply fails (retries included).
         Rule::delay(Duration::ZERO)
             .method("PATCH")
             .path_contains(svc)
-            .query_contains("dryRun")
-            .times(1),
-        Rule::status(500)
-            .method("PATCH")
-            .path_contains(svc)
-            .times(1),
+            .query_contains("dryRun"),
+        Rule::status(500).method("PATCH").path_contains(svc),
     ]);
     let o = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-tag"))
         .args([

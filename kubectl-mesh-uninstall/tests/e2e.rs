@@ -232,8 +232,8 @@ fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
 /// 1. while namespaces, the `default` tag, pods and the gateway still use 1.29 it is refused
 ///    (exit 1) with the command that moves each, and not one object changes;
 /// 2. after moving everything it plans exactly the 1.29 control plane's objects;
-/// 3. when a delete fails midway (a user who may not delete Deployments) it stops with exit 3,
-///    names the state and the backup, and no webhook is left calling the deleted revision;
+/// 3. a user who may not delete Deployments is refused by the server-side dry run before the
+///    first delete: exit 3, the refusal named, nothing changed, no backup written;
 /// 4. run again it finishes: exactly the planned objects are gone, nothing of 1-30-3 or of the
 ///    base CRDs is touched, istioctl still sees the `default` tag on 1-30-3, and new pods are
 ///    created and injected by 1-30-3.
@@ -349,33 +349,17 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     );
     let (_, stderr) = expect(&out, 3);
     assert!(
-        stderr.contains("cannot delete Deployment/istio-system/istiod"),
+        stderr.contains(
+            "in a dry run: the API server refused to delete Deployment/istio-system/istiod (403)"
+        ),
         "{stderr}"
     );
+    assert!(stderr.contains("hint: nothing was changed"), "{stderr}");
     assert!(
-        stderr.contains("every webhook configuration of the plan is gone"),
-        "{stderr}"
+        backups(&partial).is_empty(),
+        "a refused dry run writes no backup"
     );
-    let files = backups(&partial);
-    assert_eq!(files.len(), 1);
-    assert!(
-        stderr.contains(&format!("backup of every object: {}", files[0].display())),
-        "{stderr}"
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-    }
-    let backup = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(
-        backup.contains("name: istiod") && backup.contains("kind: MutatingWebhookConfiguration")
-    );
-    assert_no_webhook_calls_default(&c);
-    assert!(objects(&c).contains("Deployment/istio-system/istiod"));
+    assert_eq!(objects(&c), moved, "a refused dry run changed the cluster");
 
     // 4. Run again: it finishes, and exactly the planned objects are gone.
     let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-r", "default", "-y"]), 0);
@@ -384,7 +368,19 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
         "{stdout}"
     );
     assert!(stderr.contains("backup of"), "{stderr}");
-    assert_eq!(backups(&home.path().join(".kube/mesh-backups")).len(), 1);
+    let files = backups(&home.path().join(".kube/mesh-backups"));
+    assert_eq!(files.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files[0]), 0o600);
+        assert_eq!(mode(files[0].parent().unwrap()), 0o700);
+    }
+    let backup = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        backup.contains("name: istiod") && backup.contains("kind: MutatingWebhookConfiguration")
+    );
     let after = objects(&c);
     let gone: BTreeSet<String> = moved.difference(&after).cloned().collect();
     let appeared: BTreeSet<String> = after.difference(&moved).cloned().collect();

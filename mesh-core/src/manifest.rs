@@ -16,6 +16,8 @@ pub struct ManifestObject {
     pub value: Value,
     /// Line (1-based) where its document starts.
     pub line: usize,
+    /// File it came from (empty for a single unnamed text).
+    pub file: String,
 }
 
 impl ManifestObject {
@@ -64,18 +66,39 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// A document is not YAML.
-    #[error("line {line}: not valid YAML: {message}")]
+    #[error("{}: not valid YAML: {message}", at(file, *line))]
     Yaml {
+        /// File.
+        file: String,
         /// Line of the document.
         line: usize,
         /// Parser message.
         message: String,
     },
     /// An object lacks apiVersion, kind or name.
-    #[error("line {line}: object without apiVersion, kind or metadata.name")]
+    #[error("{}: object without apiVersion, kind or metadata.name", at(file, *line))]
     Incomplete {
+        /// File.
+        file: String,
         /// Line of the document.
         line: usize,
+    },
+    /// Nothing in it.
+    #[error("the manifest has no objects")]
+    Empty,
+    /// The same object twice.
+    #[error("{}: {object} is also defined at {}", at(file, *line), at(first_file, *first_line))]
+    Duplicate {
+        /// The object.
+        object: String,
+        /// Where again.
+        file: String,
+        /// Line.
+        line: usize,
+        /// Where first.
+        first_file: String,
+        /// Line.
+        first_line: usize,
     },
     /// No istiod Deployment.
     #[error(
@@ -83,8 +106,10 @@ pub enum ManifestError {
     )]
     NoIstiod,
     /// istiod's image has no version tag.
-    #[error("line {line}: istiod image `{image}` has no Istio version tag")]
+    #[error("{}: istiod image `{image}` has no Istio version tag", at(file, *line))]
     NoVersion {
+        /// File.
+        file: String,
         /// Line.
         line: usize,
         /// Image.
@@ -96,6 +121,15 @@ pub enum ManifestError {
     /// More than one version.
     #[error("the manifest mixes Istio versions: {0}")]
     MixedVersions(String),
+}
+
+/// `file:line`, or `line N` for an unnamed text.
+fn at(file: &str, line: usize) -> String {
+    if file.is_empty() {
+        format!("line {line}")
+    } else {
+        format!("{file}:{line}")
+    }
 }
 
 impl crate::error::Classify for ManifestError {
@@ -136,14 +170,27 @@ fn images(v: &Value) -> Vec<&str> {
 impl Manifest {
     /// Parses a manifest and finds its target.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        Self::parse_files(&[(String::new(), text.to_owned())])
+    }
+
+    /// Parses several files (name, text) as one manifest; errors name the file and line.
+    pub fn parse_files(files: &[(String, String)]) -> Result<Self, ManifestError> {
         let mut objects = Vec::new();
-        for (line, doc) in documents(text) {
-            let value: Value = serde_saphyr::from_str(&doc).map_err(|e| ManifestError::Yaml {
-                line,
-                message: e.to_string().lines().next().unwrap_or_default().to_owned(),
-            })?;
-            flatten(value, line, &mut objects)?;
+        for (file, text) in files {
+            for (line, doc) in documents(text) {
+                let value: Value =
+                    serde_saphyr::from_str(&doc).map_err(|e| ManifestError::Yaml {
+                        file: file.clone(),
+                        line,
+                        message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+                    })?;
+                flatten(value, file, line, &mut objects)?;
+            }
         }
+        if objects.is_empty() {
+            return Err(ManifestError::Empty);
+        }
+        duplicates(&objects)?;
         let (version, revision) = target(&objects)?;
         Ok(Self {
             objects,
@@ -153,7 +200,34 @@ impl Manifest {
     }
 }
 
-fn flatten(value: Value, line: usize, out: &mut Vec<ManifestObject>) -> Result<(), ManifestError> {
+fn duplicates(objects: &[ManifestObject]) -> Result<(), ManifestError> {
+    let mut seen = std::collections::BTreeMap::new();
+    for o in objects {
+        let group = o.api_version().rsplit_once('/').map_or("", |(g, _)| g);
+        let key = (group, o.kind(), o.namespace().unwrap_or_default(), o.name());
+        if let Some(first) = seen.insert(key, o) {
+            return Err(ManifestError::Duplicate {
+                object: format!("{} `{}`", o.kind(), o.name()),
+                file: o.file.clone(),
+                line: o.line,
+                first_file: first.file.clone(),
+                first_line: first.line,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn flatten(
+    value: Value,
+    file: &str,
+    line: usize,
+    out: &mut Vec<ManifestObject>,
+) -> Result<(), ManifestError> {
+    let incomplete = || ManifestError::Incomplete {
+        file: file.to_owned(),
+        line,
+    };
     match value {
         Value::Null => Ok(()),
         Value::Object(mut map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
@@ -162,19 +236,23 @@ fn flatten(value: Value, line: usize, out: &mut Vec<ManifestObject>) -> Result<(
                 .and_then(|i| i.as_array().cloned())
                 .unwrap_or_default()
             {
-                flatten(item, line, out)?;
+                flatten(item, file, line, out)?;
             }
             Ok(())
         }
         v @ Value::Object(_) => {
-            let o = ManifestObject { value: v, line };
+            let o = ManifestObject {
+                value: v,
+                line,
+                file: file.to_owned(),
+            };
             if o.api_version().is_empty() || o.kind().is_empty() || o.name().is_empty() {
-                return Err(ManifestError::Incomplete { line });
+                return Err(incomplete());
             }
             out.push(o);
             Ok(())
         }
-        _ => Err(ManifestError::Incomplete { line }),
+        _ => Err(incomplete()),
     }
 }
 
@@ -209,7 +287,8 @@ fn target(objects: &[ManifestObject]) -> Result<(IstioVersion, String), Manifest
         .first()
         .map(|s| (*s).to_owned())
         .unwrap_or_default();
-    let version = image_version(&image).ok_or(ManifestError::NoVersion {
+    let version = image_version(&image).ok_or_else(|| ManifestError::NoVersion {
+        file: first.file.clone(),
         line: first.line,
         image,
     })?;
@@ -245,11 +324,12 @@ mod tests {
     use super::*;
 
     fn deploy(rev: Option<&str>, image: &str) -> String {
+        let name = rev.map_or("istiod".to_owned(), |r| format!("istiod-{r}"));
         let rev = rev
             .map(|r| format!("\n    istio.io/rev: {r}"))
             .unwrap_or_default();
         format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: istiod\n  namespace: istio-system\n  labels:\n    app: istiod{rev}\nspec:\n  template:\n    spec:\n      containers:\n      - name: discovery\n        image: {image}\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: istio-system\n  labels:\n    app: istiod{rev}\nspec:\n  template:\n    spec:\n      containers:\n      - name: discovery\n        image: {image}\n"
         )
     }
 
@@ -268,6 +348,21 @@ mod tests {
         let plain =
             Manifest::parse(&deploy(None, "docker.io/istio/pilot:1.29.6-distroless")).unwrap();
         assert_eq!(plain.revision, "default");
+    }
+
+    #[test]
+    fn real_istioctl_manifests_parse() {
+        let m = Manifest::parse(include_str!("../fixtures/manifests/default-1.29.6.yaml")).unwrap();
+        assert_eq!(
+            (m.version.to_string(), m.revision.as_str()),
+            ("1.29.6".into(), "default")
+        );
+        assert_eq!(m.objects.len(), 39);
+        let c = Manifest::parse(include_str!("../fixtures/manifests/canary-1-30-3.yaml")).unwrap();
+        assert_eq!(
+            (c.version.to_string(), c.revision.as_str()),
+            ("1.30.3".into(), "1-30-3")
+        );
     }
 
     #[test]
@@ -302,5 +397,27 @@ mod tests {
             Manifest::parse(&deploy(None, "x/pilot:latest")),
             Err(ManifestError::NoVersion { .. })
         ));
+        assert!(matches!(
+            Manifest::parse("---\n# nothing\n"),
+            Err(ManifestError::Empty)
+        ));
+        let twice = format!(
+            "{}---\n{}",
+            deploy(None, "x/pilot:1.30.3"),
+            deploy(None, "x/pilot:1.30.3")
+        );
+        let files = [("a.yaml".to_owned(), twice)];
+        let e = Manifest::parse_files(&files).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.yaml:15: Deployment `istiod` is also defined at a.yaml:1"
+        );
+        let bad = [("m.yaml".to_owned(), "kind: [\n".to_owned())];
+        assert!(
+            Manifest::parse_files(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("m.yaml:1: not valid YAML")
+        );
     }
 }

@@ -118,7 +118,7 @@ pub enum Error {
         conflicts: Vec<FieldConflict>,
     },
     /// Several problems found by the server-side dry run.
-    #[error("the API server rejected {} of {total} change(s) in a dry run: {}", problems.len(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("the API server rejected {} of {total} change(s) in a dry run: {}", problems.len(), first_problems(problems))]
     DryRun {
         /// Each problem.
         problems: Vec<Error>,
@@ -195,6 +195,44 @@ pub enum Error {
     Unexpected(String),
 }
 
+/// The first three problems, and how many more.
+fn first_problems(problems: &[Error]) -> String {
+    let mut text = problems
+        .iter()
+        .take(3)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > 3 {
+        text.push_str(&format!("; and {} more", problems.len() - 3));
+    }
+    text
+}
+
+/// One hint for every refused permission: `kubectl auth can-i` per verb and kind.
+fn permission_hint(problems: &[Error]) -> Option<String> {
+    let mut asks: Vec<String> = problems
+        .iter()
+        .filter_map(|p| match p {
+            Error::Refused {
+                code: 403,
+                verb,
+                object,
+                ..
+            } => Some(format!("{verb} {}", object.kind.to_lowercase())),
+            _ => None,
+        })
+        .collect();
+    asks.sort();
+    asks.dedup();
+    (!asks.is_empty()).then(|| {
+        format!(
+            "missing permissions: {} (check with `kubectl auth can-i <verb> <resource>`)",
+            asks.join(", ")
+        )
+    })
+}
+
 fn describe_conflicts(c: &[FieldConflict]) -> String {
     c.iter()
         .map(|f| format!("{} (owned by `{}`)", f.field, f.manager))
@@ -254,8 +292,14 @@ impl Classify for Error {
                 "nothing was changed; pass --force-conflicts to take these fields over, or change them back first".into(),
             ],
             Self::DryRun { problems, .. } => {
-                let mut h: Vec<String> = problems.iter().flat_map(Classify::hints).collect();
-                h.dedup();
+                let mut h: Vec<String> = permission_hint(problems).into_iter().collect();
+                for p in problems.iter().filter(|p| !matches!(p, Error::Refused { code: 403, .. })) {
+                    for hint in p.hints() {
+                        if !h.contains(&hint) {
+                            h.push(hint);
+                        }
+                    }
+                }
                 h.push("nothing was changed".into());
                 h
             }

@@ -1,0 +1,370 @@
+//! Upgrade planning on real `istioctl manifest generate` output (fixtures) and small snapshots.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+use super::*;
+use crate::{
+    inventory::REV_LABEL,
+    testkit::{Snap, labels},
+};
+
+const OLD: &str = include_str!("../../../fixtures/manifests/default-1.29.6.yaml");
+const NEW: &str = include_str!("../../../fixtures/manifests/default-1.30.3.yaml");
+const CANARY: &str = include_str!("../../../fixtures/manifests/canary-1-30-3.yaml");
+
+fn manifest(text: &str) -> Manifest {
+    Manifest::parse(text).unwrap()
+}
+
+fn cluster(revisions: &[(&str, &str)]) -> (ClusterSnapshot, Inventory) {
+    let mut s = Snap::new().namespace("istio-system", &[]);
+    for (rev, v) in revisions {
+        s = s.control_plane(rev, v);
+    }
+    s.build()
+}
+
+fn prep(
+    snap: &ClusterSnapshot,
+    inv: &Inventory,
+    text: &str,
+    req: &Request,
+) -> Result<Prepared, UpgradeError> {
+    prepare(snap, inv, &manifest(text), req, &BTreeMap::new(), &[])
+}
+
+fn phase_names(plan: &ChangePlan) -> Vec<&str> {
+    plan.phases.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[test]
+fn in_place_upgrade_plans_every_object_with_istioctls_owner_labels_in_phases() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    assert_eq!(p.target.mode, Mode::InPlace);
+    assert_eq!(p.target.direction, Some(Direction::Upgrade));
+    assert_eq!(
+        p.target.describe(),
+        "in-place upgrade of revision `default`: 1.29.6 → 1.30.3"
+    );
+    assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
+    assert_eq!(
+        phase_names(&p.full),
+        [
+            "CRDs",
+            "cluster RBAC",
+            "configuration and services",
+            "control plane",
+            "webhooks",
+            "gateways"
+        ]
+    );
+    for op in p.full.ops() {
+        let Op::Apply { object } = op else {
+            panic!("{op:?}")
+        };
+        let l = &object["metadata"]["labels"];
+        assert_eq!(
+            l["operator.istio.io/managed"], "Reconcile",
+            "{}",
+            object["metadata"]["name"]
+        );
+        assert_eq!(l["operator.istio.io/version"], "1.30.3");
+        assert_eq!(l[REV_LABEL], "default");
+        assert_eq!(
+            l["install.operator.istio.io/owning-resource-namespace"],
+            "istio-system"
+        );
+        assert!(l[COMPONENT].is_string());
+    }
+    let comp = |name: &str| {
+        p.objects
+            .iter()
+            .find(|o| o.r.name == name)
+            .unwrap()
+            .component
+            .clone()
+    };
+    assert_eq!(comp("virtualservices.networking.istio.io"), "Base");
+    assert_eq!(comp("istiod-clusterrole-istio-system"), "Pilot");
+    assert_eq!(comp("istio-ingressgateway"), "IngressGateways");
+    let cp = p
+        .full
+        .phases
+        .iter()
+        .find(|p| p.name == "control plane")
+        .unwrap();
+    assert!(cp.waits.iter().any(|w| matches!(w, Wait::Rollout { target, expect }
+        if target.name == "istiod" && expect.images["discovery"] == "docker.io/istio/pilot:1.30.3")));
+    assert!(
+        cp.waits
+            .iter()
+            .any(|w| matches!(w, Wait::Endpoints { service } if service.name == "istiod"))
+    );
+    assert!(p.full.takeover.contains("istio-operator"));
+}
+
+#[test]
+fn downgrade_and_reapply_are_in_place_too() {
+    let (snap, inv) = cluster(&[("default", "1.30.3")]);
+    let p = prep(&snap, &inv, OLD, &Request::default()).unwrap();
+    assert_eq!(p.target.direction, Some(Direction::Downgrade));
+    assert!(p.target.describe().starts_with("in-place downgrade"));
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.id == "skew.in-place" && f.result == Outcome::Warning)
+    );
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    assert_eq!(p.target.direction, Some(Direction::Reapply));
+}
+
+#[test]
+fn two_minors_in_place_is_refused_unless_forced_and_allowed_as_a_canary() {
+    let (snap, inv) = cluster(&[("default", "1.28.2")]);
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    let refusal = p.refusal(false).unwrap();
+    assert_eq!(
+        refusal,
+        UpgradeError::Refused {
+            errors: 1,
+            forceable: true
+        }
+    );
+    assert_eq!(refusal.class(), Class::Blocked);
+    assert!(p.refusal(true).is_none(), "--force overrides skew");
+    let canary = Request {
+        canary: true,
+        force: false,
+    };
+    let c = prep(&snap, &inv, CANARY, &canary).unwrap();
+    assert_eq!(c.target.mode, Mode::Canary);
+    assert!(c.refusal(false).is_none(), "{:#?}", c.blocking(false));
+}
+
+#[test]
+fn a_new_revision_needs_canary_and_canary_needs_a_new_revision() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let e = prep(&snap, &inv, CANARY, &Request::default()).unwrap_err();
+    assert!(matches!(e, UpgradeError::CanaryNotAsked { .. }), "{e}");
+    assert!(e.to_string().contains("beside `default`"), "{e}");
+    let canary = Request {
+        canary: true,
+        force: false,
+    };
+    let e = prep(&snap, &inv, NEW, &canary).unwrap_err();
+    assert_eq!(
+        e,
+        UpgradeError::CanaryExists {
+            revision: "default".into()
+        }
+    );
+    assert_eq!(e.class(), Class::Usage);
+}
+
+#[test]
+fn helm_installs_are_refused_with_the_helm_command() {
+    let (snap, inv) = Snap::new()
+        .namespace("istio-system", &[])
+        .control_plane("default", "1.29.6")
+        .with(|s| {
+            s.deployments[0].metadata.annotations = Some(
+                [
+                    ("meta.helm.sh/release-name", "istiod"),
+                    ("meta.helm.sh/release-namespace", "istio-system"),
+                ]
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            );
+        })
+        .build();
+    let e = prep(&snap, &inv, NEW, &Request::default()).unwrap_err();
+    assert!(matches!(e, UpgradeError::Helm { .. }), "{e}");
+    assert!(
+        e.hints()[0].contains("helm upgrade istiod istio/istiod -n istio-system --version 1.30.3"),
+        "{:?}",
+        e.hints()
+    );
+}
+
+#[test]
+fn a_fresh_install_creates_the_namespace_first() {
+    let (snap, inv) = Snap::new().build();
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    assert_eq!(p.target.mode, Mode::Fresh);
+    assert_eq!(phase_names(&p.full)[0], "namespace");
+    assert!(p.target.describe().starts_with("fresh install"));
+}
+
+#[test]
+fn a_manifest_for_another_namespace_is_refused() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let text = NEW.replace("namespace: istio-system", "namespace: mesh");
+    let e = prep(&snap, &inv, &text, &Request::default()).unwrap_err();
+    assert_eq!(
+        e,
+        UpgradeError::Namespace {
+            manifest: "mesh".into(),
+            istio: "istio-system".into()
+        }
+    );
+}
+
+fn installed(kind: &str, api: &str, name: &str, extra: &[(&str, &str)]) -> TypedMeta {
+    let mut l = vec![
+        (REV_LABEL, "default"),
+        (COMPONENT, "Pilot"),
+        (
+            "install.operator.istio.io/owning-resource-namespace",
+            "istio-system",
+        ),
+    ];
+    l.extend_from_slice(extra);
+    TypedMeta {
+        api_version: api.into(),
+        kind: kind.into(),
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: (kind != "ClusterRole").then(|| "istio-system".into()),
+            uid: Some(format!("uid-{name}")),
+            labels: Some(labels(&l)),
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn prune_takes_what_the_manifest_dropped_but_keeps_not_pruned_tags_and_other_revisions() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let live = vec![
+        installed("ConfigMap", "v1", "istio-old-feature", &[]),
+        installed("ConfigMap", "v1", "istio", &[]),
+        installed(
+            "Service",
+            "v1",
+            "istiod-revision-tag-default",
+            &[(NOT_PRUNED, "true")],
+        ),
+        installed(
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            "istio-revision-tag-prod",
+            &[("istio.io/tag", "prod")],
+        ),
+        installed("ConfigMap", "v1", "istio-1-30-3", &[(REV_LABEL, "1-30-3")]),
+        installed(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io/v1",
+            "old.istio.io",
+            &[(COMPONENT, "Base")],
+        ),
+    ];
+    // The last label of a key wins in `labels`: the 1-30-3 ConfigMap is of another revision.
+    let p = prepare(
+        &snap,
+        &inv,
+        &manifest(NEW),
+        &Request::default(),
+        &BTreeMap::new(),
+        &live,
+    )
+    .unwrap();
+    let pruned: Vec<String> = p.prune.iter().map(|(r, _)| r.to_string()).collect();
+    assert_eq!(pruned, ["ConfigMap/istio-system/istio-old-feature"]);
+    assert_eq!(p.prune[0].1.as_deref(), Some("uid-istio-old-feature"));
+    assert_eq!(p.kept.len(), 1);
+    assert_eq!(p.kept[0].name, "istiod-revision-tag-default");
+    let prune = p.full.phases.last().unwrap();
+    assert_eq!(prune.name, "prune");
+    assert!(
+        matches!(&prune.waits[0], Wait::Gone { uid: Some(u), .. } if u == "uid-istio-old-feature")
+    );
+}
+
+/// The live objects an earlier install made from a manifest (owner labels and all).
+fn live_from(p: &Prepared) -> BTreeMap<ObjRef, Option<Value>> {
+    p.objects
+        .iter()
+        .map(|o| (o.r.clone(), Some(o.object.clone())))
+        .collect()
+}
+
+#[test]
+fn finish_compares_live_and_after_and_carries_out_only_what_changes() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let mut old = prep(&snap, &inv, OLD, &Request::default()).unwrap();
+    // The old install was made by 1.29.6's installer: align the version label so only real
+    // differences remain.
+    for o in &mut old.objects {
+        o.object["metadata"]["labels"]["operator.istio.io/version"] = "1.30.3".into();
+    }
+    let mut before = live_from(&old);
+    let sa = ObjRef::new("v1", "ServiceAccount", Some("istio-system"), "istiod");
+    before.remove(&sa);
+    before.insert(sa.clone(), None);
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    let plan = finish(&p, &snap, &inv, &before, &BTreeMap::new()).unwrap();
+    let action = |kind: &str, name: &str| {
+        plan.objects
+            .iter()
+            .find(|o| o.object.kind == kind && o.object.name == name)
+            .unwrap()
+            .action
+    };
+    assert_eq!(action("Deployment", "istiod"), Action::Update);
+    assert_eq!(action("ServiceAccount", "istiod"), Action::Create);
+    assert_eq!(
+        action("ClusterRole", "istiod-clusterrole-istio-system"),
+        Action::Unchanged
+    );
+    assert!(!plan.server_checked);
+    let applied: Vec<ObjRef> = plan.changes.ops().filter_map(Op::target).collect();
+    assert!(applied.contains(&sa));
+    assert!(
+        !applied
+            .iter()
+            .any(|r| r.name == "istiod-clusterrole-istio-system")
+    );
+    assert!(plan.keeps(&Op::apply(
+        p.objects.iter().find(|o| o.r == sa).unwrap().object.clone()
+    )));
+    assert_eq!(plan.next, ["kubectl mesh upgrade dataplane -A"]);
+}
+
+#[test]
+fn helm_owned_live_objects_are_refused() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    let mut before = live_from(&p);
+    let r = ObjRef::new(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "gateways.networking.istio.io",
+    );
+    let crd = before.get_mut(&r).unwrap().as_mut().unwrap();
+    crd["metadata"]["annotations"] = serde_json::json!({"meta.helm.sh/release-name": "istio-base"});
+    let e = finish(&p, &snap, &inv, &before, &BTreeMap::new()).unwrap_err();
+    assert!(matches!(e, UpgradeError::HelmObject { .. }), "{e}");
+}
+
+#[test]
+fn the_data_plane_report_lists_pods_not_on_the_target_yet() {
+    let (snap, inv) = Snap::new()
+        .namespace("istio-system", &[])
+        .control_plane("default", "1.29.6")
+        .pod("shop", "web-1", Some("default"), "1.29.6")
+        .pod("shop", "web-2", Some("default"), "1.30.3")
+        .pod("plain", "x", None, "")
+        .build();
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    let plan = finish(&p, &snap, &inv, &live_from(&p), &BTreeMap::new()).unwrap();
+    assert_eq!(plan.data_plane.len(), 1);
+    assert_eq!(plan.data_plane[0].namespace, "shop");
+    assert_eq!(plan.data_plane[0].pods, 1);
+    assert_eq!(plan.data_plane[0].proxies["default 1.29.6"], 1);
+}
