@@ -107,11 +107,11 @@ impl From<NotCarried> for MeshError {
 
 /// Server-side dry run of `plan`; shows what the dry run noted (skipped deletes, fields taken
 /// over). The checked plan is what [`execute`] takes.
-pub async fn check<'p>(
+pub async fn check(
     engine: &Engine,
-    plan: &'p ChangePlan,
+    plan: &ChangePlan,
     printer: &mut Printer,
-) -> Result<Checked<'p>, MeshError> {
+) -> Result<Checked, MeshError> {
     let checked = engine.check(plan).await?;
     for n in checked.notes() {
         printer.note(&format!("note: {n}"))?;

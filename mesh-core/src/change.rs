@@ -47,6 +47,12 @@ pub enum Op {
         /// The workload.
         target: ObjRef,
     },
+    /// Put an object back exactly as it was saved (from a backup): replaced if it exists,
+    /// created if it is gone.
+    Restore {
+        /// The saved object.
+        object: Value,
+    },
 }
 
 impl Op {
@@ -59,7 +65,7 @@ impl Op {
     /// apiVersion, kind or name, which planners never build).
     pub fn target(&self) -> Option<ObjRef> {
         match self {
-            Self::Apply { object } => ObjRef::of(object),
+            Self::Apply { object } | Self::Restore { object } => ObjRef::of(object),
             Self::Delete { target, .. } | Self::Label { target, .. } | Self::Restart { target } => {
                 Some(target.clone())
             }
@@ -73,6 +79,7 @@ impl Op {
             Self::Delete { .. } => "delete",
             Self::Label { .. } => "label",
             Self::Restart { .. } => "restart",
+            Self::Restore { .. } => "restore",
         }
     }
 }

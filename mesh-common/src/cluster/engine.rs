@@ -80,16 +80,45 @@ pub enum Verdict {
 
 /// A plan the API server accepted in a dry run: the only thing [`Engine::execute`] takes.
 #[derive(Debug)]
-pub struct Checked<'p> {
-    plan: &'p ChangePlan,
+pub struct Checked {
+    plan: ChangePlan,
     /// One verdict per operation, in plan order.
     pub verdicts: Vec<Verdict>,
 }
 
-impl Checked<'_> {
+impl Checked {
     /// The plan.
     pub fn plan(&self) -> &ChangePlan {
-        self.plan
+        &self.plan
+    }
+
+    /// Keeps only the operations `keep` accepts (all were checked; e.g. an upgrade drops the
+    /// applies that change nothing). Waits stay.
+    #[must_use]
+    pub fn retain(self, keep: impl Fn(&Op) -> bool) -> Self {
+        let mut verdicts = self.verdicts.into_iter();
+        let mut plan = ChangePlan {
+            phases: Vec::new(),
+            takeover: self.plan.takeover,
+        };
+        let mut kept = Vec::new();
+        for mut phase in self.plan.phases {
+            let ops = std::mem::take(&mut phase.ops);
+            for op in ops {
+                let v = verdicts.next().unwrap_or(Verdict::Accepted(None));
+                if keep(&op) {
+                    phase.ops.push(op);
+                    kept.push(v);
+                }
+            }
+            if !phase.ops.is_empty() {
+                plan.phases.push(phase);
+            }
+        }
+        Self {
+            plan,
+            verdicts: kept,
+        }
     }
 
     /// What the server says each applied object would become, by reference.
@@ -209,7 +238,7 @@ impl Engine {
     }
 
     /// Server-side dry run of every operation. Any rejection stops before the first change.
-    pub async fn check<'p>(&self, plan: &'p ChangePlan) -> Result<Checked<'p>, Error> {
+    pub async fn check(&self, plan: &ChangePlan) -> Result<Checked, Error> {
         if let Some(secret) = plan
             .targets()
             .into_iter()
@@ -235,7 +264,10 @@ impl Engine {
             }
         }
         if problems.is_empty() {
-            Ok(Checked { plan, verdicts })
+            Ok(Checked {
+                plan: plan.clone(),
+                verdicts,
+            })
         } else {
             Err(Error::DryRun {
                 problems,
@@ -276,6 +308,7 @@ impl Engine {
                     .merge_patch(target, &restart_patch(), true, "restart")
                     .await
             }
+            Op::Restore { object } => self.objects.restore(object, true).await,
         };
         result.map(|_| Verdict::Accepted(None))
     }
@@ -335,7 +368,7 @@ impl Engine {
     /// restores the backup unless the options say otherwise.
     pub async fn execute(
         &self,
-        checked: Checked<'_>,
+        checked: Checked,
         printer: &mut Printer,
         question: &str,
     ) -> Result<Execution, Stopped> {
@@ -350,7 +383,7 @@ impl Engine {
             Confirmation::No => return Err(Error::Declined.into()),
             Confirmation::NoTerminal => return Err(Error::NoTerminal.into()),
         }
-        let (backup, path) = self.take_backup(checked.plan).await?;
+        let (backup, path) = self.take_backup(&checked.plan).await?;
         printer
             .note(&format!(
                 "backup of {} object(s) written to {}",
@@ -441,8 +474,8 @@ impl Engine {
         })
     }
 
-    async fn run_phases(&self, run: &mut Run<'_>, printer: &mut Printer) -> Result<(), Error> {
-        let phases = &run.checked.plan.phases;
+    async fn run_phases(&self, run: &mut Run, printer: &mut Printer) -> Result<(), Error> {
+        let phases = run.checked.plan.phases.clone();
         let total = phases.len();
         let mut index = 0;
         for (n, phase) in phases.iter().enumerate() {
@@ -465,7 +498,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn run_op(&self, run: &mut Run<'_>, index: usize, op: &Op) -> Result<(), Error> {
+    async fn run_op(&self, run: &mut Run, index: usize, op: &Op) -> Result<(), Error> {
         let verdict = run.checked.verdicts[index].clone();
         if let Verdict::Skip(why) = verdict {
             run.status[index] = OpStatus::Skipped(why);
@@ -508,6 +541,11 @@ impl Engine {
             Op::Restart { target } => self
                 .objects
                 .merge_patch(target, &restart_patch(), false, "restart")
+                .await
+                .map(|_| OpStatus::Done),
+            Op::Restore { object } => self
+                .objects
+                .restore(object, false)
                 .await
                 .map(|_| OpStatus::Done),
         };
@@ -625,7 +663,7 @@ impl Engine {
         for obj in backup.objects.iter().rev() {
             let Some(r) = ObjRef::of(obj) else { continue };
             printer.progress(&format!("restoring {r}...")).ok();
-            match self.objects.restore(obj).await {
+            match self.objects.restore(obj, false).await {
                 Ok(_) => {
                     report.restored += 1;
                     if let Some(w) = rollout_back(&r, obj) {
@@ -790,8 +828,8 @@ pub async fn interrupted() -> &'static str {
 }
 
 /// Bookkeeping of one execution.
-struct Run<'p> {
-    checked: Checked<'p>,
+struct Run {
+    checked: Checked,
     status: Vec<OpStatus>,
     created_uids: BTreeMap<ObjRef, String>,
     /// Objects that did not exist when the backup was taken.
@@ -800,8 +838,8 @@ struct Run<'p> {
     phase: Option<usize>,
 }
 
-impl<'p> Run<'p> {
-    fn new(checked: Checked<'p>, backup: PathBuf, created: BTreeSet<ObjRef>) -> Self {
+impl Run {
+    fn new(checked: Checked, backup: PathBuf, created: BTreeSet<ObjRef>) -> Self {
         let n = checked.verdicts.len();
         Self {
             checked,

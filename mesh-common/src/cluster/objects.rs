@@ -176,7 +176,7 @@ impl Objects {
 
     /// Makes a live object equal to `obj` (a PUT over its current resourceVersion), or creates
     /// it when it is gone. Used to restore backups.
-    pub async fn restore(&self, obj: &Value) -> Result<Value, Error> {
+    pub async fn restore(&self, obj: &Value, dry_run: bool) -> Result<Value, Error> {
         let r = ObjRef::of(obj)
             .ok_or_else(|| Error::Unexpected("object without apiVersion, kind or name".into()))?;
         let api = self.api(&r).await?;
@@ -184,7 +184,10 @@ impl Objects {
             let Some(live) = self.get(&r).await? else {
                 let typed: DynamicObject = serde_json::from_value(obj.clone())
                     .map_err(|e| Error::Unexpected(e.to_string()))?;
-                let pp = PostParams::default();
+                let pp = PostParams {
+                    dry_run,
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                };
                 match retry(|| api.create(&pp, &typed)).await {
                     Ok(o) => return Ok(to_value(o, &r)),
                     Err(kube::Error::Api(s)) if s.code == 409 => continue,
@@ -202,7 +205,10 @@ impl Objects {
             }
             let typed: DynamicObject =
                 serde_json::from_value(want).map_err(|e| Error::Unexpected(e.to_string()))?;
-            let pp = PostParams::default();
+            let pp = PostParams {
+                dry_run,
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+            };
             match retry(|| api.replace(&r.name, &pp, &typed)).await {
                 Ok(o) => return Ok(to_value(o, &r)),
                 // Changed meanwhile (a controller wrote its status): read it again.

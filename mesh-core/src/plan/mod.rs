@@ -2,6 +2,7 @@
 //! dry-run checked, backed up, then carried out by the shell's change engine.
 
 pub mod dataplane;
+pub mod rollback;
 pub mod tag;
 pub mod uninstall;
 pub mod upgrade;

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use diff::{FieldChange, ObjectDiff};
-pub use objects::{COMPONENT, NOT_PRUNED, PRUNABLE, Step};
+pub use objects::{COMPONENT, NOT_PRUNED, PRUNABLE, Step, images};
 
 use crate::{
     ObjRef,
@@ -647,6 +647,14 @@ impl UpgradePlan {
     }
 }
 
+/// An object known only by type and metadata (a snapshot's "other" kinds).
+fn is_metadata_only(obj: &Value) -> bool {
+    obj.as_object().is_some_and(|m| {
+        m.keys()
+            .all(|k| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+    })
+}
+
 fn helm_release(obj: &Value) -> Option<String> {
     obj.pointer("/metadata/annotations")?
         .get("meta.helm.sh/release-name")?
@@ -662,6 +670,13 @@ fn compare(
     let Some(live) = live else {
         return (Action::Create, None);
     };
+    if is_metadata_only(live) {
+        let d = ObjectDiff {
+            changes: Vec::new(),
+            other: vec!["(not compared: the snapshot holds only its metadata)".to_owned()],
+        };
+        return (Action::Update, Some(d));
+    }
     let after = after
         .cloned()
         .unwrap_or_else(|| diff::overlay(live, &p.object));

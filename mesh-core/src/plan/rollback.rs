@@ -1,0 +1,217 @@
+//! Rollback planning: put back what a backup saved and remove what the change created.
+//!
+//! Pure: the saved objects, the created ones (with their UIDs when known) and the live state of
+//! each go in; what differs comes out as a plan of changes — first the created objects are
+//! removed (webhook configurations before anything else, so none is left calling a workload
+//! that is gone), then the saved objects are put back in the reverse of the order they were
+//! changed in, each workload waited on until it runs its saved template again.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    ObjRef,
+    change::{ChangePlan, Expected, Op, Phase, Wait},
+    plan::upgrade::diff,
+};
+
+/// What happens to one saved object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restore {
+    /// It differs from the saved version: put back.
+    Restore,
+    /// It is gone: created again.
+    Recreate,
+    /// It is as saved: left alone.
+    Unchanged,
+}
+
+/// One step of a rollback, for display and reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// The object.
+    pub object: ObjRef,
+    /// `restore`, `recreate`, `unchanged`, `delete` or `gone`.
+    pub action: String,
+}
+
+/// A rollback plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackPlan {
+    /// Every saved and created object and what happens to it.
+    pub steps: Vec<Step>,
+    /// The changes to carry out.
+    #[serde(skip)]
+    pub changes: ChangePlan,
+}
+
+fn webhook_first(r: &ObjRef) -> u8 {
+    u8::from(!r.kind.ends_with("WebhookConfiguration"))
+}
+
+/// Plans the rollback of `saved` objects and `created` ones against the `live` state.
+pub fn plan(
+    saved: &[Value],
+    created: &[(ObjRef, Option<String>)],
+    live: &BTreeMap<ObjRef, Option<Value>>,
+) -> RollbackPlan {
+    let mut steps = Vec::new();
+    let mut remove = Phase::new("remove what the change created");
+    let mut order: Vec<&(ObjRef, Option<String>)> = created.iter().rev().collect();
+    order.sort_by_key(|(r, _)| webhook_first(r));
+    for (r, uid) in order {
+        let now = live.get(r).and_then(Option::as_ref);
+        let live_uid = now
+            .and_then(|o| o.pointer("/metadata/uid"))
+            .and_then(Value::as_str);
+        let ours = uid.as_deref().is_none_or(|u| Some(u) == live_uid);
+        if now.is_none() || !ours {
+            steps.push(Step {
+                object: r.clone(),
+                action: "gone".into(),
+            });
+            continue;
+        }
+        let uid = live_uid.map(str::to_owned);
+        remove.ops.push(Op::Delete {
+            target: r.clone(),
+            uid: uid.clone(),
+        });
+        remove.waits.push(Wait::Gone {
+            target: r.clone(),
+            uid,
+        });
+        steps.push(Step {
+            object: r.clone(),
+            action: "delete".into(),
+        });
+    }
+    let mut restore = Phase::new("restore saved objects");
+    for obj in saved.iter().rev() {
+        let Some(r) = ObjRef::of(obj) else { continue };
+        let state = match live.get(&r).and_then(Option::as_ref) {
+            None => Restore::Recreate,
+            Some(l) if diff::same(l, obj) => Restore::Unchanged,
+            Some(_) => Restore::Restore,
+        };
+        let action = serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        steps.push(Step {
+            object: r.clone(),
+            action: action.unwrap_or_default(),
+        });
+        if state == Restore::Unchanged {
+            continue;
+        }
+        restore.ops.push(Op::Restore {
+            object: obj.clone(),
+        });
+        restore.waits.extend(rollout(&r, obj));
+    }
+    let mut changes = ChangePlan::default();
+    changes.push(remove);
+    changes.push(restore);
+    RollbackPlan { steps, changes }
+}
+
+fn rollout(r: &ObjRef, obj: &Value) -> Option<Wait> {
+    if !matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
+        return None;
+    }
+    Some(Wait::Rollout {
+        target: r.clone(),
+        expect: Expected {
+            images: super::upgrade::images(obj),
+            proxy: None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "istiod", "namespace": "istio-system"},
+            "spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": image}]}}}})
+    }
+
+    fn mwc(name: &str, uid: &str) -> Value {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name, "uid": uid}})
+    }
+
+    #[test]
+    fn restores_what_changed_and_removes_only_what_the_change_created() {
+        let old = deploy("pilot:1.29.6");
+        let d = ObjRef::of(&old).unwrap();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"}, "data": {"mesh": "a"}});
+        let c = ObjRef::of(&cm).unwrap();
+        let new_wh = ObjRef::of(&mwc("istio-sidecar-injector-1-30-3", "u1")).unwrap();
+        let recreated = ObjRef::of(&mwc("recreated", "u9")).unwrap();
+        let svc = ObjRef::new("v1", "Service", Some("istio-system"), "istiod-1-30-3");
+        let live: BTreeMap<ObjRef, Option<Value>> = [
+            (d.clone(), Some(deploy("pilot:1.30.3"))),
+            (c.clone(), Some(cm.clone())),
+            (new_wh.clone(), Some(mwc("istio-sidecar-injector-1-30-3", "u1"))),
+            (recreated.clone(), Some(mwc("recreated", "u9"))),
+            (svc.clone(), Some(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istiod-1-30-3", "uid": "u2"}}))),
+        ]
+        .into_iter()
+        .collect();
+        let created = vec![
+            (svc.clone(), Some("u2".to_owned())),
+            (new_wh.clone(), Some("u1".to_owned())),
+            (recreated.clone(), Some("u-old".to_owned())),
+        ];
+        let p = plan(&[old.clone(), cm], &created, &live);
+        let names: Vec<&str> = p.changes.phases.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["remove what the change created", "restore saved objects"]
+        );
+        let removed: Vec<ObjRef> = p.changes.phases[0]
+            .ops
+            .iter()
+            .filter_map(Op::target)
+            .collect();
+        assert_eq!(
+            removed,
+            [new_wh, svc],
+            "webhooks first; a recreated object is left alone"
+        );
+        let restored: Vec<ObjRef> = p.changes.phases[1]
+            .ops
+            .iter()
+            .filter_map(Op::target)
+            .collect();
+        assert_eq!(
+            restored,
+            [d.clone()],
+            "the unchanged ConfigMap is left alone"
+        );
+        assert!(
+            matches!(&p.changes.phases[1].waits[0], Wait::Rollout { expect, .. } if expect.images["discovery"] == "pilot:1.29.6")
+        );
+        let gone = p.steps.iter().find(|s| s.object == recreated).unwrap();
+        assert_eq!(gone.action, "gone");
+        let unchanged = p.steps.iter().find(|s| s.object == c).unwrap();
+        assert_eq!(unchanged.action, "unchanged");
+    }
+
+    #[test]
+    fn deleted_objects_are_recreated() {
+        let old = deploy("pilot:1.29.6");
+        let d = ObjRef::of(&old).unwrap();
+        let live = [(d.clone(), None)].into_iter().collect();
+        let p = plan(&[old], &[], &live);
+        assert_eq!(p.steps[0].action, "recreate");
+        assert!(matches!(p.changes.phases[0].ops[0], Op::Restore { .. }));
+    }
+}
