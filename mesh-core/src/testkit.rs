@@ -437,3 +437,37 @@ impl Snap {
         self
     }
 }
+
+/// A pod like [`pod`] but controlled by `owner` (`("StatefulSet", "db")`, `("Job", "migrate")`;
+/// `None`: a bare pod). Only ReplicaSet pods keep the `pod-template-hash` label.
+pub fn owned_pod(
+    ns: &str,
+    name: &str,
+    rev: Option<&str>,
+    version: &str,
+    owner: Option<(&str, &str)>,
+) -> PodInfo {
+    let mut p = pod(ns, name, rev, version);
+    if owner.is_none_or(|(kind, _)| kind != "ReplicaSet") {
+        p.metadata.labels = None;
+    }
+    p.metadata.owner_references = owner.map(|(kind, owner_name)| {
+        vec![OwnerReference {
+            api_version: if kind == "Job" { "batch/v1" } else { "apps/v1" }.into(),
+            kind: kind.into(),
+            name: owner_name.into(),
+            uid: "uid".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]
+    });
+    p
+}
+
+impl Snap {
+    /// Adds a pod as built (e.g. by [`owned_pod`], then changed).
+    pub fn push_pod(mut self, p: PodInfo) -> Self {
+        self.0.pods.push(p);
+        self
+    }
+}
