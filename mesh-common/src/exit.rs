@@ -120,6 +120,8 @@ classified!(
     mesh_core::manifest::ManifestError,
     mesh_core::plan::tag::TagError,
     mesh_core::plan::uninstall::UninstallError,
+    mesh_core::plan::upgrade::UpgradeError,
+    mesh_core::plan::dataplane::DataplaneError,
 );
 
 /// Output written to stdout or stderr.

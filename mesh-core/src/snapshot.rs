@@ -172,6 +172,82 @@ impl ClusterSnapshot {
     }
 }
 
+impl ClusterSnapshot {
+    /// Every object of the snapshot by type and metadata (typed collections and `others`).
+    pub fn metas(&self) -> Vec<TypedMeta> {
+        let mut out = Vec::new();
+        metas_of(&mut out, &self.namespaces);
+        metas_of(&mut out, &self.deployments);
+        metas_of(&mut out, &self.daemonsets);
+        metas_of(&mut out, &self.services);
+        metas_of(&mut out, &self.config_maps);
+        metas_of(&mut out, &self.mutating_webhooks);
+        metas_of(&mut out, &self.validating_webhooks);
+        metas_of(&mut out, &self.crds);
+        metas_of(&mut out, &self.pdbs);
+        metas_of(&mut out, &self.envoy_filters);
+        out.extend(self.others.iter().cloned());
+        out
+    }
+
+    /// One object as JSON: whole from a typed collection, or only its type and metadata when
+    /// the snapshot holds nothing more of it; `None` when the snapshot does not have it.
+    pub fn object(&self, r: &crate::ObjRef) -> Option<Value> {
+        let whole = match (r.group(), r.kind.as_str()) {
+            ("", "Namespace") => find(&self.namespaces, r),
+            ("apps", "Deployment") => find(&self.deployments, r),
+            ("apps", "DaemonSet") => find(&self.daemonsets, r),
+            ("", "Service") => find(&self.services, r),
+            ("", "ConfigMap") => find(&self.config_maps, r),
+            ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+                find(&self.mutating_webhooks, r)
+            }
+            ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+                find(&self.validating_webhooks, r)
+            }
+            ("policy", "PodDisruptionBudget") => find(&self.pdbs, r),
+            _ => None,
+        };
+        whole.or_else(|| {
+            self.metas()
+                .into_iter()
+                .find(|t| {
+                    t.kind == r.kind
+                        && t.metadata.name.as_deref() == Some(r.name.as_str())
+                        && t.metadata.namespace == r.namespace
+                })
+                .and_then(|t| serde_json::to_value(t).ok())
+        })
+    }
+}
+
+fn metas_of<K>(out: &mut Vec<TypedMeta>, items: &[K])
+where
+    K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta>,
+{
+    out.extend(items.iter().map(|o| TypedMeta {
+        api_version: K::API_VERSION.to_owned(),
+        kind: K::KIND.to_owned(),
+        metadata: o.metadata().clone(),
+    }));
+}
+
+fn find<K>(items: &[K], r: &crate::ObjRef) -> Option<Value>
+where
+    K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta> + Serialize,
+{
+    let o = items.iter().find(|o| {
+        o.metadata().name.as_deref() == Some(r.name.as_str())
+            && o.metadata().namespace == r.namespace
+    })?;
+    let mut v = serde_json::to_value(o).ok()?;
+    if let Value::Object(m) = &mut v {
+        m.insert("apiVersion".into(), K::API_VERSION.into());
+        m.insert("kind".into(), K::KIND.into());
+    }
+    Some(v)
+}
+
 /// Makes a minimal struct with a `metadata: ObjectMeta` field listable by kube like the
 /// k8s-openapi type it stands for (the list kind is the kind plus `List`).
 macro_rules! minimal_resource {

@@ -1,0 +1,243 @@
+//! The control-plane upgrade: manifest → cluster state → mode and guardrails → server-side dry
+//! run of every object → plan (create / update with what changes / unchanged / prune) → confirm,
+//! back up, apply in phases with waits, verify — rolled back on failure → data-plane report.
+
+use mesh_common::{
+    ObjRef,
+    carry::{self, How},
+    checks::{self, Finding},
+    cli::OutputFormat,
+    cluster::Engine,
+    exit::{ExitStatus, MeshError},
+    input,
+    manifest::Manifest,
+    output::Printer,
+    plan::upgrade::{self, NamespaceProxies, ObjectPlan, Prepared, Target, UpgradePlan},
+};
+use serde::Serialize;
+
+use crate::{
+    args::{Args, UpgradeArgs},
+    load::{self, Loaded},
+    show,
+};
+
+/// Schema of the JSON/YAML report (docs/upgrade-json.md).
+pub const SCHEMA: &str = "kubectl-mesh.dev/upgrade/v1";
+
+/// What `-o json|yaml` prints.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    schema_version: &'static str,
+    success: bool,
+    dry_run: bool,
+    refused: bool,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a Target>,
+    findings: &'a [Finding],
+    objects: &'a [ObjectPlan],
+    data_plane: &'a [NamespaceProxies],
+    next: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn read_manifest(files: &[std::path::PathBuf]) -> Result<Manifest, MeshError> {
+    let sources = input::read_manifests(files)?;
+    let named: Vec<(String, String)> = sources.into_iter().map(|s| (s.name, s.text)).collect();
+    Ok(Manifest::parse_files(&named)?)
+}
+
+fn refs(manifest: &Manifest, istio_ns: &str) -> Vec<ObjRef> {
+    let mut out: Vec<ObjRef> = manifest
+        .objects
+        .iter()
+        .filter_map(|o| ObjRef::of(&o.value))
+        .collect();
+    out.push(ObjRef::new("v1", "Namespace", None, istio_ns));
+    out
+}
+
+fn access(manifest: &Manifest) -> Vec<checks::ObjectKind> {
+    manifest
+        .objects
+        .iter()
+        .map(|o| {
+            (
+                o.api_version().to_owned(),
+                o.kind().to_owned(),
+                o.namespace().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// `kubectl mesh upgrade -f ...`.
+pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
+    let a = &args.upgrade;
+    let mut printer = Printer::stdio(&args.output);
+    if args.snapshot.snapshot.is_some() && !a.dry_run {
+        return Err(
+            MeshError::usage(anyhow::anyhow!("--snapshot cannot change a cluster"))
+                .hint("add --dry-run to see the plan against the snapshot, or drop --snapshot"),
+        );
+    }
+    let manifest = read_manifest(&a.files)?;
+    let ns = args.kube.istio_namespace.clone();
+    let asks = checks::required_access(&access(&manifest), &ns);
+    let loaded = load::load(args, asks, &mut printer).await?;
+    let (before, installed) = load::live_objects(&loaded, &refs(&manifest, &ns)).await?;
+    let req = upgrade::Request {
+        canary: a.canary,
+        force: a.force,
+    };
+    let prepared = upgrade::prepare(&loaded.snap, &loaded.inv, &manifest, &req, &before, &installed)?;
+    if let Some(refusal) = prepared.refusal(a.force) {
+        return refuse(&prepared, refusal, &loaded, &mut printer);
+    }
+    let how = how(a);
+    let engine = loaded
+        .conn
+        .clone()
+        .map(|c| Engine::new(c, how.engine_options()));
+    let checked = match &engine {
+        Some(e) => Some(carry::check(e, &prepared.full, &mut printer).await?),
+        None => None,
+    };
+    let after = checked.as_ref().map(|c| c.applied()).unwrap_or_default();
+    let plan = upgrade::finish(&prepared, &loaded.snap, &loaded.inv, &before, &after)?;
+    let origin = loaded.snap.origin.clone();
+    if printer.format == OutputFormat::Table {
+        printer.data(&show::plan(&plan, &origin, printer.color()))?;
+    }
+    let (Some(engine), Some(checked), false) = (engine, checked, a.dry_run) else {
+        return dry_run(&plan, &origin, loaded.conn.is_some(), &mut printer);
+    };
+    if plan.changes.is_empty() {
+        printer.note(&format!(
+            "nothing to change: revision `{}` already matches the manifest",
+            plan.target.revision
+        ))?;
+        report(&mut printer, &plan, &origin, false, Ok(None))?;
+        return Ok(ExitStatus::Success);
+    }
+    let checked = checked.retain(|op| plan.keeps(op));
+    let question = format!("Proceed with the {}?", plan.target.describe());
+    match engine.execute(checked, &mut printer, &question).await {
+        Ok(done) => {
+            let backup = done.backup.display().to_string();
+            if printer.format == OutputFormat::Table {
+                printer.data(&show::after(&plan, printer.color()))?;
+            }
+            report(&mut printer, &plan, &origin, false, Ok(Some(backup)))?;
+            Ok(ExitStatus::Success)
+        }
+        Err(stopped) => {
+            let backup = stopped.execution.as_ref().map(|e| e.backup.display().to_string());
+            let e = MeshError::from(stopped.error);
+            report(&mut printer, &plan, &origin, false, Err((e.error.to_string(), backup)))?;
+            Err(e)
+        }
+    }
+}
+
+fn how(a: &UpgradeArgs) -> How<'_> {
+    How {
+        dry_run: a.dry_run,
+        yes: a.yes,
+        question: String::new(),
+        operation: "upgrade".to_owned(),
+        command: "upgrade",
+        flags: &a.change,
+        rollback: !a.no_rollback,
+        timeout: a.timeout,
+    }
+}
+
+fn dry_run(
+    plan: &UpgradePlan,
+    origin: &str,
+    checked: bool,
+    printer: &mut Printer,
+) -> Result<ExitStatus, MeshError> {
+    let note = if checked {
+        format!(
+            "dry run: the API server accepted all {} change(s); nothing was changed",
+            plan.changes.len()
+        )
+    } else {
+        "dry run against a snapshot: the plan was not checked by an API server; nothing was changed"
+            .to_owned()
+    };
+    printer.note(&note)?;
+    report(printer, plan, origin, true, Ok(None))?;
+    Ok(ExitStatus::Success)
+}
+
+fn report(
+    printer: &mut Printer,
+    plan: &UpgradePlan,
+    origin: &str,
+    dry_run: bool,
+    outcome: Result<Option<String>, (String, Option<String>)>,
+) -> Result<(), MeshError> {
+    if printer.format == OutputFormat::Table {
+        return Ok(());
+    }
+    let (success, backup, error) = match outcome {
+        Ok(b) => (true, b, None),
+        Err((e, b)) => (false, b, Some(e)),
+    };
+    printer.structured(&Report {
+        schema_version: SCHEMA,
+        success,
+        dry_run,
+        refused: false,
+        source: origin,
+        target: Some(&plan.target),
+        findings: &plan.findings,
+        objects: &plan.objects,
+        data_plane: &plan.data_plane,
+        next: &plan.next,
+        backup,
+        error,
+    })?;
+    Ok(())
+}
+
+/// A guardrail refused: show the checks (or the report) and exit 1 before any dry run.
+fn refuse(
+    prepared: &Prepared,
+    refusal: upgrade::UpgradeError,
+    loaded: &Loaded,
+    printer: &mut Printer,
+) -> Result<ExitStatus, MeshError> {
+    if printer.format == OutputFormat::Table {
+        let color = printer.color();
+        let mut text = format!(
+            "Upgrade: {} on {}\n\nChecks\n",
+            prepared.target.describe(),
+            loaded.snap.origin
+        );
+        text.push_str(&show::checks(&prepared.findings, color));
+        printer.data(&text)?;
+    } else {
+        let no_objects: [ObjectPlan; 0] = [];
+        printer.structured(&Report {
+            schema_version: SCHEMA,
+            success: false,
+            refused: true,
+            source: &loaded.snap.origin,
+            target: Some(&prepared.target),
+            findings: &prepared.findings,
+            objects: &no_objects,
+            error: Some(refusal.to_string()),
+            ..Report::default()
+        })?;
+    }
+    Err(refusal.into())
+}

@@ -1,0 +1,90 @@
+//! Reading the cluster once: the snapshot (with the access reviews asked), its inventory, the
+//! connection for a live cluster — and for an upgrade, the live version of each manifest object
+//! and the objects an installer labelled (what a prune may take).
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, stream};
+use mesh_common::{
+    ObjRef,
+    checks::AccessRequest,
+    cluster::{self, Connection, FetchOptions, objects::Objects},
+    exit::MeshError,
+    inventory::Inventory,
+    output::Printer,
+    plan::uninstall::{INSTALLED_SELECTOR, LISTED},
+    snapshot::{ClusterSnapshot, TypedMeta},
+};
+use serde_json::Value;
+
+use crate::args::Args;
+
+/// GETs in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// The cluster as read once.
+pub struct Loaded {
+    /// Snapshot.
+    pub snap: ClusterSnapshot,
+    /// Its Istio view.
+    pub inv: Inventory,
+    /// The connection, unless read from `--snapshot`.
+    pub conn: Option<Connection>,
+}
+
+/// Reads the cluster (or `--snapshot FILE`), asking `access` reviews.
+pub async fn load(
+    args: &Args,
+    access: Vec<AccessRequest>,
+    printer: &mut Printer,
+) -> Result<Loaded, MeshError> {
+    let source = args.snapshot.source(&args.kube)?;
+    let opts = FetchOptions {
+        istio_namespace: args.kube.istio_namespace.clone(),
+        access,
+    };
+    printer.progress("reading cluster state...")?;
+    let (snap, conn) = cluster::load(&source, &opts).await?;
+    let inv = Inventory::from_snapshot(&snap);
+    Ok(Loaded { snap, inv, conn })
+}
+
+/// The live version of each object (`None`: it does not exist) and the objects an installer
+/// labelled: from the cluster, or — for a snapshot — from the file.
+pub async fn live_objects(
+    loaded: &Loaded,
+    refs: &[ObjRef],
+) -> Result<(BTreeMap<ObjRef, Option<Value>>, Vec<TypedMeta>), MeshError> {
+    let Some(conn) = &loaded.conn else {
+        let before = refs
+            .iter()
+            .map(|r| (r.clone(), loaded.snap.object(r)))
+            .collect();
+        return Ok((before, loaded.snap.metas()));
+    };
+    let objects = Objects::new(conn.clone());
+    let got: Vec<Result<Option<Value>, cluster::Error>> = stream::iter(refs)
+        .map(|r| objects.get(r))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut before = BTreeMap::new();
+    for (r, g) in refs.iter().zip(got) {
+        let live = match g {
+            Ok(v) => v,
+            // A kind the server does not serve yet (its CRD comes with this manifest).
+            Err(cluster::Error::NotServed { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        before.insert(r.clone(), live);
+    }
+    let mut installed = cluster::list_labelled(conn, &LISTED, &[INSTALLED_SELECTOR]).await?;
+    installed.extend(
+        loaded
+            .snap
+            .metas()
+            .into_iter()
+            .filter(|t| !LISTED.iter().any(|(_, k, _)| *k == t.kind)),
+    );
+    Ok((before, installed))
+}

@@ -1,0 +1,26 @@
+//! `kubectl mesh upgrade`: guarded in-place upgrade, downgrade, canary and fresh install of an
+//! Istio control plane from a manifest; `dataplane` moves workloads onto the new proxies;
+//! `rollback` undoes a change from its backup.
+
+mod apply;
+mod args;
+mod dataplane;
+mod load;
+mod rollback;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = args::Args::parse();
+    let color = args.output.color;
+    mesh_common::exit::run_main(color, async move {
+        match &args.command {
+            Some(args::Command::Dataplane(d)) => dataplane::run(&args, d).await,
+            Some(args::Command::Rollback(r)) => rollback::run(&args, r).await,
+            None => apply::run(&args).await,
+        }
+    })
+}
