@@ -90,12 +90,19 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     let ns = args.kube.istio_namespace.clone();
     let asks = checks::required_access(&access(&manifest), &ns);
     let loaded = load::load(args, asks, &mut printer).await?;
-    let (before, installed) = load::live_objects(&loaded, &refs(&manifest, &ns)).await?;
+    let live = load::live_objects(&loaded, &refs(&manifest, &ns)).await?;
     let req = upgrade::Request {
         canary: a.canary,
         force: a.force,
     };
-    let prepared = upgrade::prepare(&loaded.snap, &loaded.inv, &manifest, &req, &before, &installed)?;
+    let prepared = upgrade::prepare(
+        &loaded.snap,
+        &loaded.inv,
+        &manifest,
+        &req,
+        &live.before,
+        &live.installed,
+    )?;
     if let Some(refusal) = prepared.refusal(a.force) {
         return refuse(&prepared, refusal, &loaded, &mut printer);
     }
@@ -109,7 +116,14 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
         None => None,
     };
     let after = checked.as_ref().map(|c| c.applied()).unwrap_or_default();
-    let plan = upgrade::finish(&prepared, &loaded.snap, &loaded.inv, &before, &after)?;
+    let plan = upgrade::finish(
+        &prepared,
+        &loaded.snap,
+        &loaded.inv,
+        &live.before,
+        &after,
+        &live.partial,
+    )?;
     let origin = loaded.snap.origin.clone();
     if printer.format == OutputFormat::Table {
         printer.data(&show::plan(&plan, &origin, printer.color()))?;
@@ -137,9 +151,18 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
             Ok(ExitStatus::Success)
         }
         Err(stopped) => {
-            let backup = stopped.execution.as_ref().map(|e| e.backup.display().to_string());
+            let backup = stopped
+                .execution
+                .as_ref()
+                .map(|e| e.backup.display().to_string());
             let e = MeshError::from(stopped.error);
-            report(&mut printer, &plan, &origin, false, Err((e.error.to_string(), backup)))?;
+            report(
+                &mut printer,
+                &plan,
+                &origin,
+                false,
+                Err((e.error.to_string(), backup)),
+            )?;
             Err(e)
         }
     }

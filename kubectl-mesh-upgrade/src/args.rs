@@ -51,7 +51,12 @@ pub struct Args {
 pub struct UpgradeArgs {
     /// Manifest of the target version: a file, a directory of .yaml/.yml/.json files, or `-`
     /// for stdin (repeatable)
-    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", required = true)]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
     pub files: Vec<PathBuf>,
     /// Install the manifest's revision as a new control plane beside the installed ones
     #[arg(long)]

@@ -65,7 +65,8 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
     }
     let changes = plan.changes();
     if changes.is_empty() {
-        printer.note("nothing to do: every workload in scope runs the proxy its namespace selects")?;
+        printer
+            .note("nothing to do: every workload in scope runs the proxy its namespace selects")?;
         report(&mut printer, &plan, &origin, d.dry_run, None, None)?;
         return Ok(ExitStatus::Success);
     }
@@ -106,7 +107,14 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
                 printer.note(&progress(e))?;
             }
             let text = failed.error.error.to_string();
-            report(&mut printer, &plan, &origin, false, failed.execution.as_ref(), Some(text))?;
+            report(
+                &mut printer,
+                &plan,
+                &origin,
+                false,
+                failed.execution.as_ref(),
+                Some(text),
+            )?;
             Err(failed.into())
         }
     }
@@ -136,7 +144,13 @@ fn failed_wait(_e: &Execution) -> Option<&mesh_common::ObjRef> {
 
 fn progress(e: &Execution) -> String {
     let (done, failed, untouched) = outcome(e);
-    let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
     format!(
         "restarted: {}\nfailed (its batch did not become ready): {}\nnot touched: {}\nfix the failure, then run the same command again: finished workloads are skipped",
         list(&done),

@@ -2,7 +2,7 @@
 //! connection for a live cluster — and for an upgrade, the live version of each manifest object
 //! and the objects an installer labelled (what a prune may take).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, stream};
 use mesh_common::{
@@ -51,16 +51,22 @@ pub async fn load(
 
 /// The live version of each object (`None`: it does not exist) and the objects an installer
 /// labelled: from the cluster, or — for a snapshot — from the file.
-pub async fn live_objects(
-    loaded: &Loaded,
-    refs: &[ObjRef],
-) -> Result<(BTreeMap<ObjRef, Option<Value>>, Vec<TypedMeta>), MeshError> {
+pub async fn live_objects(loaded: &Loaded, refs: &[ObjRef]) -> Result<Live, MeshError> {
     let Some(conn) = &loaded.conn else {
         let before = refs
             .iter()
             .map(|r| (r.clone(), loaded.snap.object(r)))
             .collect();
-        return Ok((before, loaded.snap.metas()));
+        let partial = refs
+            .iter()
+            .filter(|r| loaded.snap.is_partial(r))
+            .cloned()
+            .collect();
+        return Ok(Live {
+            before,
+            installed: loaded.snap.metas(),
+            partial,
+        });
     };
     let objects = Objects::new(conn.clone());
     let got: Vec<Result<Option<Value>, cluster::Error>> = stream::iter(refs)
@@ -86,5 +92,19 @@ pub async fn live_objects(
             .into_iter()
             .filter(|t| !LISTED.iter().any(|(_, k, _)| *k == t.kind)),
     );
-    Ok((before, installed))
+    Ok(Live {
+        before,
+        installed,
+        partial: BTreeSet::new(),
+    })
+}
+
+/// The live state an upgrade is planned against.
+pub struct Live {
+    /// Each manifest object's live version (`None`: it does not exist).
+    pub before: BTreeMap<ObjRef, Option<Value>>,
+    /// Objects an installer labelled.
+    pub installed: Vec<TypedMeta>,
+    /// Objects known only by their metadata (from a snapshot file).
+    pub partial: BTreeSet<ObjRef>,
 }

@@ -28,7 +28,10 @@ fn section(out: &mut String, title: &str, body: &str, color: bool) {
 
 /// The checks that did not pass, then how many did.
 pub fn checks(findings: &[Finding], color: bool) -> String {
-    let shown: Vec<&Finding> = findings.iter().filter(|f| f.result != Outcome::Ok).collect();
+    let shown: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.result != Outcome::Ok)
+        .collect();
     let ok = findings.len() - shown.len();
     let mut out = finding_lines(&shown, color);
     out.push_str(&format!(
@@ -80,14 +83,62 @@ fn object_lines(o: &ObjectPlan) -> String {
     out
 }
 
-/// The objects: everything but unchanged ones, which are counted.
+/// An update that changes only labels (typically the owner labels: installer version,
+/// revision): listed as a group, not one by one.
+fn labels_only(o: &ObjectPlan) -> bool {
+    o.action == Action::Update
+        && o.diff.as_ref().is_some_and(|d| {
+            d.other.is_empty()
+                && !d.changes.is_empty()
+                && d.changes
+                    .iter()
+                    .all(|c| c.field.starts_with("metadata.labels."))
+        })
+}
+
+fn label_group(list: &[&ObjectPlan]) -> String {
+    if list.is_empty() {
+        return String::new();
+    }
+    let mut changes: Vec<String> = list
+        .iter()
+        .filter_map(|o| o.diff.as_ref())
+        .flat_map(|d| d.changes.iter())
+        .map(|c| {
+            format!(
+                "{}: {} → {}",
+                c.field.trim_start_matches("metadata.labels."),
+                c.before.as_deref().unwrap_or("(none)"),
+                c.after.as_deref().unwrap_or("(removed)")
+            )
+        })
+        .collect();
+    changes.sort();
+    changes.dedup();
+    let mut out = format!(
+        "  update    {} more object(s), owner labels only (listed with -o json)
+",
+        list.len()
+    );
+    for c in changes {
+        out.push_str(&format!(
+            "              {c}
+"
+        ));
+    }
+    out
+}
+
+/// The objects: everything but unchanged ones (counted) and label-only updates (grouped).
 pub fn objects(plan: &UpgradePlan) -> String {
     let mut out: String = plan
         .objects
         .iter()
-        .filter(|o| o.action != Action::Unchanged)
+        .filter(|o| o.action != Action::Unchanged && !labels_only(o))
         .map(object_lines)
         .collect();
+    let grouped: Vec<&ObjectPlan> = plan.objects.iter().filter(|o| labels_only(o)).collect();
+    out.push_str(&label_group(&grouped));
     let unchanged = plan.count(Action::Unchanged);
     if unchanged > 0 {
         out.push_str(&format!(
@@ -177,13 +228,19 @@ pub fn after(plan: &UpgradePlan, color: bool) -> String {
 /// The plan of `dataplane`.
 pub fn dataplane(plan: &DataplanePlan, origin: &str, color: bool) -> String {
     let target = plan.target.as_ref().map_or_else(String::new, |t| {
-        let v = t.version.as_ref().map_or("version unknown".to_owned(), ToString::to_string);
+        let v = t
+            .version
+            .as_ref()
+            .map_or("version unknown".to_owned(), ToString::to_string);
         match &t.tag {
             Some(tag) => format!(" to tag `{tag}` → revision `{}` ({v})", t.revision),
             None => format!(" to revision `{}` ({v})", t.revision),
         }
     });
-    let mut out = format!("{} move the data plane{target} on {origin}\n", paint("Dataplane:", Style::Bold, color));
+    let mut out = format!(
+        "{} move the data plane{target} on {origin}\n",
+        paint("Dataplane:", Style::Bold, color)
+    );
     let relabel: Vec<Vec<String>> = plan
         .relabel
         .iter()
@@ -194,26 +251,61 @@ pub fn dataplane(plan: &DataplanePlan, origin: &str, color: bool) -> String {
                 .map(|(k, v)| v.as_ref().map_or(format!("-{k}"), |v| format!("{k}={v}")))
                 .collect::<Vec<_>>()
                 .join(" ");
-            vec![r.namespace.clone(), labels, r.before.clone(), r.after.clone()]
+            vec![
+                r.namespace.clone(),
+                labels,
+                r.before.clone(),
+                r.after.clone(),
+            ]
         })
         .collect();
     if !relabel.is_empty() {
-        section(&mut out, "Namespace labels", &indent(&table(&["NAMESPACE", "LABELS", "INJECTED BY NOW", "AFTER"], relabel)), color);
+        section(
+            &mut out,
+            "Namespace labels",
+            &indent(&table(
+                &["NAMESPACE", "LABELS", "INJECTED BY NOW", "AFTER"],
+                relabel,
+            )),
+            color,
+        );
     }
     let restart: Vec<Vec<String>> = plan
         .restart
         .iter()
         .map(|r| {
-            let now = r.current.iter().map(|(p, c)| format!("{p} ×{c}")).collect::<Vec<_>>().join(", ");
-            let v = r.expected.version.as_ref().map_or("?".to_owned(), ToString::to_string);
-            vec![r.workload.to_string(), r.pods.to_string(), now, format!("{} {v}", r.expected.revision)]
+            let now = r
+                .current
+                .iter()
+                .map(|(p, c)| format!("{p} ×{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let v = r
+                .expected
+                .version
+                .as_ref()
+                .map_or("?".to_owned(), ToString::to_string);
+            vec![
+                r.workload.to_string(),
+                r.pods.to_string(),
+                now,
+                format!("{} {v}", r.expected.revision),
+            ]
         })
         .collect();
-    let title = format!("Restarts ({} workload(s) in {} batch(es) of at most {})", plan.restart.len(), plan.batches(), plan.batch);
+    let title = format!(
+        "Restarts ({} workload(s) in {} batch(es) of at most {})",
+        plan.restart.len(),
+        plan.batches(),
+        plan.batch
+    );
     let body = if restart.is_empty() {
         "  none\n".to_owned()
     } else {
-        indent(&table(&["WORKLOAD", "PODS", "PROXIES NOW", "AFTER"], restart))
+        indent(&table(
+            &["WORKLOAD", "PODS", "PROXIES NOW", "AFTER"],
+            restart,
+        ))
     };
     section(&mut out, &title, &body, color);
     out.push_str(&format!(
@@ -222,7 +314,10 @@ pub fn dataplane(plan: &DataplanePlan, origin: &str, color: bool) -> String {
     ));
     let mut notes = String::new();
     for m in &plan.manual {
-        notes.push_str(&format!("  ‼ restart by hand: pod {} ({}), {} → {}\n", m.pod, m.owner, m.current, m.expected));
+        notes.push_str(&format!(
+            "  ‼ restart by hand: pod {} ({}), {} → {}\n",
+            m.pod, m.owner, m.current, m.expected
+        ));
     }
     for s in &plan.stuck {
         notes.push_str(&format!("  ‼ not restarted: pod {}: {}\n", s.pod, s.why));
@@ -242,6 +337,11 @@ pub fn rollback(plan: &RollbackPlan, backup: &str, taken: &str, color: bool) -> 
         .iter()
         .map(|s| vec![s.action.clone(), s.object.to_string()])
         .collect();
-    section(&mut out, "Objects", &indent(&table(&["ACTION", "OBJECT"], rows)), color);
+    section(
+        &mut out,
+        "Objects",
+        &indent(&table(&["ACTION", "OBJECT"], rows)),
+        color,
+    );
     out
 }

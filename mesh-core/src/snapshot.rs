@@ -190,6 +190,16 @@ impl ClusterSnapshot {
         out
     }
 
+    /// Whether the snapshot knows an object only by type and metadata (not whole).
+    pub fn is_partial(&self, r: &crate::ObjRef) -> bool {
+        self.object(r).is_some_and(|v| {
+            v.as_object().is_some_and(|m| {
+                m.keys()
+                    .all(|k| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+            })
+        }) && !matches!(r.kind.as_str(), "Namespace")
+    }
+
     /// One object as JSON: whole from a typed collection, or only its type and metadata when
     /// the snapshot holds nothing more of it; `None` when the snapshot does not have it.
     pub fn object(&self, r: &crate::ObjRef) -> Option<Value> {

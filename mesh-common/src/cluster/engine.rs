@@ -136,27 +136,29 @@ impl Checked {
             .collect()
     }
 
-    /// Notes worth showing (skipped deletes, deferred checks, fields taken over).
+    /// Notes worth showing: skipped deletes and deferred checks one by one, fields taken over
+    /// from the installer once per set of managers.
     pub fn notes(&self) -> Vec<String> {
-        self.plan
-            .ops()
-            .zip(&self.verdicts)
-            .filter_map(|(op, v)| {
-                let r = op.target()?;
-                match v {
-                    Verdict::Skip(why) | Verdict::Deferred(why) => Some(format!("{r}: {why}")),
-                    Verdict::TakesOver(_, managers) => Some(format!(
-                        "{r}: takes over fields from {}",
-                        managers
-                            .iter()
-                            .map(|m| format!("`{m}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                    Verdict::Accepted(_) => None,
+        let mut out = Vec::new();
+        let mut taken: BTreeMap<&[String], usize> = BTreeMap::new();
+        for (op, v) in self.plan.ops().zip(&self.verdicts) {
+            let Some(r) = op.target() else { continue };
+            match v {
+                Verdict::Skip(why) | Verdict::Deferred(why) => out.push(format!("{r}: {why}")),
+                Verdict::TakesOver(_, managers) => {
+                    *taken.entry(managers.as_slice()).or_default() += 1;
                 }
-            })
-            .collect()
+                Verdict::Accepted(_) => {}
+            }
+        }
+        for (managers, n) in taken {
+            let names: Vec<String> = managers.iter().map(|m| format!("`{m}`")).collect();
+            out.push(format!(
+                "{n} object(s): fields owned by {} are taken over (the installer that made them)",
+                names.join(", ")
+            ));
+        }
+        out
     }
 }
 

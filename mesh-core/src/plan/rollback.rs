@@ -193,7 +193,7 @@ mod tests {
             .collect();
         assert_eq!(
             restored,
-            [d.clone()],
+            std::slice::from_ref(&d),
             "the unchanged ConfigMap is left alone"
         );
         assert!(

@@ -27,7 +27,9 @@ use serde_json::Value;
 
 pub use impact::{Impact, Injects, NamespaceImpact, PodChange, resolve};
 pub use list::{TagList, TagRow, Unresolved, list};
-pub use objects::{DEFAULT_VALIDATOR, INJECTOR_SUFFIX, service_name, webhook_name, with_path};
+pub use objects::{
+    DEFAULT_VALIDATOR, INJECTOR_SUFFIX, never_match, service_name, webhook_name, with_path,
+};
 pub use remove::{RemovePlan, plan_remove};
 
 use crate::{

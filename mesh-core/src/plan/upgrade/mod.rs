@@ -288,7 +288,8 @@ pub fn prepare(
         let r = ObjRef::of(&o.value).unwrap_or_else(|| ObjRef::new("", "", None, ""));
         let live = before.get(&r).and_then(Option::as_ref);
         let component = objects::component(&o.value, live);
-        let object = objects::prepare(o, &component, &owner);
+        let mut object = objects::prepare(o, &component, &owner);
+        objects::keep_deactivated(&mut object, live);
         let step = objects::step(o.kind(), &component);
         planned.push(Planned {
             object,
@@ -581,6 +582,7 @@ pub fn finish(
     inv: &Inventory,
     before: &BTreeMap<ObjRef, Option<Value>>,
     after: &BTreeMap<ObjRef, Value>,
+    partial: &BTreeSet<ObjRef>,
 ) -> Result<UpgradePlan, UpgradeError> {
     let mut objects = Vec::new();
     let mut changed = BTreeSet::new();
@@ -592,7 +594,7 @@ pub fn finish(
                 release,
             });
         }
-        let (action, diff) = compare(p, live, after.get(&p.r));
+        let (action, diff) = compare(p, live, after.get(&p.r), partial.contains(&p.r));
         if matches!(action, Action::Create | Action::Update) {
             changed.insert(p.r.clone());
         }
@@ -647,14 +649,6 @@ impl UpgradePlan {
     }
 }
 
-/// An object known only by type and metadata (a snapshot's "other" kinds).
-fn is_metadata_only(obj: &Value) -> bool {
-    obj.as_object().is_some_and(|m| {
-        m.keys()
-            .all(|k| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
-    })
-}
-
 fn helm_release(obj: &Value) -> Option<String> {
     obj.pointer("/metadata/annotations")?
         .get("meta.helm.sh/release-name")?
@@ -666,11 +660,12 @@ fn compare(
     p: &Planned,
     live: Option<&Value>,
     after: Option<&Value>,
+    partial: bool,
 ) -> (Action, Option<ObjectDiff>) {
     let Some(live) = live else {
         return (Action::Create, None);
     };
-    if is_metadata_only(live) {
+    if partial {
         let d = ObjectDiff {
             changes: Vec::new(),
             other: vec!["(not compared: the snapshot holds only its metadata)".to_owned()],

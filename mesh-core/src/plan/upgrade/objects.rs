@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use crate::{
     ObjRef,
-    inventory::{REV_LABEL, TAG_LABEL},
+    inventory::{DEACTIVATED_LABEL, REV_LABEL, TAG_LABEL},
     manifest::ManifestObject,
+    plan::tag::never_match,
     snapshot::TypedMeta,
 };
 
@@ -156,6 +157,40 @@ pub fn prepare(o: &ManifestObject, component: &str, owner: &Owner<'_>) -> Value 
     }
     drop_empty_ca_bundles(&mut v);
     v
+}
+
+/// Keeps a deactivated injector deactivated. istioctl deactivates the legacy (non-revisioned)
+/// injector when the `default` tag takes over its namespaces; applying the chart's selectors
+/// again would make both match and every injected pod would be injected twice or rejected.
+pub fn keep_deactivated(v: &mut Value, live: Option<&Value>) {
+    let deactivated = |w: &Value| {
+        ["namespaceSelector", "objectSelector"].iter().any(|s| {
+            w.pointer(&format!("/{s}/matchLabels"))
+                .and_then(|m| m.get(DEACTIVATED_LABEL))
+                .is_some()
+        })
+    };
+    let Some(live_hooks) = live
+        .and_then(|l| l.get("webhooks"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    if v["kind"] != "MutatingWebhookConfiguration"
+        || live_hooks.is_empty()
+        || !live_hooks.iter().all(deactivated)
+    {
+        return;
+    }
+    for h in v
+        .get_mut("webhooks")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        h["namespaceSelector"] = never_match();
+        h["objectSelector"] = never_match();
+    }
 }
 
 fn drop_empty_ca_bundles(v: &mut Value) {

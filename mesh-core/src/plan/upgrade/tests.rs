@@ -307,7 +307,15 @@ fn finish_compares_live_and_after_and_carries_out_only_what_changes() {
     before.remove(&sa);
     before.insert(sa.clone(), None);
     let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
-    let plan = finish(&p, &snap, &inv, &before, &BTreeMap::new()).unwrap();
+    let plan = finish(
+        &p,
+        &snap,
+        &inv,
+        &before,
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap();
     let action = |kind: &str, name: &str| {
         plan.objects
             .iter()
@@ -348,7 +356,15 @@ fn helm_owned_live_objects_are_refused() {
     );
     let crd = before.get_mut(&r).unwrap().as_mut().unwrap();
     crd["metadata"]["annotations"] = serde_json::json!({"meta.helm.sh/release-name": "istio-base"});
-    let e = finish(&p, &snap, &inv, &before, &BTreeMap::new()).unwrap_err();
+    let e = finish(
+        &p,
+        &snap,
+        &inv,
+        &before,
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, UpgradeError::HelmObject { .. }), "{e}");
 }
 
@@ -362,9 +378,66 @@ fn the_data_plane_report_lists_pods_not_on_the_target_yet() {
         .pod("plain", "x", None, "")
         .build();
     let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
-    let plan = finish(&p, &snap, &inv, &live_from(&p), &BTreeMap::new()).unwrap();
+    let plan = finish(
+        &p,
+        &snap,
+        &inv,
+        &live_from(&p),
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(plan.data_plane.len(), 1);
     assert_eq!(plan.data_plane[0].namespace, "shop");
     assert_eq!(plan.data_plane[0].pods, 1);
     assert_eq!(plan.data_plane[0].proxies["default 1.29.6"], 1);
+}
+
+#[test]
+fn a_deactivated_legacy_injector_stays_deactivated() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    let mwc = ObjRef::new(
+        "admissionregistration.k8s.io/v1",
+        "MutatingWebhookConfiguration",
+        None,
+        "istio-sidecar-injector",
+    );
+    let mut live = p
+        .objects
+        .iter()
+        .find(|o| o.r == mwc)
+        .unwrap()
+        .object
+        .clone();
+    for h in live["webhooks"].as_array_mut().unwrap() {
+        h["namespaceSelector"] = crate::plan::tag::never_match();
+        h["objectSelector"] = crate::plan::tag::never_match();
+    }
+    let before: BTreeMap<ObjRef, Option<Value>> = [(mwc.clone(), Some(live))].into_iter().collect();
+    let again = prepare(
+        &snap,
+        &inv,
+        &manifest(NEW),
+        &Request::default(),
+        &before,
+        &[],
+    )
+    .unwrap();
+    let applied = &again.objects.iter().find(|o| o.r == mwc).unwrap().object;
+    for h in applied["webhooks"].as_array().unwrap() {
+        assert_eq!(
+            h["namespaceSelector"],
+            crate::plan::tag::never_match(),
+            "{}",
+            h["name"]
+        );
+        assert_eq!(h["objectSelector"], crate::plan::tag::never_match());
+    }
+    // An active injector is applied with the chart's selectors.
+    let active = &p.objects.iter().find(|o| o.r == mwc).unwrap().object;
+    assert_ne!(
+        active["webhooks"][0]["namespaceSelector"],
+        crate::plan::tag::never_match()
+    );
 }
