@@ -4,7 +4,7 @@
 #![allow(clippy::print_stderr)] // timings are reported for the record
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::Path,
     process::{Command, Output},
     sync::Mutex,
@@ -513,4 +513,168 @@ fn purge_keeps_the_crds_and_istio_resources_unless_asked() {
         "virtualservice.networking.istio.io/web"
     );
     assert!(webhook_targets(&c).is_empty());
+}
+
+/// Every object of [`KINDS`] with what it holds (spec, data, webhooks, rules, labels,
+/// annotations), without what the server owns (UID, resourceVersion, managed fields, status,
+/// timestamps, a Deployment's revision counter, a Service's cluster IPs are kept).
+fn contents(c: &Cluster) -> BTreeMap<String, Value> {
+    let v: Value = serde_json::from_str(&kubectl(c, &["get", KINDS, "-A", "-o", "json"])).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            let k = key(&o["kind"], &o["metadata"]["namespace"], &o["metadata"]["name"]);
+            if let Some(m) = o["metadata"].as_object_mut() {
+                for f in ["uid", "resourceVersion", "managedFields", "creationTimestamp", "generation"] {
+                    m.remove(f);
+                }
+                if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+                    a.remove("deployment.kubernetes.io/revision");
+                }
+            }
+            if let Some(m) = o.as_object_mut() {
+                m.remove("status");
+            }
+            (k, o)
+        })
+        .collect()
+}
+
+fn assert_same(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>, when: &str) {
+    let keys = |m: &BTreeMap<String, Value>| m.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(keys(after), keys(before), "{when}: objects differ");
+    for (k, v) in before {
+        assert_eq!(&after[k], v, "{when}: {k} differs");
+    }
+}
+
+fn spawn_mesh(kubeconfig: &Path, home: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (≤ 60 s) until the proxy has read `n` requests matching `pred`.
+fn wait_for_requests(
+    proxy: &mesh_testbed::fault::FaultProxy,
+    n: usize,
+    pred: impl Fn(&mesh_testbed::fault::RequestRecord) -> bool,
+) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while proxy.count(&pred) < n {
+        assert!(Instant::now() < deadline, "the request never came");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A DELETE of `path`. Deletes carry their dry-run flag in the body, which the proxy does not
+/// read: the engine's dry run sends each delete once before the first change, so the real
+/// delete is the second one.
+fn delete_of(path: &'static str) -> impl Fn(&mesh_testbed::fault::RequestRecord) -> bool {
+    move |r| r.method == "DELETE" && r.path.ends_with(path)
+}
+
+/// The change engine under uninstall, on one cluster (each failed run leaves it as it was):
+/// 1. 503s on a delete of the second phase (through the fault proxy): the webhooks deleted in the
+///    first phase are restored, every object compared before and after is as before, exit 3;
+/// 2. SIGINT while the second phase waits on the API server: rolled back the same way;
+/// 3. an object recreated with a new UID while the uninstall runs is left alone, and 429s with
+///    Retry-After on a delete are waited out: the uninstall completes.
+#[test]
+fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_alone() {
+    use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let home = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    scenario::install_canary(&c, CANARY).unwrap();
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let kubeconfig = proxy.write_kubeconfig(home.path(), c.admin_token()).unwrap();
+    let deploy: &'static str = "/deployments/istiod-1-30-3";
+    // The first delete of a path is the engine's dry run: let it through.
+    let dry = |path: &str| {
+        Rule::delay(std::time::Duration::ZERO)
+            .method("DELETE")
+            .path_contains(path)
+            .times(1)
+    };
+    let before = contents(&c);
+
+    // 1. 503s on the Deployment's delete: webhooks (phase 1) are gone by then.
+    proxy.set_rules(vec![dry(deploy), Rule::status(503).method("DELETE").path_contains(deploy)]);
+    let out = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]).wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 3);
+    assert!(stderr.contains("was rolled back: the cluster is as before"), "{stderr}");
+    assert!(stderr.contains("hint: the objects as they were are in "), "{stderr}");
+    assert!(!stderr.contains(c.admin_token()), "no token in the output");
+    assert_same(&before, &contents(&c), "after a 503 mid-change");
+
+    // 2. SIGINT while the Deployment's delete hangs.
+    proxy.clear_requests();
+    proxy.set_rules(vec![dry(deploy), Rule::hang().method("DELETE").path_contains(deploy).times(1)]);
+    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
+    wait_for_requests(&proxy, 2, delete_of(deploy));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 3);
+    assert!(stderr.contains("interrupted by Ctrl-C"), "{stderr}");
+    assert!(stderr.contains("was rolled back"), "{stderr}");
+    assert_same(&before, &contents(&c), "after SIGINT");
+
+    // 3. While the first webhook delete is held up, the canary's mesh ConfigMap is recreated
+    //    (a new UID); the Service's delete gets two 429s with Retry-After.
+    proxy.clear_requests();
+    let mwc: &'static str = "mutatingwebhookconfigurations/istio-sidecar-injector-1-30-3";
+    let svc: &'static str = "/services/istiod-1-30-3";
+    proxy.set_rules(vec![
+        dry(mwc),
+        Rule::delay(std::time::Duration::from_secs(4))
+            .method("DELETE")
+            .path_contains(mwc)
+            .times(1),
+        dry(svc),
+        Rule::status(429).method("DELETE").path_contains(svc).times(2),
+    ]);
+    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
+    wait_for_requests(&proxy, 2, delete_of(mwc));
+    kubectl(&c, &["delete", "configmap", "-n", "istio-system", "istio-1-30-3", "--wait"]);
+    kubectl(
+        &c,
+        &["create", "configmap", "-n", "istio-system", "istio-1-30-3", "--from-literal=owner=someone-else"],
+    );
+    let out = child.wait_with_output().unwrap();
+    let (stdout, _) = expect(&out, 0);
+    assert!(stdout.contains("✔ Uninstalled revision `1-30-3`"), "{stdout}");
+    let cm = kubectl(&c, &["get", "configmap", "-n", "istio-system", "istio-1-30-3", "-o", "jsonpath={.data.owner}"]);
+    assert_eq!(cm, "someone-else", "the recreated ConfigMap is left alone");
+    let after = objects(&c);
+    assert!(!after.contains("Deployment/istio-system/istiod-1-30-3"));
+    assert!(!after.iter().any(|o| o.contains("injector-1-30-3")));
+    let svc_deletes: Vec<Option<u16>> = proxy
+        .requests()
+        .iter()
+        .filter(|r| delete_of(svc)(r))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        svc_deletes,
+        [Some(200), Some(429), Some(429), Some(200)],
+        "the dry run, then two 429s waited out, then the delete"
+    );
 }
