@@ -6,6 +6,7 @@
 #![allow(clippy::print_stderr)] // timings are reported for the record
 
 use std::{
+    collections::BTreeMap,
     path::Path,
     process::{Command, Output},
     sync::{Mutex, OnceLock},
@@ -603,6 +604,7 @@ fn a_failed_move_is_rolled_back_from_the_backup() {
         FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = proxy.write_kubeconfig(dir.path(), c.admin_token()).unwrap();
+    let before = tag_objects(c, "e2e-rb");
     let svc = "/services/istiod-revision-tag-e2e-rb";
     proxy.set_rules(vec![
         // The server-side dry run goes through; every real apply fails (retries included).
@@ -637,6 +639,7 @@ fn a_failed_move_is_rolled_back_from_the_backup() {
         "{err}"
     );
     assert_eq!(rev(c), "default", "the webhook was put back");
+    assert_eq!(tag_objects(c, "e2e-rb"), before, "every tag object as before");
     let hooks = get_json(c, &mwc).unwrap()["webhooks"].clone();
     assert!(
         hooks[0]["clientConfig"]["url"]
@@ -647,4 +650,140 @@ fn a_failed_move_is_rolled_back_from_the_backup() {
     );
     assert!(!err.contains(c.admin_token()), "no token in the output");
     ok(c, &["remove", "e2e-rb", "-y"]);
+}
+
+/// A tag's objects (webhooks and Service labelled with it), as the server holds them without
+/// what it owns.
+fn tag_objects(c: &Cluster, tag: &str) -> BTreeMap<String, Value> {
+    let selector = format!("istio.io/tag={tag}");
+    let mut out = BTreeMap::new();
+    for kind in ["mutatingwebhookconfigurations", "validatingwebhookconfigurations", "services"] {
+        let json = kubectl(c, &["get", kind, "-A", "-l", &selector, "-o", "json"]);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        for o in v["items"].as_array().unwrap() {
+            let name = o["metadata"]["name"].as_str().unwrap().to_owned();
+            out.insert(format!("{kind}/{name}"), strip(o));
+        }
+    }
+    assert!(!out.is_empty(), "tag {tag} has no objects");
+    out
+}
+
+fn strip(o: &Value) -> Value {
+    let mut o = o.clone();
+    if let Some(m) = o["metadata"].as_object_mut() {
+        for f in ["uid", "resourceVersion", "managedFields", "creationTimestamp", "generation"] {
+            m.remove(f);
+        }
+    }
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    o
+}
+
+fn through_proxy(c: &Cluster, home: &Path, kubeconfig: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-tag"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e} ({})", c.server_url()))
+}
+
+/// SIGINT while the second phase (the removal of the tag's old webhook) waits on the API
+/// server: the new webhook is removed, the Service put back, every tag object as before (exit 3).
+#[test]
+fn an_interrupted_move_is_rolled_back() {
+    use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let c = cluster();
+    istioctl(c, &["tag", "set", "e2e-sig", "--revision", "default", "-y"]);
+    let before = tag_objects(c, "e2e-sig");
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = proxy.write_kubeconfig(dir.path(), c.admin_token()).unwrap();
+    let old = "mutatingwebhookconfigurations/istio-revision-tag-e2e-sig";
+    proxy.set_rules(vec![
+        // The first delete is the engine's dry run (deletes carry dryRun in their body).
+        Rule::delay(Duration::ZERO).method("DELETE").path_contains(old).times(1),
+        Rule::hang().method("DELETE").path_contains(old).times(1),
+    ]);
+    let child = through_proxy(
+        c,
+        home(),
+        &kubeconfig,
+        &["set", "e2e-sig", "--revision", CANARY, "--overwrite", "--webhook-name", "e2e-sig-new", "-y"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.count(|r| r.method == "DELETE" && r.path.ends_with(old)) < 2 {
+        assert!(Instant::now() < deadline, "the removal never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("interrupted by Ctrl-C") && err.contains("was rolled back"), "{err}");
+    assert_eq!(tag_objects(c, "e2e-sig"), before, "every tag object as before");
+    istioctl(c, &["tag", "remove", "e2e-sig", "-y"]);
+}
+
+/// A 429 with Retry-After on the apply is waited out and the tag is set.
+#[test]
+fn a_429_is_waited_out() {
+    use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let c = cluster();
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = proxy.write_kubeconfig(dir.path(), c.admin_token()).unwrap();
+    let path = "mutatingwebhookconfigurations/istio-revision-tag-e2e-429";
+    proxy.set_rules(vec![
+        Rule::delay(Duration::ZERO).query_contains("dryRun"),
+        Rule::status(429).method("PATCH").path_contains(path).times(2),
+    ]);
+    let out = through_proxy(c, home(), &kubeconfig, &["set", "e2e-429", "--revision", CANARY, "-y"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let statuses: Vec<Option<u16>> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with(path) && !r.query.as_deref().unwrap_or("").contains("dryRun"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [Some(429), Some(429), Some(201)]);
+    assert!(istioctl_tags(c).iter().any(|t| t.0 == "e2e-429" && t.1 == CANARY));
+    ok(c, &["remove", "e2e-429", "-y"]);
+}
+
+/// A field another manager owns (a platform team relabelled the tag's webhook) is reported
+/// and not taken (exit 1, nothing changed) until `--force-conflicts`.
+#[test]
+fn a_field_of_another_manager_is_reported_not_taken() {
+    let c = cluster();
+    ok(c, &["set", "e2e-cf", "--revision", "default", "-y"]);
+    let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-cf"];
+    kubectl(
+        c,
+        &["label", mwc[0], mwc[1], "app=platform", "--overwrite", "--field-manager=platform-team"],
+    );
+    let before = tag_objects(c, "e2e-cf");
+    let o = mesh(c, &["set", "e2e-cf", "--revision", CANARY, "--overwrite", "-y"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("owned by `platform-team`") && err.contains(".metadata.labels.app"), "{err}");
+    assert!(err.contains("--force-conflicts"), "{err}");
+    assert_eq!(tag_objects(c, "e2e-cf"), before, "nothing changed");
+    ok(c, &["set", "e2e-cf", "--revision", CANARY, "--overwrite", "-y", "--force-conflicts"]);
+    let now = get_json(c, &mwc).unwrap();
+    assert_eq!(now["metadata"]["labels"]["istio.io/rev"], CANARY);
+    assert_eq!(now["metadata"]["labels"]["app"], "sidecar-injector");
+    ok(c, &["remove", "e2e-cf", "-y"]);
 }
