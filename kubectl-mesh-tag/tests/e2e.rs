@@ -639,7 +639,11 @@ fn a_failed_move_is_rolled_back_from_the_backup() {
         "{err}"
     );
     assert_eq!(rev(c), "default", "the webhook was put back");
-    assert_eq!(tag_objects(c, "e2e-rb"), before, "every tag object as before");
+    assert_eq!(
+        tag_objects(c, "e2e-rb"),
+        before,
+        "every tag object as before"
+    );
     let hooks = get_json(c, &mwc).unwrap()["webhooks"].clone();
     assert!(
         hooks[0]["clientConfig"]["url"]
@@ -657,7 +661,11 @@ fn a_failed_move_is_rolled_back_from_the_backup() {
 fn tag_objects(c: &Cluster, tag: &str) -> BTreeMap<String, Value> {
     let selector = format!("istio.io/tag={tag}");
     let mut out = BTreeMap::new();
-    for kind in ["mutatingwebhookconfigurations", "validatingwebhookconfigurations", "services"] {
+    for kind in [
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+        "services",
+    ] {
         let json = kubectl(c, &["get", kind, "-A", "-l", &selector, "-o", "json"]);
         let v: Value = serde_json::from_str(&json).unwrap();
         for o in v["items"].as_array().unwrap() {
@@ -672,7 +680,13 @@ fn tag_objects(c: &Cluster, tag: &str) -> BTreeMap<String, Value> {
 fn strip(o: &Value) -> Value {
     let mut o = o.clone();
     if let Some(m) = o["metadata"].as_object_mut() {
-        for f in ["uid", "resourceVersion", "managedFields", "creationTimestamp", "generation"] {
+        for f in [
+            "uid",
+            "resourceVersion",
+            "managedFields",
+            "creationTimestamp",
+            "generation",
+        ] {
             m.remove(f);
         }
     }
@@ -682,7 +696,12 @@ fn strip(o: &Value) -> Value {
     o
 }
 
-fn through_proxy(c: &Cluster, home: &Path, kubeconfig: &Path, args: &[&str]) -> std::process::Child {
+fn through_proxy(
+    c: &Cluster,
+    home: &Path,
+    kubeconfig: &Path,
+    args: &[&str],
+) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-tag"))
         .args(args)
         .arg("--kubeconfig")
@@ -711,26 +730,51 @@ fn an_interrupted_move_is_rolled_back() {
     let old = "mutatingwebhookconfigurations/istio-revision-tag-e2e-sig";
     proxy.set_rules(vec![
         // The first delete is the engine's dry run (deletes carry dryRun in their body).
-        Rule::delay(Duration::ZERO).method("DELETE").path_contains(old).times(1),
+        Rule::delay(Duration::ZERO)
+            .method("DELETE")
+            .path_contains(old)
+            .times(1),
         Rule::hang().method("DELETE").path_contains(old).times(1),
     ]);
     let child = through_proxy(
         c,
         home(),
         &kubeconfig,
-        &["set", "e2e-sig", "--revision", CANARY, "--overwrite", "--webhook-name", "e2e-sig-new", "-y"],
+        &[
+            "set",
+            "e2e-sig",
+            "--revision",
+            CANARY,
+            "--overwrite",
+            "--webhook-name",
+            "e2e-sig-new",
+            "-y",
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while proxy.count(|r| r.method == "DELETE" && r.path.ends_with(old)) < 2 {
         assert!(Instant::now() < deadline, "the removal never came");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = child.wait_with_output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("interrupted by Ctrl-C") && err.contains("was rolled back"), "{err}");
-    assert_eq!(tag_objects(c, "e2e-sig"), before, "every tag object as before");
+    assert!(
+        err.contains("interrupted by Ctrl-C") && err.contains("was rolled back"),
+        "{err}"
+    );
+    assert_eq!(
+        tag_objects(c, "e2e-sig"),
+        before,
+        "every tag object as before"
+    );
     istioctl(c, &["tag", "remove", "e2e-sig", "-y"]);
 }
 
@@ -746,20 +790,36 @@ fn a_429_is_waited_out() {
     let path = "mutatingwebhookconfigurations/istio-revision-tag-e2e-429";
     proxy.set_rules(vec![
         Rule::delay(Duration::ZERO).query_contains("dryRun"),
-        Rule::status(429).method("PATCH").path_contains(path).times(2),
+        Rule::status(429)
+            .method("PATCH")
+            .path_contains(path)
+            .times(2),
     ]);
-    let out = through_proxy(c, home(), &kubeconfig, &["set", "e2e-429", "--revision", CANARY, "-y"])
-        .wait_with_output()
-        .unwrap();
+    let out = through_proxy(
+        c,
+        home(),
+        &kubeconfig,
+        &["set", "e2e-429", "--revision", CANARY, "-y"],
+    )
+    .wait_with_output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let statuses: Vec<Option<u16>> = proxy
         .requests()
         .iter()
-        .filter(|r| r.method == "PATCH" && r.path.ends_with(path) && !r.query.as_deref().unwrap_or("").contains("dryRun"))
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.path.ends_with(path)
+                && !r.query.as_deref().unwrap_or("").contains("dryRun")
+        })
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, [Some(429), Some(429), Some(201)]);
-    assert!(istioctl_tags(c).iter().any(|t| t.0 == "e2e-429" && t.1 == CANARY));
+    assert!(
+        istioctl_tags(c)
+            .iter()
+            .any(|t| t.0 == "e2e-429" && t.1 == CANARY)
+    );
     ok(c, &["remove", "e2e-429", "-y"]);
 }
 
@@ -772,16 +832,40 @@ fn a_field_of_another_manager_is_reported_not_taken() {
     let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-cf"];
     kubectl(
         c,
-        &["label", mwc[0], mwc[1], "app=platform", "--overwrite", "--field-manager=platform-team"],
+        &[
+            "label",
+            mwc[0],
+            mwc[1],
+            "app=platform",
+            "--overwrite",
+            "--field-manager=platform-team",
+        ],
     );
     let before = tag_objects(c, "e2e-cf");
-    let o = mesh(c, &["set", "e2e-cf", "--revision", CANARY, "--overwrite", "-y"]);
+    let o = mesh(
+        c,
+        &["set", "e2e-cf", "--revision", CANARY, "--overwrite", "-y"],
+    );
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("owned by `platform-team`") && err.contains(".metadata.labels.app"), "{err}");
+    assert!(
+        err.contains("owned by `platform-team`") && err.contains(".metadata.labels.app"),
+        "{err}"
+    );
     assert!(err.contains("--force-conflicts"), "{err}");
     assert_eq!(tag_objects(c, "e2e-cf"), before, "nothing changed");
-    ok(c, &["set", "e2e-cf", "--revision", CANARY, "--overwrite", "-y", "--force-conflicts"]);
+    ok(
+        c,
+        &[
+            "set",
+            "e2e-cf",
+            "--revision",
+            CANARY,
+            "--overwrite",
+            "-y",
+            "--force-conflicts",
+        ],
+    );
     let now = get_json(c, &mwc).unwrap();
     assert_eq!(now["metadata"]["labels"]["istio.io/rev"], CANARY);
     assert_eq!(now["metadata"]["labels"]["app"], "sidecar-injector");

@@ -526,9 +526,19 @@ fn contents(c: &Cluster) -> BTreeMap<String, Value> {
         .iter()
         .map(|o| {
             let mut o = o.clone();
-            let k = key(&o["kind"], &o["metadata"]["namespace"], &o["metadata"]["name"]);
+            let k = key(
+                &o["kind"],
+                &o["metadata"]["namespace"],
+                &o["metadata"]["name"],
+            );
             if let Some(m) = o["metadata"].as_object_mut() {
-                for f in ["uid", "resourceVersion", "managedFields", "creationTimestamp", "generation"] {
+                for f in [
+                    "uid",
+                    "resourceVersion",
+                    "managedFields",
+                    "creationTimestamp",
+                    "generation",
+                ] {
                     m.remove(f);
                 }
                 if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
@@ -601,7 +611,9 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     scenario::install_canary(&c, CANARY).unwrap();
     let proxy =
         FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
-    let kubeconfig = proxy.write_kubeconfig(home.path(), c.admin_token()).unwrap();
+    let kubeconfig = proxy
+        .write_kubeconfig(home.path(), c.admin_token())
+        .unwrap();
     let deploy: &'static str = "/deployments/istiod-1-30-3";
     // The first delete of a path is the engine's dry run: let it through.
     let dry = |path: &str| {
@@ -613,17 +625,31 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     let before = contents(&c);
 
     // 1. 503s on the Deployment's delete: webhooks (phase 1) are gone by then.
-    proxy.set_rules(vec![dry(deploy), Rule::status(503).method("DELETE").path_contains(deploy)]);
-    let out = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]).wait_with_output().unwrap();
+    proxy.set_rules(vec![
+        dry(deploy),
+        Rule::status(503).method("DELETE").path_contains(deploy),
+    ]);
+    let out = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"])
+        .wait_with_output()
+        .unwrap();
     let (_, stderr) = expect(&out, 3);
-    assert!(stderr.contains("was rolled back: the cluster is as before"), "{stderr}");
-    assert!(stderr.contains("hint: the objects as they were are in "), "{stderr}");
+    assert!(
+        stderr.contains("was rolled back: the cluster is as before"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the objects as they were are in "),
+        "{stderr}"
+    );
     assert!(!stderr.contains(c.admin_token()), "no token in the output");
     assert_same(&before, &contents(&c), "after a 503 mid-change");
 
     // 2. SIGINT while the Deployment's delete hangs.
     proxy.clear_requests();
-    proxy.set_rules(vec![dry(deploy), Rule::hang().method("DELETE").path_contains(deploy).times(1)]);
+    proxy.set_rules(vec![
+        dry(deploy),
+        Rule::hang().method("DELETE").path_contains(deploy).times(1),
+    ]);
     let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
     wait_for_requests(&proxy, 2, delete_of(deploy));
     let killed = Command::new("kill")
@@ -649,19 +675,53 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
             .path_contains(mwc)
             .times(1),
         dry(svc),
-        Rule::status(429).method("DELETE").path_contains(svc).times(2),
+        Rule::status(429)
+            .method("DELETE")
+            .path_contains(svc)
+            .times(2),
     ]);
     let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
     wait_for_requests(&proxy, 2, delete_of(mwc));
-    kubectl(&c, &["delete", "configmap", "-n", "istio-system", "istio-1-30-3", "--wait"]);
     kubectl(
         &c,
-        &["create", "configmap", "-n", "istio-system", "istio-1-30-3", "--from-literal=owner=someone-else"],
+        &[
+            "delete",
+            "configmap",
+            "-n",
+            "istio-system",
+            "istio-1-30-3",
+            "--wait",
+        ],
+    );
+    kubectl(
+        &c,
+        &[
+            "create",
+            "configmap",
+            "-n",
+            "istio-system",
+            "istio-1-30-3",
+            "--from-literal=owner=someone-else",
+        ],
     );
     let out = child.wait_with_output().unwrap();
     let (stdout, _) = expect(&out, 0);
-    assert!(stdout.contains("✔ Uninstalled revision `1-30-3`"), "{stdout}");
-    let cm = kubectl(&c, &["get", "configmap", "-n", "istio-system", "istio-1-30-3", "-o", "jsonpath={.data.owner}"]);
+    assert!(
+        stdout.contains("✔ Uninstalled revision `1-30-3`"),
+        "{stdout}"
+    );
+    let cm = kubectl(
+        &c,
+        &[
+            "get",
+            "configmap",
+            "-n",
+            "istio-system",
+            "istio-1-30-3",
+            "-o",
+            "jsonpath={.data.owner}",
+        ],
+    );
     assert_eq!(cm, "someone-else", "the recreated ConfigMap is left alone");
     let after = objects(&c);
     assert!(!after.contains("Deployment/istio-system/istiod-1-30-3"));

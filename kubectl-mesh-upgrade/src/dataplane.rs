@@ -125,21 +125,19 @@ fn outcome(e: &Execution) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut done = Vec::new();
     let mut failed = Vec::new();
     let mut untouched = Vec::new();
-    for (r, verb, s) in e.ops.iter().filter(|(_, v, _)| *v == "restart") {
-        let _ = verb;
+    for (i, (r, verb, s)) in e.ops.iter().enumerate() {
+        if *verb != "restart" {
+            continue;
+        }
         match s {
-            OpStatus::Done if Some(r) != failed_wait(e) => done.push(r.to_string()),
+            // Restarted, but its batch did not become ready: failed.
+            OpStatus::Done if e.in_failed_phase(i) => failed.push(r.to_string()),
+            OpStatus::Done | OpStatus::Skipped(_) => done.push(r.to_string()),
             OpStatus::Failed(_) => failed.push(r.to_string()),
             OpStatus::Pending => untouched.push(r.to_string()),
-            _ => failed.push(r.to_string()),
         }
     }
     (done, failed, untouched)
-}
-
-/// A restart whose batch did not become ready counts as failed: the batch that stopped.
-fn failed_wait(_e: &Execution) -> Option<&mesh_common::ObjRef> {
-    None
 }
 
 fn progress(e: &Execution) -> String {

@@ -184,9 +184,16 @@ pub struct Execution {
     pub ops: Vec<(ObjRef, &'static str, OpStatus)>,
     /// Index of the phase that failed, if one did.
     pub failed_phase: Option<usize>,
+    /// The phase of each operation (same order as `ops`).
+    pub phase_of: Vec<usize>,
 }
 
 impl Execution {
+    /// Whether operation `i` belongs to the phase that failed (its waits, if not itself).
+    pub fn in_failed_phase(&self, i: usize) -> bool {
+        self.failed_phase.is_some() && self.phase_of.get(i).copied() == self.failed_phase
+    }
+
     /// Operations done.
     pub fn done(&self) -> impl Iterator<Item = &ObjRef> {
         self.ops
@@ -875,6 +882,14 @@ impl Run {
                 })
                 .collect(),
             failed_phase: self.phase,
+            phase_of: self
+                .checked
+                .plan
+                .phases
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| std::iter::repeat_n(i, p.ops.len()))
+                .collect(),
         }
     }
 }
