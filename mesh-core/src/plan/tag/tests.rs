@@ -525,6 +525,7 @@ fn an_unready_target_blocks() {
 fn moving_keeps_the_existing_webhook_name_and_a_rename_deletes_the_old_one() {
     let mut custom = crate::testkit::injector("default", Some("prod"));
     custom.metadata.name = Some("my-prod-injector".into());
+    custom.metadata.uid = Some("uid-my-prod".into());
     let (snap, inv) = cluster(None).webhook(custom).build();
     let plan = plan_set(&snap, &inv, &overwrite("prod", "1-30-3")).unwrap();
     find(
@@ -546,6 +547,24 @@ fn moving_keeps_the_existing_webhook_name_and_a_rename_deletes_the_old_one() {
     assert_eq!(plan.delete.len(), 1);
     assert_eq!(plan.delete[0].name, "my-prod-injector");
     assert_eq!(plan.steps.last().unwrap().action, Action::Delete);
+    // As a plan of changes: the applies, then the removal of the old webhook by its UID,
+    // waited on; istioctl's tag managers may be taken over from.
+    let changes = plan.changes();
+    let names: Vec<&str> = changes.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["tag objects", "removals"]);
+    let crate::change::Op::Delete { target, uid } = &changes.phases[1].ops[0] else {
+        panic!("{:?}", changes.phases[1])
+    };
+    assert_eq!(target.name, "my-prod-injector");
+    assert_eq!(
+        uid.as_deref(),
+        Some("uid-my-prod"),
+        "deletes carry the UID read"
+    );
+    assert!(
+        matches!(&changes.phases[1].waits[0], crate::change::Wait::Gone { uid: u, .. } if u == uid)
+    );
+    assert!(changes.takeover.contains("istio-ci") && changes.takeover.contains("istio-operator"));
 }
 
 #[test]

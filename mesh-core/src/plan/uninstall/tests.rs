@@ -780,3 +780,37 @@ impl World {
         self
     }
 }
+
+#[test]
+fn the_changes_are_one_phase_per_step_each_delete_waited_on_by_uid() {
+    let plan = canary_done().plan(rev("default"), false).unwrap();
+    let changes = plan.changes();
+    let names: Vec<&str> = changes.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "webhook configurations",
+            "workloads and services",
+            "configuration and RBAC"
+        ]
+    );
+    assert_eq!(changes.len(), plan.steps.len());
+    for phase in &changes.phases {
+        assert_eq!(phase.ops.len(), phase.waits.len());
+        for (op, wait) in phase.ops.iter().zip(&phase.waits) {
+            let (
+                crate::change::Op::Delete { target, uid },
+                crate::change::Wait::Gone { target: t, uid: u },
+            ) = (op, wait)
+            else {
+                panic!("{op:?} {wait:?}")
+            };
+            assert_eq!(
+                (target, uid),
+                (t, u),
+                "the wait follows the deleted object's UID"
+            );
+        }
+    }
+    assert!(changes.takeover.is_empty(), "uninstall applies nothing");
+}
