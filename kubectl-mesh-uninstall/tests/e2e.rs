@@ -588,6 +588,22 @@ fn wait_for_requests(
     }
 }
 
+/// `kubectl-mesh-upgrade` next to this test's binary, built if this run did not build it.
+fn sibling_upgrade() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "kubectl-mesh-upgrade"])
+        .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build kubectl-mesh-upgrade");
+    dir.join("kubectl-mesh-upgrade")
+}
+
 /// A DELETE of `path`. Deletes carry their dry-run flag in the body, which the proxy does not
 /// read: the engine's dry run sends each delete once before the first change, so the real
 /// delete is the second one.
@@ -598,7 +614,8 @@ fn delete_of(path: &'static str) -> impl Fn(&mesh_testbed::fault::RequestRecord)
 /// The change engine under uninstall, on one cluster (each failed run leaves it as it was):
 /// 1. 503s on a delete of the second phase (through the fault proxy): the webhooks deleted in the
 ///    first phase are restored, every object compared before and after is as before, exit 3;
-/// 2. SIGINT while the second phase waits on the API server: rolled back the same way;
+/// 2. SIGINT while the second phase waits on the API server: rolled back the same way; a second
+///    SIGINT during the rollback stops it and names the command that finishes it, which does;
 /// 3. an object recreated with a new UID while the uninstall runs is left alone, and 429s with
 ///    Retry-After on a delete are waited out: the uninstall completes.
 #[test]
@@ -662,6 +679,59 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     assert!(stderr.contains("interrupted by Ctrl-C"), "{stderr}");
     assert!(stderr.contains("was rolled back"), "{stderr}");
     assert_same(&before, &contents(&c), "after SIGINT");
+
+    // 2b. A second Ctrl-C stops the rollback and says so; `kubectl mesh upgrade rollback` with
+    //     the backup it names then restores everything.
+    proxy.clear_requests();
+    let mwcs: &'static str = "/mutatingwebhookconfigurations";
+    proxy.set_rules(vec![
+        dry(deploy),
+        Rule::hang().method("DELETE").path_contains(deploy).times(1),
+        Rule::hang().method("POST").path_contains(mwcs).times(1),
+    ]);
+    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
+    let pid = child.id().to_string();
+    wait_for_requests(&proxy, 2, delete_of(deploy));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for_requests(&proxy, 1, |r| r.method == "POST" && r.path.ends_with(mwcs));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains("the rollback was stopped by Ctrl-C"),
+        "{stderr}"
+    );
+    let backup = stderr
+        .split("kubectl mesh upgrade rollback ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
+        .to_owned();
+    let restore = Command::new(sibling_upgrade())
+        .args(["rollback", &backup, "-y", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    expect(&restore, 0);
+    assert_same(
+        &before,
+        &contents(&c),
+        "after a stopped rollback and `upgrade rollback`",
+    );
 
     // 3. While the first webhook delete is held up, the canary's mesh ConfigMap is recreated
     //    (a new UID); the Service's delete gets two 429s with Retry-After.
