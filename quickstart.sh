@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --release --locked -p kubectl-mesh -p kubectl-mesh-precheck -p kubectl-mesh-tag \
-  -p kubectl-mesh-uninstall -p mesh-testbed
+  -p kubectl-mesh-uninstall -p kubectl-mesh-upgrade -p mesh-testbed
 export PATH="$PWD/target/release:$PATH"
 if kubectl-mesh-precheck --request-timeout 5s -o json >/dev/null 2>&1 || [ $? -eq 1 ]; then
   echo "Using your current kubeconfig context." >&2
