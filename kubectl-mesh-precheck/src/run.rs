@@ -35,17 +35,7 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
             )
             .hint("generate it with `istioctl manifest generate` or `helm template`")
         })?;
-        let objects = m
-            .objects
-            .iter()
-            .map(|o| {
-                (
-                    o.api_version().to_owned(),
-                    o.kind().to_owned(),
-                    o.namespace().map(str::to_owned),
-                )
-            })
-            .collect();
+        let objects = m.object_kinds();
         return Ok(Wanted {
             revision: args.revision.clone().or(Some(m.revision)),
             version: Some(m.version),

@@ -62,20 +62,6 @@ fn refs(manifest: &Manifest, istio_ns: &str) -> Vec<ObjRef> {
     out
 }
 
-fn access(manifest: &Manifest) -> Vec<checks::ObjectKind> {
-    manifest
-        .objects
-        .iter()
-        .map(|o| {
-            (
-                o.api_version().to_owned(),
-                o.kind().to_owned(),
-                o.namespace().map(str::to_owned),
-            )
-        })
-        .collect()
-}
-
 /// `kubectl mesh upgrade -f ...`.
 pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     let a = &args.upgrade;
@@ -88,7 +74,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     }
     let manifest = read_manifest(&a.files)?;
     let ns = args.kube.istio_namespace.clone();
-    let asks = checks::required_access(&access(&manifest), &ns);
+    let asks = checks::required_access(&manifest.object_kinds(), &ns);
     let loaded = load::load(args, asks, &mut printer).await?;
     let live = load::live_objects(&loaded, &refs(&manifest, &ns)).await?;
     let req = upgrade::Request {

@@ -164,6 +164,35 @@ impl Wait {
     }
 }
 
+/// The images of a workload object's pod template, by container name.
+pub fn template_images(obj: &Value) -> BTreeMap<String, String> {
+    obj.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["name"].as_str()?.to_owned(),
+                c["image"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// For a Deployment, StatefulSet or DaemonSet: a wait until it runs the template of `obj`.
+pub fn rollout_to(r: &ObjRef, obj: &Value) -> Option<Wait> {
+    if !matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
+        return None;
+    }
+    Some(Wait::Rollout {
+        target: r.clone(),
+        expect: Expected {
+            images: template_images(obj),
+            proxy: None,
+        },
+    })
+}
+
 /// One step of a plan: operations, then waits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Phase {

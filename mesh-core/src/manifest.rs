@@ -168,6 +168,20 @@ fn images(v: &Value) -> Vec<&str> {
 }
 
 impl Manifest {
+    /// (apiVersion, kind, namespace) of every object: what the access reviews ask about.
+    pub fn object_kinds(&self) -> Vec<(String, String, Option<String>)> {
+        self.objects
+            .iter()
+            .map(|o| {
+                (
+                    o.api_version().to_owned(),
+                    o.kind().to_owned(),
+                    o.namespace().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
     /// Parses a manifest and finds its target.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
         Self::parse_files(&[(String::new(), text.to_owned())])

@@ -24,7 +24,7 @@ use std::{
 
 use futures::{StreamExt, future::try_join_all, stream};
 use mesh_core::{
-    change::{ChangePlan, Expected, Op, RESTARTED_AT, Wait},
+    change::{ChangePlan, Op, RESTARTED_AT, Wait, rollout_to},
     error::Classify,
 };
 use serde_json::{Value, json};
@@ -675,7 +675,7 @@ impl Engine {
             match self.objects.restore(obj, false).await {
                 Ok(_) => {
                     report.restored += 1;
-                    if let Some(w) = rollout_back(&r, obj) {
+                    if let Some(w) = rollout_to(&r, obj) {
                         waits.push(w);
                     }
                 }
@@ -736,32 +736,6 @@ fn applied_by_us(obj: &Value) -> bool {
         .into_iter()
         .flatten()
         .any(|m| m["manager"] == FIELD_MANAGER)
-}
-
-/// After restoring a workload, wait until it runs its old template again.
-fn rollout_back(r: &ObjRef, obj: &Value) -> Option<Wait> {
-    if !matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
-        return None;
-    }
-    let images = obj
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            Some((
-                c["name"].as_str()?.to_owned(),
-                c["image"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
-    Some(Wait::Rollout {
-        target: r.clone(),
-        expect: Expected {
-            images,
-            proxy: None,
-        },
-    })
 }
 
 fn crd_for(crds: &BTreeSet<String>, group: &str, kind: &str) -> bool {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::{
     ObjRef,
-    change::{ChangePlan, Expected, Op, Phase, Wait},
+    change::{ChangePlan, Op, Phase, Wait, rollout_to},
     plan::upgrade::diff,
 };
 
@@ -110,25 +110,12 @@ pub fn plan(
         restore.ops.push(Op::Restore {
             object: obj.clone(),
         });
-        restore.waits.extend(rollout(&r, obj));
+        restore.waits.extend(rollout_to(&r, obj));
     }
     let mut changes = ChangePlan::default();
     changes.push(remove);
     changes.push(restore);
     RollbackPlan { steps, changes }
-}
-
-fn rollout(r: &ObjRef, obj: &Value) -> Option<Wait> {
-    if !matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
-        return None;
-    }
-    Some(Wait::Rollout {
-        target: r.clone(),
-        expect: Expected {
-            images: super::upgrade::images(obj),
-            proxy: None,
-        },
-    })
 }
 
 #[cfg(test)]

@@ -24,11 +24,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use diff::{FieldChange, ObjectDiff};
-pub use objects::{COMPONENT, NOT_PRUNED, PRUNABLE, Step, images};
+pub use objects::{COMPONENT, NOT_PRUNED, PRUNABLE, Step};
 
 use crate::{
     ObjRef,
-    change::{ChangePlan, Expected, Op, Phase, Wait},
+    change::{ChangePlan, Op, Phase, Wait, rollout_to},
     checks::{self, Category, Context, Finding, Outcome, TargetMode},
     error::{Class, Classify},
     inventory::{InstallMethod, Inventory, injected_revision},
@@ -480,13 +480,7 @@ fn wait_for(p: &Planned) -> Option<Wait> {
         "CustomResourceDefinition" => Some(Wait::Established {
             crd: p.r.name.clone(),
         }),
-        "Deployment" | "DaemonSet" | "StatefulSet" => Some(Wait::Rollout {
-            target: p.r.clone(),
-            expect: Expected {
-                images: objects::images(&p.object),
-                proxy: None,
-            },
-        }),
+        "Deployment" | "DaemonSet" | "StatefulSet" => rollout_to(&p.r, &p.object),
         _ => None,
     }
 }

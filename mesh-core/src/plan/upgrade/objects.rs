@@ -255,18 +255,3 @@ pub fn prune(
     }
     (out.into_values().collect(), kept.into_iter().collect())
 }
-
-/// The images of a workload's containers, by container name.
-pub fn images(obj: &Value) -> BTreeMap<String, String> {
-    obj.pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            Some((
-                c["name"].as_str()?.to_owned(),
-                c["image"].as_str()?.to_owned(),
-            ))
-        })
-        .collect()
-}
