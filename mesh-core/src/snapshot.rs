@@ -566,6 +566,36 @@ pub enum SnapshotFileError {
     KubeVersion(#[source] crate::version::VersionError),
 }
 
+/// Sources a snapshot file can hold (all but the version and the access reviews).
+pub const FILE_SOURCES: [Source; 12] = [
+    Source::Namespaces,
+    Source::Deployments,
+    Source::DaemonSets,
+    Source::Services,
+    Source::EndpointSlices,
+    Source::ConfigMaps,
+    Source::MutatingWebhooks,
+    Source::ValidatingWebhooks,
+    Source::Crds,
+    Source::Pdbs,
+    Source::Pods,
+    Source::EnvoyFilters,
+];
+
+/// Annotation of the `List` `--dump-snapshot` writes: the sources it read (comma-separated,
+/// e.g. `namespaces,pods`), so a kind with no objects reads back as "none", not "unknown".
+pub const SOURCES_ANNOTATION: &str = "kubectl-mesh.dev/sources";
+
+impl Source {
+    /// The name used in [`SOURCES_ANNOTATION`].
+    pub fn key(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
 /// The header line `--dump-snapshot` writes so the Kubernetes version survives a round trip.
 pub const KUBE_VERSION_HEADER: &str = "# kube-version: ";
 
@@ -579,6 +609,7 @@ impl ClusterSnapshot {
             istio_namespace: istio_namespace.to_owned(),
             ..Default::default()
         };
+        let declared = declared_sources(&docs);
         let mut items = Vec::new();
         for doc in docs {
             flatten_items(doc, &mut items);
@@ -591,7 +622,58 @@ impl ClusterSnapshot {
                 Some(KubeVersion::parse(v).map_err(SnapshotFileError::KubeVersion)?);
         }
         snap.access_gap_for_file();
+        snap.unread_gaps(declared.as_ref());
         Ok(snap)
+    }
+
+    /// How many objects of a source the snapshot holds.
+    fn count(&self, source: Source) -> usize {
+        match source {
+            Source::Namespaces => self.namespaces.len(),
+            Source::Deployments => self.deployments.len(),
+            Source::DaemonSets => self.daemonsets.len(),
+            Source::Services => self.services.len(),
+            Source::EndpointSlices => self.endpoint_slices.len(),
+            Source::ConfigMaps => self.config_maps.len(),
+            Source::MutatingWebhooks => self.mutating_webhooks.len(),
+            Source::ValidatingWebhooks => self.validating_webhooks.len(),
+            Source::Crds => self.crds.len(),
+            Source::Pdbs => self.pdbs.len(),
+            Source::Pods => self.pods.len(),
+            Source::EnvoyFilters => self.envoy_filters.len(),
+            Source::Version | Source::Access => 0,
+        }
+    }
+
+    /// A kind a file does not hold is unknown, not empty: a gap, so the checks that need it
+    /// say `skipped` instead of judging nothing. A file that declares what it read (the
+    /// [`SOURCES_ANNOTATION`] `--dump-snapshot` writes) is taken at its word.
+    fn unread_gaps(&mut self, declared: Option<&std::collections::BTreeSet<Source>>) {
+        for source in FILE_SOURCES {
+            let read = match declared {
+                Some(d) => d.contains(&source),
+                None => self.count(source) > 0,
+            };
+            if read {
+                continue;
+            }
+            let reason = match declared {
+                Some(_) => format!("the snapshot file was taken without {}", source.describe()),
+                None => format!(
+                    "the snapshot file has no {}: a dump cannot tell none from not dumped (add them, or use --dump-snapshot)",
+                    source.describe()
+                ),
+            };
+            self.add_gap(source, reason);
+        }
+    }
+
+    /// The sources read without a gap, for [`SOURCES_ANNOTATION`].
+    pub fn read_sources(&self) -> Vec<Source> {
+        FILE_SOURCES
+            .into_iter()
+            .filter(|s| self.gap(*s).is_none())
+            .collect()
     }
 
     fn access_gap_for_file(&mut self) {
@@ -699,7 +781,13 @@ impl ClusterSnapshot {
                 .iter()
                 .filter_map(|o| serde_json::to_value(o).ok()),
         );
-        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        let sources: Vec<String> = self.read_sources().into_iter().map(Source::key).collect();
+        let list = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "metadata": {"annotations": {SOURCES_ANNOTATION: sources.join(",")}},
+            "items": items,
+        });
         let mut out = String::new();
         if let Some(v) = &self.kube_version {
             out.push_str(&format!("{KUBE_VERSION_HEADER}{v}\n"));
@@ -707,6 +795,21 @@ impl ClusterSnapshot {
         out.push_str(&serde_saphyr::to_string(&list)?);
         Ok(out)
     }
+}
+
+/// The sources a file declares it read, if it declares them.
+fn declared_sources(docs: &[Value]) -> Option<std::collections::BTreeSet<Source>> {
+    let text = docs.iter().find_map(|d| {
+        d.pointer("/metadata/annotations")?
+            .get(SOURCES_ANNOTATION)?
+            .as_str()
+    })?;
+    Some(
+        text.split(',')
+            .filter(|k| !k.trim().is_empty())
+            .filter_map(|k| serde_json::from_value(Value::String(k.trim().to_owned())).ok())
+            .collect(),
+    )
 }
 
 fn yaml_options() -> serde_saphyr::Options {
@@ -843,6 +946,54 @@ items:
         assert_eq!(again.pods, snap.pods);
         assert_eq!(again.namespaces, snap.namespaces);
         assert_eq!(again.others, snap.others);
+    }
+
+    #[test]
+    fn a_kind_a_dump_lacks_is_unknown_not_empty() {
+        use crate::{
+            checks::{Context, Outcome, run_all},
+            inventory::Inventory,
+            testkit::Snap,
+        };
+        let (healthy, _) = Snap::new().control_plane("default", "1.29.6").build();
+        // A hand-made `kubectl get ... -o yaml` dump without EndpointSlices (and no annotation).
+        let mut v: Value = serde_saphyr::from_str(&healthy.to_yaml().unwrap()).unwrap();
+        v["metadata"] = Value::Null;
+        let items = v["items"].as_array_mut().unwrap();
+        items.retain(|i| i["kind"] != "EndpointSlice");
+        let text = serde_saphyr::to_string(&v).unwrap();
+        let snap = ClusterSnapshot::from_yaml(&text, "istio-system").unwrap();
+        let gap = snap.gap(Source::EndpointSlices).unwrap();
+        assert!(
+            gap.reason.contains("cannot tell none from not dumped"),
+            "{}",
+            gap.reason
+        );
+        let inv = Inventory::from_snapshot(&snap);
+        let ctx = Context {
+            snap: &snap,
+            inv: &inv,
+            target: None,
+            canary_requested: false,
+        };
+        let findings = run_all(&ctx);
+        let svc = findings
+            .iter()
+            .find(|f| f.id == "webhooks.service")
+            .unwrap();
+        assert_eq!(svc.result, Outcome::Skipped, "{}", svc.message);
+        assert!(
+            !findings.iter().any(|f| f.result == Outcome::Error),
+            "{findings:#?}"
+        );
+        // The tool's own dump declares what it read: an empty kind reads back as none.
+        let dumped =
+            ClusterSnapshot::from_yaml(&healthy.to_yaml().unwrap(), "istio-system").unwrap();
+        assert!(
+            dumped.gap(Source::EnvoyFilters).is_none(),
+            "declared read, just empty"
+        );
+        assert!(dumped.gap(Source::EndpointSlices).is_none());
     }
 
     #[test]
