@@ -6,10 +6,11 @@
 #   krew/release.sh --bot-template      # print krew/.krew.yaml (krew-release-bot template)
 #
 # For each platform (linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; default
-# all) it runs `cargo build --bins` of the workspace's default members, then packs every product
-# binary cargo produced (kubectl-mesh, kubectl-mesh-{precheck,tag,uninstall,upgrade} when they
-# exist, kubectl_complete-mesh), LICENSE and README.md, flat (no directory prefix, no symlinks,
-# binaries 0755), into DIR/kubectl-mesh-v<version>-<os>-<arch>.tar.gz (.zip on Windows).
+# all) it runs `cargo build --bins` of the workspace's default members, then packs the dispatcher
+# kubectl-mesh, every subcommand binary (kubectl-mesh-{precheck,upgrade,tag,uninstall}; a build
+# that did not produce one of them fails), kubectl_complete-mesh, LICENSE and README.md, flat (no
+# directory prefix, no symlinks, binaries 0755), into DIR/kubectl-mesh-v<version>-<os>-<arch>.tar.gz
+# (.zip on Windows).
 # The host platform builds without --target (into the ordinary target dir); another platform is
 # built only when its Rust std is installed (`rustup target add ...`) and skipped otherwise, or
 # when its build fails (no cross linker); every skip is reported with its reason, and
@@ -18,15 +19,30 @@
 # with each archive's uri (<uri-base>/v<version>/<archive>; default the GitHub release of the
 # workspace `repository`) and lowercase sha256, writes DIR/SHA256SUMS, and checks the manifest
 # with validate-krew-manifest --skip-install when that is on PATH.
+# Profiles other than `release` (debug builds, e.g. for the krew install test) have the debug info
+# stripped from the packed copies of the host's binaries (`strip -S`, ~150 MB less per binary to
+# compress, serve and unpack) and are compressed with gzip -1 instead of -9; the release profile is
+# packed as cargo built it (already stripped).
 # Environment: CARGO (default cargo), CARGO_TARGET_DIR, SOURCE_DATE_EPOCH (archive mtimes;
 # default: the last commit's time).
 set -euo pipefail
+
+# Run under `cargo test` (the krew install test), this script inherits the variables cargo sets for
+# the crate under test. Dependencies' build scripts that declare them with rerun-if-env-changed
+# (ring does: CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...) would rerun, rebuilding ring, rustls, kube
+# and every binary here, and again on the next plain `cargo build`: drop them.
+unset OUT_DIR CARGO_MANIFEST_DIR CARGO_MANIFEST_PATH CARGO_MANIFEST_LINKS CARGO_CRATE_NAME \
+  CARGO_BIN_NAME CARGO_PRIMARY_PACKAGE CARGO_TARGET_TMPDIR CARGO_RUSTC_CURRENT_DIR
+for v in $(compgen -e); do
+  case $v in CARGO_PKG_*) unset "$v" ;; esac
+done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 template=$root/krew/mesh.yaml.tmpl
 cargo=${CARGO:-cargo}
 all_platforms=(linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64)
-bins=(kubectl-mesh kubectl-mesh-precheck kubectl-mesh-tag kubectl-mesh-uninstall kubectl-mesh-upgrade
+# Every binary an archive must hold: the dispatcher, the subcommands, the completion helper.
+bins=(kubectl-mesh kubectl-mesh-precheck kubectl-mesh-upgrade kubectl-mesh-tag kubectl-mesh-uninstall
   kubectl_complete-mesh)
 
 log() { printf '[release] %s\n' "$*" >&2; }
@@ -135,10 +151,10 @@ pack() {
       if tar --version 2>/dev/null | grep -q 'GNU tar'; then
         # shellcheck disable=SC2086
         tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
-          -cf - $files | gzip -n -9 >"$archive"
+          -cf - $files | gzip -n "-$gzip_level" >"$archive"
       else
         # shellcheck disable=SC2086
-        tar -C "$stage" -cf - $files | gzip -n -9 >"$archive"
+        tar -C "$stage" -cf - $files | gzip -n "-$gzip_level" >"$archive"
       fi ;;
   esac
 }
@@ -161,15 +177,18 @@ build_platform() {
     skip "$platform" "cargo build --target $target failed (missing cross linker?); see $buildlog"
     return 0
   fi
-  local built=0 b path
+  local b path
   for b in "${bins[@]}"; do
     path=$(grep -o "\"executable\":\"[^\"]*/$b$exe\"" "$work/cargo-$os-$arch.json" | tail -n1 \
       | sed 's/^"executable":"//; s/"$//') || true
-    [ -n "$path" ] && [ -f "$path" ] || continue
+    [ -n "$path" ] && [ -f "$path" ] \
+      || die "cargo built no $b$exe for $target" \
+        "every binary in \`bins\` of krew/release.sh must come from a default member of the workspace"
     install -m 0755 "$path" "$stage/$b$exe"   # copies the file itself, never a symlink
-    built=$((built + 1))
+    if [ "$profile" != release ] && [ "$target" = "$host" ] && command -v strip >/dev/null; then
+      strip -S "$stage/$b$exe" || log "could not strip the debug info of $b$exe; packing it whole"
+    fi
   done
-  [ -f "$stage/kubectl-mesh$exe" ] || die "cargo built no kubectl-mesh$exe for $target"
   install -m 0644 "$root/LICENSE" "$stage/LICENSE"
   install -m 0644 "$readme" "$stage/README.md"
   pack "$stage" "$archive"
@@ -203,6 +222,8 @@ main() {
     esac
     shift
   done
+  gzip_level=9
+  [ "$profile" = release ] || gzip_level=1
   [ "$(basename "$manifest")" = mesh.yaml ] || die "the manifest must be named mesh.yaml (krew requires <plugin>.yaml)"
   [ -f "$root/LICENSE" ] || die "LICENSE is missing at the repository root"
   readme=$root/README.md

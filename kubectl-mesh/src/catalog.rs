@@ -20,7 +20,7 @@ pub const PRODUCT: &[Entry] = &[
     },
     Entry {
         name: "upgrade",
-        summary: "Upgrade, downgrade or canary-install an Istio control plane",
+        summary: "Upgrade, downgrade or canary-install a control plane; move the data plane; roll back",
     },
     Entry {
         name: "tag",

@@ -102,18 +102,34 @@ fn filter<'a>(names: impl IntoIterator<Item = &'a str>, prefix: &str) -> Vec<Str
 }
 
 /// Completes within a subcommand from its `--help`: nested subcommands are followed
-/// (`tag set --<TAB>` reads `kubectl-mesh-tag set --help`), then flags are offered for
-/// `-`, nothing after a flag that takes a value (the shell completes files), else the
-/// nested subcommand names.
+/// (`tag set --<TAB>` reads `kubectl-mesh-tag set --help`; the value of a flag that takes
+/// one is skipped on the way), then flags are offered for `-`, nothing after a flag that
+/// takes a value (the shell completes files), else the nested subcommand names — but not
+/// after a positional argument, nor after a flag when the usage shows that the subcommands
+/// cannot follow flags (`kubectl mesh upgrade -f x.yaml <TAB>` is no place for `dataplane`).
 fn from_help(binary: &std::path::Path, args: &[String], current: &str) -> Completion {
     let mut path: Vec<&str> = Vec::new();
     let mut help = run_help(binary, &path);
-    for word in args.iter().filter(|w| !w.starts_with('-')) {
-        if !commands_in_help(&help).iter().any(|(name, _)| name == word) {
+    // What was typed since the innermost subcommand.
+    let (mut flag_typed, mut positional_typed) = (false, false);
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        if word == "--" {
+            positional_typed = true;
             break;
         }
-        path.push(word);
-        help = run_help(binary, &path);
+        if word.starts_with('-') && word.len() > 1 {
+            flag_typed = true;
+            if !word.contains('=') && takes_value(&flags_in_help(&help), word) {
+                words.next();
+            }
+        } else if !positional_typed && commands_in_help(&help).iter().any(|(n, _)| n == word) {
+            path.push(word);
+            help = run_help(binary, &path);
+            flag_typed = false;
+        } else {
+            positional_typed = true;
+        }
     }
     let flags = flags_in_help(&help);
     if current.starts_with('-') {
@@ -126,20 +142,23 @@ fn from_help(binary: &std::path::Path, args: &[String], current: &str) -> Comple
             DIRECTIVE_NO_FILE_COMP,
         );
     }
-    let after_value_flag = args.last().is_some_and(|prev| {
-        flags
-            .iter()
-            .any(|f| f.takes_value && f.names.iter().any(|n| n == prev))
-    });
+    let after_value_flag = args.last().is_some_and(|prev| takes_value(&flags, prev));
+    let commands_fit = !positional_typed && (!flag_typed || commands_follow_flags(&help));
     let commands: Vec<String> = commands_in_help(&help)
         .into_iter()
-        .filter(|(name, _)| name.starts_with(current))
+        .filter(|(name, _)| commands_fit && name.starts_with(current))
         .map(|(name, summary)| format!("{name}\t{summary}"))
         .collect();
     if after_value_flag || commands.is_empty() {
         return Completion::of(Vec::new(), DIRECTIVE_DEFAULT);
     }
     Completion::of(commands, DIRECTIVE_NO_FILE_COMP)
+}
+
+fn takes_value(flags: &[Flag], word: &str) -> bool {
+    flags
+        .iter()
+        .any(|f| f.takes_value && f.names.iter().any(|n| n == word))
 }
 
 fn run_help(binary: &std::path::Path, path: &[&str]) -> String {
@@ -163,27 +182,49 @@ pub struct Flag {
     pub takes_value: bool,
 }
 
-/// The flags in clap-style help: lines starting with `-` after indentation, like
-/// `  -n, --namespace <NAMESPACE>  Namespace to read`.
+/// The flags in clap-style help: lines indented by two to six spaces that start with `-`,
+/// like `  -n, --namespace <NAMESPACE>  Namespace to read` or `      --dry-run` (deeper lines
+/// are descriptions and possible values, unindented ones the about text, which may wrap
+/// onto a line starting with a flag), each spelling once.
 pub fn flags_in_help(help: &str) -> Vec<Flag> {
-    help.lines()
-        .map(str::trim_start)
-        .filter(|l| l.starts_with('-'))
-        .map(|l| {
-            let spec = l.split("  ").next().unwrap_or(l);
-            let names = spec
-                .split(", ")
-                .filter_map(|item| item.split([' ', '=', '[']).next())
-                .filter(|n| n.starts_with('-') && n.len() > 1)
-                .map(str::to_owned)
-                .collect();
-            Flag {
+    let mut flags: Vec<Flag> = Vec::new();
+    for line in help.lines() {
+        let l = line.trim_start_matches(' ');
+        if !(2..=6).contains(&(line.len() - l.len())) || !l.starts_with('-') {
+            continue;
+        }
+        let spec = l.split("  ").next().unwrap_or(l);
+        let names: Vec<String> = spec
+            .split(", ")
+            .filter_map(|item| item.split([' ', '=', '[']).next())
+            .filter(|n| n.starts_with('-') && n.len() > 1)
+            .filter(|n| !flags.iter().any(|f| f.names.iter().any(|x| x == n)))
+            .map(str::to_owned)
+            .collect();
+        if !names.is_empty() {
+            flags.push(Flag {
                 names,
                 takes_value: spec.contains('<') || spec.contains('='),
-            }
-        })
-        .filter(|f| !f.names.is_empty())
-        .collect()
+            });
+        }
+    }
+    flags
+}
+
+/// Whether the usage lets flags come before a nested subcommand: some usage line naming
+/// `COMMAND` also has `[OPTIONS]` (`tag [OPTIONS] <COMMAND>`), or none names it. clap's
+/// `args_conflicts_with_subcommands` prints `upgrade [OPTIONS] --filename <FILE>` and
+/// `upgrade <COMMAND>` on separate lines: flags there rule the subcommands out.
+pub fn commands_follow_flags(help: &str) -> bool {
+    let mut usage = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Usage:"))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with(' ') && !l.trim().is_empty())
+        .map(|(_, l)| l)
+        .filter(|l| l.contains("COMMAND"))
+        .peekable();
+    usage.peek().is_none() || usage.any(|l| l.contains("[OPTIONS]"))
 }
 
 /// `(name, summary)` of each entry in the `Commands:` section of clap-style help
@@ -342,6 +383,86 @@ Options:
         assert_eq!(flag("--color").map(|f| f.takes_value), Some(true));
         assert_eq!(flag("--kubeconfig").map(|f| f.names.len()), Some(1));
         assert_eq!(flags.len(), 5);
+    }
+
+    /// Excerpt of `kubectl-mesh-upgrade --help` (long help: descriptions on their own lines,
+    /// an about text that wraps onto a line starting with `--canary`, two usage lines).
+    const UPGRADE_HELP: &str = "\
+Upgrade, downgrade or canary-install an Istio control plane from a manifest.
+
+Exit codes: 0 done (or nothing to change, or a clean --dry-run); 1 refused (guardrail, Helm,
+--canary missing, answered no, no --yes without a terminal, field conflict); 2 bad input
+
+Usage: kubectl mesh upgrade [OPTIONS] --filename <FILE|DIR|->
+       kubectl mesh upgrade <COMMAND>
+
+Commands:
+  dataplane  Move namespaces to a revision or tag and restart workloads onto its proxy, in batches
+  rollback   Undo a change: restore the latest backup of this cluster (or the one named)
+  help       Print this message or the help of the given subcommand(s)
+
+Options:
+  -f, --filename <FILE|DIR|->
+          Manifest of the target version: a file, a directory of .yaml/.yml/.json files, or `-` for
+          stdin (repeatable)
+
+      --canary
+          Install the manifest's revision as a new control plane beside the installed ones
+
+      --timeout <DURATION>
+          How long each wait may take (CRDs established, istiod and gateways rolled out)
+
+          [default: 5m]
+
+  -o, --output <OUTPUT>
+          Output format
+
+          Possible values:
+          - table: Human-readable tables and findings
+          - json:  JSON (versioned schema)
+
+  -h, --help
+          Print help (see a summary with '-h')
+";
+
+    #[test]
+    fn reads_upgrade_help_flags_once_and_not_from_prose() {
+        let flags = flags_in_help(UPGRADE_HELP);
+        let names: Vec<&str> = flags
+            .iter()
+            .flat_map(|f| &f.names)
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "-f",
+                "--filename",
+                "--canary",
+                "--timeout",
+                "-o",
+                "--output",
+                "-h",
+                "--help"
+            ]
+        );
+        let takes: Vec<bool> = flags.iter().map(|f| f.takes_value).collect();
+        assert_eq!(takes, [true, false, true, true, false]);
+        let commands: Vec<String> = commands_in_help(UPGRADE_HELP)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(commands, ["dataplane", "rollback", "help"]);
+    }
+
+    #[test]
+    fn usage_tells_whether_subcommands_may_follow_flags() {
+        assert!(!commands_follow_flags(UPGRADE_HELP));
+        assert!(commands_follow_flags(CLAP_HELP), "tag [OPTIONS] <COMMAND>");
+        assert!(commands_follow_flags(
+            "Usage: kubectl mesh upgrade rollback [OPTIONS] [BACKUP]\n\nOptions:\n"
+        ));
+        assert!(commands_follow_flags("no usage at all"));
     }
 
     #[test]

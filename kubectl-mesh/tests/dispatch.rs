@@ -108,6 +108,81 @@ const FAKE_TAG: &str = r#"case "$*" in
   "set --help") printf 'Usage: kubectl mesh tag set\n\nOptions:\n      --revision <REV>  Revision\n      --overwrite       Replace\n  -h, --help            Print help\n' ;;
 esac"#;
 
+/// Shaped like `kubectl-mesh-upgrade --help` (clap long help): an about text wrapping onto a
+/// line that starts with `--canary`, two usage lines (no subcommand after flags), nested
+/// `dataplane` and `rollback`. Other arguments are echoed.
+const FAKE_UPGRADE: &str = r#"case "$*" in
+  --version) echo "kubectl-mesh-upgrade VERSION" ;;
+  --help) cat <<'EOF'
+Upgrade, downgrade or canary-install an Istio control plane from a manifest.
+
+Exit codes: 0 done; 1 refused (guardrail, Helm,
+--canary missing, answered no); 2 bad input
+
+Usage: kubectl mesh upgrade [OPTIONS] --filename <FILE|DIR|->
+       kubectl mesh upgrade <COMMAND>
+
+Commands:
+  dataplane  Move namespaces to a revision or tag and restart workloads onto its proxy
+  rollback   Undo a change: restore the latest backup of this cluster
+  help       Print this message or the help of the given subcommand(s)
+
+Options:
+  -f, --filename <FILE|DIR|->
+          Manifest of the target version
+
+      --canary
+          Install the manifest's revision as a new control plane
+
+      --dry-run
+          Show the plan; change nothing
+
+  -y, --yes
+          Do not ask for confirmation
+
+      --timeout <DURATION>
+          How long each wait may take
+
+          [default: 5m]
+
+  -h, --help
+          Print help
+EOF
+  ;;
+  "dataplane --help") cat <<'EOF'
+Move namespaces to a revision or tag and restart workloads onto its proxy
+
+Usage: kubectl mesh upgrade dataplane [OPTIONS]
+
+Options:
+  -n, --namespace <NS>
+          Namespace to move or restart (repeatable)
+
+  -A, --all-namespaces
+          Every namespace
+
+      --to-revision <REV|TAG>
+          Relabel the namespaces first
+
+      --batch <BATCH>
+          Workloads restarted at once
+
+  -h, --help
+          Print help
+EOF
+  ;;
+  "rollback --help") printf 'Usage: kubectl mesh upgrade rollback [OPTIONS] [BACKUP]\n\nArguments:\n  [BACKUP]\n          Backup file\n\nOptions:\n      --dry-run\n          Change nothing\n  -h, --help\n          Print help\n' ;;
+  *) for a in "$@"; do printf '<%s>\n' "$a"; done ;;
+esac"#;
+
+fn fake_upgrade(sb: &Sandbox, dir: &str, version: &str) {
+    sb.script(
+        dir,
+        "kubectl-mesh-upgrade",
+        &FAKE_UPGRADE.replace("VERSION", version),
+    );
+}
+
 fn fake_tag(sb: &Sandbox, dir: &str, version: &str) {
     sb.script(
         dir,
@@ -188,6 +263,59 @@ fn usage_lists_only_subcommands_that_exist() {
     );
 }
 
+const UPGRADE_SUMMARY: &str =
+    "Upgrade, downgrade or canary-install a control plane; move the data plane; roll back";
+
+#[test]
+fn upgrade_is_listed_helped_and_run_through_the_dispatcher() {
+    let sb = Sandbox::new("upgrade");
+    fake_tag(&sb, "bin", VERSION);
+    fake_upgrade(&sb, "bin", VERSION);
+    let out = sb.run(&["--help"]);
+    let usage = text(&out.stdout);
+    let line = |name: &str| {
+        usage
+            .lines()
+            .position(|l| l.starts_with(&format!("  {name} ")))
+    };
+    let (upgrade, tag) = (line("upgrade"), line("tag"));
+    assert!(
+        upgrade.is_some() && upgrade < tag,
+        "upgrade listed before tag: {usage}"
+    );
+    assert!(
+        usage.contains(&format!("\n  upgrade     {UPGRADE_SUMMARY}\n")),
+        "{usage}"
+    );
+
+    for args in [&["upgrade", "--help"][..], &["help", "upgrade"]] {
+        let out = sb.run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let help = text(&out.stdout);
+        assert!(help.starts_with("Upgrade, downgrade"), "{args:?}: {help}");
+        assert!(
+            help.contains("Usage: kubectl mesh upgrade [OPTIONS] --filename"),
+            "{help}"
+        );
+    }
+    let out = sb.run(&["upgrade", "dataplane", "--help"]);
+    assert!(
+        text(&out.stdout).contains("Usage: kubectl mesh upgrade dataplane"),
+        "{out:?}"
+    );
+    let out = sb.run(&["upgrade", "-f", "istio.yaml", "--canary", "--dry-run"]);
+    assert_eq!(
+        text(&out.stdout),
+        "<-f>\n<istio.yaml>\n<--canary>\n<--dry-run>\n"
+    );
+    let out = sb.run(&["upgarde", "-f", "x.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: unknown subcommand `upgarde`\nhint: did you mean `upgrade`?\n"
+    );
+}
+
 #[test]
 fn unknown_subcommand_suggests_the_nearest_and_exits_2() {
     let sb = Sandbox::new("unknown");
@@ -244,13 +372,36 @@ fn death_by_signal_is_the_callers_to_see() {
 fn version_reports_every_binary_and_flags_mismatches() {
     let sb = Sandbox::new("version");
     fake_tag(&sb, "bin", VERSION);
+    fake_upgrade(&sb, "bin", VERSION);
     let out = sb.run(&["version"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         text(&out.stdout),
-        format!("kubectl-mesh      {VERSION}\nkubectl-mesh-tag  {VERSION}\n")
+        format!(
+            "kubectl-mesh          {VERSION}\n\
+             kubectl-mesh-upgrade  {VERSION}\n\
+             kubectl-mesh-tag      {VERSION}\n"
+        )
     );
     assert!(out.stderr.is_empty(), "{out:?}");
+
+    // A stale upgrade binary beside the dispatcher (a half-finished manual update).
+    fake_upgrade(&sb, "bin", "0.0.9");
+    let out = sb.run(&["version"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("\nkubectl-mesh-upgrade  0.0.9\n"),
+        "{out:?}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: `kubectl-mesh-upgrade` is version 0.0.9, `kubectl-mesh` is {VERSION} ("
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`kubectl-mesh-tag`"), "{stderr}");
+    fake_upgrade(&sb, "bin", VERSION);
 
     sb.script(
         "path",
@@ -277,6 +428,7 @@ fn version_reports_every_binary_and_flags_mismatches() {
 fn completion_helper_completes_names_and_subcommand_flags() {
     let sb = Sandbox::new("complete");
     fake_tag(&sb, "bin", VERSION);
+    fake_upgrade(&sb, "bin", VERSION);
     // The krew layout: path/ is $KREW_ROOT/bin, bin/ the store directory.
     symlink(
         sb.bin().join("kubectl-mesh"),
@@ -308,13 +460,72 @@ fn completion_helper_completes_names_and_subcommand_flags() {
         assert_eq!(text(&out.stdout), ":0\n");
         let out = sb.run_exe(exe, &["completion", "z"], "");
         assert_eq!(text(&out.stdout), "zsh\n:4\n");
+        upgrade_completes(&sb, exe);
     }
+}
+
+/// `kubectl mesh up<TAB>`, `kubectl mesh upgrade <TAB>` and the flags of upgrade and its
+/// subcommands, through completer `exe`.
+fn upgrade_completes(sb: &Sandbox, exe: &Path) {
+    let complete = |words: &[&str]| text(&sb.run_exe(exe, words, "").stdout);
+    assert_eq!(
+        complete(&["up"]),
+        format!("upgrade\t{UPGRADE_SUMMARY}\n:4\n")
+    );
+    let first: Vec<String> = complete(&[""])
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        first[..3],
+        ["upgrade", "tag", "version"],
+        "catalogue order, then the builtins"
+    );
+    assert_eq!(
+        complete(&["upgrade", ""]),
+        "dataplane\tMove namespaces to a revision or tag and restart workloads onto its proxy\n\
+         rollback\tUndo a change: restore the latest backup of this cluster\n\
+         help\tPrint this message or the help of the given subcommand(s)\n:4\n"
+    );
+    assert_eq!(
+        complete(&["upgrade", "r"]),
+        "rollback\tUndo a change: restore the latest backup of this cluster\n:4\n"
+    );
+    // Each flag once: `--canary` also starts a line of the about text.
+    assert_eq!(
+        complete(&["upgrade", "--"]),
+        "--filename\n--canary\n--dry-run\n--yes\n--timeout\n--help\n:4\n"
+    );
+    assert_eq!(
+        complete(&["upgrade", "-f", "x.yaml", "--c"]),
+        "--canary\n:4\n"
+    );
+    assert_eq!(
+        complete(&["upgrade", "dataplane", "--"]),
+        "--namespace\n--all-namespaces\n--to-revision\n--batch\n--help\n:4\n"
+    );
+    assert_eq!(
+        complete(&["upgrade", "dataplane", "-n", "apps", "--to"]),
+        "--to-revision\n:4\n"
+    );
+    assert_eq!(
+        complete(&["upgrade", "rollback", "--"]),
+        "--dry-run\n--help\n:4\n"
+    );
+    // Files: the manifest, the value of --timeout, the BACKUP of rollback.
+    assert_eq!(complete(&["upgrade", "-f", ""]), ":0\n");
+    assert_eq!(complete(&["upgrade", "--timeout", ""]), ":0\n");
+    assert_eq!(complete(&["upgrade", "rollback", ""]), ":0\n");
+    // After a flag of the control-plane upgrade, `dataplane` / `rollback` cannot follow.
+    assert_eq!(complete(&["upgrade", "--dry-run", ""]), ":0\n");
+    assert_eq!(complete(&["upgrade", "-f", "x.yaml", "d"]), ":0\n");
 }
 
 #[test]
 fn bash_script_completes_through_the_dispatcher() {
     let sb = Sandbox::new("bash");
     fake_tag(&sb, "bin", VERSION);
+    fake_upgrade(&sb, "bin", VERSION);
     let script = sb.run(&["completion", "bash"]);
     assert!(script.status.success());
     fs::write(sb.root.join("completion.bash"), &script.stdout).unwrap();
@@ -322,14 +533,17 @@ fn bash_script_completes_through_the_dispatcher() {
         "source {root}/completion.bash\n\
          COMP_WORDS=({bin}/kubectl-mesh ta); COMP_CWORD=1; _kubectl_mesh; echo \"1:${{COMPREPLY[*]}}\"\n\
          COMP_WORDS=({bin}/kubectl-mesh tag l); COMP_CWORD=2; _kubectl_mesh; echo \"2:${{COMPREPLY[*]}}\"\n\
-         COMP_WORDS=({bin}/kubectl-mesh completion ''); COMP_CWORD=2; _kubectl_mesh; echo \"3:${{COMPREPLY[*]}}\"\n",
+         COMP_WORDS=({bin}/kubectl-mesh completion ''); COMP_CWORD=2; _kubectl_mesh; echo \"3:${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=({bin}/kubectl-mesh up); COMP_CWORD=1; _kubectl_mesh; echo \"4:${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=({bin}/kubectl-mesh upgrade ''); COMP_CWORD=2; _kubectl_mesh; echo \"5:${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=({bin}/kubectl-mesh upgrade dataplane --a); COMP_CWORD=3; _kubectl_mesh; echo \"6:${{COMPREPLY[*]}}\"\n",
         root = sb.root.display(),
         bin = sb.bin().display()
     );
     let out = Command::new("bash").arg("-c").arg(probe).output().unwrap();
     assert_eq!(
         text(&out.stdout),
-        "1:tag\n2:list\n3:bash zsh fish\n",
+        "1:tag\n2:list\n3:bash zsh fish\n4:upgrade\n5:dataplane rollback help\n6:--all-namespaces\n",
         "{out:?}"
     );
 

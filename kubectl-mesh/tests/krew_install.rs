@@ -8,24 +8,30 @@
 //! `<target>/krew-e2e/`. What it runs, in order (`$T` = that directory):
 //!
 //! ```text
-//! CARGO_TARGET_DIR=<target> bash krew/release.sh --platforms host --profile dev \
+//! CARGO_TARGET_DIR=<target> bash krew/release.sh --platforms host --profile <this test's> \
 //!     --out $T/dist --manifest $T/manifest/mesh.yaml          # cargo build --bins + pack + render
-//! tar -tvzf $T/dist/kubectl-mesh-v<version>-<os>-<arch>.tar.gz # flat, regular files, 0755 bins
+//! tar -tvzf $T/dist/kubectl-mesh-v<version>-<os>-<arch>.tar.gz # flat, regular files, 0755 bins,
+//!                                                              # every subcommand binary
 //! validate-krew-manifest --manifest=$T/manifest/mesh.yaml --skip-install
 //! KREW_ROOT=$T/<test>/krew KREW_NO_UPGRADE_CHECK=1 krew install --manifest=$T/manifest/mesh.yaml \
 //!     --archive=$T/dist/<archive>
 //! # with PATH=$KREW_ROOT/bin:<kubectl dir>:/usr/bin:/bin
-//! kubectl mesh --help ; kubectl mesh precheck --help ; kubectl mesh version ; kubectl mesh nope
+//! kubectl mesh --help ; kubectl mesh <each subcommand> --help ; kubectl mesh version
+//! kubectl mesh upgrade dataplane --help ; kubectl mesh upgrade rollback --help ; kubectl mesh nope
 //! kubectl plugin list                                          # no warnings on stderr
-//! kubectl mesh tag list --snapshot $T/snapshot.yaml            # only if kubectl-mesh-tag is packed
+//! kubectl mesh tag list --snapshot $T/tag/snapshot.yaml
+//! kubectl mesh upgrade -f $T/upgrade/istio-1-30-4.yaml --dry-run --snapshot \
+//!     $T/upgrade/snapshot.yaml --kube-version v1.34.4           # plans a patch upgrade offline
+//! kubectl mesh upgrade dataplane -A --to-revision prod --dry-run --snapshot $T/upgrade/snapshot.yaml
 //! ln -s kubectl-mesh $KREW_ROOT/bin/kubectl_complete-mesh      # the caveat's instruction
-//! kubectl __complete mesh ""                                   # kubectl's plugin completion
+//! kubectl __complete mesh "" ; kubectl __complete mesh up ; kubectl __complete mesh upgrade ...
 //! # and, with the archive served on 127.0.0.1 and a kubectl-krew link on PATH:
 //! validate-krew-manifest --manifest=$T/served/mesh.yaml        # full install + LICENSE check
 //! ```
-//! Checks that depend on what a product subcommand prints (`precheck --help`, matching
-//! `version`, `tag list`) are skipped with a note while that binary is still a placeholder that
-//! prints no `--help`. The drift test (`bot_template_is_up_to_date`) needs no test bed.
+//! The binaries are the ones release.sh builds in the profile of this test run (`dev` under
+//! `cargo test`: debug binaries, no release build), so they are always those of this source tree;
+//! a subcommand missing from the archive fails the test. The drift test
+//! (`bot_template_is_up_to_date`) needs no test bed.
 #![cfg(unix)]
 
 use std::collections::HashMap;
@@ -38,7 +44,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Product binaries that may be in an archive, besides the dispatcher and the completer.
+/// Product subcommands every archive holds (`kubectl-mesh-<name>`), in catalogue order, besides
+/// the dispatcher and the completer.
 const SUBCOMMANDS: [&str; 4] = ["precheck", "upgrade", "tag", "uninstall"];
 
 fn workspace() -> PathBuf {
@@ -175,15 +182,20 @@ fn check_archive(archive: &Path) -> Vec<String> {
         assert_eq!(mode, want, "{line}");
         files.push(name.to_owned());
     }
-    for needed in [
+    let subcommands = SUBCOMMANDS.map(|s| format!("kubectl-mesh-{s}"));
+    let needed = [
         "kubectl-mesh",
         "kubectl_complete-mesh",
         "LICENSE",
         "README.md",
-    ] {
+    ]
+    .into_iter()
+    .chain(subcommands.iter().map(String::as_str));
+    for needed in needed {
         assert!(
             files.iter().any(|f| f == needed),
-            "{needed} missing from {files:?}"
+            "{needed} missing from the archive {}: {files:?}",
+            archive.display()
         );
     }
     files
@@ -263,29 +275,6 @@ impl Installed {
     }
 }
 
-/// Product binaries still being written may be placeholders (`fn main() {}`): one that prints
-/// nothing for `--help` is reported and its own checks are skipped; the moment it prints help
-/// the checks apply.
-fn is_placeholder(sub: &str) -> bool {
-    let out = run(Command::new(profile_dir().join(format!("kubectl-mesh-{sub}"))).arg("--help"));
-    let placeholder = out.stdout.is_empty();
-    if placeholder {
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: kubectl-mesh-{sub} prints no --help (a placeholder); its checks are skipped"
-        );
-    }
-    placeholder
-}
-
-fn packed_subcommands() -> Vec<&'static str> {
-    let files = &release().files;
-    SUBCOMMANDS
-        .into_iter()
-        .filter(|s| files.iter().any(|f| *f == format!("kubectl-mesh-{s}")))
-        .collect()
-}
-
 #[test]
 fn krew_installs_the_release_and_kubectl_runs_it() {
     let tb = testbed();
@@ -329,64 +318,67 @@ fn krew_installs_the_release_and_kubectl_runs_it() {
         "{usage}"
     );
     for sub in SUBCOMMANDS {
-        let listed = usage.contains(&format!("\n  {sub} "));
-        assert_eq!(
-            listed,
-            packed_subcommands().contains(&sub),
-            "`{sub}` in --help:\n{usage}"
+        assert!(
+            usage.contains(&format!("\n  {sub} ")),
+            "`{sub}` not in --help:\n{usage}"
         );
     }
 
-    if packed_subcommands().contains(&"precheck") && !is_placeholder("precheck") {
-        let out = inst.kubectl(&["mesh", "precheck", "--help"]);
-        assert!(out.status.success(), "{}", show(&out));
+    // Each subcommand's own help, through kubectl and the dispatcher.
+    for words in SUBCOMMANDS
+        .iter()
+        .map(|s| vec![*s])
+        .chain([vec!["upgrade", "dataplane"], vec!["upgrade", "rollback"]])
+    {
+        let args: Vec<&str> = ["mesh"]
+            .into_iter()
+            .chain(words.iter().copied())
+            .chain(["--help"])
+            .collect();
+        let out = inst.kubectl(&args);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+        let usage = format!("Usage: kubectl mesh {}", words.join(" "));
         assert!(
-            !out.stdout.is_empty(),
-            "precheck --help printed nothing: {}",
+            text(&out.stdout).contains(&usage),
+            "{args:?} printed no `{usage}`: {}",
             show(&out)
         );
     }
+    let out = inst.kubectl(&["mesh", "upgrade", "--help"]);
+    let help = text(&out.stdout);
+    for word in [
+        "dataplane",
+        "rollback",
+        "--filename",
+        "--canary",
+        "--no-rollback",
+    ] {
+        assert!(
+            help.contains(word),
+            "`{word}` not in upgrade --help: {help}"
+        );
+    }
 
-    // Every binary of one release reports the same version: exit 0, nothing on stderr. A
-    // placeholder sibling reports none, so then only the listing is checked.
+    // Every binary of one release reports the same version: exit 0, nothing on stderr.
     let out = inst.kubectl(&["mesh", "version"]);
-    let versions = text(&out.stdout);
-    assert!(versions.starts_with("kubectl-mesh "), "{}", show(&out));
     assert!(
-        versions
-            .lines()
-            .next()
-            .unwrap()
-            .ends_with(&format!(" {VERSION}")),
-        "{}",
+        out.status.success(),
+        "binaries of one release must agree: {}",
         show(&out)
     );
-    assert_eq!(
-        versions.lines().count(),
-        1 + packed_subcommands().len(),
-        "{}",
-        show(&out)
-    );
-    let placeholders = packed_subcommands()
-        .into_iter()
-        .filter(|s| is_placeholder(s))
-        .count();
-    if placeholders == 0 {
-        assert!(
-            out.status.success(),
-            "binaries of one release must agree: {}",
-            show(&out)
-        );
-        assert!(
-            versions
-                .lines()
-                .all(|l| l.ends_with(&format!(" {VERSION}"))),
-            "{versions}"
-        );
-        assert!(out.stderr.is_empty(), "{}", show(&out));
-    } else {
-        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    }
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+    let versions: Vec<(String, String)> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (binary, version) = l.split_once(' ').unwrap_or((l, ""));
+            (binary.to_owned(), version.trim().to_owned())
+        })
+        .collect();
+    let expected: Vec<(String, String)> = std::iter::once("kubectl-mesh".to_owned())
+        .chain(SUBCOMMANDS.map(|s| format!("kubectl-mesh-{s}")))
+        .map(|b| (b, VERSION.to_owned()))
+        .collect();
+    assert_eq!(versions, expected, "{}", show(&out));
 
     let out = inst.kubectl(&["mesh", "nope"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
@@ -410,18 +402,19 @@ fn krew_installs_the_release_and_kubectl_runs_it() {
     );
 }
 
-/// `kubectl-mesh-tag` is written elsewhere; this runs only once the release contains a
-/// `kubectl-mesh-tag` that prints `--help` (not a placeholder).
-/// The snapshot is the `kubectl get ... -o yaml` List format `--snapshot` reads: one
-/// revision `1-30-3` and a tag `prod` pointing at it.
+/// Writes [`SNAPSHOT`] (the `kubectl get ... -o yaml` List format `--snapshot` reads: one
+/// revision `1-30-3` with its Service and a ready endpoint, and a tag `prod` pointing at it)
+/// into the test's directory.
+fn snapshot(test: &str) -> PathBuf {
+    let path = release().root.join(test).join("snapshot.yaml");
+    fs::write(&path, SNAPSHOT).unwrap();
+    path
+}
+
 #[test]
 fn tag_list_runs_through_kubectl_on_a_snapshot() {
-    if !packed_subcommands().contains(&"tag") || is_placeholder("tag") {
-        return;
-    }
     let inst = install("tag");
-    let snapshot = release().root.join("snapshot.yaml");
-    fs::write(&snapshot, SNAPSHOT).unwrap();
+    let snapshot = snapshot("tag");
     let out = inst.kubectl(&[
         "mesh",
         "tag",
@@ -433,6 +426,58 @@ fn tag_list_runs_through_kubectl_on_a_snapshot() {
     assert!(
         text(&out.stdout).contains("prod"),
         "tag `prod` not listed: {}",
+        show(&out)
+    );
+}
+
+/// The real `kubectl-mesh-upgrade`, installed by krew and run through kubectl, plans offline:
+/// an in-place patch upgrade of `1-30-3` from a manifest, and the data-plane move to tag `prod`.
+#[test]
+fn upgrade_plans_through_kubectl_on_a_snapshot() {
+    let inst = install("upgrade");
+    let snapshot = snapshot("upgrade");
+    let manifest = release().root.join("upgrade/istio-1-30-4.yaml");
+    fs::write(&manifest, MANIFEST_1_30_4).unwrap();
+    let out = inst.kubectl(&[
+        "mesh",
+        "upgrade",
+        "-f",
+        manifest.to_str().unwrap(),
+        "--dry-run",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--kube-version",
+        "v1.34.4",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let plan = text(&out.stdout);
+    for want in [
+        "`1-30-3`: 1.30.3 → 1.30.4",
+        "Deployment/istio-system/istiod-1-30-3",
+        "docker.io/istio/pilot:1.30.3 → docker.io/istio/pilot:1.30.4",
+    ] {
+        assert!(
+            plan.contains(want),
+            "`{want}` not in the plan: {}",
+            show(&out)
+        );
+    }
+
+    let out = inst.kubectl(&[
+        "mesh",
+        "upgrade",
+        "dataplane",
+        "-A",
+        "--to-revision",
+        "prod",
+        "--dry-run",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("revision `1-30-3`"),
+        "tag `prod` not resolved to its revision: {}",
         show(&out)
     );
 }
@@ -452,10 +497,7 @@ fn kubectl_completes_plugin_words_through_the_helper_link() {
         .lines()
         .map(|l| l.split('\t').next().unwrap().to_owned())
         .collect();
-    for w in packed_subcommands()
-        .into_iter()
-        .chain(["version", "completion"])
-    {
+    for w in SUBCOMMANDS.into_iter().chain(["version", "completion"]) {
         assert!(
             words.iter().any(|x| x == w),
             "`{w}` not offered: {}",
@@ -464,6 +506,79 @@ fn kubectl_completes_plugin_words_through_the_helper_link() {
     }
     let out = inst.kubectl(&["__complete", "mesh", "completion", "f"]);
     assert!(text(&out.stdout).starts_with("fish\n"), "{}", show(&out));
+
+    // `kubectl mesh up<TAB>`, `kubectl mesh upgrade <TAB>` and the flags of the real binary.
+    let complete = |words: &[&str]| -> Vec<String> {
+        let args: Vec<&str> = ["__complete", "mesh"]
+            .into_iter()
+            .chain(words.iter().copied())
+            .collect();
+        let out = inst.kubectl(&args);
+        assert!(out.status.success(), "{args:?}: {}", show(&out));
+        text(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with(':') && !l.starts_with("Completion ended"))
+            .map(|l| l.split('\t').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(complete(&["up"]), ["upgrade"]);
+    assert_eq!(
+        complete(&["upgrade", ""]),
+        ["dataplane", "rollback", "help"]
+    );
+    assert_eq!(complete(&["upgrade", "d"]), ["dataplane"]);
+    let expect_flags = |words: &[&str], flags: &[&str]| {
+        let offered = complete(words);
+        for flag in flags {
+            assert_eq!(
+                offered.iter().filter(|o| o == flag).count(),
+                1,
+                "`{flag}` offered once for {words:?}: {offered:?}"
+            );
+        }
+        let mut unique = offered.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), offered.len(), "duplicates: {offered:?}");
+    };
+    expect_flags(
+        &["upgrade", "--"],
+        &[
+            "--filename",
+            "--canary",
+            "--dry-run",
+            "--yes",
+            "--force",
+            "--timeout",
+            "--no-rollback",
+            "--backup-dir",
+            "--force-conflicts",
+        ],
+    );
+    expect_flags(
+        &["upgrade", "dataplane", "--"],
+        &[
+            "--namespace",
+            "--all-namespaces",
+            "--to-revision",
+            "--batch",
+            "--timeout",
+            "--dry-run",
+            "--yes",
+        ],
+    );
+    expect_flags(
+        &["upgrade", "rollback", "--"],
+        &["--dry-run", "--yes", "--timeout"],
+    );
+    assert_eq!(
+        complete(&["upgrade", "dataplane", "--to"]),
+        ["--to-revision"]
+    );
+    assert!(
+        complete(&["upgrade", "-f", ""]).is_empty(),
+        "files after -f"
+    );
     // The completion helper must not show up as a plugin (it starts with `kubectl_`).
     let out = inst.kubectl(&["plugin", "list"]);
     assert!(
@@ -563,6 +678,27 @@ fn bot_template_is_up_to_date() {
     assert!(committed.contains("{{ addURIAndSha \"https://github.com/kubectl-mesh/kubectl-mesh/releases/download/{{ .TagName }}/kubectl-mesh-{{ .TagName }}-linux-amd64.tar.gz\" .TagName }}"));
 }
 
+/// The `1-30-3` control plane of [`SNAPSHOT`], as 1.30.4 would install it (a patch upgrade in
+/// place).
+const MANIFEST_1_30_4: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istiod-1-30-3
+  namespace: istio-system
+  labels: {app: istiod, istio: pilot, istio.io/rev: 1-30-3}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: istiod, istio.io/rev: 1-30-3}
+  template:
+    metadata:
+      labels: {app: istiod, istio.io/rev: 1-30-3}
+    spec:
+      containers:
+      - name: discovery
+        image: docker.io/istio/pilot:1.30.4
+"#;
+
 const SNAPSHOT: &str = r#"apiVersion: v1
 kind: List
 items:
@@ -604,4 +740,26 @@ items:
       matchExpressions:
       - {key: istio.io/rev, operator: In, values: [prod]}
       - {key: istio-injection, operator: DoesNotExist}
+- apiVersion: v1
+  kind: Service
+  metadata:
+    name: istiod-1-30-3
+    namespace: istio-system
+    labels: {app: istiod, istio: pilot, istio.io/rev: 1-30-3}
+  spec:
+    selector: {app: istiod, istio.io/rev: 1-30-3}
+    ports:
+    - {name: https-webhook, port: 443, targetPort: 15017}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata:
+    name: istiod-1-30-3-x1
+    namespace: istio-system
+    labels: {kubernetes.io/service-name: istiod-1-30-3}
+  addressType: IPv4
+  endpoints:
+  - addresses: [10.0.0.5]
+    conditions: {ready: true}
+  ports:
+  - {name: https-webhook, port: 15017, protocol: TCP}
 "#;
