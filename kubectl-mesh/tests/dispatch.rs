@@ -558,15 +558,22 @@ fn bash_script_completes_through_the_dispatcher() {
     }
 }
 
-/// Runs only where zsh / fish are installed (skipped silently otherwise).
+/// zsh and fish must be installed (`bash .ci/run` installs them): a missing shell fails the
+/// test instead of skipping what it checks.
 #[test]
 fn zsh_and_fish_scripts_complete_through_the_dispatcher() {
     let sb = Sandbox::new("zshfish");
     fake_tag(&sb, "bin", VERSION);
     let path = format!("{}:/usr/bin:/bin", sb.bin().display());
     let shell_exists = |sh: &str| Command::new(sh).arg("-c").arg("exit 0").output().is_ok();
+    for sh in ["zsh", "fish"] {
+        assert!(
+            shell_exists(sh),
+            "{sh} is not installed: install it (`bash .ci/run` does) to test its completion script"
+        );
+    }
 
-    if shell_exists("zsh") {
+    {
         fs::write(sb.root.join("c.zsh"), sb.run(&["completion", "zsh"]).stdout).unwrap();
         // Outside a completion context: stub the zsh helpers the script calls.
         let probe = format!(
@@ -587,7 +594,7 @@ fn zsh_and_fish_scripts_complete_through_the_dispatcher() {
             "{out:?}"
         );
     }
-    if shell_exists("fish") {
+    {
         fs::write(
             sb.root.join("c.fish"),
             sb.run(&["completion", "fish"]).stdout,
