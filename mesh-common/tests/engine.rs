@@ -183,10 +183,10 @@ fn a_429_with_retry_after_is_waited_out_and_the_change_completes() {
 fn a_failure_mid_change_is_rolled_back_completely() {
     let c = Cluster::shared();
     let ns = c.unique_namespace("eng-503").unwrap();
-    c.apply(&serde_json::to_string(&cm(&ns, "x", "v1")).unwrap())
-        .unwrap();
-    c.apply(&serde_json::to_string(&cm(&ns, "z", "v1")).unwrap())
-        .unwrap();
+    for name in ["x", "z", "w"] {
+        c.apply(&serde_json::to_string(&cm(&ns, name, "v1")).unwrap())
+            .unwrap();
+    }
     kubectl(c, &["label", "configmap", "-n", &ns, "z", "team=a"]);
     let before = configmaps(c, &ns);
     let tmp = tempfile::tempdir().unwrap();
@@ -208,24 +208,55 @@ fn a_failure_mid_change_is_rolled_back_completely() {
             ],
         ),
         ("second", vec![Op::apply(cm(&ns, "z", "v2"))]),
+        ("third", vec![Op::apply(cm(&ns, "w", "v2"))]),
     ]);
     // The objects were made by the harness's own field manager: this plan takes over from it.
     p.takeover.insert("mesh-testbed".into());
     let checked = rt.block_on(e.check(&p)).unwrap();
-    let mut pr = printer();
-    let stopped = rt.block_on(e.execute(checked, &mut pr, "go?")).unwrap_err();
-    let msg = stopped.error.to_string();
+    // While the second phase fails (its retries take seconds), someone edits `w`, which the
+    // change never reaches: the rollback must not revert that edit.
+    let edit = std::thread::scope(|s| {
+        let editor = s.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while proxy.count(|r| {
+                r.method == "PATCH"
+                    && r.path.ends_with("/configmaps/z")
+                    && !r.query.as_deref().unwrap_or("").contains("dryRun")
+            }) == 0
+            {
+                assert!(std::time::Instant::now() < deadline, "z was never patched");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            kubectl(
+                c,
+                &["label", "configmap", "-n", &ns, "w", "edited=meanwhile"],
+            );
+        });
+        let stopped = rt
+            .block_on(e.execute(checked, &mut printer(), "go?"))
+            .unwrap_err();
+        editor.join().unwrap();
+        stopped
+    });
+    let msg = edit.error.to_string();
     assert!(
         msg.contains("was rolled back: the cluster is as before"),
         "{msg}"
     );
-    let exec = stopped.execution.unwrap();
+    let exec = edit.execution.unwrap();
     assert_eq!(exec.failed_phase, Some(1));
     assert_eq!(exec.done().count(), 2);
-    let after = configmaps(c, &ns);
+    let mut after = configmaps(c, &ns);
+    let w = after.remove("w").unwrap();
+    assert_eq!(
+        w.1["edited"], "meanwhile",
+        "an object the change never reached keeps its edit"
+    );
+    let mut expected = before.clone();
+    expected.remove("w");
     assert_eq!(
         content(&after),
-        content(&before),
+        content(&expected),
         "every object as before; y removed"
     );
     assert!(!after.contains_key("y"));

@@ -186,6 +186,9 @@ pub struct Execution {
     pub failed_phase: Option<usize>,
     /// The phase of each operation (same order as `ops`).
     pub phase_of: Vec<usize>,
+    /// Objects the change touched: operations done or failed, and the one in flight when it
+    /// was interrupted (it may have landed).
+    pub touched: BTreeSet<ObjRef>,
 }
 
 impl Execution {
@@ -498,7 +501,9 @@ impl Engine {
                 ))
                 .ok();
             for op in &phase.ops {
+                run.current = Some(index);
                 self.run_op(run, index, op).await?;
+                run.current = None;
                 index += 1;
             }
             self.run_waits(&phase.waits, printer).await?;
@@ -622,8 +627,9 @@ impl Engine {
         printer
             .note(&format!("error: {cause}\nrolling back from the backup..."))
             .ok();
+        let touched = execution.touched.clone();
         let restored = tokio::select! {
-            r = self.restore(backup, printer) => r,
+            r = self.restore_only(backup, Some(&touched), printer) => r,
             sig = interrupted() => Err(Error::Interrupted(sig)),
         };
         let state = match restored {
@@ -657,8 +663,26 @@ impl Engine {
         backup: &Backup,
         printer: &mut Printer,
     ) -> Result<RestoreReport, Error> {
+        self.restore_only(backup, None, printer).await
+    }
+
+    /// [`Engine::restore`] of the objects in `only` (all when `None`): an automatic rollback
+    /// puts back only what the change touched, so an edit someone made meanwhile to an object
+    /// the change never reached is not reverted.
+    pub async fn restore_only(
+        &self,
+        backup: &Backup,
+        only: Option<&BTreeSet<ObjRef>>,
+        printer: &mut Printer,
+    ) -> Result<RestoreReport, Error> {
+        let wanted = |r: &ObjRef| only.is_none_or(|o| o.contains(r));
         let mut report = RestoreReport::default();
-        for c in backup.created_objects.iter().rev() {
+        for c in backup
+            .created_objects
+            .iter()
+            .rev()
+            .filter(|c| wanted(&c.object))
+        {
             printer.progress(&format!("removing {}...", c.object)).ok();
             match self.remove_created(&c.object, c.uid.as_deref()).await {
                 Ok(true) => report.removed += 1,
@@ -671,6 +695,9 @@ impl Engine {
         let mut waits = Vec::new();
         for obj in backup.objects.iter().rev() {
             let Some(r) = ObjRef::of(obj) else { continue };
+            if !wanted(&r) {
+                continue;
+            }
             printer.progress(&format!("restoring {r}...")).ok();
             match self.objects.restore(obj, false).await {
                 Ok(_) => {
@@ -819,6 +846,8 @@ struct Run {
     created: BTreeSet<ObjRef>,
     backup: PathBuf,
     phase: Option<usize>,
+    /// The operation in flight.
+    current: Option<usize>,
 }
 
 impl Run {
@@ -831,6 +860,7 @@ impl Run {
             created,
             backup,
             phase: None,
+            current: None,
         }
     }
 
@@ -856,6 +886,17 @@ impl Run {
                 })
                 .collect(),
             failed_phase: self.phase,
+            touched: self
+                .checked
+                .plan
+                .ops()
+                .zip(&self.status)
+                .enumerate()
+                .filter(|(i, (_, s))| {
+                    matches!(s, OpStatus::Done | OpStatus::Failed(_)) || self.current == Some(*i)
+                })
+                .filter_map(|(_, (op, _))| op.target())
+                .collect(),
             phase_of: self
                 .checked
                 .plan
