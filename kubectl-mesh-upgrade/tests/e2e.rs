@@ -1,0 +1,600 @@
+//! `kubectl mesh upgrade` against the real control-plane test bed: a private kube-apiserver with
+//! kwok nodes, Istio installed by real istioctl, and real istioctl reading back what we did.
+//!
+//! Versions: the test bed has one istioctl build (1.31-dev, the only istio.io/istio module the
+//! Go proxy serves here). "1.29.6", "1.30.3" and "1.28.2" are the image tags its charts are
+//! rendered with (`--set tag=…`), which is where the product reads a control plane's version
+//! from; the objects themselves come from the same charts.
+//!
+//! Every scenario that changes a control plane owns its cluster; refusals and dry runs share
+//! one. The four clusters run one at a time (two cores): [`SERIAL`].
+#![allow(clippy::print_stderr)] // timings are reported for the record
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use serde_json::Value;
+
+const CANARY: &str = "1-30-3";
+/// One cluster at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Kinds compared before and after (everything a control plane is made of, plus the CRDs).
+const KINDS: &str = "deployments,daemonsets,services,configmaps,serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,customresourcedefinitions,namespaces";
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn old_tag(c: &Cluster) -> String {
+    c.versions().get("ISTIO_OLD_TAG").unwrap().to_owned()
+}
+
+fn new_tag(c: &Cluster) -> String {
+    c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned()
+}
+
+/// Runs `kubectl-mesh-upgrade ARGS --kubeconfig K` with `HOME` (backups) and no colour.
+fn mesh_at(kubeconfig: &Path, home: &Path, args: &[&str]) -> Output {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "kubectl mesh upgrade {} -> {:?} in {:.1?}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed()
+    );
+    out
+}
+
+fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
+    mesh_at(c.kubeconfig(), home, args)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn expect(out: &Output, code: i32) -> (String, String) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+fn json(out: &Output, code: i32) -> Value {
+    let (stdout, stderr) = expect(out, code);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\nstderr:\n{stderr}"))
+}
+
+fn kubectl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.kubectl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+fn istioctl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.istioctl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+fn get_json(c: &Cluster, args: &[&str]) -> Option<Value> {
+    let mut cmd = c.kubectl();
+    cmd.args(["get", "-o", "json", "--ignore-not-found"])
+        .args(args);
+    let out = run_with_stdin(cmd, "").unwrap();
+    (!out.trim().is_empty()).then(|| serde_json::from_str(&out).unwrap())
+}
+
+fn key(kind: &Value, ns: &Value, name: &Value) -> String {
+    format!(
+        "{}/{}/{}",
+        kind.as_str().unwrap(),
+        ns.as_str().unwrap_or(""),
+        name.as_str().unwrap()
+    )
+}
+
+/// Every object of [`KINDS`] by `Kind/namespace/name`, as the server returns it.
+fn live(c: &Cluster) -> BTreeMap<String, Value> {
+    let v: Value = serde_json::from_str(&kubectl(c, &["get", KINDS, "-A", "-o", "json"])).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let k = key(
+                &o["kind"],
+                &o["metadata"]["namespace"],
+                &o["metadata"]["name"],
+            );
+            (k, o.clone())
+        })
+        .collect()
+}
+
+/// What an object is, without what the server or controllers write on their own:
+/// resourceVersion, generation, managedFields, status and the Deployment revision counter.
+fn essence(mut o: Value) -> Value {
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["resourceVersion", "generation", "managedFields"] {
+            m.remove(k);
+        }
+        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove("deployment.kubernetes.io/revision");
+            if a.is_empty() {
+                m.remove("annotations");
+            }
+        }
+    }
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    o
+}
+
+/// [`live`] reduced to [`essence`]: what "nothing changed" compares.
+fn state(c: &Cluster) -> BTreeMap<String, Value> {
+    live(c).into_iter().map(|(k, v)| (k, essence(v))).collect()
+}
+
+/// resourceVersion of every object of [`KINDS`]: any write at all changes one. Not of
+/// HorizontalPodAutoscalers: the HPA controller keeps writing their status (no metrics server),
+/// so their resourceVersion moves on its own ([`state`] compares them).
+fn resource_versions(c: &Cluster) -> BTreeMap<String, String> {
+    live(c)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("HorizontalPodAutoscaler/"))
+        .map(|(k, v)| {
+            let rv = v["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (k, rv)
+        })
+        .collect()
+}
+
+/// Asserts two [`state`]s are equal, naming what differs (not dumping megabytes of CRDs).
+fn assert_same(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>, what: &str) {
+    let gone: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    let changed: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k).is_some_and(|a| a != *v))
+        .map(|(k, _)| k)
+        .collect();
+    let detail: String = changed
+        .iter()
+        .take(3)
+        .map(|k| {
+            format!(
+                "\n--- {k} before:\n{}\n--- after:\n{}",
+                serde_json::to_string(&before[*k]).unwrap(),
+                serde_json::to_string(&after[*k]).unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        gone.is_empty() && new.is_empty() && changed.is_empty(),
+        "{what}: gone {gone:?}, new {new:?}, changed {changed:?}{detail}"
+    );
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn backups(home: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join(".kube/mesh-backups"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Container images of a Deployment's template, `name=image` joined by spaces.
+fn template_images(c: &Cluster, name: &str) -> String {
+    let d = get_json(c, &["deployment", "-n", "istio-system", name]).unwrap();
+    d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["image"].as_str().unwrap()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Asserts `deployment/<name>` in istio-system is rolled out, ready, and its pods run `image`
+/// (and nothing else of the same repository).
+fn assert_runs(c: &Cluster, name: &str, app: &str, image: &str) {
+    c.wait_rollout("istio-system", &format!("deployment/{name}"))
+        .unwrap();
+    let d = get_json(c, &["deployment", "-n", "istio-system", name]).unwrap();
+    let want = d["spec"]["replicas"].as_u64().unwrap();
+    assert_eq!(
+        d["status"]["readyReplicas"].as_u64(),
+        Some(want),
+        "{name}: {}",
+        d["status"]
+    );
+    assert!(
+        template_images(c, name).contains(image),
+        "{name}: {}",
+        template_images(c, name)
+    );
+    let repo = image.rsplit_once(':').unwrap().0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = scenario::pod_images(c, "istio-system", &format!("app={app}")).unwrap();
+        let images: Vec<&str> = pods
+            .split_whitespace()
+            .filter(|i| i.starts_with(repo))
+            .collect();
+        if !images.is_empty() && images.iter().all(|i| *i == image) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pods of {name} do not all run {image}:\n{pods}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A namespace labelled `label` running `web` (1 replica).
+fn app(c: &Cluster, prefix: &str, label: (&str, &str)) -> String {
+    let ns = c.unique_namespace(prefix).unwrap();
+    scenario::label_namespace(c, &ns, &[label]).unwrap();
+    scenario::sample_app(c, &ns, 1).unwrap();
+    ns
+}
+
+/// Waits (≤ 60 s) until every live `web` pod of `ns` runs proxy `docker.io/istio/proxyv2:<tag>`.
+fn assert_web_proxy(c: &Cluster, ns: &str, tag: &str) {
+    let want = format!("docker.io/istio/proxyv2:{tag}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = get_json(c, &["pods", "-n", ns, "-l", "app=web"]).unwrap();
+        let proxies: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                p["spec"]["containers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["name"] == "istio-proxy")
+                    .map_or("none".to_owned(), |c| {
+                        c["image"].as_str().unwrap().to_owned()
+                    })
+            })
+            .collect();
+        if !proxies.is_empty() && proxies.iter().all(|p| *p == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespace {ns}: web pods run {proxies:?}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The plan's objects of the JSON report as `Kind/namespace/name` → action.
+fn actions(report: &Value) -> BTreeMap<String, String> {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let r = &o["object"];
+            (
+                key(&r["kind"], &r["namespace"], &r["name"]),
+                o["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `istioctl tag list -o json` as (tag, revision).
+fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
+    let out = istioctl(c, &["tag", "list", "-o", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap_or("").to_owned(),
+                t["revision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The sibling `kubectl-mesh-uninstall` binary, built into the same target directory (cargo
+/// builds only this package's binaries for its tests).
+fn uninstall_binary() -> PathBuf {
+    let profile = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
+        .parent()
+        .unwrap();
+    let target = profile.parent().unwrap();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "-p",
+        "kubectl-mesh-uninstall",
+        "--bin",
+        "kubectl-mesh-uninstall",
+    ])
+    .env("CARGO_TARGET_DIR", target)
+    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    if profile.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    profile.join("kubectl-mesh-uninstall")
+}
+
+/// Refusals and dry runs share one cluster; each is checked to change nothing.
+/// 1. `--dry-run` of 1.29.6 → 1.30.3: the plan (table and `-o json`) with the istiod image
+///    change, checked by the server, and not one object changed, no backup;
+/// 2. a manifest with an object the server rejects: exit 3 from the server-side dry run,
+///    nothing written (every resourceVersion as before), no backup;
+/// 3. a canary manifest without `--canary`: exit 1, nothing changed;
+/// 4. a Helm-annotated istiod: exit 1 with the `helm upgrade` to run instead;
+/// 5. from 1.28 (istioctl-installed at image tag 1.28.2) to 1.30 in place: exit 1 with
+///    `skew.in-place`, nothing changed; `--force` and `--canary` (two minors up) are allowed.
+#[test]
+fn refusals_and_dry_runs_change_nothing() {
+    let _one = serial();
+    let t0 = Instant::now();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
+    let (old, new) = (old_tag(&c), new_tag(&c));
+    let target_text = scenario::manifest(&c, "default", &new).unwrap();
+    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let before = state(&c);
+
+    // 1. Dry run: the plan, checked by the server; nothing changes.
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "--dry-run"]), 0);
+    assert!(
+        stdout.starts_with(&format!(
+            "Upgrade: in-place upgrade of revision `default`: {old} → {new} on "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "containers[discovery].image: docker.io/istio/pilot:{old} → docker.io/istio/pilot:{new}"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not checked by an API server"), "{stdout}");
+    assert!(
+        stderr.contains("dry run: the API server accepted all")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    let r = json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&target), "--dry-run", "-o", "json"],
+        ),
+        0,
+    );
+    assert_eq!(r["schemaVersion"], "kubectl-mesh.dev/upgrade/v1");
+    assert_eq!(
+        (r["success"].as_bool(), r["dryRun"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(r["target"]["mode"], "in-place", "{}", r["target"]);
+    assert_eq!(r["target"]["direction"], "upgrade");
+    assert_eq!(r["target"]["revision"], "default");
+    assert_eq!(
+        (
+            r["target"]["from"].as_str(),
+            r["target"]["version"].as_str()
+        ),
+        (Some(old.as_str()), Some(new.as_str()))
+    );
+    let acts = actions(&r);
+    assert_eq!(
+        acts.get("Deployment/istio-system/istiod")
+            .map(String::as_str),
+        Some("update"),
+        "{acts:#?}"
+    );
+    assert!(
+        acts.values()
+            .all(|a| ["create", "update", "unchanged", "prune", "keep"].contains(&a.as_str())),
+        "{acts:#?}"
+    );
+    let istiod = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"]["kind"] == "Deployment" && o["object"]["name"] == "istiod")
+        .unwrap();
+    assert!(
+        istiod["diff"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ch| ch["field"] == "containers[discovery].image"
+                && ch["after"] == format!("docker.io/istio/pilot:{new}").as_str()),
+        "{istiod:#}"
+    );
+    assert_same(&before, &state(&c), "a dry run");
+    assert!(
+        backups(home.path()).is_empty(),
+        "a dry run writes no backup"
+    );
+
+    // 2. An object the API server rejects: refused by the dry run before the first change.
+    let rvs = resource_versions(&c);
+    let invalid = write(
+        files.path(),
+        "invalid.yaml",
+        &format!(
+            "{target_text}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: e2e-invalid, namespace: istio-system}}\nspec:\n  selector: {{app: istiod}}\n  ports: [{{name: bad, port: 99999}}]\n"
+        ),
+    );
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&invalid), "-y"]), 3);
+    assert!(stderr.contains("in a dry run"), "{stderr}");
+    assert!(stderr.contains("e2e-invalid"), "{stderr}");
+    assert!(stderr.contains("hint: nothing was changed"), "{stderr}");
+    let now = resource_versions(&c);
+    let written: Vec<&String> = rvs
+        .keys()
+        .chain(now.keys())
+        .filter(|k| rvs.get(*k) != now.get(*k))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "a rejected dry run wrote to the cluster: {written:?}"
+    );
+    assert_same(&before, &state(&c), "a rejected dry run");
+    assert!(
+        backups(home.path()).is_empty(),
+        "a rejected dry run writes no backup"
+    );
+
+    // 3. A new revision without --canary.
+    let canary_text = scenario::manifest(&c, CANARY, &new).unwrap();
+    let canary = write(files.path(), "istio-1-30-3.yaml", &canary_text);
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&canary), "-y"]), 1);
+    assert!(
+        stderr.contains(&format!("revision `{CANARY}` is not installed"))
+            && stderr.contains("refusing without --canary"),
+        "{stderr}"
+    );
+    assert_same(&before, &state(&c), "a canary refused for want of --canary");
+
+    // 4. A control plane Helm installed is upgraded with Helm.
+    kubectl(
+        &c,
+        &[
+            "annotate",
+            "deployment",
+            "-n",
+            "istio-system",
+            "istiod",
+            "meta.helm.sh/release-name=istiod",
+            "meta.helm.sh/release-namespace=istio-system",
+        ],
+    );
+    let helm = state(&c);
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
+    assert!(stderr.contains("installed by Helm"), "{stderr}");
+    assert!(
+        stderr.contains("hint: helm upgrade") && stderr.contains(&format!("--version {new}")),
+        "{stderr}"
+    );
+    assert_same(&helm, &state(&c), "a Helm refusal");
+    kubectl(
+        &c,
+        &[
+            "annotate",
+            "deployment",
+            "-n",
+            "istio-system",
+            "istiod",
+            "meta.helm.sh/release-name-",
+            "meta.helm.sh/release-namespace-",
+        ],
+    );
+
+    // 5. Two minors in place is refused; --force and --canary allow it.
+    scenario::install_revision(&c, "default", "1.28.2").unwrap();
+    assert_runs(&c, "istiod", "istiod", "docker.io/istio/pilot:1.28.2");
+    let older = state(&c);
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
+    assert!(stdout.contains("[skew.in-place]"), "{stdout}");
+    assert!(stderr.contains("refusing the upgrade"), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    let r = json(
+        &mesh(&c, home.path(), &["-f", s(&target), "-y", "-o", "json"]),
+        1,
+    );
+    assert_eq!(r["refused"], true);
+    let skew = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "skew.in-place")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(skew["result"], "error", "{skew:#}");
+    assert_same(&older, &state(&c), "a skew refusal");
+    json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&target), "--force", "--dry-run", "-o", "json"],
+        ),
+        0,
+    );
+    let r = json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&canary), "--canary", "--dry-run", "-o", "json"],
+        ),
+        0,
+    );
+    assert_eq!(r["target"]["mode"], "canary");
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["result"] != "error"),
+        "{r:#}"
+    );
+    assert_same(&older, &state(&c), "dry runs");
+    assert!(
+        backups(home.path()).is_empty(),
+        "{:?}",
+        backups(home.path())
+    );
+    eprintln!("refusals_and_dry_runs_change_nothing: {:.1?}", t0.elapsed());
+}
