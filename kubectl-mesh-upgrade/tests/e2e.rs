@@ -748,3 +748,291 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         t0.elapsed()
     );
 }
+
+/// ConfigMap `name` in istio-system labelled as if an older release of revision `default`
+/// shipped it (owner labels of istioctl's installer), plus `extra` labels.
+fn retired_config_map(c: &Cluster, name: &str, extra: &str) {
+    c.apply(&format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  namespace: istio-system
+  labels:
+    istio.io/rev: default
+    operator.istio.io/component: Pilot
+    operator.istio.io/managed: Reconcile
+    install.operator.istio.io/owning-resource-namespace: istio-system{extra}
+data: {{retired: "true"}}
+"#
+    ))
+    .unwrap();
+}
+
+/// Asserts every object the plan created or updated carries istioctl's owner labels.
+fn assert_owner_labels(c: &Cluster, report: &Value, revision: &str) {
+    let all = live(c);
+    let mut checked = 0;
+    for o in report["objects"].as_array().unwrap() {
+        if !["create", "update"].contains(&o["action"].as_str().unwrap()) {
+            continue;
+        }
+        let r = &o["object"];
+        let k = key(&r["kind"], &r["namespace"], &r["name"]);
+        let Some(obj) = all.get(&k) else {
+            // Kinds outside KINDS (e.g. an EnvoyFilter) are not listed here.
+            continue;
+        };
+        let labels = &obj["metadata"]["labels"];
+        for (label, want) in [
+            ("operator.istio.io/managed", "Reconcile"),
+            ("istio.io/rev", revision),
+            (
+                "install.operator.istio.io/owning-resource-namespace",
+                "istio-system",
+            ),
+            (
+                "operator.istio.io/component",
+                o["component"].as_str().unwrap(),
+            ),
+        ] {
+            assert_eq!(
+                labels[label].as_str(),
+                Some(want),
+                "{label} of {k}: {labels}"
+            );
+        }
+        assert!(!want_empty(&labels["operator.istio.io/component"]), "{k}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} applied objects checked");
+}
+
+fn want_empty(v: &Value) -> bool {
+    v.as_str().is_none_or(str::is_empty)
+}
+
+/// What `istioctl uninstall --revision REV --dry-run` would delete, as `Kind/namespace/name`,
+/// from its `Not pruning object apps/v1, Kind=Deployment/istiod.istio-system because of dry
+/// run.` lines (cluster-scoped objects end in `.`).
+fn istioctl_would_uninstall(c: &Cluster, revision: &str) -> BTreeSet<String> {
+    let mut cmd = c.istioctl();
+    cmd.args(["uninstall", "--revision", revision, "--dry-run"]);
+    let out = cmd.output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    let listed: BTreeSet<String> = all
+        .lines()
+        .filter_map(|l| l.split_once(", Kind=")?.1.split_once(" because of dry run"))
+        .filter_map(|(obj, _)| {
+            let (kind, rest) = obj.split_once('/')?;
+            let (name, ns) = rest.rsplit_once('.')?;
+            Some(format!("{kind}/{ns}/{name}"))
+        })
+        .collect();
+    assert!(!listed.is_empty(), "{all}");
+    listed
+}
+
+/// In place, with the guardrails satisfied, up and back down:
+/// 1. `-f <1.30.3> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
+///    behind and keeps one marked not-pruned; istiod and the ingress gateway run 1.30.3; every
+///    applied object carries istioctl's owner labels; the backup is 0600;
+/// 2. real istioctl reads the result back: `tag list` still has `default` on revision
+///    `default`, and `uninstall --revision default --dry-run` lists the objects we applied;
+/// 3. `upgrade dataplane -A -y` restarts the injected workload onto proxy 1.30.3;
+/// 4. `-f <1.29.6> -y` downgrades in place: istiod and the gateway run 1.29.6 again, and a
+///    restarted workload gets proxy 1.29.6.
+#[test]
+fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
+    let _one = serial();
+    let t0 = Instant::now();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
+    let (old, new) = (old_tag(&c), new_tag(&c));
+    let ns = app(&c, "enabled", ("istio-injection", "enabled"));
+    assert_web_proxy(&c, &ns, &old);
+    retired_config_map(&c, "istio-retired", "");
+    retired_config_map(
+        &c,
+        "istio-retired-kept",
+        "\n    install.operator.istio.io/owning-resource-not-pruned: \"true\"",
+    );
+    let target = write(
+        files.path(),
+        "istio-1.30.3.yaml",
+        &scenario::manifest(&c, "default", &new).unwrap(),
+    );
+    let previous = write(
+        files.path(),
+        "istio-1.29.6.yaml",
+        &scenario::manifest(&c, "default", &old).unwrap(),
+    );
+
+    // 1. Upgrade.
+    let r = json(
+        &mesh(&c, home.path(), &["-f", s(&target), "-y", "-o", "json"]),
+        0,
+    );
+    assert_eq!(
+        (r["success"].as_bool(), r["dryRun"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(r["target"]["direction"], "upgrade");
+    let acts = actions(&r);
+    assert_eq!(
+        acts.get("ConfigMap/istio-system/istio-retired")
+            .map(String::as_str),
+        Some("prune"),
+        "{acts:#?}"
+    );
+    assert_eq!(
+        acts.get("ConfigMap/istio-system/istio-retired-kept")
+            .map(String::as_str),
+        Some("keep"),
+        "{acts:#?}"
+    );
+    assert_eq!(
+        acts.values().filter(|a| *a == "prune").count(),
+        1,
+        "{acts:#?}"
+    );
+    assert!(get_json(&c, &["configmap", "-n", "istio-system", "istio-retired"]).is_none());
+    assert!(
+        get_json(
+            &c,
+            &["configmap", "-n", "istio-system", "istio-retired-kept"]
+        )
+        .is_some()
+    );
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{new}"),
+    );
+    assert_runs(
+        &c,
+        "istio-ingressgateway",
+        "app=istio-ingressgateway",
+        &format!("docker.io/istio/proxyv2:{new}"),
+    );
+    assert_owner_labels(&c, &r, "default");
+    let backup = PathBuf::from(r["backup"].as_str().unwrap());
+    assert_eq!(backups(home.path()), vec![backup.clone()]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&backup), 0o600);
+        assert_eq!(mode(backup.parent().unwrap()), 0o700);
+    }
+    let saved = std::fs::read_to_string(&backup).unwrap();
+    assert!(
+        saved.contains(&format!("docker.io/istio/pilot:{old}")) && saved.contains("istio-retired"),
+        "the backup holds istiod as it was and the pruned ConfigMap"
+    );
+
+    // 2. istioctl reads it back.
+    assert!(
+        istioctl_tags(&c).contains(&("default".to_owned(), "default".to_owned())),
+        "{:?}",
+        istioctl_tags(&c)
+    );
+    let listed = istioctl_would_uninstall(&c, "default");
+    let applied: BTreeSet<String> = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| ["create", "update"].contains(&o["action"].as_str().unwrap()))
+        // istioctl keeps the shared base (CRDs, the reader account) on `uninstall --revision`.
+        .filter(|o| o["component"] != "Base")
+        .map(|o| {
+            let r = &o["object"];
+            key(&r["kind"], &r["namespace"], &r["name"])
+        })
+        .collect();
+    let missing: Vec<&String> = applied.difference(&listed).collect();
+    assert!(
+        applied.len() >= 15 && missing.is_empty(),
+        "istioctl does not see {missing:?} of the {} objects we applied as revision `default`'s; it lists {listed:#?}",
+        applied.len()
+    );
+    assert!(applied.contains("Deployment/istio-system/istiod"));
+
+    // 3. The data plane moves on restart.
+    let (stdout, _) = expect(&mesh(&c, home.path(), &["dataplane", "-A", "-y"]), 0);
+    let row = stdout
+        .lines()
+        .find(|l| l.contains(&format!("Deployment/{ns}/web")))
+        .unwrap_or_else(|| panic!("web is not restarted:\n{stdout}"));
+    assert!(
+        row.contains(&format!("default {old} ×1")) && row.contains(&format!("default {new}")),
+        "{row}"
+    );
+    assert!(
+        stdout.contains("✔ 1 workload(s) restarted onto their new proxy"),
+        "{stdout}"
+    );
+    assert_web_proxy(&c, &ns, &new);
+
+    // 4. Downgrade (the human report this time).
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&previous), "-y"]), 0);
+    assert!(
+        stdout.starts_with(&format!(
+            "Upgrade: in-place downgrade of revision `default`: {new} → {old} on "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "containers[discovery].image: docker.io/istio/pilot:{new} → docker.io/istio/pilot:{old}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "✔ in-place downgrade of revision `default`: {new} → {old}: done"
+        )),
+        "{stdout}"
+    );
+    let pending = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&ns))
+        .unwrap_or_else(|| panic!("{ns} is not reported as still on {new}:\n{stdout}"));
+    assert!(pending.contains(&format!("default {new} ×1")), "{pending}");
+    assert!(
+        stdout.contains("Next:\n  kubectl mesh upgrade dataplane -A"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("backup of "), "{stderr}");
+    assert_eq!(
+        backups(home.path()).len(),
+        3,
+        "upgrade, dataplane, downgrade"
+    );
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_runs(
+        &c,
+        "istio-ingressgateway",
+        "app=istio-ingressgateway",
+        &format!("docker.io/istio/proxyv2:{old}"),
+    );
+    assert_owner_labels(&c, &r, "default");
+    kubectl(&c, &["rollout", "restart", "-n", &ns, "deployment/web"]);
+    c.wait_rollout(&ns, "deployment/web").unwrap();
+    assert_web_proxy(&c, &ns, &old);
+    assert!(istioctl_tags(&c).contains(&("default".to_owned(), "default".to_owned())));
+    eprintln!(
+        "in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades: {:.1?}",
+        t0.elapsed()
+    );
+}
