@@ -1036,3 +1036,211 @@ fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
         t0.elapsed()
     );
 }
+
+/// The manifest with istiod's pods pinned to a node that does not exist: its rollout never
+/// completes.
+fn unschedulable_istiod(manifest: &str) -> String {
+    let mut docs: Vec<String> = vec![String::new()];
+    for line in manifest.lines() {
+        if line == "---" {
+            docs.push(String::new());
+        } else {
+            let doc = docs.last_mut().unwrap();
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    let mut edited = 0;
+    for doc in &mut docs {
+        let istiod = doc.lines().any(|l| l == "kind: Deployment")
+            && doc.lines().any(|l| l == "  name: istiod");
+        if istiod && doc.contains("\n    spec:\n") {
+            *doc = doc.replacen(
+                "\n    spec:\n",
+                "\n    spec:\n      nodeSelector: {kubernetes.io/hostname: no-such-node}\n",
+                1,
+            );
+            edited += 1;
+        }
+    }
+    assert_eq!(edited, 1, "istiod's pod spec not found exactly once");
+    docs.join("---\n")
+}
+
+/// Failures roll back, and `rollback` undoes a success:
+/// 1. istiod's new pods can never be scheduled: after `--timeout 20s` exit 3, the message says
+///    it was rolled back, istiod runs 1.29.6 again and is ready, and every object is as before;
+/// 2. the API server answers 503 to every real PATCH of istiod (through the fault proxy; dry
+///    runs pass): the bounded retries give up, exit 3, rolled back, every object as before, and
+///    the admin token appears nowhere in the output;
+/// 3. after a successful upgrade, `rollback --dry-run` changes nothing, the backup with another
+///    cluster's identity is refused (exit 2), and `rollback -y` restores 1.29.6: every object
+///    as before the upgrade.
+#[test]
+fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
+    use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let _one = serial();
+    let t0 = Instant::now();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
+    let (old, new) = (old_tag(&c), new_tag(&c));
+    let target_text = scenario::manifest(&c, "default", &new).unwrap();
+    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let never = write(
+        files.path(),
+        "never-ready.yaml",
+        &unschedulable_istiod(&target_text),
+    );
+    let before = state(&c);
+
+    // 1. A rollout that never becomes ready.
+    let t = Instant::now();
+    let (_, stderr) = expect(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&never), "--timeout", "20s", "-y"],
+        ),
+        3,
+    );
+    eprintln!(
+        "never-ready rollout failed and rolled back in {:.1?}",
+        t.elapsed()
+    );
+    assert!(
+        stderr.contains("error: the change failed and was rolled back: the cluster is as before"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("timed out after 20s"), "{stderr}");
+    assert!(
+        stderr.contains("hint: the objects as they were are in "),
+        "{stderr}"
+    );
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_same(
+        &before,
+        &state(&c),
+        "after the rollback of a rollout that never became ready",
+    );
+
+    // 2. 503 from the API server on every real write of istiod.
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let kubeconfig = proxy
+        .write_kubeconfig(files.path(), c.admin_token())
+        .unwrap();
+    proxy.set_rules(vec![
+        Rule::delay(Duration::ZERO).query_contains("dryRun"),
+        Rule::status(503)
+            .method("PATCH")
+            .path_contains("/deployments/istiod"),
+    ]);
+    let out = mesh_at(&kubeconfig, home.path(), &["-f", s(&target), "-y"]);
+    let (stdout, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains("error: the change failed and was rolled back: the cluster is as before"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("503"), "{stderr}");
+    let refused = proxy.count(|r| {
+        r.method == "PATCH" && r.path.contains("/deployments/istiod") && r.status == Some(503)
+    });
+    assert_eq!(refused, 6, "one apply and its five retries");
+    assert!(
+        !stdout.contains(c.admin_token()) && !stderr.contains(c.admin_token()),
+        "the token leaked into the output"
+    );
+    drop(proxy);
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_same(&before, &state(&c), "after the rollback of a 503");
+    for b in backups(home.path()) {
+        let saved = std::fs::read_to_string(&b).unwrap();
+        assert!(!saved.contains(c.admin_token()), "token in {}", b.display());
+    }
+
+    // 3. A good upgrade, then rollback.
+    let r = json(
+        &mesh(&c, home.path(), &["-f", s(&target), "-y", "-o", "json"]),
+        0,
+    );
+    let backup = PathBuf::from(r["backup"].as_str().unwrap());
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{new}"),
+    );
+    let upgraded = state(&c);
+
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["rollback", "--dry-run"]), 0);
+    assert!(
+        stdout.starts_with(&format!("Rollback: restore {}", backup.display())),
+        "the latest upgrade backup is picked:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("restore") && l.contains("Deployment/istio-system/istiod")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_same(&upgraded, &state(&c), "a rollback dry run");
+
+    let uid = get_json(&c, &["namespace", "kube-system"]).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = std::fs::read_to_string(&backup).unwrap();
+    assert_eq!(
+        saved.matches(&uid).count(),
+        1,
+        "the cluster identity holds the uid once"
+    );
+    let elsewhere = write(
+        files.path(),
+        "from-another-cluster.yaml",
+        &saved.replace(&uid, "00000000-0000-0000-0000-000000000000"),
+    );
+    let (_, stderr) = expect(
+        &mesh(&c, home.path(), &["rollback", s(&elsewhere), "-y"]),
+        2,
+    );
+    assert!(
+        stderr.contains("was taken from another cluster"),
+        "{stderr}"
+    );
+    assert_same(&upgraded, &state(&c), "a refused rollback");
+
+    let (stdout, _) = expect(&mesh(&c, home.path(), &["rollback", "-y"]), 0);
+    assert!(stdout.contains("✔ rolled back"), "{stdout}");
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_runs(
+        &c,
+        "istio-ingressgateway",
+        "app=istio-ingressgateway",
+        &format!("docker.io/istio/proxyv2:{old}"),
+    );
+    assert_same(&before, &state(&c), "after the rollback of the upgrade");
+    eprintln!(
+        "failed_upgrades_roll_back_and_rollback_undoes_a_good_one: {:.1?}",
+        t0.elapsed()
+    );
+}
