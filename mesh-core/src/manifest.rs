@@ -142,6 +142,31 @@ impl crate::error::Classify for ManifestError {
     }
 }
 
+/// A parser error at its line in the file (the parser counts lines from the start of the
+/// document), without the parser's own `error: line L column C:` prefix.
+fn yaml_error(e: &serde_saphyr::Error, file: &str, doc_line: usize) -> ManifestError {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let bare = first.strip_prefix("error: ").unwrap_or(first);
+    let (line, message) = match e.location() {
+        Some(loc) if loc.line() > 0 => {
+            let prefix = format!("line {} column {}: ", loc.line(), loc.column());
+            let bare = bare.strip_prefix(&prefix).unwrap_or(bare);
+            let within = usize::try_from(loc.line()).unwrap_or(1);
+            (
+                doc_line + within - 1,
+                format!("column {}: {bare}", loc.column()),
+            )
+        }
+        _ => (doc_line, bare.to_owned()),
+    };
+    ManifestError::Yaml {
+        file: file.to_owned(),
+        line,
+        message,
+    }
+}
+
 /// Splits multi-document YAML on `---` lines, keeping each document's first line number.
 fn documents(text: &str) -> Vec<(usize, String)> {
     let mut docs = vec![(1, String::new())];
@@ -193,11 +218,7 @@ impl Manifest {
         for (file, text) in files {
             for (line, doc) in documents(text) {
                 let value: Value =
-                    serde_saphyr::from_str(&doc).map_err(|e| ManifestError::Yaml {
-                        file: file.clone(),
-                        line,
-                        message: e.to_string().lines().next().unwrap_or_default().to_owned(),
-                    })?;
+                    serde_saphyr::from_str(&doc).map_err(|e| yaml_error(&e, file, line))?;
                 flatten(value, file, line, &mut objects)?;
             }
         }
@@ -426,6 +447,14 @@ mod tests {
             e.to_string(),
             "a.yaml:15: Deployment `istiod` is also defined at a.yaml:1"
         );
+        // The line of the error in the file, not in its document; the parser's prefix once.
+        let deep = format!(
+            "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata: [oops\n",
+            deploy(None, "x/pilot:1.30.3")
+        );
+        let e = Manifest::parse(&deep).unwrap_err().to_string();
+        assert!(e.starts_with("line 18: not valid YAML: column "), "{e}");
+        assert!(!e.contains("error:"), "{e}");
         let bad = [("m.yaml".to_owned(), "kind: [\n".to_owned())];
         assert!(
             Manifest::parse_files(&bad)

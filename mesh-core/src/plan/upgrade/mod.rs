@@ -38,14 +38,19 @@ use crate::{
 };
 
 /// Field managers whose fields an upgrade takes over without asking: istioctl's installer, its
-/// tag commands, and kubectl applying a generated manifest by hand. Any other manager's field is
-/// a conflict shown to the user (`--force-conflicts` takes it).
-pub const INSTALLER_MANAGERS: [&str; 5] = [
+/// tag commands, kubectl applying a generated manifest by hand, and kubectl-mesh itself — a
+/// rollback (automatic or `upgrade rollback`) puts objects back with an update (PUT), so the
+/// fields it restored belong to `kubectl-mesh` as an *update* manager, which server-side apply
+/// counts as another manager than the `kubectl-mesh` *apply*: without it, every upgrade after a
+/// rollback would be refused with conflicts against ourselves. Any other manager's field is a
+/// conflict shown to the user (`--force-conflicts` takes it).
+pub const INSTALLER_MANAGERS: [&str; 6] = [
     "istio-operator",
     "istio-ci",
     "istioctl",
     "kubectl-client-side-apply",
     "kubectl",
+    "kubectl-mesh",
 ];
 
 /// What is asked.

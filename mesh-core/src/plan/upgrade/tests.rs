@@ -105,6 +105,8 @@ fn in_place_upgrade_plans_every_object_with_istioctls_owner_labels_in_phases() {
             .any(|w| matches!(w, Wait::Endpoints { service } if service.name == "istiod"))
     );
     assert!(p.full.takeover.contains("istio-operator"));
+    // What a rollback restored (an update by `kubectl-mesh`) is ours to apply again.
+    assert!(p.full.takeover.contains("kubectl-mesh"));
 }
 
 #[test]

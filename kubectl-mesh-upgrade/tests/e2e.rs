@@ -1,0 +1,1253 @@
+//! `kubectl mesh upgrade` against the real control-plane test bed: a private kube-apiserver with
+//! kwok nodes, Istio installed by real istioctl, and real istioctl reading back what we did.
+//!
+//! Versions: the test bed has one istioctl build (1.31-dev, the only istio.io/istio module the
+//! Go proxy serves here). "1.29.6", "1.30.3" and "1.28.2" are the image tags its charts are
+//! rendered with (`--set tag=…`), which is where the product reads a control plane's version
+//! from; the objects themselves come from the same charts.
+//!
+//! Four clusters, one at a time (two cores: [`SERIAL`]), each with 1.29.6 installed as the
+//! default revision by `istioctl install`:
+//! - refusals and dry runs share one: each is checked to change nothing, so the next starts
+//!   from the same state;
+//! - a canary install and its uninstall;
+//! - an in-place upgrade (with prune), the data-plane restart and the downgrade back;
+//! - two failed upgrades and a rollback: each failure is checked to leave every object as it
+//!   was, so the next scenario starts from the installed state again.
+#![allow(clippy::print_stderr)] // timings are reported for the record
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use serde_json::Value;
+
+const CANARY: &str = "1-30-3";
+/// Pods of the default revision's istiod.
+const ISTIOD: &str = "app=istiod,istio.io/rev=default";
+/// One cluster at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Kinds compared before and after (everything a control plane is made of, plus the CRDs).
+const KINDS: &str = "deployments,daemonsets,services,configmaps,serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,customresourcedefinitions,namespaces";
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn old_tag(c: &Cluster) -> String {
+    c.versions().get("ISTIO_OLD_TAG").unwrap().to_owned()
+}
+
+fn new_tag(c: &Cluster) -> String {
+    c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned()
+}
+
+/// Runs `kubectl-mesh-upgrade ARGS --kubeconfig K` with `HOME` (backups) and no colour.
+fn mesh_at(kubeconfig: &Path, home: &Path, args: &[&str]) -> Output {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "kubectl mesh upgrade {} -> {:?} in {:.1?}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed()
+    );
+    out
+}
+
+fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
+    mesh_at(c.kubeconfig(), home, args)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn expect(out: &Output, code: i32) -> (String, String) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+fn json(out: &Output, code: i32) -> Value {
+    let (stdout, stderr) = expect(out, code);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\nstderr:\n{stderr}"))
+}
+
+fn kubectl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.kubectl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+fn istioctl(c: &Cluster, args: &[&str]) -> String {
+    let mut cmd = c.istioctl();
+    cmd.args(args);
+    run_with_stdin(cmd, "").unwrap()
+}
+
+fn get_json(c: &Cluster, args: &[&str]) -> Option<Value> {
+    let mut cmd = c.kubectl();
+    cmd.args(["get", "-o", "json", "--ignore-not-found"])
+        .args(args);
+    let out = run_with_stdin(cmd, "").unwrap();
+    (!out.trim().is_empty()).then(|| serde_json::from_str(&out).unwrap())
+}
+
+fn key(kind: &Value, ns: &Value, name: &Value) -> String {
+    format!(
+        "{}/{}/{}",
+        kind.as_str().unwrap(),
+        ns.as_str().unwrap_or(""),
+        name.as_str().unwrap()
+    )
+}
+
+/// Every object of [`KINDS`] by `Kind/namespace/name`, as the server returns it.
+fn live(c: &Cluster) -> BTreeMap<String, Value> {
+    let v: Value = serde_json::from_str(&kubectl(c, &["get", KINDS, "-A", "-o", "json"])).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let k = key(
+                &o["kind"],
+                &o["metadata"]["namespace"],
+                &o["metadata"]["name"],
+            );
+            (k, o.clone())
+        })
+        .collect()
+}
+
+/// What an object is, without what the server or controllers write on their own:
+/// resourceVersion, generation, managedFields, status and the Deployment revision counter.
+fn essence(mut o: Value) -> Value {
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["resourceVersion", "generation", "managedFields"] {
+            m.remove(k);
+        }
+        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove("deployment.kubernetes.io/revision");
+            if a.is_empty() {
+                m.remove("annotations");
+            }
+        }
+    }
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    o
+}
+
+/// [`live`] reduced to [`essence`]: what "nothing changed" compares.
+fn state(c: &Cluster) -> BTreeMap<String, Value> {
+    live(c).into_iter().map(|(k, v)| (k, essence(v))).collect()
+}
+
+/// resourceVersion of every object of [`KINDS`]: any write at all changes one. Not of
+/// HorizontalPodAutoscalers: the HPA controller keeps writing their status (no metrics server),
+/// so their resourceVersion moves on its own ([`state`] compares them).
+fn resource_versions(c: &Cluster) -> BTreeMap<String, String> {
+    live(c)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("HorizontalPodAutoscaler/"))
+        .map(|(k, v)| {
+            let rv = v["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (k, rv)
+        })
+        .collect()
+}
+
+/// Asserts two [`state`]s are equal, naming what differs (not dumping megabytes of CRDs).
+fn assert_same(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>, what: &str) {
+    let gone: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    let changed: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k).is_some_and(|a| a != *v))
+        .map(|(k, _)| k)
+        .collect();
+    let detail: String = changed
+        .iter()
+        .take(3)
+        .map(|k| {
+            format!(
+                "\n--- {k} before:\n{}\n--- after:\n{}",
+                serde_json::to_string(&before[*k]).unwrap(),
+                serde_json::to_string(&after[*k]).unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        gone.is_empty() && new.is_empty() && changed.is_empty(),
+        "{what}: gone {gone:?}, new {new:?}, changed {changed:?}{detail}"
+    );
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn backups(home: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join(".kube/mesh-backups"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Container images of a Deployment's template, `name=image` joined by spaces.
+fn template_images(c: &Cluster, name: &str) -> String {
+    let d = get_json(c, &["deployment", "-n", "istio-system", name]).unwrap();
+    d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["image"].as_str().unwrap()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Asserts `deployment/<name>` in istio-system is rolled out, ready, and its pods (`selector`)
+/// run `image` (and nothing else of the same repository).
+fn assert_runs(c: &Cluster, name: &str, selector: &str, image: &str) {
+    c.wait_rollout("istio-system", &format!("deployment/{name}"))
+        .unwrap();
+    let d = get_json(c, &["deployment", "-n", "istio-system", name]).unwrap();
+    let want = d["spec"]["replicas"].as_u64().unwrap();
+    assert_eq!(
+        d["status"]["readyReplicas"].as_u64(),
+        Some(want),
+        "{name}: {}",
+        d["status"]
+    );
+    assert!(
+        template_images(c, name).contains(image),
+        "{name}: {}",
+        template_images(c, name)
+    );
+    let repo = image.rsplit_once(':').unwrap().0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = scenario::pod_images(c, "istio-system", selector).unwrap();
+        let images: Vec<&str> = pods
+            .split_whitespace()
+            .filter(|i| i.starts_with(repo))
+            .collect();
+        if !images.is_empty() && images.iter().all(|i| *i == image) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pods of {name} do not all run {image}:\n{pods}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A namespace labelled `label` running `web` (1 replica).
+fn app(c: &Cluster, prefix: &str, label: (&str, &str)) -> String {
+    let ns = c.unique_namespace(prefix).unwrap();
+    scenario::label_namespace(c, &ns, &[label]).unwrap();
+    scenario::sample_app(c, &ns, 1).unwrap();
+    ns
+}
+
+/// Waits (≤ 60 s) until every live `web` pod of `ns` runs proxy `docker.io/istio/proxyv2:<tag>`.
+fn assert_web_proxy(c: &Cluster, ns: &str, tag: &str) {
+    let want = format!("docker.io/istio/proxyv2:{tag}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = get_json(c, &["pods", "-n", ns, "-l", "app=web"]).unwrap();
+        let proxies: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                p["spec"]["containers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["name"] == "istio-proxy")
+                    .map_or("none".to_owned(), |c| {
+                        c["image"].as_str().unwrap().to_owned()
+                    })
+            })
+            .collect();
+        if !proxies.is_empty() && proxies.iter().all(|p| *p == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespace {ns}: web pods run {proxies:?}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The plan's objects of the JSON report as `Kind/namespace/name` → action.
+fn actions(report: &Value) -> BTreeMap<String, String> {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let r = &o["object"];
+            (
+                key(&r["kind"], &r["namespace"], &r["name"]),
+                o["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `istioctl tag list -o json` as (tag, revision).
+fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
+    let out = istioctl(c, &["tag", "list", "-o", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap_or("").to_owned(),
+                t["revision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The sibling `kubectl-mesh-uninstall` binary, built into the same target directory (cargo
+/// builds only this package's binaries for its tests). The nested `cargo build` runs without
+/// the variables cargo sets for a test (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …): build scripts
+/// that watch them (ring's) would otherwise rerun, and the next `cargo test` would rebuild half
+/// the workspace.
+fn uninstall_binary() -> PathBuf {
+    let profile = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
+        .parent()
+        .unwrap();
+    let target = profile.parent().unwrap();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "-p",
+        "kubectl-mesh-uninstall",
+        "--bin",
+        "kubectl-mesh-uninstall",
+    ])
+    .env("CARGO_TARGET_DIR", target)
+    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+            "OUT_DIR",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p));
+        if set_for_tests {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    if profile.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let t = Instant::now();
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eprintln!(
+        "cargo build -p kubectl-mesh-uninstall in {:.1?}",
+        t.elapsed()
+    );
+    profile.join("kubectl-mesh-uninstall")
+}
+
+/// Refusals and dry runs share one cluster; each is checked to change nothing.
+/// 1. `--dry-run` of 1.29.6 → 1.30.3: the plan (table and `-o json`) with the istiod image
+///    change, checked by the server, and not one object changed, no backup;
+/// 2. a manifest with an object the server rejects: exit 3 from the server-side dry run,
+///    nothing written (every resourceVersion as before), no backup;
+/// 3. a canary manifest without `--canary`: exit 1, nothing changed;
+/// 4. a Helm-annotated istiod: exit 1 with the `helm upgrade` to run instead;
+/// 5. from 1.28 (istioctl-installed at image tag 1.28.2) to 1.30 in place: exit 1 with
+///    `skew.in-place`, nothing changed; `--force` and `--canary` (two minors up) are allowed.
+#[test]
+fn refusals_and_dry_runs_change_nothing() {
+    let _one = serial();
+    let t0 = Instant::now();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
+    let (old, new) = (old_tag(&c), new_tag(&c));
+    let target_text = scenario::manifest(&c, "default", &new).unwrap();
+    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let before = state(&c);
+
+    // 1. Dry run: the plan, checked by the server; nothing changes.
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "--dry-run"]), 0);
+    assert!(
+        stdout.starts_with(&format!(
+            "Upgrade: in-place upgrade of revision `default`: {old} → {new} on "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "containers[discovery].image: docker.io/istio/pilot:{old} → docker.io/istio/pilot:{new}"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not checked by an API server"), "{stdout}");
+    assert!(
+        stderr.contains("dry run: the API server accepted all")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    let r = json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&target), "--dry-run", "-o", "json"],
+        ),
+        0,
+    );
+    assert_eq!(r["schemaVersion"], "kubectl-mesh.dev/upgrade/v1");
+    assert_eq!(
+        (r["success"].as_bool(), r["dryRun"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(r["target"]["mode"], "in-place", "{}", r["target"]);
+    assert_eq!(r["target"]["direction"], "upgrade");
+    assert_eq!(r["target"]["revision"], "default");
+    assert_eq!(
+        (
+            r["target"]["from"].as_str(),
+            r["target"]["version"].as_str()
+        ),
+        (Some(old.as_str()), Some(new.as_str()))
+    );
+    let acts = actions(&r);
+    assert_eq!(
+        acts.get("Deployment/istio-system/istiod")
+            .map(String::as_str),
+        Some("update"),
+        "{acts:#?}"
+    );
+    assert!(
+        acts.values()
+            .all(|a| ["create", "update", "unchanged", "prune", "keep"].contains(&a.as_str())),
+        "{acts:#?}"
+    );
+    let istiod = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"]["kind"] == "Deployment" && o["object"]["name"] == "istiod")
+        .unwrap();
+    assert!(
+        istiod["diff"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ch| ch["field"] == "containers[discovery].image"
+                && ch["after"] == format!("docker.io/istio/pilot:{new}").as_str()),
+        "{istiod:#}"
+    );
+    assert_same(&before, &state(&c), "a dry run");
+    assert!(
+        backups(home.path()).is_empty(),
+        "a dry run writes no backup"
+    );
+
+    // 2. An object the API server rejects: refused by the dry run before the first change.
+    let rvs = resource_versions(&c);
+    let invalid = write(
+        files.path(),
+        "invalid.yaml",
+        &format!(
+            "{target_text}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: e2e-invalid, namespace: istio-system}}\nspec:\n  selector: {{app: istiod}}\n  ports: [{{name: bad, port: 99999}}]\n"
+        ),
+    );
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&invalid), "-y"]), 3);
+    assert!(stderr.contains("in a dry run"), "{stderr}");
+    assert!(stderr.contains("e2e-invalid"), "{stderr}");
+    assert!(stderr.contains("hint: nothing was changed"), "{stderr}");
+    let now = resource_versions(&c);
+    let written: Vec<&String> = rvs
+        .keys()
+        .chain(now.keys())
+        .filter(|k| rvs.get(*k) != now.get(*k))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "a rejected dry run wrote to the cluster: {written:?}"
+    );
+    assert_same(&before, &state(&c), "a rejected dry run");
+    assert!(
+        backups(home.path()).is_empty(),
+        "a rejected dry run writes no backup"
+    );
+
+    // 3. A new revision without --canary.
+    let canary_text = scenario::manifest(&c, CANARY, &new).unwrap();
+    let canary = write(files.path(), "istio-1-30-3.yaml", &canary_text);
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&canary), "-y"]), 1);
+    assert!(
+        stderr.contains(&format!("revision `{CANARY}` is not installed"))
+            && stderr.contains("refusing without --canary"),
+        "{stderr}"
+    );
+    assert_same(&before, &state(&c), "a canary refused for want of --canary");
+
+    // 4. A control plane Helm installed is upgraded with Helm.
+    kubectl(
+        &c,
+        &[
+            "annotate",
+            "deployment",
+            "-n",
+            "istio-system",
+            "istiod",
+            "meta.helm.sh/release-name=istiod",
+            "meta.helm.sh/release-namespace=istio-system",
+        ],
+    );
+    let helm = state(&c);
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
+    assert!(stderr.contains("installed by Helm"), "{stderr}");
+    assert!(
+        stderr.contains("hint: helm upgrade") && stderr.contains(&format!("--version {new}")),
+        "{stderr}"
+    );
+    assert_same(&helm, &state(&c), "a Helm refusal");
+    kubectl(
+        &c,
+        &[
+            "annotate",
+            "deployment",
+            "-n",
+            "istio-system",
+            "istiod",
+            "meta.helm.sh/release-name-",
+            "meta.helm.sh/release-namespace-",
+        ],
+    );
+
+    // 5. Two minors in place is refused; --force and --canary allow it.
+    scenario::install_revision(&c, "default", "1.28.2").unwrap();
+    assert_runs(&c, "istiod", ISTIOD, "docker.io/istio/pilot:1.28.2");
+    let older = state(&c);
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
+    assert!(stdout.contains("[skew.in-place]"), "{stdout}");
+    assert!(stderr.contains("refusing the upgrade"), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    let r = json(
+        &mesh(&c, home.path(), &["-f", s(&target), "-y", "-o", "json"]),
+        1,
+    );
+    assert_eq!(r["refused"], true);
+    let skew = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "skew.in-place")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(skew["result"], "error", "{skew:#}");
+    assert_same(&older, &state(&c), "a skew refusal");
+    json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&target), "--force", "--dry-run", "-o", "json"],
+        ),
+        0,
+    );
+    let r = json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&canary), "--canary", "--dry-run", "-o", "json"],
+        ),
+        0,
+    );
+    assert_eq!(r["target"]["mode"], "canary");
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["result"] != "error"),
+        "{r:#}"
+    );
+    assert_same(&older, &state(&c), "dry runs");
+    assert!(
+        backups(home.path()).is_empty(),
+        "{:?}",
+        backups(home.path())
+    );
+    eprintln!("refusals_and_dry_runs_change_nothing: {:.1?}", t0.elapsed());
+}
+
+/// Every object of [`KINDS`] as `Kind/namespace/name`.
+fn names(c: &Cluster) -> BTreeSet<String> {
+    live(c).into_keys().collect()
+}
+
+/// Canary: `--canary -y` installs revision 1-30-3 at 1.30.3 beside istiod 1.29.6 (which keeps
+/// running), its injector injects the 1.30.3 proxy into a namespace labelled with it, and
+/// `kubectl mesh uninstall --revision 1-30-3` then removes exactly what the canary added: the
+/// set of objects is the one before the canary (names, not labels: the shared Base CRDs and the
+/// reader account were relabelled by the canary's apply, as istioctl does).
+#[test]
+fn canary_install_then_uninstall_leaves_the_old_control_plane() {
+    let _one = serial();
+    let t0 = Instant::now();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let uninstall = uninstall_binary();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
+    let (old, new) = (old_tag(&c), new_tag(&c));
+    let canary = write(
+        files.path(),
+        "istio-1-30-3.yaml",
+        &scenario::manifest(&c, CANARY, &new).unwrap(),
+    );
+    let before = names(&c);
+
+    let r = json(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&canary), "--canary", "-y", "-o", "json"],
+        ),
+        0,
+    );
+    assert_eq!(r["success"], true);
+    assert_eq!(r["target"]["mode"], "canary");
+    assert_eq!(r["target"]["revision"], CANARY);
+    let acts = actions(&r);
+    assert_eq!(
+        acts.get(&format!("Deployment/istio-system/istiod-{CANARY}"))
+            .map(String::as_str),
+        Some("create"),
+        "{acts:#?}"
+    );
+    assert!(
+        !acts.values().any(|a| a == "prune"),
+        "a canary prunes nothing: {acts:#?}"
+    );
+    assert_runs(
+        &c,
+        &format!("istiod-{CANARY}"),
+        &format!("app=istiod,istio.io/rev={CANARY}"),
+        &format!("docker.io/istio/pilot:{new}"),
+    );
+    assert!(
+        template_images(&c, &format!("istiod-{CANARY}")).contains(&format!("pilot:{new}")),
+        "{}",
+        template_images(&c, &format!("istiod-{CANARY}"))
+    );
+    assert!(
+        template_images(&c, "istiod").contains(&format!("pilot:{old}")),
+        "the old istiod is left alone: {}",
+        template_images(&c, "istiod")
+    );
+    c.wait_rollout("istio-system", "deployment/istiod").unwrap();
+    let added: BTreeSet<String> = names(&c).difference(&before).cloned().collect();
+    assert!(
+        added.contains(&format!("Deployment/istio-system/istiod-{CANARY}"))
+            && added.contains(&format!(
+                "MutatingWebhookConfiguration//istio-sidecar-injector-{CANARY}"
+            )),
+        "{added:#?}"
+    );
+    assert!(
+        istioctl(&c, &["tag", "list"]).contains("default"),
+        "the default tag stays"
+    );
+
+    // The canary's injector works: a namespace on the revision gets its proxy.
+    let ns = app(&c, "canary", ("istio.io/rev", CANARY));
+    assert_web_proxy(&c, &ns, &new);
+    kubectl(
+        &c,
+        &["delete", "namespace", &ns, "--wait=true", "--timeout=120s"],
+    );
+
+    let t = Instant::now();
+    let out = Command::new(&uninstall)
+        .args(["--revision", CANARY, "-y", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .env("HOME", home.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "kubectl mesh uninstall --revision {CANARY} -y -> {:?} in {:.1?}",
+        out.status.code(),
+        t.elapsed()
+    );
+    expect(&out, 0);
+    let after = names(&c);
+    let gone: Vec<&String> = before.difference(&after).collect();
+    let left: Vec<&String> = after.difference(&before).collect();
+    assert!(
+        gone.is_empty() && left.is_empty(),
+        "after the canary's uninstall: missing {gone:?}, left over {left:?}"
+    );
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    eprintln!(
+        "canary_install_then_uninstall_leaves_the_old_control_plane: {:.1?}",
+        t0.elapsed()
+    );
+}
+
+/// ConfigMap `name` in istio-system labelled as if an older release of revision `default`
+/// shipped it (owner labels of istioctl's installer), plus `extra` labels.
+fn retired_config_map(c: &Cluster, name: &str, extra: &str) {
+    c.apply(&format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  namespace: istio-system
+  labels:
+    istio.io/rev: default
+    operator.istio.io/component: Pilot
+    operator.istio.io/managed: Reconcile
+    install.operator.istio.io/owning-resource-namespace: istio-system{extra}
+data: {{retired: "true"}}
+"#
+    ))
+    .unwrap();
+}
+
+/// Asserts every object the plan created or updated carries istioctl's owner labels.
+fn assert_owner_labels(c: &Cluster, report: &Value, revision: &str) {
+    let all = live(c);
+    let mut checked = 0;
+    for o in report["objects"].as_array().unwrap() {
+        if !["create", "update"].contains(&o["action"].as_str().unwrap()) {
+            continue;
+        }
+        let r = &o["object"];
+        let k = key(&r["kind"], &r["namespace"], &r["name"]);
+        let Some(obj) = all.get(&k) else {
+            // Kinds outside KINDS (e.g. an EnvoyFilter) are not listed here.
+            continue;
+        };
+        let labels = &obj["metadata"]["labels"];
+        for (label, want) in [
+            ("operator.istio.io/managed", "Reconcile"),
+            ("istio.io/rev", revision),
+            (
+                "install.operator.istio.io/owning-resource-namespace",
+                "istio-system",
+            ),
+            (
+                "operator.istio.io/component",
+                o["component"].as_str().unwrap(),
+            ),
+        ] {
+            assert_eq!(
+                labels[label].as_str(),
+                Some(want),
+                "{label} of {k}: {labels}"
+            );
+        }
+        assert!(
+            labels["operator.istio.io/component"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty()),
+            "{k}: {labels}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} applied objects checked");
+}
+
+/// What `istioctl uninstall --revision REV --dry-run` would delete, as `Kind/namespace/name`,
+/// from its `Not pruning object apps/v1, Kind=Deployment/istiod.istio-system because of dry
+/// run.` lines (cluster-scoped objects end in `.`).
+fn istioctl_would_uninstall(c: &Cluster, revision: &str) -> BTreeSet<String> {
+    let mut cmd = c.istioctl();
+    cmd.args(["uninstall", "--revision", revision, "--dry-run"]);
+    let out = cmd.output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    let listed: BTreeSet<String> = all
+        .lines()
+        .filter_map(|l| l.split_once(", Kind=")?.1.split_once(" because of dry run"))
+        .filter_map(|(obj, _)| {
+            let (kind, rest) = obj.split_once('/')?;
+            let (name, ns) = rest.rsplit_once('.')?;
+            Some(format!("{kind}/{ns}/{name}"))
+        })
+        .collect();
+    assert!(!listed.is_empty(), "{all}");
+    listed
+}
+
+/// In place, with the guardrails satisfied, up and back down:
+/// 1. `-f <1.30.3> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
+///    behind and keeps one marked not-pruned; istiod and the ingress gateway run 1.30.3; every
+///    applied object carries istioctl's owner labels; the backup is 0600;
+/// 2. real istioctl reads the result back: `tag list` still has `default` on revision
+///    `default`, and `uninstall --revision default --dry-run` lists the objects we applied;
+/// 3. `upgrade dataplane -A -y` restarts the injected workload onto proxy 1.30.3;
+/// 4. `-f <1.29.6> -y` downgrades in place: istiod and the gateway run 1.29.6 again, and a
+///    restarted workload gets proxy 1.29.6.
+#[test]
+fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
+    let _one = serial();
+    let t0 = Instant::now();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
+    let (old, new) = (old_tag(&c), new_tag(&c));
+    let ns = app(&c, "enabled", ("istio-injection", "enabled"));
+    assert_web_proxy(&c, &ns, &old);
+    retired_config_map(&c, "istio-retired", "");
+    retired_config_map(
+        &c,
+        "istio-retired-kept",
+        "\n    install.operator.istio.io/owning-resource-not-pruned: \"true\"",
+    );
+    let target = write(
+        files.path(),
+        "istio-1.30.3.yaml",
+        &scenario::manifest(&c, "default", &new).unwrap(),
+    );
+    let previous = write(
+        files.path(),
+        "istio-1.29.6.yaml",
+        &scenario::manifest(&c, "default", &old).unwrap(),
+    );
+
+    // 1. Upgrade.
+    let r = json(
+        &mesh(&c, home.path(), &["-f", s(&target), "-y", "-o", "json"]),
+        0,
+    );
+    assert_eq!(
+        (r["success"].as_bool(), r["dryRun"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(r["target"]["direction"], "upgrade");
+    let acts = actions(&r);
+    assert_eq!(
+        acts.get("ConfigMap/istio-system/istio-retired")
+            .map(String::as_str),
+        Some("prune"),
+        "{acts:#?}"
+    );
+    assert_eq!(
+        acts.get("ConfigMap/istio-system/istio-retired-kept")
+            .map(String::as_str),
+        Some("keep"),
+        "{acts:#?}"
+    );
+    assert_eq!(
+        acts.values().filter(|a| *a == "prune").count(),
+        1,
+        "{acts:#?}"
+    );
+    assert!(get_json(&c, &["configmap", "-n", "istio-system", "istio-retired"]).is_none());
+    assert!(
+        get_json(
+            &c,
+            &["configmap", "-n", "istio-system", "istio-retired-kept"]
+        )
+        .is_some()
+    );
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{new}"),
+    );
+    assert_runs(
+        &c,
+        "istio-ingressgateway",
+        "app=istio-ingressgateway",
+        &format!("docker.io/istio/proxyv2:{new}"),
+    );
+    assert_owner_labels(&c, &r, "default");
+    let backup = PathBuf::from(r["backup"].as_str().unwrap());
+    assert_eq!(backups(home.path()), vec![backup.clone()]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&backup), 0o600);
+        assert_eq!(mode(backup.parent().unwrap()), 0o700);
+    }
+    let saved = std::fs::read_to_string(&backup).unwrap();
+    assert!(
+        saved.contains(&format!("docker.io/istio/pilot:{old}")) && saved.contains("istio-retired"),
+        "the backup holds istiod as it was and the pruned ConfigMap"
+    );
+
+    // 2. istioctl reads it back.
+    assert!(
+        istioctl_tags(&c).contains(&("default".to_owned(), "default".to_owned())),
+        "{:?}",
+        istioctl_tags(&c)
+    );
+    let listed = istioctl_would_uninstall(&c, "default");
+    let applied: BTreeSet<String> = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| ["create", "update"].contains(&o["action"].as_str().unwrap()))
+        // istioctl keeps the shared base (CRDs, the reader account) on `uninstall --revision`.
+        .filter(|o| o["component"] != "Base")
+        .map(|o| {
+            let r = &o["object"];
+            key(&r["kind"], &r["namespace"], &r["name"])
+        })
+        .collect();
+    let missing: Vec<&String> = applied.difference(&listed).collect();
+    assert!(
+        applied.len() >= 15 && missing.is_empty(),
+        "istioctl does not see {missing:?} of the {} objects we applied as revision `default`'s; it lists {listed:#?}",
+        applied.len()
+    );
+    assert!(applied.contains("Deployment/istio-system/istiod"));
+
+    // 3. The data plane moves on restart.
+    let (stdout, _) = expect(&mesh(&c, home.path(), &["dataplane", "-A", "-y"]), 0);
+    let row = stdout
+        .lines()
+        .find(|l| l.contains(&format!("Deployment/{ns}/web")))
+        .unwrap_or_else(|| panic!("web is not restarted:\n{stdout}"));
+    assert!(
+        row.contains(&format!("default {old} ×1")) && row.contains(&format!("default {new}")),
+        "{row}"
+    );
+    assert!(
+        stdout.contains("✔ 1 workload(s) restarted onto their new proxy"),
+        "{stdout}"
+    );
+    assert_web_proxy(&c, &ns, &new);
+
+    // 4. Downgrade (the human report this time).
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&previous), "-y"]), 0);
+    assert!(
+        stdout.starts_with(&format!(
+            "Upgrade: in-place downgrade of revision `default`: {new} → {old} on "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "containers[discovery].image: docker.io/istio/pilot:{new} → docker.io/istio/pilot:{old}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "✔ in-place downgrade of revision `default`: {new} → {old}: done"
+        )),
+        "{stdout}"
+    );
+    let pending = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&ns))
+        .unwrap_or_else(|| panic!("{ns} is not reported as still on {new}:\n{stdout}"));
+    assert!(pending.contains(&format!("default {new} ×1")), "{pending}");
+    assert!(
+        stdout.contains("Next:\n  kubectl mesh upgrade dataplane -A"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("backup of "), "{stderr}");
+    assert_eq!(
+        backups(home.path()).len(),
+        3,
+        "upgrade, dataplane, downgrade"
+    );
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_runs(
+        &c,
+        "istio-ingressgateway",
+        "app=istio-ingressgateway",
+        &format!("docker.io/istio/proxyv2:{old}"),
+    );
+    assert_owner_labels(&c, &r, "default");
+    kubectl(&c, &["rollout", "restart", "-n", &ns, "deployment/web"]);
+    c.wait_rollout(&ns, "deployment/web").unwrap();
+    assert_web_proxy(&c, &ns, &old);
+    assert!(istioctl_tags(&c).contains(&("default".to_owned(), "default".to_owned())));
+    eprintln!(
+        "in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades: {:.1?}",
+        t0.elapsed()
+    );
+}
+
+/// The manifest with istiod's pods pinned to a node that does not exist: its rollout never
+/// completes.
+fn unschedulable_istiod(manifest: &str) -> String {
+    let mut docs: Vec<String> = vec![String::new()];
+    for line in manifest.lines() {
+        if line == "---" {
+            docs.push(String::new());
+        } else {
+            let doc = docs.last_mut().unwrap();
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    let mut edited = 0;
+    for doc in &mut docs {
+        let istiod = doc.lines().any(|l| l == "kind: Deployment")
+            && doc.lines().any(|l| l == "  name: istiod");
+        if istiod && doc.contains("\n    spec:\n") {
+            *doc = doc.replacen(
+                "\n    spec:\n",
+                "\n    spec:\n      nodeSelector: {kubernetes.io/hostname: no-such-node}\n",
+                1,
+            );
+            edited += 1;
+        }
+    }
+    assert_eq!(edited, 1, "istiod's pod spec not found exactly once");
+    docs.join("---\n")
+}
+
+/// Failures roll back, and `rollback` undoes a success:
+/// 1. istiod's new pods can never be scheduled: after `--timeout 20s` exit 3, the message says
+///    it was rolled back, istiod runs 1.29.6 again and is ready, and every object is as before;
+/// 2. the API server answers 503 to every real PATCH of istiod (through the fault proxy; dry
+///    runs pass): the bounded retries give up, exit 3, rolled back, every object as before, and
+///    the admin token appears nowhere in the output;
+/// 3. after a successful upgrade, `rollback --dry-run` changes nothing, the backup with another
+///    cluster's identity is refused (exit 2), and `rollback -y` restores 1.29.6: every object
+///    as before the upgrade.
+#[test]
+fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
+    use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let _one = serial();
+    let t0 = Instant::now();
+    let home = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
+    let (old, new) = (old_tag(&c), new_tag(&c));
+    let target_text = scenario::manifest(&c, "default", &new).unwrap();
+    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let never = write(
+        files.path(),
+        "never-ready.yaml",
+        &unschedulable_istiod(&target_text),
+    );
+    let before = state(&c);
+
+    // 1. A rollout that never becomes ready.
+    let t = Instant::now();
+    let (_, stderr) = expect(
+        &mesh(
+            &c,
+            home.path(),
+            &["-f", s(&never), "--timeout", "20s", "-y"],
+        ),
+        3,
+    );
+    eprintln!(
+        "never-ready rollout failed and rolled back in {:.1?}",
+        t.elapsed()
+    );
+    assert!(
+        stderr.contains("error: the change failed and was rolled back: the cluster is as before"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("timed out after 20s"), "{stderr}");
+    assert!(
+        stderr.contains("hint: the objects as they were are in "),
+        "{stderr}"
+    );
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_same(
+        &before,
+        &state(&c),
+        "after the rollback of a rollout that never became ready",
+    );
+
+    // 2. 503 from the API server on every real write of istiod.
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let kubeconfig = proxy
+        .write_kubeconfig(files.path(), c.admin_token())
+        .unwrap();
+    proxy.set_rules(vec![
+        Rule::delay(Duration::ZERO).query_contains("dryRun"),
+        Rule::status(503)
+            .method("PATCH")
+            .path_contains("/deployments/istiod"),
+    ]);
+    let out = mesh_at(&kubeconfig, home.path(), &["-f", s(&target), "-y"]);
+    let (stdout, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains("error: the change failed and was rolled back: the cluster is as before"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("503"), "{stderr}");
+    let refused = proxy.count(|r| {
+        r.method == "PATCH" && r.path.contains("/deployments/istiod") && r.status == Some(503)
+    });
+    assert_eq!(refused, 6, "one apply and its five retries");
+    assert!(
+        !stdout.contains(c.admin_token()) && !stderr.contains(c.admin_token()),
+        "the token leaked into the output"
+    );
+    drop(proxy);
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_same(&before, &state(&c), "after the rollback of a 503");
+    for b in backups(home.path()) {
+        let saved = std::fs::read_to_string(&b).unwrap();
+        assert!(!saved.contains(c.admin_token()), "token in {}", b.display());
+    }
+
+    // 3. A good upgrade, then rollback.
+    let r = json(
+        &mesh(&c, home.path(), &["-f", s(&target), "-y", "-o", "json"]),
+        0,
+    );
+    let backup = PathBuf::from(r["backup"].as_str().unwrap());
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{new}"),
+    );
+    let upgraded = state(&c);
+
+    let (stdout, stderr) = expect(&mesh(&c, home.path(), &["rollback", "--dry-run"]), 0);
+    assert!(
+        stdout.starts_with(&format!("Rollback: restore {}", backup.display())),
+        "the latest upgrade backup is picked:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("restore") && l.contains("Deployment/istio-system/istiod")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_same(&upgraded, &state(&c), "a rollback dry run");
+
+    let uid = get_json(&c, &["namespace", "kube-system"]).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = std::fs::read_to_string(&backup).unwrap();
+    assert_eq!(
+        saved.matches(&uid).count(),
+        1,
+        "the cluster identity holds the uid once"
+    );
+    let elsewhere = write(
+        files.path(),
+        "from-another-cluster.yaml",
+        &saved.replace(&uid, "00000000-0000-0000-0000-000000000000"),
+    );
+    let (_, stderr) = expect(
+        &mesh(&c, home.path(), &["rollback", s(&elsewhere), "-y"]),
+        2,
+    );
+    assert!(
+        stderr.contains("was taken from another cluster"),
+        "{stderr}"
+    );
+    assert_same(&upgraded, &state(&c), "a refused rollback");
+
+    let (stdout, _) = expect(&mesh(&c, home.path(), &["rollback", "-y"]), 0);
+    assert!(stdout.contains("✔ rolled back"), "{stdout}");
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{old}"),
+    );
+    assert_runs(
+        &c,
+        "istio-ingressgateway",
+        "app=istio-ingressgateway",
+        &format!("docker.io/istio/proxyv2:{old}"),
+    );
+    assert_same(&before, &state(&c), "after the rollback of the upgrade");
+    eprintln!(
+        "failed_upgrades_roll_back_and_rollback_undoes_a_good_one: {:.1?}",
+        t0.elapsed()
+    );
+}
