@@ -358,8 +358,12 @@ impl Engine {
             }) => {
                 let managers: BTreeSet<String> =
                     conflicts.iter().map(|c| c.manager.clone()).collect();
-                let allowed =
-                    self.opts.force_conflicts || managers.iter().all(|m| plan.takeover.contains(m));
+                // Our own fields (a restore writes them as an update, not an apply) are never
+                // someone else's.
+                let allowed = self.opts.force_conflicts
+                    || managers
+                        .iter()
+                        .all(|m| m == FIELD_MANAGER || plan.takeover.contains(m));
                 if !allowed {
                     return Err(Error::Conflict {
                         object: r,
