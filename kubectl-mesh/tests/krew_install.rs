@@ -701,6 +701,8 @@ spec:
 
 const SNAPSHOT: &str = r#"apiVersion: v1
 kind: List
+metadata:
+  annotations: {kubectl-mesh.dev/sources: "namespaces,deployments,daemon-sets,services,endpoint-slices,config-maps,mutating-webhooks,validating-webhooks,crds,pdbs,pods,envoy-filters"}
 items:
 - apiVersion: v1
   kind: Namespace
