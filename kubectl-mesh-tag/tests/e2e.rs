@@ -13,7 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use mesh_testbed::{
+    Cluster,
+    probe::{Uids, essence, text},
+    run_with_stdin, scenario,
+};
 use serde_json::Value;
 
 const CANARY: &str = "1-30-3";
@@ -64,25 +68,9 @@ fn ok(c: &Cluster, args: &[&str]) -> String {
     text(&o.stdout)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn kubectl(c: &Cluster, args: &[&str]) -> String {
-    let mut cmd = c.kubectl();
-    cmd.args(args);
-    run_with_stdin(cmd, "").unwrap()
-}
-
-fn istioctl(c: &Cluster, args: &[&str]) -> String {
-    let mut cmd = c.istioctl();
-    cmd.args(args);
-    run_with_stdin(cmd, "").unwrap()
-}
-
 /// `istioctl tag list -o json` as (tag, revision, namespaces).
 fn istioctl_tags(c: &Cluster) -> Vec<(String, String, Vec<String>)> {
-    let out = istioctl(c, &["tag", "list", "-o", "json"]);
+    let out = c.istioctl_out(&["tag", "list", "-o", "json"]);
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     v.as_array()
         .unwrap()
@@ -119,49 +107,20 @@ fn app(c: &Cluster, prefix: &str, label: (&str, &str), replicas: u32) -> String 
     ns
 }
 
-/// (proxy image, injected revision) of the live `web` pods of `ns`.
-fn web_proxies(c: &Cluster, ns: &str) -> Vec<(String, String)> {
-    let v = get_json(c, &["pods", "-n", ns, "-l", "app=web"]).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .map(|p| {
-            let image = p["spec"]["containers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == "istio-proxy");
-            let image = image
-                .map_or("none", |c| c["image"].as_str().unwrap())
-                .to_owned();
-            let status = p["metadata"]["annotations"]["sidecar.istio.io/status"]
-                .as_str()
-                .unwrap_or("{}");
-            let rev = serde_json::from_str::<Value>(status).unwrap()["revision"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            (image, rev)
-        })
-        .collect()
-}
-
 /// Waits (≤ 60 s) until `ns` has exactly `n` `web` pods with proxy `tag` injected by `rev`.
 fn assert_web(c: &Cluster, ns: &str, tag: &str, rev: &str, n: usize) {
     let want = vec![(format!("docker.io/istio/proxyv2:{tag}"), rev.to_owned()); n];
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut pods = web_proxies(c, ns);
+    let mut pods = c.proxies(ns, "app=web");
     while pods != want && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        pods = web_proxies(c, ns);
+        pods = c.proxies(ns, "app=web");
     }
     assert_eq!(pods, want, "namespace {ns}");
 }
 
 fn restart(c: &Cluster, ns: &str) {
-    kubectl(c, &["rollout", "restart", "-n", ns, "deployment/web"]);
+    c.kubectl_out(&["rollout", "restart", "-n", ns, "deployment/web"]);
     c.wait_rollout(ns, "deployment/web").unwrap();
 }
 
@@ -234,10 +193,7 @@ fn generate_matches_istioctl_generate() {
     let _guard = DEFAULT_TAG.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
     for tag in ["e2e-gen", "default"] {
-        let theirs = istioctl(
-            c,
-            &["tag", "generate", tag, "--revision", CANARY, "--overwrite"],
-        );
+        let theirs = c.istioctl_out(&["tag", "generate", tag, "--revision", CANARY, "--overwrite"]);
         let theirs: Vec<Value> = serde_saphyr::from_multiple(&theirs).unwrap();
         let ours: Value = serde_json::from_str(&ok(
             c,
@@ -280,10 +236,7 @@ fn generate_matches_istioctl_generate() {
 #[test]
 fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
     let c = cluster();
-    istioctl(
-        c,
-        &["tag", "set", "e2e-theirs", "--revision", "default", "-y"],
-    );
+    c.istioctl_out(&["tag", "set", "e2e-theirs", "--revision", "default", "-y"]);
     let ns = app(c, "theirs", ("istio.io/rev", "e2e-theirs"), 1);
     assert_web(c, &ns, "1.29.6", "default", 1);
     let list: Value = serde_json::from_str(&ok(c, &["list", "-o", "json"])).unwrap();
@@ -446,7 +399,7 @@ fn removing_a_tag_in_use_without_yes_changes_nothing() {
 #[test]
 fn dry_run_changes_nothing() {
     let c = cluster();
-    istioctl(c, &["tag", "set", "e2e-dry", "--revision", "default", "-y"]);
+    c.istioctl_out(&["tag", "set", "e2e-dry", "--revision", "default", "-y"]);
     let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-dry"];
     let svc = [
         "service",
@@ -666,34 +619,15 @@ fn tag_objects(c: &Cluster, tag: &str) -> BTreeMap<String, Value> {
         "validatingwebhookconfigurations",
         "services",
     ] {
-        let json = kubectl(c, &["get", kind, "-A", "-l", &selector, "-o", "json"]);
+        let json = c.kubectl_out(&["get", kind, "-A", "-l", &selector, "-o", "json"]);
         let v: Value = serde_json::from_str(&json).unwrap();
         for o in v["items"].as_array().unwrap() {
             let name = o["metadata"]["name"].as_str().unwrap().to_owned();
-            out.insert(format!("{kind}/{name}"), strip(o));
+            out.insert(format!("{kind}/{name}"), essence(o.clone(), Uids::Ignore));
         }
     }
     assert!(!out.is_empty(), "tag {tag} has no objects");
     out
-}
-
-fn strip(o: &Value) -> Value {
-    let mut o = o.clone();
-    if let Some(m) = o["metadata"].as_object_mut() {
-        for f in [
-            "uid",
-            "resourceVersion",
-            "managedFields",
-            "creationTimestamp",
-            "generation",
-        ] {
-            m.remove(f);
-        }
-    }
-    if let Some(m) = o.as_object_mut() {
-        m.remove("status");
-    }
-    o
 }
 
 fn through_proxy(
@@ -721,7 +655,7 @@ fn through_proxy(
 fn an_interrupted_move_is_rolled_back() {
     use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
     let c = cluster();
-    istioctl(c, &["tag", "set", "e2e-sig", "--revision", "default", "-y"]);
+    c.istioctl_out(&["tag", "set", "e2e-sig", "--revision", "default", "-y"]);
     let before = tag_objects(c, "e2e-sig");
     let proxy =
         FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
@@ -775,7 +709,7 @@ fn an_interrupted_move_is_rolled_back() {
         before,
         "every tag object as before"
     );
-    istioctl(c, &["tag", "remove", "e2e-sig", "-y"]);
+    c.istioctl_out(&["tag", "remove", "e2e-sig", "-y"]);
 }
 
 /// A 429 with Retry-After on the apply is waited out and the tag is set.
@@ -830,17 +764,14 @@ fn a_field_of_another_manager_is_reported_not_taken() {
     let c = cluster();
     ok(c, &["set", "e2e-cf", "--revision", "default", "-y"]);
     let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-cf"];
-    kubectl(
-        c,
-        &[
-            "label",
-            mwc[0],
-            mwc[1],
-            "app=platform",
-            "--overwrite",
-            "--field-manager=platform-team",
-        ],
-    );
+    c.kubectl_out(&[
+        "label",
+        mwc[0],
+        mwc[1],
+        "app=platform",
+        "--overwrite",
+        "--field-manager=platform-team",
+    ]);
     let before = tag_objects(c, "e2e-cf");
     let o = mesh(
         c,

@@ -4,22 +4,23 @@
 #![allow(clippy::print_stderr)] // timings are reported for the record
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeSet,
     path::Path,
     process::{Command, Output},
     sync::Mutex,
     time::Instant,
 };
 
-use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use mesh_testbed::{
+    Cluster,
+    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, sibling_binary},
+    run_with_stdin, scenario,
+};
 use serde_json::Value;
 
 const CANARY: &str = "1-30-3";
 /// One scenario (one cluster) at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Kinds compared before and after (everything a control plane is made of, plus the CRDs).
-const KINDS: &str = "deployments,daemonsets,services,configmaps,serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,customresourcedefinitions,namespaces";
 
 fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
     let t = Instant::now();
@@ -41,52 +42,9 @@ fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
     out
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn expect(out: &Output, code: i32) -> (String, String) {
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    (stdout, stderr)
-}
-
-fn json(out: &Output, code: i32) -> Value {
-    let (stdout, _) = expect(out, code);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn kubectl(c: &Cluster, args: &[&str]) -> String {
-    let mut cmd = c.kubectl();
-    cmd.args(args);
-    run_with_stdin(cmd, "").unwrap()
-}
-
-fn istioctl(c: &Cluster, args: &[&str]) -> String {
-    let mut cmd = c.istioctl();
-    cmd.args(args);
-    run_with_stdin(cmd, "").unwrap()
-}
-
-/// Every object of [`KINDS`] as `Kind/namespace/name`.
+/// Every object of [`CONTROL_PLANE_KINDS`] as `Kind/namespace/name`.
 fn objects(c: &Cluster) -> BTreeSet<String> {
-    let v: Value = serde_json::from_str(&kubectl(c, &["get", KINDS, "-A", "-o", "json"])).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            key(
-                &o["kind"],
-                &o["metadata"]["namespace"],
-                &o["metadata"]["name"],
-            )
-        })
-        .collect()
+    c.objects_of(CONTROL_PLANE_KINDS).into_keys().collect()
 }
 
 fn key(kind: &Value, ns: &Value, name: &Value) -> String {
@@ -110,15 +68,12 @@ fn planned(report: &Value) -> BTreeSet<String> {
 
 /// Where every webhook of every configuration sends requests (URL or `svc:ns/name`).
 fn webhook_targets(c: &Cluster) -> Vec<(String, String)> {
-    let v: Value = serde_json::from_str(&kubectl(
-        c,
-        &[
-            "get",
-            "mutatingwebhookconfigurations,validatingwebhookconfigurations",
-            "-o",
-            "json",
-        ],
-    ))
+    let v: Value = serde_json::from_str(&c.kubectl_out(&[
+        "get",
+        "mutatingwebhookconfigurations,validatingwebhookconfigurations",
+        "-o",
+        "json",
+    ]))
     .unwrap();
     let mut out = Vec::new();
     for cfg in v["items"].as_array().unwrap() {
@@ -155,7 +110,7 @@ fn assert_no_webhook_calls_default(c: &Cluster) {
 
 /// `istioctl tag list -o json` as (tag, revision).
 fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
-    let v: Value = serde_json::from_str(&istioctl(c, &["tag", "list", "-o", "json"])).unwrap();
+    let v: Value = serde_json::from_str(&c.istioctl_out(&["tag", "list", "-o", "json"])).unwrap();
     v.as_array()
         .unwrap()
         .iter()
@@ -287,13 +242,10 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     assert_eq!(refused["refused"], true);
 
     // 2. Move everything to the canary, with the real istioctl and kubectl.
-    istioctl(
-        &c,
-        &["tag", "set", "default", "--revision", CANARY, "--overwrite"],
-    );
+    c.istioctl_out(&["tag", "set", "default", "--revision", CANARY, "--overwrite"]);
     scenario::label_namespace(&c, &pinned, &[("istio.io/rev", CANARY)]).unwrap();
     for ns in [&enabled, &pinned] {
-        kubectl(&c, &["rollout", "restart", "-n", ns, "deployment/web"]);
+        c.kubectl_out(&["rollout", "restart", "-n", ns, "deployment/web"]);
         c.wait_rollout(ns, "deployment/web").unwrap();
     }
     move_gateway_to_canary(&c);
@@ -403,10 +355,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     );
 
     // New pods are created, and injected by the canary.
-    kubectl(
-        &c,
-        &["rollout", "restart", "-n", &enabled, "deployment/web"],
-    );
+    c.kubectl_out(&["rollout", "restart", "-n", &enabled, "deployment/web"]);
     c.wait_rollout(&enabled, "deployment/web").unwrap();
     assert!(
         proxies(&c, &enabled).contains("proxyv2:1.30.3"),
@@ -429,7 +378,7 @@ fn purge_keeps_the_crds_and_istio_resources_unless_asked() {
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  hosts: [web]\n  http: [{{route: [{{destination: {{host: web}}}}]}}]\n"
     ))
     .unwrap();
-    istioctl(&c, &["tag", "set", "stable", "--revision", "default"]);
+    c.istioctl_out(&["tag", "set", "stable", "--revision", "default"]);
     let before = objects(&c);
 
     let dry = json(
@@ -505,60 +454,11 @@ fn purge_keeps_the_crds_and_istio_resources_unless_asked() {
     );
     assert!(after.contains("Namespace//istio-system"));
     assert_eq!(
-        kubectl(
-            &c,
-            &["get", "virtualservice", "web", "-n", &ns, "-o", "name"]
-        )
-        .trim(),
+        c.kubectl_out(&["get", "virtualservice", "web", "-n", &ns, "-o", "name"])
+            .trim(),
         "virtualservice.networking.istio.io/web"
     );
     assert!(webhook_targets(&c).is_empty());
-}
-
-/// Every object of [`KINDS`] with what it holds (spec, data, webhooks, rules, labels,
-/// annotations), without what the server owns (UID, resourceVersion, managed fields, status,
-/// timestamps, a Deployment's revision counter, a Service's cluster IPs are kept).
-fn contents(c: &Cluster) -> BTreeMap<String, Value> {
-    let v: Value = serde_json::from_str(&kubectl(c, &["get", KINDS, "-A", "-o", "json"])).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            let mut o = o.clone();
-            let k = key(
-                &o["kind"],
-                &o["metadata"]["namespace"],
-                &o["metadata"]["name"],
-            );
-            if let Some(m) = o["metadata"].as_object_mut() {
-                for f in [
-                    "uid",
-                    "resourceVersion",
-                    "managedFields",
-                    "creationTimestamp",
-                    "generation",
-                ] {
-                    m.remove(f);
-                }
-                if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
-                    a.remove("deployment.kubernetes.io/revision");
-                }
-            }
-            if let Some(m) = o.as_object_mut() {
-                m.remove("status");
-            }
-            (k, o)
-        })
-        .collect()
-}
-
-fn assert_same(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>, when: &str) {
-    let keys = |m: &BTreeMap<String, Value>| m.keys().cloned().collect::<BTreeSet<_>>();
-    assert_eq!(keys(after), keys(before), "{when}: objects differ");
-    for (k, v) in before {
-        assert_eq!(&after[k], v, "{when}: {k} differs");
-    }
 }
 
 fn spawn_mesh(kubeconfig: &Path, home: &Path, args: &[&str]) -> std::process::Child {
@@ -586,22 +486,6 @@ fn wait_for_requests(
         assert!(Instant::now() < deadline, "the request never came");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-}
-
-/// `kubectl-mesh-upgrade` next to this test's binary, built if this run did not build it.
-fn sibling_upgrade() -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "kubectl-mesh-upgrade"])
-        .env("CARGO_TARGET_DIR", dir.parent().unwrap())
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build kubectl-mesh-upgrade");
-    dir.join("kubectl-mesh-upgrade")
 }
 
 /// A DELETE of `path`. Deletes carry their dry-run flag in the body, which the proxy does not
@@ -639,7 +523,7 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
             .path_contains(path)
             .times(1)
     };
-    let before = contents(&c);
+    let before = c.state(Uids::Ignore);
 
     // 1. 503s on the Deployment's delete: webhooks (phase 1) are gone by then.
     proxy.set_rules(vec![
@@ -659,7 +543,7 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         "{stderr}"
     );
     assert!(!stderr.contains(c.admin_token()), "no token in the output");
-    assert_same(&before, &contents(&c), "after a 503 mid-change");
+    assert_same(&before, &c.state(Uids::Ignore), "after a 503 mid-change");
 
     // 2. SIGINT while the Deployment's delete hangs.
     proxy.clear_requests();
@@ -678,7 +562,7 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     let (_, stderr) = expect(&out, 3);
     assert!(stderr.contains("interrupted by Ctrl-C"), "{stderr}");
     assert!(stderr.contains("was rolled back"), "{stderr}");
-    assert_same(&before, &contents(&c), "after SIGINT");
+    assert_same(&before, &c.state(Uids::Ignore), "after SIGINT");
 
     // 2b. A second Ctrl-C stops the rollback and says so; `kubectl mesh upgrade rollback` with
     //     the backup it names then restores everything.
@@ -719,17 +603,20 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         .and_then(|t| t.split('`').next())
         .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
         .to_owned();
-    let restore = Command::new(sibling_upgrade())
-        .args(["rollback", &backup, "-y", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("HOME", home.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let restore = Command::new(sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
+        "kubectl-mesh-upgrade",
+    ))
+    .args(["rollback", &backup, "-y", "--kubeconfig"])
+    .arg(c.kubeconfig())
+    .env("HOME", home.path())
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
     expect(&restore, 0);
     assert_same(
         &before,
-        &contents(&c),
+        &c.state(Uids::Ignore),
         "after a stopped rollback and `upgrade rollback`",
     );
 
@@ -752,46 +639,37 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     ]);
     let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
     wait_for_requests(&proxy, 2, delete_of(mwc));
-    kubectl(
-        &c,
-        &[
-            "delete",
-            "configmap",
-            "-n",
-            "istio-system",
-            "istio-1-30-3",
-            "--wait",
-        ],
-    );
-    kubectl(
-        &c,
-        &[
-            "create",
-            "configmap",
-            "-n",
-            "istio-system",
-            "istio-1-30-3",
-            "--from-literal=owner=someone-else",
-        ],
-    );
+    c.kubectl_out(&[
+        "delete",
+        "configmap",
+        "-n",
+        "istio-system",
+        "istio-1-30-3",
+        "--wait",
+    ]);
+    c.kubectl_out(&[
+        "create",
+        "configmap",
+        "-n",
+        "istio-system",
+        "istio-1-30-3",
+        "--from-literal=owner=someone-else",
+    ]);
     let out = child.wait_with_output().unwrap();
     let (stdout, _) = expect(&out, 0);
     assert!(
         stdout.contains("✔ Uninstalled revision `1-30-3`"),
         "{stdout}"
     );
-    let cm = kubectl(
-        &c,
-        &[
-            "get",
-            "configmap",
-            "-n",
-            "istio-system",
-            "istio-1-30-3",
-            "-o",
-            "jsonpath={.data.owner}",
-        ],
-    );
+    let cm = c.kubectl_out(&[
+        "get",
+        "configmap",
+        "-n",
+        "istio-system",
+        "istio-1-30-3",
+        "-o",
+        "jsonpath={.data.owner}",
+    ]);
     assert_eq!(cm, "someone-else", "the recreated ConfigMap is left alone");
     let after = objects(&c);
     assert!(!after.contains("Deployment/istio-system/istiod-1-30-3"));

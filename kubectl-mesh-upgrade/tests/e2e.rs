@@ -24,7 +24,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use mesh_testbed::{
+    Cluster,
+    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, sibling_binary, text},
+    run_with_stdin, scenario,
+};
 use serde_json::Value;
 
 const CANARY: &str = "1-30-3";
@@ -32,9 +36,6 @@ const CANARY: &str = "1-30-3";
 const ISTIOD: &str = "app=istiod,istio.io/rev=default";
 /// One cluster at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Kinds compared before and after (everything a control plane is made of, plus the CRDs).
-const KINDS: &str = "deployments,daemonsets,services,configmaps,serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,customresourcedefinitions,namespaces";
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -74,37 +75,6 @@ fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
     mesh_at(c.kubeconfig(), home, args)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn expect(out: &Output, code: i32) -> (String, String) {
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    (stdout, stderr)
-}
-
-fn json(out: &Output, code: i32) -> Value {
-    let (stdout, stderr) = expect(out, code);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\nstderr:\n{stderr}"))
-}
-
-fn kubectl(c: &Cluster, args: &[&str]) -> String {
-    let mut cmd = c.kubectl();
-    cmd.args(args);
-    run_with_stdin(cmd, "").unwrap()
-}
-
-fn istioctl(c: &Cluster, args: &[&str]) -> String {
-    let mut cmd = c.istioctl();
-    cmd.args(args);
-    run_with_stdin(cmd, "").unwrap()
-}
-
 fn get_json(c: &Cluster, args: &[&str]) -> Option<Value> {
     let mut cmd = c.kubectl();
     cmd.args(["get", "-o", "json", "--ignore-not-found"])
@@ -113,63 +83,11 @@ fn get_json(c: &Cluster, args: &[&str]) -> Option<Value> {
     (!out.trim().is_empty()).then(|| serde_json::from_str(&out).unwrap())
 }
 
-fn key(kind: &Value, ns: &Value, name: &Value) -> String {
-    format!(
-        "{}/{}/{}",
-        kind.as_str().unwrap(),
-        ns.as_str().unwrap_or(""),
-        name.as_str().unwrap()
-    )
-}
-
-/// Every object of [`KINDS`] by `Kind/namespace/name`, as the server returns it.
-fn live(c: &Cluster) -> BTreeMap<String, Value> {
-    let v: Value = serde_json::from_str(&kubectl(c, &["get", KINDS, "-A", "-o", "json"])).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            let k = key(
-                &o["kind"],
-                &o["metadata"]["namespace"],
-                &o["metadata"]["name"],
-            );
-            (k, o.clone())
-        })
-        .collect()
-}
-
-/// What an object is, without what the server or controllers write on their own:
-/// resourceVersion, generation, managedFields, status and the Deployment revision counter.
-fn essence(mut o: Value) -> Value {
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["resourceVersion", "generation", "managedFields"] {
-            m.remove(k);
-        }
-        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
-            a.remove("deployment.kubernetes.io/revision");
-            if a.is_empty() {
-                m.remove("annotations");
-            }
-        }
-    }
-    if let Some(m) = o.as_object_mut() {
-        m.remove("status");
-    }
-    o
-}
-
-/// [`live`] reduced to [`essence`]: what "nothing changed" compares.
-fn state(c: &Cluster) -> BTreeMap<String, Value> {
-    live(c).into_iter().map(|(k, v)| (k, essence(v))).collect()
-}
-
-/// resourceVersion of every object of [`KINDS`]: any write at all changes one. Not of
+/// resourceVersion of every object of [`CONTROL_PLANE_KINDS`]: any write at all changes one. Not of
 /// HorizontalPodAutoscalers: the HPA controller keeps writing their status (no metrics server),
 /// so their resourceVersion moves on its own ([`state`] compares them).
 fn resource_versions(c: &Cluster) -> BTreeMap<String, String> {
-    live(c)
+    c.objects_of(CONTROL_PLANE_KINDS)
         .into_iter()
         .filter(|(k, _)| !k.starts_with("HorizontalPodAutoscaler/"))
         .map(|(k, v)| {
@@ -182,30 +100,14 @@ fn resource_versions(c: &Cluster) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Asserts two [`state`]s are equal, naming what differs (not dumping megabytes of CRDs).
-fn assert_same(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>, what: &str) {
-    let gone: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
-    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
-    let changed: Vec<&String> = before
-        .iter()
-        .filter(|(k, v)| after.get(*k).is_some_and(|a| a != *v))
-        .map(|(k, _)| k)
-        .collect();
-    let detail: String = changed
-        .iter()
-        .take(3)
-        .map(|k| {
-            format!(
-                "\n--- {k} before:\n{}\n--- after:\n{}",
-                serde_json::to_string(&before[*k]).unwrap(),
-                serde_json::to_string(&after[*k]).unwrap()
-            )
-        })
-        .collect();
-    assert!(
-        gone.is_empty() && new.is_empty() && changed.is_empty(),
-        "{what}: gone {gone:?}, new {new:?}, changed {changed:?}{detail}"
-    );
+/// `Kind/namespace/name` of an object of a JSON report.
+fn key(kind: &Value, ns: &Value, name: &Value) -> String {
+    format!(
+        "{}/{}/{}",
+        kind.as_str().unwrap(),
+        ns.as_str().unwrap_or(""),
+        name.as_str().unwrap()
+    )
 }
 
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
@@ -340,7 +242,7 @@ fn actions(report: &Value) -> BTreeMap<String, String> {
 
 /// `istioctl tag list -o json` as (tag, revision).
 fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
-    let out = istioctl(c, &["tag", "list", "-o", "json"]);
+    let out = c.istioctl_out(&["tag", "list", "-o", "json"]);
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     v.as_array()
         .unwrap()
@@ -352,57 +254,6 @@ fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// The sibling `kubectl-mesh-uninstall` binary, built into the same target directory (cargo
-/// builds only this package's binaries for its tests). The nested `cargo build` runs without
-/// the variables cargo sets for a test (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …): build scripts
-/// that watch them (ring's) would otherwise rerun, and the next `cargo test` would rebuild half
-/// the workspace.
-fn uninstall_binary() -> PathBuf {
-    let profile = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
-        .parent()
-        .unwrap();
-    let target = profile.parent().unwrap();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "kubectl-mesh-uninstall",
-        "--bin",
-        "kubectl-mesh-uninstall",
-    ])
-    .env("CARGO_TARGET_DIR", target)
-    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        let set_for_tests = [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_BIN_",
-            "CARGO_CRATE_NAME",
-            "CARGO_PRIMARY_PACKAGE",
-            "CARGO_TARGET_TMPDIR",
-            "CARGO_RUSTC_CURRENT_DIR",
-            "OUT_DIR",
-        ]
-        .iter()
-        .any(|p| k.starts_with(p));
-        if set_for_tests {
-            cmd.env_remove(k.as_ref());
-        }
-    }
-    if profile.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let t = Instant::now();
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    eprintln!(
-        "cargo build -p kubectl-mesh-uninstall in {:.1?}",
-        t.elapsed()
-    );
-    profile.join("kubectl-mesh-uninstall")
 }
 
 /// Refusals and dry runs share one cluster; each is checked to change nothing.
@@ -426,7 +277,7 @@ fn refusals_and_dry_runs_change_nothing() {
     let (old, new) = (old_tag(&c), new_tag(&c));
     let target_text = scenario::manifest(&c, "default", &new).unwrap();
     let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
-    let before = state(&c);
+    let before = c.state(Uids::Compare);
 
     // 1. Dry run: the plan, checked by the server; nothing changes.
     let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "--dry-run"]), 0);
@@ -498,7 +349,7 @@ fn refusals_and_dry_runs_change_nothing() {
                 && ch["after"] == format!("docker.io/istio/pilot:{new}").as_str()),
         "{istiod:#}"
     );
-    assert_same(&before, &state(&c), "a dry run");
+    assert_same(&before, &c.state(Uids::Compare), "a dry run");
     assert!(
         backups(home.path()).is_empty(),
         "a dry run writes no backup"
@@ -527,7 +378,7 @@ fn refusals_and_dry_runs_change_nothing() {
         written.is_empty(),
         "a rejected dry run wrote to the cluster: {written:?}"
     );
-    assert_same(&before, &state(&c), "a rejected dry run");
+    assert_same(&before, &c.state(Uids::Compare), "a rejected dry run");
     assert!(
         backups(home.path()).is_empty(),
         "a rejected dry run writes no backup"
@@ -542,46 +393,44 @@ fn refusals_and_dry_runs_change_nothing() {
             && stderr.contains("refusing without --canary"),
         "{stderr}"
     );
-    assert_same(&before, &state(&c), "a canary refused for want of --canary");
+    assert_same(
+        &before,
+        &c.state(Uids::Compare),
+        "a canary refused for want of --canary",
+    );
 
     // 4. A control plane Helm installed is upgraded with Helm.
-    kubectl(
-        &c,
-        &[
-            "annotate",
-            "deployment",
-            "-n",
-            "istio-system",
-            "istiod",
-            "meta.helm.sh/release-name=istiod",
-            "meta.helm.sh/release-namespace=istio-system",
-        ],
-    );
-    let helm = state(&c);
+    c.kubectl_out(&[
+        "annotate",
+        "deployment",
+        "-n",
+        "istio-system",
+        "istiod",
+        "meta.helm.sh/release-name=istiod",
+        "meta.helm.sh/release-namespace=istio-system",
+    ]);
+    let helm = c.state(Uids::Compare);
     let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
     assert!(stderr.contains("installed by Helm"), "{stderr}");
     assert!(
         stderr.contains("hint: helm upgrade") && stderr.contains(&format!("--version {new}")),
         "{stderr}"
     );
-    assert_same(&helm, &state(&c), "a Helm refusal");
-    kubectl(
-        &c,
-        &[
-            "annotate",
-            "deployment",
-            "-n",
-            "istio-system",
-            "istiod",
-            "meta.helm.sh/release-name-",
-            "meta.helm.sh/release-namespace-",
-        ],
-    );
+    assert_same(&helm, &c.state(Uids::Compare), "a Helm refusal");
+    c.kubectl_out(&[
+        "annotate",
+        "deployment",
+        "-n",
+        "istio-system",
+        "istiod",
+        "meta.helm.sh/release-name-",
+        "meta.helm.sh/release-namespace-",
+    ]);
 
     // 5. Two minors in place is refused; --force and --canary allow it.
     scenario::install_revision(&c, "default", "1.28.2").unwrap();
     assert_runs(&c, "istiod", ISTIOD, "docker.io/istio/pilot:1.28.2");
-    let older = state(&c);
+    let older = c.state(Uids::Compare);
     let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
     assert!(stdout.contains("[skew.in-place]"), "{stdout}");
     assert!(stderr.contains("refusing the upgrade"), "{stderr}");
@@ -598,7 +447,7 @@ fn refusals_and_dry_runs_change_nothing() {
         .find(|f| f["id"] == "skew.in-place")
         .unwrap_or_else(|| panic!("{r:#}"));
     assert_eq!(skew["result"], "error", "{skew:#}");
-    assert_same(&older, &state(&c), "a skew refusal");
+    assert_same(&older, &c.state(Uids::Compare), "a skew refusal");
     json(
         &mesh(
             &c,
@@ -624,7 +473,7 @@ fn refusals_and_dry_runs_change_nothing() {
             .all(|f| f["result"] != "error"),
         "{r:#}"
     );
-    assert_same(&older, &state(&c), "dry runs");
+    assert_same(&older, &c.state(Uids::Compare), "dry runs");
     assert!(
         backups(home.path()).is_empty(),
         "{:?}",
@@ -633,9 +482,9 @@ fn refusals_and_dry_runs_change_nothing() {
     eprintln!("refusals_and_dry_runs_change_nothing: {:.1?}", t0.elapsed());
 }
 
-/// Every object of [`KINDS`] as `Kind/namespace/name`.
+/// Every object of [`CONTROL_PLANE_KINDS`] as `Kind/namespace/name`.
 fn names(c: &Cluster) -> BTreeSet<String> {
-    live(c).into_keys().collect()
+    c.objects_of(CONTROL_PLANE_KINDS).into_keys().collect()
 }
 
 /// Canary: `--canary -y` installs revision 1-30-3 at 1.30.3 beside istiod 1.29.6 (which keeps
@@ -649,7 +498,10 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     let t0 = Instant::now();
     let home = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
-    let uninstall = uninstall_binary();
+    let uninstall = sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade")),
+        "kubectl-mesh-uninstall",
+    );
     let c = Cluster::start().unwrap();
     scenario::install_default(&c).unwrap();
     eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
@@ -709,17 +561,14 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         "{added:#?}"
     );
     assert!(
-        istioctl(&c, &["tag", "list"]).contains("default"),
+        c.istioctl_out(&["tag", "list"]).contains("default"),
         "the default tag stays"
     );
 
     // The canary's injector works: a namespace on the revision gets its proxy.
     let ns = app(&c, "canary", ("istio.io/rev", CANARY));
     assert_web_proxy(&c, &ns, &new);
-    kubectl(
-        &c,
-        &["delete", "namespace", &ns, "--wait=true", "--timeout=120s"],
-    );
+    c.kubectl_out(&["delete", "namespace", &ns, "--wait=true", "--timeout=120s"]);
 
     let t = Instant::now();
     let out = Command::new(&uninstall)
@@ -777,7 +626,7 @@ data: {{retired: "true"}}
 
 /// Asserts every object the plan created or updated carries istioctl's owner labels.
 fn assert_owner_labels(c: &Cluster, report: &Value, revision: &str) {
-    let all = live(c);
+    let all = c.objects_of(CONTROL_PLANE_KINDS);
     let mut checked = 0;
     for o in report["objects"].as_array().unwrap() {
         if !["create", "update"].contains(&o["action"].as_str().unwrap()) {
@@ -786,7 +635,7 @@ fn assert_owner_labels(c: &Cluster, report: &Value, revision: &str) {
         let r = &o["object"];
         let k = key(&r["kind"], &r["namespace"], &r["name"]);
         let Some(obj) = all.get(&k) else {
-            // Kinds outside KINDS (e.g. an EnvoyFilter) are not listed here.
+            // Kinds outside CONTROL_PLANE_KINDS (e.g. an EnvoyFilter) are not listed here.
             continue;
         };
         let labels = &obj["metadata"]["labels"];
@@ -1034,7 +883,7 @@ fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
         &format!("docker.io/istio/proxyv2:{old}"),
     );
     assert_owner_labels(&c, &r, "default");
-    kubectl(&c, &["rollout", "restart", "-n", &ns, "deployment/web"]);
+    c.kubectl_out(&["rollout", "restart", "-n", &ns, "deployment/web"]);
     c.wait_rollout(&ns, "deployment/web").unwrap();
     assert_web_proxy(&c, &ns, &old);
     assert!(istioctl_tags(&c).contains(&("default".to_owned(), "default".to_owned())));
@@ -1101,7 +950,7 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
         "never-ready.yaml",
         &unschedulable_istiod(&target_text),
     );
-    let before = state(&c);
+    let before = c.state(Uids::Compare);
 
     // 1. A rollout that never becomes ready.
     let t = Instant::now();
@@ -1134,7 +983,7 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
     );
     assert_same(
         &before,
-        &state(&c),
+        &c.state(Uids::Compare),
         "after the rollback of a rollout that never became ready",
     );
 
@@ -1172,7 +1021,11 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
         ISTIOD,
         &format!("docker.io/istio/pilot:{old}"),
     );
-    assert_same(&before, &state(&c), "after the rollback of a 503");
+    assert_same(
+        &before,
+        &c.state(Uids::Compare),
+        "after the rollback of a 503",
+    );
     for b in backups(home.path()) {
         let saved = std::fs::read_to_string(&b).unwrap();
         assert!(!saved.contains(c.admin_token()), "token in {}", b.display());
@@ -1190,7 +1043,7 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
         ISTIOD,
         &format!("docker.io/istio/pilot:{new}"),
     );
-    let upgraded = state(&c);
+    let upgraded = c.state(Uids::Compare);
 
     let (stdout, stderr) = expect(&mesh(&c, home.path(), &["rollback", "--dry-run"]), 0);
     assert!(
@@ -1204,7 +1057,7 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
         "{stdout}"
     );
     assert!(stderr.contains("nothing was changed"), "{stderr}");
-    assert_same(&upgraded, &state(&c), "a rollback dry run");
+    assert_same(&upgraded, &c.state(Uids::Compare), "a rollback dry run");
 
     let uid = get_json(&c, &["namespace", "kube-system"]).unwrap()["metadata"]["uid"]
         .as_str()
@@ -1229,7 +1082,7 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
         stderr.contains("was taken from another cluster"),
         "{stderr}"
     );
-    assert_same(&upgraded, &state(&c), "a refused rollback");
+    assert_same(&upgraded, &c.state(Uids::Compare), "a refused rollback");
 
     let (stdout, _) = expect(&mesh(&c, home.path(), &["rollback", "-y"]), 0);
     assert!(stdout.contains("✔ rolled back"), "{stdout}");
@@ -1245,7 +1098,11 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
         "app=istio-ingressgateway",
         &format!("docker.io/istio/proxyv2:{old}"),
     );
-    assert_same(&before, &state(&c), "after the rollback of the upgrade");
+    assert_same(
+        &before,
+        &c.state(Uids::Compare),
+        "after the rollback of the upgrade",
+    );
     eprintln!(
         "failed_upgrades_roll_back_and_rollback_undoes_a_good_one: {:.1?}",
         t0.elapsed()

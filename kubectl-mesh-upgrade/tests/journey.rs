@@ -13,48 +13,24 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::{Mutex, OnceLock},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
-use mesh_testbed::{Cluster, run_with_stdin, scenario};
+use mesh_testbed::{
+    Cluster,
+    probe::{self, text},
+    run_with_stdin, scenario,
+};
 use serde_json::Value;
 
 const CANARY: &str = "1-30-3";
 /// One cluster at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// `<target>/<profile>` of this test run.
-fn profile_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// A sibling subcommand binary, built (once per run) if this test run did not build it.
+/// A sibling subcommand binary, built if this test run did not build it.
 fn sibling(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "kubectl-mesh-tag",
-                "-p",
-                "kubectl-mesh-uninstall",
-                "-p",
-                "kubectl-mesh-precheck",
-            ])
-            .env("CARGO_TARGET_DIR", profile_dir().parent().unwrap())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build the sibling subcommands");
-    });
-    let path = profile_dir().join(name);
-    assert!(path.exists(), "{} is missing", path.display());
-    path
+    probe::sibling_binary(Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade")), name)
 }
 
 struct Run<'a> {
@@ -184,10 +160,6 @@ fn namespace_label(c: &Cluster, ns: &str, key: &str) -> Option<String> {
     v["metadata"]["labels"][key].as_str().map(str::to_owned)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn ok(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
@@ -199,47 +171,10 @@ fn ok(out: &Output) -> String {
     text(&out.stdout)
 }
 
-fn kubectl(c: &Cluster, args: &[&str]) -> String {
-    let mut cmd = c.kubectl();
-    cmd.args(args);
-    run_with_stdin(cmd, "").unwrap()
-}
-
 fn get(c: &Cluster, args: &[&str]) -> Value {
     let mut a = vec!["get", "-o", "json"];
     a.extend_from_slice(args);
-    serde_json::from_str(&kubectl(c, &a)).unwrap()
-}
-
-/// (proxy image, injected revision) of the live pods of `app` in `ns`, sorted.
-fn proxies(c: &Cluster, ns: &str, app: &str) -> Vec<(String, String)> {
-    let v = get(c, &["pods", "-n", ns, "-l", &format!("app={app}")]);
-    let mut out: Vec<(String, String)> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .map(|p| {
-            let image = p["spec"]["containers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == "istio-proxy")
-                .map_or("none".to_owned(), |c| {
-                    c["image"].as_str().unwrap().to_owned()
-                });
-            let status = p["metadata"]["annotations"]["sidecar.istio.io/status"]
-                .as_str()
-                .unwrap_or("{}");
-            let rev = serde_json::from_str::<Value>(status).unwrap()["revision"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            (image, rev)
-        })
-        .collect();
-    out.sort();
-    out
+    serde_json::from_str(&c.kubectl_out(&a)).unwrap()
 }
 
 /// Waits (≤ 60 s) until `app` in `ns` has exactly `want`.
@@ -249,10 +184,10 @@ fn assert_proxies(c: &Cluster, ns: &str, app: &str, want: &[(&str, &str)]) {
         .map(|(i, r)| ((*i).to_owned(), (*r).to_owned()))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut got = proxies(c, ns, app);
+    let mut got = c.proxies(ns, &format!("app={app}"));
     while got != want && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        got = proxies(c, ns, app);
+        got = c.proxies(ns, &format!("app={app}"));
     }
     assert_eq!(got, want, "{ns}/{app}");
 }
@@ -316,7 +251,7 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
         home: home.path(),
     };
     for ns in ["test", "shop"] {
-        kubectl(&c, &["create", "namespace", ns]);
+        c.kubectl_out(&["create", "namespace", ns]);
         scenario::label_namespace(&c, ns, &[("istio-injection", "enabled")]).unwrap();
         scenario::sample_app(&c, ns, 2).unwrap();
     }
@@ -392,16 +327,13 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
     r.same_tags("test moved");
 
     // The old revision is still in use: refused, nothing changes.
-    let objects_before = kubectl(
-        &c,
-        &[
-            "get",
-            "deployments,mutatingwebhookconfigurations",
-            "-A",
-            "-o",
-            "name",
-        ],
-    );
+    let objects_before = c.kubectl_out(&[
+        "get",
+        "deployments,mutatingwebhookconfigurations",
+        "-A",
+        "-o",
+        "name",
+    ]);
     let refused = r.uninstall(&["--revision", "default", "-y"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
     assert!(
@@ -410,16 +342,13 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
         text(&refused.stdout)
     );
     assert_eq!(
-        kubectl(
-            &c,
-            &[
-                "get",
-                "deployments,mutatingwebhookconfigurations",
-                "-A",
-                "-o",
-                "name"
-            ]
-        ),
+        c.kubectl_out(&[
+            "get",
+            "deployments,mutatingwebhookconfigurations",
+            "-A",
+            "-o",
+            "name"
+        ]),
         objects_before
     );
 
@@ -450,11 +379,8 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
     let out = ok(&r.uninstall(&["--revision", "default", "-y"]));
     assert!(out.contains("✔ Uninstalled revision `default`"), "{out}");
     assert!(
-        !kubectl(
-            &c,
-            &["get", "deployments", "-n", "istio-system", "-o", "name"]
-        )
-        .contains("deployment.apps/istiod\n")
+        !c.kubectl_out(&["get", "deployments", "-n", "istio-system", "-o", "name"])
+            .contains("deployment.apps/istiod\n")
     );
     r.precheck_clean("old revision uninstalled");
     let tags = r.same_tags("old revision uninstalled");
@@ -462,7 +388,7 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
         tags.iter().any(|t| t.0 == "default" && t.1 == CANARY),
         "{tags:?}"
     );
-    kubectl(&c, &["rollout", "restart", "-n", "shop", "deployment/web"]);
+    c.kubectl_out(&["rollout", "restart", "-n", "shop", "deployment/web"]);
     c.wait_rollout("shop", "deployment/web").unwrap();
     assert_proxies(
         &c,
@@ -488,14 +414,14 @@ fn dataplane_restarts_in_batches_stops_at_a_failure_and_resumes() {
         c: &c,
         home: home.path(),
     };
-    kubectl(&c, &["create", "namespace", "apps"]);
+    c.kubectl_out(&["create", "namespace", "apps"]);
     scenario::label_namespace(&c, "apps", &[("istio-injection", "enabled")]).unwrap();
     for name in ["a-first", "b-broken", "c-last"] {
         workload(&c, "apps", name, "", "");
         c.wait_rollout("apps", &format!("deployment/{name}"))
             .unwrap();
     }
-    kubectl(&c, &["create", "namespace", "plain"]);
+    c.kubectl_out(&["create", "namespace", "plain"]);
     workload(&c, "plain", "nomesh", "", "");
 
     // In place to the new version (with the same minimal profile).
@@ -548,9 +474,7 @@ fn dataplane_restarts_in_batches_stops_at_a_failure_and_resumes() {
     assert_eq!(rv(&after), rv(&before), "a dry run changed deployments");
 
     // b-broken cannot be scheduled once restarted: the run stops there.
-    kubectl(
-        &c,
-        &[
+    c.kubectl_out(&[
             "patch",
             "deployment",
             "-n",
@@ -580,19 +504,16 @@ fn dataplane_restarts_in_batches_stops_at_a_failure_and_resumes() {
     assert!(first.is_some());
 
     // Fixed: the re-run finishes the rest without restarting a-first again.
-    kubectl(
-        &c,
-        &[
-            "patch",
-            "deployment",
-            "-n",
-            "apps",
-            "b-broken",
-            "--type=json",
-            "-p",
-            r#"[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]"#,
-        ],
-    );
+    c.kubectl_out(&[
+        "patch",
+        "deployment",
+        "-n",
+        "apps",
+        "b-broken",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]"#,
+    ]);
     c.wait_rollout("apps", "deployment/b-broken").unwrap();
     let out = ok(&r.upgrade(&["dataplane", "-A", "--batch", "1", "-y"]));
     assert!(out.contains("restarted onto their new proxy"), "{out}");

@@ -26,6 +26,7 @@ pub mod config;
 pub mod fault;
 pub mod inject;
 pub mod pki;
+pub mod probe;
 pub mod process;
 pub mod rt;
 pub mod scale;
