@@ -451,7 +451,18 @@ impl Engine {
     async fn take_backup(&self, plan: &ChangePlan) -> Result<(Backup, PathBuf), Error> {
         let identity = self.identity().await?;
         let targets = plan.targets();
-        let live = try_join_all(targets.iter().map(|r| self.objects.get(r))).await?;
+        let live: Vec<Result<Option<Value>, Error>> = stream::iter(&targets)
+            .map(|r| async move {
+                match self.objects.get(r).await {
+                    // A kind whose CRD this plan creates: no such object yet.
+                    Err(Error::NotServed { .. }) => Ok(None),
+                    other => other,
+                }
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let live = live.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut objects = Vec::new();
         let mut created = Vec::new();
         for (r, obj) in targets.into_iter().zip(live) {
