@@ -45,9 +45,13 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
     let version = args
         .target_version
         .as_deref()
-        .map(IstioVersion::parse)
+        .map(IstioVersion::parse_release)
         .transpose()
-        .map_err(|e| MeshError::usage(e).hint("pass --target-version like 1.30.3"))?;
+        .map_err(|e| {
+            MeshError::usage(e).hint(
+                "pass a released version like 1.30.3 (release candidates only of .0: 1.31.0-rc.1)",
+            )
+        })?;
     if version.is_none() && (args.canary || args.revision.is_some()) {
         return Err(
             MeshError::usage(anyhow::anyhow!("--canary and --revision need a target"))

@@ -29,7 +29,6 @@ use mesh_common::cli::{
     name = "kubectl-mesh-upgrade",
     bin_name = "kubectl mesh upgrade",
     version,
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Args {
@@ -44,6 +43,34 @@ pub struct Args {
     pub snapshot: SnapshotFlags,
     #[command(flatten)]
     pub output: OutputFlags,
+}
+
+impl Args {
+    /// Refuses the control-plane upgrade's own flags beside a subcommand (`upgrade -f x
+    /// dataplane`): they would be silently ignored. Connection and output flags may go before
+    /// or after the subcommand, as with kubectl.
+    pub fn check(&self) -> Result<(), String> {
+        let u = &self.upgrade;
+        let given = !u.files.is_empty()
+            || u.canary
+            || u.dry_run
+            || u.yes
+            || u.force
+            || u.no_rollback
+            || u.change.backup_dir.is_some()
+            || u.change.force_conflicts
+            || u.timeout != std::time::Duration::from_secs(300);
+        match &self.command {
+            Some(c) if given => Err(format!(
+                "flags of `kubectl mesh upgrade -f` were given before `{}`: put them after it",
+                match c {
+                    Command::Dataplane(_) => "dataplane",
+                    Command::Rollback(_) => "rollback",
+                }
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The control-plane upgrade.
@@ -153,6 +180,10 @@ mod tests {
         assert_eq!(a.upgrade.files.len(), 2);
         assert!(a.upgrade.canary);
         assert!(parse(&["dataplane", "-A"]).is_ok());
+        let before = parse(&["--context", "prod", "dataplane", "-A"]).unwrap();
+        assert!(before.check().is_ok(), "connection flags may come first");
+        let mixed = parse(&["-f", "x.yaml", "dataplane", "-A"]).unwrap();
+        assert!(mixed.check().unwrap_err().contains("before `dataplane`"));
         assert!(parse(&["dataplane", "-A", "-n", "x"]).is_err());
         assert!(parse(&["dataplane", "-A", "--batch", "0"]).is_err());
         assert!(parse(&["rollback", "b.yaml", "--dry-run"]).is_ok());

@@ -15,6 +15,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
+    if let Err(e) = args.check() {
+        use clap::CommandFactory;
+        args::Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit();
+    }
     let color = args.output.color;
     mesh_common::exit::run_main(color, async move {
         match &args.command {

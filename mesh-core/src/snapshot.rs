@@ -546,8 +546,8 @@ pub fn namespace(meta: &ObjectMeta) -> &str {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotFileError {
     /// Not YAML.
-    #[error("snapshot is not valid YAML")]
-    Yaml(#[source] serde_saphyr::Error),
+    #[error("snapshot is not valid YAML: {0}")]
+    Yaml(String),
     /// An item of a known kind did not match its schema.
     #[error("item {index} ({kind} `{name}`) does not match the {kind} schema")]
     Item {
@@ -604,7 +604,7 @@ impl ClusterSnapshot {
     /// Unknown kinds are ignored; Secrets are dropped.
     pub fn from_yaml(text: &str, istio_namespace: &str) -> Result<Self, SnapshotFileError> {
         let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options())
-            .map_err(SnapshotFileError::Yaml)?;
+            .map_err(|e| SnapshotFileError::Yaml(first_line(&e)))?;
         let mut snap = ClusterSnapshot {
             istio_namespace: istio_namespace.to_owned(),
             ..Default::default()
@@ -810,6 +810,14 @@ fn declared_sources(docs: &[Value]) -> Option<std::collections::BTreeSet<Source>
             .filter_map(|k| serde_json::from_value(Value::String(k.trim().to_owned())).ok())
             .collect(),
     )
+}
+
+/// A parser error in one line (`line 6 column 13: unclosed bracket '{'`), without the source
+/// excerpt the parser draws under it.
+pub fn first_line(e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
 
 fn yaml_options() -> serde_saphyr::Options {

@@ -75,6 +75,25 @@ impl IstioVersion {
         Ok(version)
     }
 
+    /// Parses a version a user names as a target (`--target-version`): a release as Istio numbers
+    /// them — `1.30.3`, or a pre-release of a minor's first patch (`1.31.0-rc.1`,
+    /// `1.31.0-beta.0`). Not an image tag: no `v`, no variant, no missing patch.
+    pub fn parse_release(input: &str) -> Result<Self, VersionError> {
+        let err = || VersionError {
+            input: input.to_owned(),
+        };
+        let text = input.trim();
+        if text.starts_with('v') || text.matches('.').count() < 2 {
+            return Err(err());
+        }
+        let v = Self::parse(text)?;
+        let pre = !v.semver.pre.is_empty();
+        let ok = v.variant.is_none()
+            && v.suffix.is_none()
+            && (!pre || (v.semver.patch == 0 && !v.semver.pre.as_str().starts_with("dev")));
+        if ok { Ok(v) } else { Err(err()) }
+    }
+
     /// Sorts the part after the first `-` into variant, pre-release or vendor suffix.
     fn apply_suffix(&mut self, rest: &str) -> Result<(), ()> {
         if rest.is_empty() {
@@ -447,6 +466,27 @@ mod tests {
 
     fn v(s: &str) -> IstioVersion {
         IstioVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn targets_are_releases_not_image_tags() {
+        for good in ["1.30.3", "1.31.0-rc.1", "1.31.0-beta.0", "2.0.0"] {
+            assert!(IstioVersion::parse_release(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "1.3O.3",
+            "v1.30",
+            "v1.30.3",
+            "1.30",
+            "1.30.3-rc.0",
+            "1.30.3-distroless",
+            "1.31-dev",
+            "1.30.3-vendor",
+            "",
+            "1..3",
+        ] {
+            assert!(IstioVersion::parse_release(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -237,14 +237,8 @@ impl Backup {
             source: e,
         })?;
         let text = String::from_utf8(bytes).map_err(|_| not("it is not text".into()))?;
-        let b: Backup = serde_saphyr::from_str(&text).map_err(|e| {
-            not(e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("not YAML")
-                .to_owned())
-        })?;
+        let b: Backup =
+            serde_saphyr::from_str(&text).map_err(|e| not(crate::snapshot::first_line(&e)))?;
         if b.kind != BACKUP_KIND {
             return Err(not(format!("its kind is `{}`", b.kind)));
         }

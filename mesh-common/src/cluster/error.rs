@@ -350,19 +350,20 @@ impl Error {
     }
 }
 
-/// A transport error in a few words (no URLs with credentials, no debug dumps).
+/// A transport error in a few words: its deepest cause (`timed out`, `Connection refused (os
+/// error 111)`), without kube's and hyper's wrapper names, URLs or debug dumps.
 pub fn transport_reason(e: &kube::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
+    let mut deepest: &dyn std::error::Error = e;
+    while let Some(s) = deepest.source() {
+        deepest = s;
     }
-    text
+    let text = deepest.to_string();
+    let text = text
+        .rsplit(": ")
+        .next()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(&text);
+    text.to_owned()
 }
 
 #[cfg(test)]
