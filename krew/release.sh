@@ -3,6 +3,9 @@
 #
 #   krew/release.sh [--platforms all|host|os/arch,...] [--out DIR] [--manifest FILE]
 #                   [--profile release|dev|...] [--uri-base URL] [--require-all]
+#   krew/release.sh --render-only [--out DIR] [--manifest FILE] [--uri-base URL] [--require-all]
+#                                       # no build: render the manifest from the archives in DIR
+#                                       # (the release workflow builds each platform on its own runner)
 #   krew/release.sh --bot-template      # print krew/.krew.yaml (krew-release-bot template)
 #
 # For each platform (linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; default
@@ -203,7 +206,7 @@ skip() {
 }
 
 main() {
-  local platforms=all manifest="$root/krew/mesh.yaml" require_all=0
+  local platforms=all manifest="$root/krew/mesh.yaml" require_all=0 render_only=0
   out="$root/dist"; profile=release; uri_base=""
   while [ $# -gt 0 ]; do
     case $1 in
@@ -217,6 +220,7 @@ main() {
       --profile) profile=$2; shift ;;
       --uri-base) uri_base=${2%/}; shift ;;
       --require-all) require_all=1 ;;
+      --render-only) render_only=1 ;;
       -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; return 0 ;;
       *) die "unknown argument \`$1\`" "run \`$0 --help\`" ;;
     esac
@@ -249,6 +253,20 @@ main() {
   esac
 
   local p t chosen
+  if [ $render_only -eq 1 ]; then
+    list=()
+    for p in "${all_platforms[@]}"; do
+      local os=${p%/*} arch=${p#*/} ext=tar.gz a
+      [ "$os" = windows ] && ext=zip
+      a="$out/kubectl-mesh-v$version-$os-$arch.$ext"
+      if [ -f "$a" ]; then
+        printf '%s %s %s %s/v%s/%s %s\n' "$os" "$arch" "$(basename "$a")" "$uri_base" "$version" \
+          "$(basename "$a")" "$(sha256_of "$a")" >>"$work/entries"
+      else
+        skip "$p" "no archive $(basename "$a") in $out"
+      fi
+    done
+  fi
   for p in "${list[@]}"; do
     candidate_targets "$p" >/dev/null || die "unknown platform \`$p\`" "one of: ${all_platforms[*]}"
     chosen=""

@@ -765,3 +765,42 @@ items:
   ports:
   - {name: https-webhook, port: 15017, protocol: TCP}
 "#;
+
+/// The release workflow builds each platform on its own runner and renders the manifest last,
+/// from the archives alone (`release.sh --render-only`): that manifest is the one the build
+/// rendered, and it still passes validate-krew-manifest.
+#[test]
+fn the_manifest_rendered_from_the_archives_alone_is_the_same() {
+    let r = release();
+    let tb = testbed();
+    let manifest = r.root.join("render-only/mesh.yaml");
+    let out = run(Command::new("bash")
+        .arg(workspace().join("krew/release.sh"))
+        .args(["--render-only", "--out"])
+        .arg(r.archive.parent().unwrap())
+        .arg("--manifest")
+        .arg(&manifest)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                tb.validate.parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ));
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("validate-krew-manifest --skip-install: OK"),
+        "{}",
+        show(&out)
+    );
+    let body = |p: &Path| -> String {
+        fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&manifest), body(&r.manifest));
+}
