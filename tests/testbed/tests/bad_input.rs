@@ -489,3 +489,88 @@ fn bad_input_against_a_cluster_writes_nothing() {
         t.elapsed()
     );
 }
+
+/// Every command as the test bed's `restricted` user (authenticated, nothing else) and as a
+/// user who may read everything but change nothing: reads that are forbidden are `skipped` or a
+/// clear refusal naming what cannot be read; changes that are not allowed are refused before the
+/// first change, naming the verb and resource; no backup is written and nothing changes.
+#[test]
+fn users_without_rights_are_refused_before_any_change() {
+    let c = Cluster::shared();
+    scenario::install_default(c).unwrap();
+    scenario::install_canary(c, "1-30-3").unwrap();
+    c.apply(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: mesh-reader}
+rules:
+- {apiGroups: ['*'], resources: ['*'], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: mesh-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mesh-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
+",
+    )
+    .unwrap();
+    let ns = c.unique_namespace("perm").unwrap();
+    scenario::label_namespace(c, &ns, &[("istio-injection", "enabled")]).unwrap();
+    scenario::sample_app(c, &ns, 1).unwrap();
+    let manifest = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(manifest.path(), scenario::manifest(c, "1-30-4", "1.30.3").unwrap()).unwrap();
+    let m = manifest.path().to_str().unwrap().to_owned();
+    let kc = c.kubeconfig().to_str().unwrap().to_owned();
+    let home = tempfile::tempdir().unwrap();
+    let before = c.state(mesh_testbed::probe::Uids::Compare);
+    let changes: Vec<(&str, Vec<String>)> = vec![
+        ("kubectl-mesh-tag", vec!["set".into(), "perm".into(), "--revision".into(), "default".into(), "-y".into()]),
+        ("kubectl-mesh-uninstall", vec!["-r".into(), "1-30-3".into(), "--force".into(), "-y".into()]),
+        ("kubectl-mesh-upgrade", vec!["--canary".into(), "-f".into(), m.clone(), "-y".into()]),
+        ("kubectl-mesh-upgrade", vec!["dataplane".into(), "-n".into(), ns.clone(), "--to-revision".into(), "1-30-3".into(), "-y".into()]),
+    ];
+    for (who, extra) in [("restricted", vec!["--context", "restricted"]), ("reader", vec!["--as", "reader"])] {
+        for (name, args) in &changes {
+            let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+            all.extend(["--kubeconfig", &kc]);
+            all.extend(extra.iter().copied());
+            let out = run(name, &all, home.path());
+            let case = format!("{who}: {name} {}", all.join(" "));
+            let err = text(&out.stderr);
+            assert!(matches!(out.status.code(), Some(1 | 3)), "{case}: {err}");
+            assert!(err.starts_with("error: "), "{case}: {err}");
+            assert!(err.lines().any(|l| l.starts_with("hint: ")), "{case}: {err}");
+            assert!(!err.contains("panicked"), "{case}: {err}");
+            // What is missing is named: the resource that cannot be read, or the verb and
+            // resource that cannot be changed.
+            let named = err.contains("cannot read")
+                || err.contains("forbidden")
+                || err.contains("missing permissions")
+                || text(&out.stdout).contains("denied");
+            assert!(named, "{case}: does not say what is missing:\n{err}\n{}", text(&out.stdout));
+        }
+        // Reading is not refused: precheck reports what it could not check as skipped.
+        let mut args = vec!["--kubeconfig", kc.as_str(), "-o", "json"];
+        args.extend(extra.iter().copied());
+        let out = run("kubectl-mesh-precheck", &args, home.path());
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{who}: {}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let all_checks: Vec<&serde_json::Value> = report["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["checks"].as_array().unwrap())
+            .collect();
+        if who == "restricted" {
+            assert!(all_checks.iter().any(|c| c["result"] == "skipped"), "{who}: {report:#}");
+        }
+        let perm = all_checks.iter().find(|c| c["id"] == "permissions.install").unwrap();
+        assert_eq!(perm["result"], "error", "{who} may not install: {perm}");
+    }
+    let backups = home.path().join(".kube/mesh-backups");
+    assert!(
+        std::fs::read_dir(&backups).map_or(true, |mut d| d.next().is_none()),
+        "a backup was written: nothing should have got that far"
+    );
+    mesh_testbed::probe::assert_same(&before, &c.state(mesh_testbed::probe::Uids::Compare), "users without rights");
+}
