@@ -574,3 +574,74 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
     );
     mesh_testbed::probe::assert_same(&before, &c.state(mesh_testbed::probe::Uids::Compare), "users without rights");
 }
+
+/// No credential in anything a command prints or backs up: a run of every command on the test
+/// bed, successful changes included (tag set and remove, an in-place upgrade, its rollback,
+/// dataplane, uninstall of a canary), with `-o json` and tables, and every backup file written,
+/// searched for the test bed's bearer tokens and private keys.
+#[test]
+fn no_credential_is_printed_or_backed_up() {
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    scenario::install_canary(&c, "1-30-3").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let kc = c.kubeconfig().to_str().unwrap().to_owned();
+    let manifest = home.path().join("istio-1.30.3.yaml");
+    let new = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
+    std::fs::write(&manifest, scenario::manifest(&c, "default", &new).unwrap()).unwrap();
+    let m = manifest.to_str().unwrap().to_owned();
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        ("kubectl-mesh-precheck", vec!["-o", "json"]),
+        ("kubectl-mesh-precheck", vec!["--target-version", "1.30.3"]),
+        ("kubectl-mesh-tag", vec!["set", "secret-check", "--revision", "1-30-3", "-y"]),
+        ("kubectl-mesh-tag", vec!["list", "-o", "yaml"]),
+        ("kubectl-mesh-tag", vec!["remove", "secret-check", "-y", "-o", "json"]),
+        ("kubectl-mesh-upgrade", vec!["-f", &m, "--dry-run", "-o", "json"]),
+        ("kubectl-mesh-upgrade", vec!["-f", &m, "-y"]),
+        ("kubectl-mesh-upgrade", vec!["dataplane", "-A", "-y", "-o", "json"]),
+        ("kubectl-mesh-upgrade", vec!["rollback", "-y"]),
+        ("kubectl-mesh-uninstall", vec!["-r", "1-30-3", "--force", "-y", "-o", "json"]),
+        ("kubectl-mesh-precheck", vec!["--context", "restricted"]),
+    ];
+    let secrets = [
+        c.admin_token().to_owned(),
+        c.restricted_token().to_owned(),
+        key_body(&c.dir().join("pki/sa.key")),
+    ];
+    let mut seen = String::new();
+    for (name, args) in &runs {
+        let mut all = args.clone();
+        all.extend(["--kubeconfig", &kc]);
+        let out = run(name, &all, home.path());
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{name} {args:?}: {}",
+            text(&out.stderr)
+        );
+        seen.push_str(&text(&out.stdout));
+        seen.push_str(&text(&out.stderr));
+    }
+    let backups: Vec<PathBuf> = std::fs::read_dir(home.path().join(".kube/mesh-backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(backups.len() >= 5, "every change wrote a backup: {backups:?}");
+    for b in &backups {
+        seen.push_str(&std::fs::read_to_string(b).unwrap());
+    }
+    for s in &secrets {
+        assert!(s.len() >= 16, "a real secret to look for");
+        assert!(!seen.contains(s.as_str()), "a credential appears in the output or a backup");
+    }
+}
+
+/// The base64 body of a PEM private key (its longest line), what a leak would contain.
+fn key_body(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .max_by_key(|l| l.len())
+        .unwrap_or_default()
+        .to_owned()
+}
