@@ -129,6 +129,9 @@ pub fn availability(ctx: &Context<'_>) -> Vec<Finding> {
 pub fn names(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "names.collision";
     let cat = Category::Namespaces;
+    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments, Source::MutatingWebhooks]) {
+        return vec![f];
+    }
     let revisions = ctx.inv.revisions();
     let mut out: Vec<Finding> = ctx
         .inv
@@ -244,6 +247,9 @@ pub fn deprecated_settings(ctx: &Context<'_>) -> Vec<Finding> {
     let Some(t) = ctx.target else {
         return vec![Finding::ok(ID, cat, "no target version given")];
     };
+    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments, Source::ConfigMaps]) {
+        return vec![f];
+    }
     let oldest = ctx
         .inv
         .control_planes

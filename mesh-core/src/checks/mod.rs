@@ -311,3 +311,46 @@ pub(crate) fn obj(kind: &str, namespace: &str, name: &str) -> String {
         format!("{kind}/{namespace}/{name}")
     }
 }
+
+#[cfg(test)]
+mod unread_input {
+    use super::*;
+    use crate::{snapshot::FILE_SOURCES, testkit::Snap};
+
+    /// No verdict from data that was never read: with every source of a snapshot unread, each
+    /// check says `skipped` (or, for the few that read nothing from the cluster, judges only
+    /// the target it was given).
+    #[test]
+    fn every_check_is_skipped_when_its_input_was_never_read() {
+        let (mut snap, _) = Snap::new().control_plane("default", "1.29.6").build();
+        for s in FILE_SOURCES
+            .into_iter()
+            .chain([Source::Access, Source::Version])
+        {
+            snap.add_gap(s, "not in the test's snapshot");
+        }
+        let inv = Inventory::from_snapshot(&snap);
+        for mode in [TargetMode::InPlace, TargetMode::Canary] {
+            let target = Target {
+                version: IstioVersion::parse("1.30.3").unwrap(),
+                revision: "default".into(),
+                mode,
+            };
+            let ctx = Context {
+                snap: &snap,
+                inv: &inv,
+                target: Some(&target),
+                canary_requested: true,
+            };
+            let judged: Vec<String> = run_all(&ctx)
+                .into_iter()
+                .filter(|f| f.result != Outcome::Skipped)
+                .map(|f| format!("{} ({:?}): {}", f.id, f.result, f.message))
+                .collect();
+            assert!(
+                judged.is_empty(),
+                "{mode:?}: judged without input: {judged:#?}"
+            );
+        }
+    }
+}

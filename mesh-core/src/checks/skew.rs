@@ -32,6 +32,14 @@ pub fn control_plane(ctx: &Context<'_>) -> Vec<Finding> {
             "no target version given",
         )];
     };
+    let id = match t.mode {
+        TargetMode::InPlace => "skew.in-place",
+        TargetMode::Canary => "skew.canary",
+        TargetMode::Fresh => "skew.control-plane",
+    };
+    if let Some(f) = ctx.missing(id, CAT, &[Source::Deployments]) {
+        return vec![f];
+    }
     match t.mode {
         TargetMode::Fresh => vec![Finding::ok(
             "skew.control-plane",

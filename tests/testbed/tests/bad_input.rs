@@ -518,18 +518,50 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
     scenario::label_namespace(c, &ns, &[("istio-injection", "enabled")]).unwrap();
     scenario::sample_app(c, &ns, 1).unwrap();
     let manifest = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(manifest.path(), scenario::manifest(c, "1-30-4", "1.30.3").unwrap()).unwrap();
+    std::fs::write(
+        manifest.path(),
+        scenario::manifest(c, "1-30-4", "1.30.3").unwrap(),
+    )
+    .unwrap();
     let m = manifest.path().to_str().unwrap().to_owned();
     let kc = c.kubeconfig().to_str().unwrap().to_owned();
     let home = tempfile::tempdir().unwrap();
     let before = c.state(mesh_testbed::probe::Uids::Compare);
     let changes: Vec<(&str, Vec<String>)> = vec![
-        ("kubectl-mesh-tag", vec!["set".into(), "perm".into(), "--revision".into(), "default".into(), "-y".into()]),
-        ("kubectl-mesh-uninstall", vec!["-r".into(), "1-30-3".into(), "--force".into(), "-y".into()]),
-        ("kubectl-mesh-upgrade", vec!["--canary".into(), "-f".into(), m.clone(), "-y".into()]),
-        ("kubectl-mesh-upgrade", vec!["dataplane".into(), "-n".into(), ns.clone(), "--to-revision".into(), "1-30-3".into(), "-y".into()]),
+        (
+            "kubectl-mesh-tag",
+            vec![
+                "set".into(),
+                "perm".into(),
+                "--revision".into(),
+                "default".into(),
+                "-y".into(),
+            ],
+        ),
+        (
+            "kubectl-mesh-uninstall",
+            vec!["-r".into(), "1-30-3".into(), "--force".into(), "-y".into()],
+        ),
+        (
+            "kubectl-mesh-upgrade",
+            vec!["--canary".into(), "-f".into(), m.clone(), "-y".into()],
+        ),
+        (
+            "kubectl-mesh-upgrade",
+            vec![
+                "dataplane".into(),
+                "-n".into(),
+                ns.clone(),
+                "--to-revision".into(),
+                "1-30-3".into(),
+                "-y".into(),
+            ],
+        ),
     ];
-    for (who, extra) in [("restricted", vec!["--context", "restricted"]), ("reader", vec!["--as", "reader"])] {
+    for (who, extra) in [
+        ("restricted", vec!["--context", "restricted"]),
+        ("reader", vec!["--as", "reader"]),
+    ] {
         for (name, args) in &changes {
             let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
             all.extend(["--kubeconfig", &kc]);
@@ -539,7 +571,10 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
             let err = text(&out.stderr);
             assert!(matches!(out.status.code(), Some(1 | 3)), "{case}: {err}");
             assert!(err.starts_with("error: "), "{case}: {err}");
-            assert!(err.lines().any(|l| l.starts_with("hint: ")), "{case}: {err}");
+            assert!(
+                err.lines().any(|l| l.starts_with("hint: ")),
+                "{case}: {err}"
+            );
             assert!(!err.contains("panicked"), "{case}: {err}");
             // What is missing is named: the resource that cannot be read, or the verb and
             // resource that cannot be changed.
@@ -547,13 +582,21 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
                 || err.contains("forbidden")
                 || err.contains("missing permissions")
                 || text(&out.stdout).contains("denied");
-            assert!(named, "{case}: does not say what is missing:\n{err}\n{}", text(&out.stdout));
+            assert!(
+                named,
+                "{case}: does not say what is missing:\n{err}\n{}",
+                text(&out.stdout)
+            );
         }
         // Reading is not refused: precheck reports what it could not check as skipped.
         let mut args = vec!["--kubeconfig", kc.as_str(), "-o", "json"];
         args.extend(extra.iter().copied());
         let out = run("kubectl-mesh-precheck", &args, home.path());
-        assert!(matches!(out.status.code(), Some(0 | 1)), "{who}: {}", text(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{who}: {}",
+            text(&out.stderr)
+        );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let all_checks: Vec<&serde_json::Value> = report["categories"]
             .as_array()
@@ -562,9 +605,15 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
             .flat_map(|c| c["checks"].as_array().unwrap())
             .collect();
         if who == "restricted" {
-            assert!(all_checks.iter().any(|c| c["result"] == "skipped"), "{who}: {report:#}");
+            assert!(
+                all_checks.iter().any(|c| c["result"] == "skipped"),
+                "{who}: {report:#}"
+            );
         }
-        let perm = all_checks.iter().find(|c| c["id"] == "permissions.install").unwrap();
+        let perm = all_checks
+            .iter()
+            .find(|c| c["id"] == "permissions.install")
+            .unwrap();
         assert_eq!(perm["result"], "error", "{who} may not install: {perm}");
     }
     let backups = home.path().join(".kube/mesh-backups");
@@ -572,7 +621,11 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
         std::fs::read_dir(&backups).map_or(true, |mut d| d.next().is_none()),
         "a backup was written: nothing should have got that far"
     );
-    mesh_testbed::probe::assert_same(&before, &c.state(mesh_testbed::probe::Uids::Compare), "users without rights");
+    mesh_testbed::probe::assert_same(
+        &before,
+        &c.state(mesh_testbed::probe::Uids::Compare),
+        "users without rights",
+    );
 }
 
 /// No credential in anything a command prints or backs up: a run of every command on the test
@@ -593,14 +646,29 @@ fn no_credential_is_printed_or_backed_up() {
     let runs: Vec<(&str, Vec<&str>)> = vec![
         ("kubectl-mesh-precheck", vec!["-o", "json"]),
         ("kubectl-mesh-precheck", vec!["--target-version", "1.30.3"]),
-        ("kubectl-mesh-tag", vec!["set", "secret-check", "--revision", "1-30-3", "-y"]),
+        (
+            "kubectl-mesh-tag",
+            vec!["set", "secret-check", "--revision", "1-30-3", "-y"],
+        ),
         ("kubectl-mesh-tag", vec!["list", "-o", "yaml"]),
-        ("kubectl-mesh-tag", vec!["remove", "secret-check", "-y", "-o", "json"]),
-        ("kubectl-mesh-upgrade", vec!["-f", &m, "--dry-run", "-o", "json"]),
+        (
+            "kubectl-mesh-tag",
+            vec!["remove", "secret-check", "-y", "-o", "json"],
+        ),
+        (
+            "kubectl-mesh-upgrade",
+            vec!["-f", &m, "--dry-run", "-o", "json"],
+        ),
         ("kubectl-mesh-upgrade", vec!["-f", &m, "-y"]),
-        ("kubectl-mesh-upgrade", vec!["dataplane", "-A", "-y", "-o", "json"]),
+        (
+            "kubectl-mesh-upgrade",
+            vec!["dataplane", "-A", "-y", "-o", "json"],
+        ),
         ("kubectl-mesh-upgrade", vec!["rollback", "-y"]),
-        ("kubectl-mesh-uninstall", vec!["-r", "1-30-3", "--force", "-y", "-o", "json"]),
+        (
+            "kubectl-mesh-uninstall",
+            vec!["-r", "1-30-3", "--force", "-y", "-o", "json"],
+        ),
         ("kubectl-mesh-precheck", vec!["--context", "restricted"]),
     ];
     let secrets = [
@@ -625,13 +693,19 @@ fn no_credential_is_printed_or_backed_up() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert!(backups.len() >= 5, "every change wrote a backup: {backups:?}");
+    assert!(
+        backups.len() >= 5,
+        "every change wrote a backup: {backups:?}"
+    );
     for b in &backups {
         seen.push_str(&std::fs::read_to_string(b).unwrap());
     }
     for s in &secrets {
         assert!(s.len() >= 16, "a real secret to look for");
-        assert!(!seen.contains(s.as_str()), "a credential appears in the output or a backup");
+        assert!(
+            !seen.contains(s.as_str()),
+            "a credential appears in the output or a backup"
+        );
     }
 }
 
