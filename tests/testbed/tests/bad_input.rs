@@ -110,6 +110,12 @@ fn bad_files_and_flags_are_one_line_errors_with_a_hint() {
             vec!["--snapshot".into(), binary.clone()],
             "is not text",
         ),
+        // Unreadable even for root (tests run as root: file modes would not stop a read).
+        (
+            "kubectl-mesh-precheck",
+            vec!["--snapshot".into(), "/proc/self/mem".into()],
+            "cannot read snapshot",
+        ),
         (
             "kubectl-mesh-precheck",
             vec!["--snapshot".into(), huge.clone()],
