@@ -72,6 +72,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     let opts = FetchOptions {
         istio_namespace: args.kube.istio_namespace.clone(),
         access: checks::required_access(&want.objects, &args.kube.istio_namespace),
+        skip: Vec::new(),
     };
     printer.progress("reading cluster state...")?;
     let source = args.snapshot.source(&args.kube)?;

@@ -6,10 +6,23 @@ use mesh_common::{
     exit::MeshError,
     inventory::Inventory,
     output::Printer,
-    snapshot::ClusterSnapshot,
+    snapshot::{ClusterSnapshot, Source},
 };
 
-use crate::args::Args;
+use crate::args::{Args, Command};
+
+/// What `list` never reads: it shows tags, revisions and namespaces, so the pods (the bulk of a
+/// big cluster) and everything only the checks of `set`/`remove` read stay unread.
+const LIST_SKIPS: [Source; 8] = [
+    Source::Pods,
+    Source::DaemonSets,
+    Source::EndpointSlices,
+    Source::ConfigMaps,
+    Source::ValidatingWebhooks,
+    Source::Crds,
+    Source::Pdbs,
+    Source::EnvoyFilters,
+];
 
 /// The cluster as read once.
 pub struct Loaded {
@@ -27,6 +40,10 @@ pub async fn load(args: &Args, printer: &mut Printer) -> Result<Loaded, MeshErro
     let opts = FetchOptions {
         istio_namespace: args.kube.istio_namespace.clone(),
         access: Vec::new(),
+        skip: match args.command {
+            Command::List => LIST_SKIPS.to_vec(),
+            Command::Set(_) | Command::Remove(_) | Command::Generate(_) => Vec::new(),
+        },
     };
     printer.progress("reading cluster state...")?;
     let (snap, conn) = cluster::load(&source, &opts).await?;

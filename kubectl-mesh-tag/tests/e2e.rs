@@ -649,6 +649,56 @@ fn through_proxy(
         .unwrap_or_else(|e| panic!("{e} ({})", c.server_url()))
 }
 
+/// `list` reads only what it shows: through the fault proxy, it lists no pods (the bulk of a big
+/// cluster) and still shows a namespace labelled with the canary under the canary's version;
+/// `set --dry-run` still reads the pods, once, for its blast radius.
+#[test]
+fn list_reads_no_pods() {
+    use mesh_testbed::fault::{FaultProxy, Upstream};
+    let c = cluster();
+    let ns = c.unique_namespace("listed").unwrap();
+    scenario::label_namespace(c, &ns, &[("istio.io/rev", CANARY)]).unwrap();
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = proxy.write_kubeconfig(dir.path(), c.admin_token()).unwrap();
+    let pods = |p: &FaultProxy| p.count(|r| r.path.ends_with("/pods"));
+
+    let out = through_proxy(c, home(), &kubeconfig, &["list", "-o", "json"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tag"].is_null() && r["revision"] == CANARY)
+        .unwrap_or_else(|| panic!("no row for revision {CANARY}: {list}"));
+    assert_eq!(row["revisionVersion"], "1.30.3", "{row}");
+    assert!(
+        row["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(ns.clone())),
+        "{row}"
+    );
+    let paths: Vec<String> = proxy.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(pods(&proxy), 0, "{paths:?}");
+
+    proxy.clear_requests();
+    let out = through_proxy(
+        c,
+        home(),
+        &kubeconfig,
+        &["set", "e2e-pods", "--revision", CANARY, "--dry-run"],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(pods(&proxy), 1, "set reads the pods once");
+}
+
 /// SIGINT while the second phase (the removal of the tag's old webhook) waits on the API
 /// server: the new webhook is removed, the Service put back, every tag object as before (exit 3).
 #[test]

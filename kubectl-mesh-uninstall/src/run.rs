@@ -33,6 +33,7 @@ async fn load(args: &Args) -> Result<Loaded, MeshError> {
     let opts = FetchOptions {
         istio_namespace: args.kube.istio_namespace.clone(),
         access: Vec::new(),
+        skip: Vec::new(),
     };
     let (snap, conn) = cluster::load(&source, &opts).await?;
     let listed = match (&source, &conn) {

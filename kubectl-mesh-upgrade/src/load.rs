@@ -42,6 +42,7 @@ pub async fn load(
     let opts = FetchOptions {
         istio_namespace: args.kube.istio_namespace.clone(),
         access,
+        skip: Vec::new(),
     };
     printer.progress("reading cluster state...")?;
     let (snap, conn) = cluster::load(&source, &opts).await?;

@@ -45,6 +45,24 @@ pub struct FetchOptions {
     pub istio_namespace: String,
     /// Access reviews to ask.
     pub access: Vec<AccessRequest>,
+    /// Sources the command never reads: not listed, recorded as gaps (unknown, not empty).
+    pub skip: Vec<Source>,
+}
+
+/// Why a skipped source is a gap.
+pub const NOT_READ: &str = "not read by this command";
+
+/// Runs a list unless its source is skipped.
+async fn unless_skipped<T>(
+    opts: &FetchOptions,
+    source: Source,
+    list: impl Future<Output = Result<Vec<T>, kube::Error>>,
+) -> Result<Vec<T>, kube::Error> {
+    if opts.skip.contains(&source) {
+        Ok(Vec::new())
+    } else {
+        list.await
+    }
 }
 
 /// Lists every object of an API, page by page.
@@ -133,8 +151,8 @@ fn is_istio_daemonset(d: &DaemonSet) -> bool {
         || label(&d.metadata, "k8s-app") == Some("istio-cni-node")
 }
 
-/// Reads the snapshot: one version call, twelve LISTs (paginated) and the access reviews, all
-/// concurrent.
+/// Reads the snapshot: one version call, up to twelve LISTs (paginated; none for a source in
+/// `opts.skip`) and the access reviews, all concurrent.
 pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnapshot, Error> {
     let ns = opts.istio_namespace.as_str();
     let mut snap = ClusterSnapshot {
@@ -160,29 +178,80 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         filters,
         access,
     ) = tokio::join!(
-        list_all(Api::<Namespace>::all(c.clone()), all.clone()),
-        list_all(
-            Api::<Deployment>::all(c.clone()),
-            ListParams::default().labels("istio")
+        unless_skipped(
+            opts,
+            Source::Namespaces,
+            list_all(Api::<Namespace>::all(c.clone()), all.clone())
         ),
-        list_all(Api::<DaemonSet>::all(c.clone()), all.clone()),
-        list_all(Api::<Service>::namespaced(c.clone(), ns), all.clone()),
-        list_all(Api::<EndpointSlice>::namespaced(c.clone(), ns), all.clone()),
-        list_all(Api::<ConfigMap>::namespaced(c.clone(), ns), all.clone()),
-        list_all(
-            Api::<MutatingWebhookConfiguration>::all(c.clone()),
-            all.clone()
+        unless_skipped(
+            opts,
+            Source::Deployments,
+            list_all(
+                Api::<Deployment>::all(c.clone()),
+                ListParams::default().labels("istio")
+            )
         ),
-        list_all(
-            Api::<ValidatingWebhookConfiguration>::all(c.clone()),
-            all.clone()
+        unless_skipped(
+            opts,
+            Source::DaemonSets,
+            list_all(Api::<DaemonSet>::all(c.clone()), all.clone())
         ),
-        list_all(Api::<CrdInfo>::all(c.clone()), all.clone()),
-        list_all(Api::<PodDisruptionBudget>::all(c.clone()), all.clone()),
-        list_all(Api::<PodInfo>::all(c.clone()), all.clone()),
-        list_all(Api::<MetaOnly>::all(c.clone()), all.clone()),
+        unless_skipped(
+            opts,
+            Source::Services,
+            list_all(Api::<Service>::namespaced(c.clone(), ns), all.clone())
+        ),
+        unless_skipped(
+            opts,
+            Source::EndpointSlices,
+            list_all(Api::<EndpointSlice>::namespaced(c.clone(), ns), all.clone())
+        ),
+        unless_skipped(
+            opts,
+            Source::ConfigMaps,
+            list_all(Api::<ConfigMap>::namespaced(c.clone(), ns), all.clone())
+        ),
+        unless_skipped(
+            opts,
+            Source::MutatingWebhooks,
+            list_all(
+                Api::<MutatingWebhookConfiguration>::all(c.clone()),
+                all.clone()
+            )
+        ),
+        unless_skipped(
+            opts,
+            Source::ValidatingWebhooks,
+            list_all(
+                Api::<ValidatingWebhookConfiguration>::all(c.clone()),
+                all.clone()
+            )
+        ),
+        unless_skipped(
+            opts,
+            Source::Crds,
+            list_all(Api::<CrdInfo>::all(c.clone()), all.clone())
+        ),
+        unless_skipped(
+            opts,
+            Source::Pdbs,
+            list_all(Api::<PodDisruptionBudget>::all(c.clone()), all.clone())
+        ),
+        unless_skipped(
+            opts,
+            Source::Pods,
+            list_all(Api::<PodInfo>::all(c.clone()), all.clone())
+        ),
+        unless_skipped(
+            opts,
+            Source::EnvoyFilters,
+            list_all(Api::<MetaOnly>::all(c.clone()), all.clone())
+        ),
         review_access(conn, &opts.access),
     );
+    for source in &opts.skip {
+        snap.add_gap(*source, NOT_READ);
+    }
     snap.namespaces = settle(conn, &mut snap, Source::Namespaces, namespaces)?;
     snap.deployments = settle(conn, &mut snap, Source::Deployments, deployments)?;
     snap.daemonsets = settle(conn, &mut snap, Source::DaemonSets, daemonsets)?
