@@ -345,7 +345,35 @@ pub struct ConditionInfo {
     pub status: String,
 }
 
+/// kubectl's copy of a whole object in an annotation: never read, often the largest field.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 impl PodInfo {
+    /// Keeps only what a check reads: name, namespace, UID, labels, annotations (without
+    /// kubectl's last-applied copy), owners, containers' names and images, phase and the Ready
+    /// condition. What a pod costs in memory on a big cluster, and the same whichever encoding
+    /// it was read in.
+    pub fn trimmed(mut self) -> Self {
+        let m = std::mem::take(&mut self.metadata);
+        self.metadata = ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            labels: m.labels,
+            annotations: m
+                .annotations
+                .map(|mut a| {
+                    a.remove(LAST_APPLIED);
+                    a
+                })
+                .filter(|a| !a.is_empty()),
+            owner_references: m.owner_references,
+            ..ObjectMeta::default()
+        };
+        self.status.conditions.retain(|c| c.type_ == "Ready");
+        self
+    }
+
     /// Namespace.
     pub fn namespace(&self) -> &str {
         self.metadata.namespace.as_deref().unwrap_or_default()

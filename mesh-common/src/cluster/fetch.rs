@@ -23,12 +23,17 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{Connection, Error, retry::retry};
+use super::{
+    Connection, Error,
+    proto::{self, Encoding, PodPage},
+    retry::retry,
+};
 use crate::{
     ObjRef,
     checks::AccessRequest,
     snapshot::{
-        AccessCheck, ClusterSnapshot, CrdInfo, MetaOnly, PodInfo, Source, TypedMeta, label, name,
+        AccessCheck, ClusterSnapshot, CrdInfo, LAST_APPLIED, MetaOnly, PodInfo, Source, TypedMeta,
+        label, name,
     },
     version::KubeVersion,
 };
@@ -82,13 +87,101 @@ where
     }
 }
 
+/// Every pod of the cluster, page by page, asked as protobuf (a third of JSON's bytes, decoded
+/// straight into [`PodInfo`]) with JSON accepted as well: a server that does not offer protobuf
+/// answers JSON, which is read the same way.
+pub async fn list_pods(client: &kube::Client) -> Result<Vec<PodInfo>, kube::Error> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (page, _) = retry(|| pod_page(client, token.as_deref())).await?;
+        out.extend(page.pods);
+        match page.continue_token {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// One page of pods, as protobuf or JSON (whichever the server answered), and which it was.
+pub async fn pod_page(
+    client: &kube::Client,
+    token: Option<&str>,
+) -> Result<(PodPage, Encoding), kube::Error> {
+    let mut params = ListParams::default().limit(PAGE);
+    if let Some(t) = token {
+        params = params.continue_token(t);
+    }
+    let mut request = kube::core::Request::new("/api/v1/pods")
+        .list(&params)
+        .map_err(kube::Error::BuildRequest)?;
+    request.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static(ACCEPT_PROTOBUF),
+    );
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let status = response.status();
+    let protobuf = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(proto::MEDIA_TYPE));
+    let body = response.into_body().collect_bytes().await?;
+    if !status.is_success() {
+        return Err(api_error(status, protobuf, &body));
+    }
+    if protobuf {
+        let page = proto::pod_list(&body).map_err(|e| malformed(status, &e.to_string()))?;
+        return Ok((page, Encoding::Protobuf));
+    }
+    let list: kube::core::ObjectList<PodInfo> =
+        serde_json::from_slice(&body).map_err(kube::Error::SerdeError)?;
+    let page = PodPage {
+        pods: list.items.into_iter().map(PodInfo::trimmed).collect(),
+        continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
+    };
+    Ok((page, Encoding::Json))
+}
+
+/// Protobuf first, JSON if the server cannot.
+const ACCEPT_PROTOBUF: &str = "application/vnd.kubernetes.protobuf, application/json;q=0.9";
+
+/// The error of a refused request, from its `Status` in either encoding.
+fn api_error(code: http::StatusCode, protobuf: bool, body: &[u8]) -> kube::Error {
+    let decoded = if protobuf {
+        proto::status(body).ok()
+    } else {
+        serde_json::from_slice::<kube::core::Status>(body).ok()
+    };
+    let mut status = decoded.unwrap_or_else(|| {
+        // Not a Status (a proxy's page, say): its first line, cut short, is the message.
+        let text = String::from_utf8_lossy(body);
+        let first: String = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        kube::core::Status::failure(&first, code.canonical_reason().unwrap_or_default())
+    });
+    status.code = code.as_u16();
+    kube::Error::Api(Box::new(status))
+}
+
+/// An answer that cannot be decoded, as an API error naming why.
+fn malformed(code: http::StatusCode, why: &str) -> kube::Error {
+    let status = kube::core::Status::failure(why, "Malformed").with_code(code.as_u16());
+    kube::Error::Api(Box::new(status))
+}
+
 /// Drops what no check reads and what dominates memory on big clusters: managed fields and
 /// kubectl's last-applied copy of the whole object.
 fn slim<K: Resource>(mut obj: K) -> K {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        a.remove(LAST_APPLIED);
     }
     obj
 }
@@ -237,11 +330,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
             Source::Pdbs,
             list_all(Api::<PodDisruptionBudget>::all(c.clone()), all.clone())
         ),
-        unless_skipped(
-            opts,
-            Source::Pods,
-            list_all(Api::<PodInfo>::all(c.clone()), all.clone())
-        ),
+        unless_skipped(opts, Source::Pods, list_pods(c)),
         unless_skipped(
             opts,
             Source::EnvoyFilters,

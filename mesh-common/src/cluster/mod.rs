@@ -9,6 +9,7 @@ pub mod engine;
 mod error;
 mod fetch;
 pub mod objects;
+pub mod proto;
 pub mod retry;
 pub mod wait;
 
@@ -16,8 +17,8 @@ pub use connect::{ConnectOptions, Connection, connect, load_kubeconfig};
 pub use engine::{Checked, Engine, EngineOptions, Execution, OpStatus, Stopped};
 pub use error::{Error, FieldConflict};
 pub use fetch::{
-    FetchOptions, LabelledKind, PAGE, count_resources, fetch, list_all, list_labelled,
-    webhook_configurations,
+    FetchOptions, LabelledKind, PAGE, count_resources, fetch, list_all, list_labelled, list_pods,
+    pod_page, webhook_configurations,
 };
 
 use crate::{
