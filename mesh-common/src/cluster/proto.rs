@@ -111,28 +111,38 @@ fn varint(v: Value<'_>) -> Result<u64, Malformed> {
     }
 }
 
+/// Calls `f` with every field of a message, in order.
+fn each_field<'a>(
+    message: &'a [u8],
+    mut f: impl FnMut(u64, Value<'a>) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
+    let mut fields = Fields::new(message);
+    while let Some((n, v)) = fields.next_field()? {
+        f(n, v)?;
+    }
+    Ok(())
+}
+
 /// The kind and message inside the envelope.
 fn open_envelope(body: &[u8]) -> Result<(String, &[u8]), Malformed> {
     let inner = body
         .strip_prefix(MAGIC)
         .ok_or(Malformed("no k8s protobuf envelope"))?;
     let (mut kind, mut raw) = (String::new(), &[][..]);
-    let mut fields = Fields::new(inner);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(inner, |n, v| {
         match n {
-            1 => {
-                let mut type_meta = Fields::new(bytes(v)?);
-                while let Some((n, v)) = type_meta.next_field()? {
-                    if n == 2 {
-                        kind = string(v)?;
-                    }
+            1 => each_field(bytes(v)?, |n, v| {
+                if n == 2 {
+                    kind = string(v)?;
                 }
-            }
+                Ok(())
+            })?,
             2 => raw = bytes(v)?,
             3 if !bytes(v)?.is_empty() => return Err(Malformed("encoded (compressed) content")),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok((kind, raw))
 }
 
@@ -161,35 +171,33 @@ pub fn pod_list(body: &[u8]) -> Result<PodPage, Malformed> {
         return Err(Malformed("the answer is not a PodList"));
     }
     let mut page = PodPage::default();
-    let mut fields = Fields::new(raw);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(raw, |n, v| {
         match n {
-            1 => {
-                let mut list_meta = Fields::new(bytes(v)?);
-                while let Some((n, v)) = list_meta.next_field()? {
-                    if n == 3 {
-                        page.continue_token = Some(string(v)?).filter(|t| !t.is_empty());
-                    }
+            1 => each_field(bytes(v)?, |n, v| {
+                if n == 3 {
+                    page.continue_token = Some(string(v)?).filter(|t| !t.is_empty());
                 }
-            }
+                Ok(())
+            })?,
             2 => page.pods.push(pod(bytes(v)?)?),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(page)
 }
 
 fn pod(b: &[u8]) -> Result<PodInfo, Malformed> {
     let mut out = PodInfo::default();
-    let mut fields = Fields::new(b);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(b, |n, v| {
         match n {
             1 => out.metadata = object_meta(bytes(v)?)?,
             2 => out.spec = pod_spec(bytes(v)?)?,
             3 => out.status = pod_status(bytes(v)?)?,
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -198,8 +206,7 @@ fn pod(b: &[u8]) -> Result<PodInfo, Malformed> {
 /// skipped unread.
 fn object_meta(b: &[u8]) -> Result<ObjectMeta, Malformed> {
     let mut meta = ObjectMeta::default();
-    let mut fields = Fields::new(b);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(b, |n, v| {
         match n {
             1 => meta.name = Some(string(v)?),
             3 => meta.namespace = Some(string(v)?),
@@ -222,27 +229,27 @@ fn object_meta(b: &[u8]) -> Result<ObjectMeta, Malformed> {
                 .push(owner_reference(bytes(v)?)?),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(meta)
 }
 
 fn map_entry(b: &[u8]) -> Result<(String, String), Malformed> {
     let (mut key, mut value) = (String::new(), String::new());
-    let mut fields = Fields::new(b);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(b, |n, v| {
         match n {
             1 => key = string(v)?,
             2 => value = string(v)?,
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok((key, value))
 }
 
 fn owner_reference(b: &[u8]) -> Result<OwnerReference, Malformed> {
     let mut o = OwnerReference::default();
-    let mut fields = Fields::new(b);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(b, |n, v| {
         match n {
             1 => o.kind = string(v)?,
             3 => o.name = string(v)?,
@@ -252,59 +259,60 @@ fn owner_reference(b: &[u8]) -> Result<OwnerReference, Malformed> {
             7 => o.block_owner_deletion = Some(varint(v)? != 0),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(o)
 }
 
 fn pod_spec(b: &[u8]) -> Result<PodSpecInfo, Malformed> {
     let mut spec = PodSpecInfo::default();
-    let mut fields = Fields::new(b);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(b, |n, v| {
         match n {
             2 => spec.containers.push(container(bytes(v)?)?),
             20 => spec.init_containers.push(container(bytes(v)?)?),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(spec)
 }
 
 fn container(b: &[u8]) -> Result<ContainerInfo, Malformed> {
     let mut c = ContainerInfo::default();
-    let mut fields = Fields::new(b);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(b, |n, v| {
         match n {
             1 => c.name = string(v)?,
             2 => c.image = Some(string(v)?),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(c)
 }
 
 fn pod_status(b: &[u8]) -> Result<PodStatusInfo, Malformed> {
     let mut status = PodStatusInfo::default();
-    let mut fields = Fields::new(b);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(b, |n, v| {
         match n {
             1 => status.phase = Some(string(v)?),
             2 => {
                 let mut c = ConditionInfo::default();
-                let mut cond = Fields::new(bytes(v)?);
-                while let Some((n, v)) = cond.next_field()? {
+                each_field(bytes(v)?, |n, v| {
                     match n {
                         1 => c.type_ = string(v)?,
                         2 => c.status = string(v)?,
                         _ => {}
                     }
-                }
+                    Ok(())
+                })?;
                 if c.type_ == "Ready" {
                     status.conditions.push(c);
                 }
             }
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(status)
 }
 
@@ -315,8 +323,7 @@ pub fn status(body: &[u8]) -> Result<Status, Malformed> {
         return Err(Malformed("the answer is not a Status"));
     }
     let mut out = Status::default();
-    let mut fields = Fields::new(raw);
-    while let Some((n, v)) = fields.next_field()? {
+    each_field(raw, |n, v| {
         match n {
             2 => out.status = serde_json::from_value(string(v)?.into()).ok(),
             3 => out.message = string(v)?,
@@ -330,8 +337,7 @@ pub fn status(body: &[u8]) -> Result<Status, Malformed> {
                     causes: Vec::new(),
                     retry_after_seconds: 0,
                 };
-                let mut d = Fields::new(bytes(v)?);
-                while let Some((n, v)) = d.next_field()? {
+                each_field(bytes(v)?, |n, v| {
                     match n {
                         1 => details.name = string(v)?,
                         2 => details.group = string(v)?,
@@ -340,13 +346,15 @@ pub fn status(body: &[u8]) -> Result<Status, Malformed> {
                         6 => details.uid = string(v)?,
                         _ => {}
                     }
-                }
+                    Ok(())
+                })?;
                 out.details = Some(details);
             }
             6 => out.code = u16::try_from(varint(v)?).unwrap_or(0),
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
