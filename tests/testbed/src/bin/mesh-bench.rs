@@ -627,11 +627,8 @@ fn main() -> Result<()> {
                 }
             }
             let (ma, mb) = (summarize(&sa), summarize(&sb));
-            let to_floor = if sf.is_empty() {
-                f64::NAN
-            } else {
-                ma.wall / summarize(&sf).wall
-            };
+            let mf = (!sf.is_empty()).then(|| summarize(&sf));
+            let to_floor = mf.as_ref().map_or(f64::NAN, |f| ma.wall / f.wall);
             figures.insert(
                 (namespaces, work),
                 (ma.wall / mb.wall, to_floor, ma.rss_mb, ma.calls),
@@ -651,8 +648,7 @@ fn main() -> Result<()> {
             )?;
             writeln!(details, "- {}: {}", a.label, kinds(&ma.by_kind))?;
             writeln!(details, "- {}: {}", b.label, kinds(&mb.by_kind))?;
-            if !sf.is_empty() {
-                let mf = summarize(&sf);
+            if let Some(mf) = mf {
                 writeln!(
                     report,
                     "| precheck vs the floor (same lists, raw, whole, all at once: {:.1} MB) | {:.2} s | {:.2} s | {:.2}× | {:.0} MB / – | {} / {} |",
