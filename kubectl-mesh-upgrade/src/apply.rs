@@ -75,8 +75,8 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     let manifest = read_manifest(&a.files)?;
     let ns = args.kube.istio_namespace.clone();
     let asks = checks::required_access(&manifest.object_kinds(), &ns);
-    let loaded = load::load(args, asks, &mut printer).await?;
-    let live = load::live_objects(&loaded, &refs(&manifest, &ns)).await?;
+    let (loaded, live) =
+        load::load_with_live(args, asks, &refs(&manifest, &ns), &mut printer).await?;
     let req = upgrade::Request {
         canary: a.canary,
         force: a.force,

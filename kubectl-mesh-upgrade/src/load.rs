@@ -8,7 +8,7 @@ use futures::{StreamExt, stream};
 use mesh_common::{
     ObjRef,
     checks::AccessRequest,
-    cluster::{self, Connection, FetchOptions, objects::Objects},
+    cluster::{self, Connection, FetchOptions, StateSource, objects::Objects},
     exit::MeshError,
     inventory::Inventory,
     output::Printer,
@@ -50,25 +50,60 @@ pub async fn load(
     Ok(Loaded { snap, inv, conn })
 }
 
-/// The live version of each object (`None`: it does not exist) and the objects an installer
-/// labelled: from the cluster, or — for a snapshot — from the file.
-pub async fn live_objects(loaded: &Loaded, refs: &[ObjRef]) -> Result<Live, MeshError> {
-    let Some(conn) = &loaded.conn else {
-        let before = refs
-            .iter()
-            .map(|r| (r.clone(), loaded.snap.object(r)))
-            .collect();
-        let partial = refs
-            .iter()
-            .filter(|r| loaded.snap.is_partial(r))
-            .cloned()
-            .collect();
-        return Ok(Live {
-            before,
-            installed: loaded.snap.metas(),
-            partial,
-        });
+/// Reads the cluster like [`load`] and, at the same time, the live version of each object of
+/// `refs` (`None`: it does not exist) and the objects an installer labelled: the GETs and
+/// labelled LISTs run while the snapshot's LISTs do. From `--snapshot`, both come from the file.
+pub async fn load_with_live(
+    args: &Args,
+    access: Vec<AccessRequest>,
+    refs: &[ObjRef],
+    printer: &mut Printer,
+) -> Result<(Loaded, Live), MeshError> {
+    let source = args.snapshot.source(&args.kube)?;
+    let StateSource::Cluster(options) = &source else {
+        let loaded = load(args, access, printer).await?;
+        let live = live_from_snapshot(&loaded.snap, refs);
+        return Ok((loaded, live));
     };
+    let opts = FetchOptions {
+        istio_namespace: args.kube.istio_namespace.clone(),
+        access,
+        skip: Vec::new(),
+    };
+    printer.progress("reading cluster state...")?;
+    let conn = cluster::connect(options).await?;
+    let (snap, live) = tokio::join!(cluster::fetch(&conn, &opts), live_from_cluster(&conn, refs));
+    let (snap, mut live) = (snap?, live?);
+    live.installed.extend(
+        snap.metas()
+            .into_iter()
+            .filter(|t| !LISTED.iter().any(|(_, k, _)| *k == t.kind)),
+    );
+    let inv = Inventory::from_snapshot(&snap);
+    let loaded = Loaded {
+        snap,
+        inv,
+        conn: Some(conn),
+    };
+    Ok((loaded, live))
+}
+
+/// The live state as a snapshot file records it.
+fn live_from_snapshot(snap: &ClusterSnapshot, refs: &[ObjRef]) -> Live {
+    Live {
+        before: refs.iter().map(|r| (r.clone(), snap.object(r))).collect(),
+        installed: snap.metas(),
+        partial: refs
+            .iter()
+            .filter(|r| snap.is_partial(r))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// The live version of each object and the objects an installer labelled (of the kinds in
+/// [`LISTED`]; the caller adds the snapshot's own).
+async fn live_from_cluster(conn: &Connection, refs: &[ObjRef]) -> Result<Live, MeshError> {
     let objects = Objects::new(conn.clone());
     let got: Vec<Result<Option<Value>, cluster::Error>> = stream::iter(refs)
         .map(|r| objects.get(r))
@@ -85,14 +120,7 @@ pub async fn live_objects(loaded: &Loaded, refs: &[ObjRef]) -> Result<Live, Mesh
         };
         before.insert(r.clone(), live);
     }
-    let mut installed = cluster::list_labelled(conn, &LISTED, &[INSTALLED_SELECTOR]).await?;
-    installed.extend(
-        loaded
-            .snap
-            .metas()
-            .into_iter()
-            .filter(|t| !LISTED.iter().any(|(_, k, _)| *k == t.kind)),
-    );
+    let installed = cluster::list_labelled(conn, &LISTED, &[INSTALLED_SELECTOR]).await?;
     Ok(Live {
         before,
         installed,

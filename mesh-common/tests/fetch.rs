@@ -1,13 +1,15 @@
 //! Reading pods as protobuf from the real apiserver of the test bed: the server answers
-//! protobuf, every page of it decodes to exactly what the JSON list gives, a 503 on a later
-//! page is retried, and a refusal keeps the server's reason.
+//! protobuf in one unpaged, streamed answer that decodes to exactly what the JSON list gives; a
+//! server that answers only JSON is read in JSON pages with the same result; a 503 is retried,
+//! and a refusal keeps the server's reason.
 
 use std::path::Path;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, api::ListParams};
 use mesh_common::{
     cluster::{self, ConnectOptions, Connection, PAGE, proto::Encoding},
-    snapshot::PodInfo,
+    snapshot::{PodInfo, PodObject},
 };
 use mesh_testbed::{
     Cluster, ScaleRevision, ScaleSpec,
@@ -30,7 +32,7 @@ fn sorted(mut pods: Vec<PodInfo>) -> Vec<PodInfo> {
 
 /// On a cluster with istiod (pods owned by a ReplicaSet), an injected sample app and more
 /// than a page of scale pods (sidecar, init container, status annotation), both encodings
-/// give the same pods, field for field, and the protobuf read goes page by page.
+/// give the same pods, field for field; protobuf is one request, JSON goes page by page.
 #[test]
 fn pods_read_as_protobuf_are_the_pods_read_as_json() {
     let c = Cluster::shared();
@@ -58,30 +60,33 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let conn = connect(&rt, &kubeconfig);
 
-    let (first, encoding) = rt.block_on(cluster::pod_page(&conn.client, None)).unwrap();
+    proxy.clear_requests();
+    let (proto, encoding) = rt.block_on(cluster::list_pods(&conn.client)).unwrap();
     assert_eq!(
         encoding,
         Encoding::Protobuf,
         "the apiserver answers protobuf"
     );
-    assert_eq!(first.pods.len(), PAGE as usize);
-    assert!(first.continue_token.is_some());
-
-    proxy.clear_requests();
-    let proto = sorted(rt.block_on(cluster::list_pods(&conn.client)).unwrap());
-    let pages = proxy.count(|r| r.path == "/api/v1/pods");
+    let proto = sorted(proto);
+    let lists = proxy.requests();
     assert_eq!(
-        pages,
-        proto.len().div_ceil(PAGE as usize),
-        "one request per page"
+        lists.iter().filter(|r| r.path == "/api/v1/pods").count(),
+        1,
+        "one unpaged request: {lists:?}"
     );
-    let json: Vec<PodInfo> = rt
+    assert!(
+        lists
+            .iter()
+            .all(|r| !r.query.as_deref().unwrap_or_default().contains("limit=")),
+        "{lists:?}"
+    );
+    let json: Vec<PodObject> = rt
         .block_on(cluster::list_all(
-            Api::<PodInfo>::all(conn.client.clone()),
+            Api::<PodObject>::all(conn.client.clone()),
             ListParams::default(),
         ))
         .unwrap();
-    let json = sorted(json.into_iter().map(PodInfo::trimmed).collect());
+    let json = sorted(json.into_iter().map(PodInfo::from).collect());
     assert!(proto.len() >= 600, "{} pods", proto.len());
     assert_eq!(proto.len(), json.len());
     for (p, j) in proto.iter().zip(&json) {
@@ -112,17 +117,70 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
     );
     assert!(injected.annotation("sidecar.istio.io/status").is_some());
 
-    // A 503 on the second page is retried; the list is still whole.
+    // Namespaces: one unpaged protobuf request, the same as JSON's, label for label.
+    proxy.clear_requests();
+    let (namespaces, encoding) = rt.block_on(cluster::list_namespaces(&conn.client)).unwrap();
+    assert_eq!(encoding, Encoding::Protobuf);
+    assert_eq!(proxy.count(|r| r.path == "/api/v1/namespaces"), 1);
+    let by_name = |mut v: Vec<Namespace>| {
+        v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        v
+    };
+    let json_ns: Vec<Namespace> = rt
+        .block_on(cluster::list_all(
+            Api::<Namespace>::all(conn.client.clone()),
+            ListParams::default(),
+        ))
+        .unwrap();
+    let json_ns = by_name(json_ns.into_iter().map(cluster::namespace_kept).collect());
+    assert_eq!(by_name(namespaces.clone()), json_ns);
+    let labelled = namespaces
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(app.as_str()))
+        .expect("the app's namespace");
+    assert_eq!(
+        labelled
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("istio-injection"))
+            .map(String::as_str),
+        Some("enabled")
+    );
+    assert_eq!(
+        labelled.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Active")
+    );
+    proxy.set_rules(vec![Rule::json_only().path_contains("/api/v1/namespaces")]);
+    let (from_json, encoding) = rt.block_on(cluster::list_namespaces(&conn.client)).unwrap();
+    assert_eq!(encoding, Encoding::Json);
+    assert_eq!(by_name(from_json), json_ns);
+    proxy.clear_rules();
+
+    // A server that answers only JSON: its unpaged answer is left unread, and the pods are
+    // read in JSON pages instead, the same pods.
+    proxy.clear_requests();
+    proxy.set_rules(vec![Rule::json_only().path_contains("/api/v1/pods")]);
+    let (from_json, encoding) = rt.block_on(cluster::list_pods(&conn.client)).unwrap();
+    assert_eq!(encoding, Encoding::Json);
+    assert_eq!(sorted(from_json), proto);
+    let paged = proxy.count(|r| {
+        r.path == "/api/v1/pods"
+            && r.query
+                .as_deref()
+                .is_some_and(|q| q.contains(&format!("limit={PAGE}")))
+    });
+    assert_eq!(paged, proto.len().div_ceil(PAGE as usize), "JSON in pages");
+
+    // A 503 is retried; the list is still whole.
     proxy.clear_requests();
     proxy.set_rules(vec![
-        Rule::status(503)
-            .path_contains("/api/v1/pods")
-            .query_contains("continue=")
-            .times(2),
+        Rule::status(503).path_contains("/api/v1/pods").times(2),
     ]);
-    let again = sorted(rt.block_on(cluster::list_pods(&conn.client)).unwrap());
-    assert_eq!(again.len(), proto.len());
+    let (again, _) = rt.block_on(cluster::list_pods(&conn.client)).unwrap();
+    assert_eq!(sorted(again), proto);
     assert_eq!(proxy.count(|r| r.status == Some(503)), 2);
+    proxy.clear_rules();
 
     // A user who may not list pods gets the server's reason, decoded from its answer.
     let restricted = proxy

@@ -6,7 +6,10 @@
 //! What could not be read is recorded as a [`Gap`], so a check can say `skipped` with the reason
 //! instead of passing on missing data. Secrets are never part of a snapshot.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+};
 
 use k8s_openapi::{
     ClusterResourceScope, NamespaceResourceScope,
@@ -287,10 +290,11 @@ macro_rules! minimal_resource {
     };
 }
 
-/// A pod, reduced to what the checks need (full Pods are large; thousands are listed).
+/// A pod as the API and snapshot files carry it, reduced by serde to what a check may read
+/// (full Pods are large; thousands are listed). Converted to a compact [`PodInfo`] to be kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PodInfo {
-    /// Metadata (name, namespace, labels, annotations, owners, creation time).
+pub struct PodObject {
+    /// Metadata (name, namespace, labels, annotations, owners).
     #[serde(default)]
     pub metadata: ObjectMeta,
     /// Containers.
@@ -302,7 +306,7 @@ pub struct PodInfo {
 }
 
 /// The part of a pod spec that matters here.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpecInfo {
     /// Containers.
@@ -314,7 +318,7 @@ pub struct PodSpecInfo {
 }
 
 /// A container's name and image.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContainerInfo {
     /// Name.
     #[serde(default)]
@@ -348,93 +352,282 @@ pub struct ConditionInfo {
 /// kubectl's copy of a whole object in an annotation: never read, often the largest field.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-impl PodInfo {
-    /// Keeps only what a check reads: name, namespace, UID, labels, annotations (without
-    /// kubectl's last-applied copy), owners, containers' names and images, phase and the Ready
-    /// condition. What a pod costs in memory on a big cluster, and the same whichever encoding
-    /// it was read in.
-    pub fn trimmed(mut self) -> Self {
-        let m = std::mem::take(&mut self.metadata);
-        self.metadata = ObjectMeta {
-            name: m.name,
-            namespace: m.namespace,
-            uid: m.uid,
-            labels: m.labels,
-            annotations: m
-                .annotations
-                .map(|mut a| {
-                    a.remove(LAST_APPLIED);
-                    a
-                })
-                .filter(|a| !a.is_empty()),
-            owner_references: m.owner_references,
-            ..ObjectMeta::default()
-        };
-        self.status.conditions.retain(|c| c.type_ == "Ready");
-        self
+/// The pod annotations any check or planner reads; a pod keeps only these. Reading another
+/// one means adding it here (debug builds assert it).
+pub const POD_ANNOTATIONS: [&str; 4] = [
+    "sidecar.istio.io/status",
+    "sidecar.istio.io/inject",
+    "meta.helm.sh/release-name",
+    "meta.helm.sh/release-namespace",
+];
+
+/// A pod's owner reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct OwnerInfo {
+    /// API version of the owner.
+    pub api_version: String,
+    /// Kind of the owner.
+    pub kind: String,
+    /// Name of the owner.
+    pub name: String,
+    /// UID of the owner.
+    pub uid: String,
+    /// Whether the owner is the pod's controller.
+    pub controller: bool,
+}
+
+/// Labels or annotations, shared between the pods that have the same ones.
+pub type SharedMap = Arc<BTreeMap<String, String>>;
+
+/// A pod as a snapshot keeps it: what the checks read and nothing else, with what the pods of
+/// one workload have in common (namespace, labels, annotations, owners, containers, phase)
+/// held once and shared. At 20,000 pods this is a few hundred bytes per pod instead of kilobytes.
+///
+/// Built from a [`PodObject`] (`From`, or [`PodInterner::pod`] to share with earlier pods);
+/// serialized as one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "PodObject", into = "PodObject")]
+pub struct PodInfo {
+    namespace: Arc<str>,
+    name: Box<str>,
+    uid: Option<Box<str>>,
+    labels: SharedMap,
+    annotations: SharedMap,
+    owners: Arc<[OwnerInfo]>,
+    spec: Arc<PodSpecInfo>,
+    phase: Option<Arc<str>>,
+    /// The status of the Ready condition.
+    ready: Option<Arc<str>>,
+}
+
+/// Shares equal parts between pods as they are read: one copy of each distinct namespace,
+/// label set, annotation set, owner list, container list and phase.
+#[derive(Debug, Default)]
+pub struct PodInterner {
+    strs: HashSet<Arc<str>>,
+    maps: HashSet<SharedMap>,
+    owners: HashSet<Arc<[OwnerInfo]>>,
+    specs: HashSet<Arc<PodSpecInfo>>,
+}
+
+/// The one shared copy of `value` in `set`.
+fn shared<T: ?Sized + Eq + std::hash::Hash>(
+    set: &mut HashSet<Arc<T>>,
+    value: &T,
+    make: impl FnOnce() -> Arc<T>,
+) -> Arc<T> {
+    if let Some(s) = set.get(value) {
+        return s.clone();
+    }
+    let s = make();
+    set.insert(s.clone());
+    s
+}
+
+impl PodInterner {
+    fn str(&mut self, s: &str) -> Arc<str> {
+        shared(&mut self.strs, s, || Arc::from(s))
     }
 
+    /// A label or annotation set, shared.
+    pub fn map(&mut self, m: BTreeMap<String, String>) -> SharedMap {
+        if let Some(s) = self.maps.get(&m) {
+            return s.clone();
+        }
+        let s = Arc::new(m);
+        self.maps.insert(s.clone());
+        s
+    }
+
+    /// Converts a pod, sharing what it has in common with pods converted before.
+    pub fn pod(&mut self, o: PodObject) -> PodInfo {
+        let m = o.metadata;
+        let mut annotations = m.annotations.unwrap_or_default();
+        annotations.retain(|k, _| POD_ANNOTATIONS.contains(&k.as_str()));
+        let owners: Vec<OwnerInfo> = m
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| OwnerInfo {
+                api_version: r.api_version,
+                kind: r.kind,
+                name: r.name,
+                uid: r.uid,
+                controller: r.controller == Some(true),
+            })
+            .collect();
+        let ready = o
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| self.str(&c.status));
+        PodInfo {
+            namespace: self.str(m.namespace.as_deref().unwrap_or_default()),
+            name: m.name.unwrap_or_default().into_boxed_str(),
+            uid: m.uid.map(String::into_boxed_str),
+            labels: self.map(m.labels.unwrap_or_default()),
+            annotations: self.map(annotations),
+            owners: shared(&mut self.owners, owners.as_slice(), || {
+                Arc::from(owners.clone())
+            }),
+            spec: shared(&mut self.specs, &o.spec, || Arc::new(o.spec.clone())),
+            phase: o.status.phase.as_deref().map(|p| self.str(p)),
+            ready,
+        }
+    }
+}
+
+impl From<PodObject> for PodInfo {
+    fn from(o: PodObject) -> Self {
+        PodInterner::default().pod(o)
+    }
+}
+
+impl From<PodInfo> for PodObject {
+    fn from(p: PodInfo) -> Self {
+        let map = |m: &SharedMap| Some(BTreeMap::clone(m)).filter(|m| !m.is_empty());
+        let owners: Vec<OwnerReference> = p
+            .owners
+            .iter()
+            .map(|o| OwnerReference {
+                api_version: o.api_version.clone(),
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+                uid: o.uid.clone(),
+                controller: o.controller.then_some(true),
+                block_owner_deletion: None,
+            })
+            .collect();
+        PodObject {
+            metadata: ObjectMeta {
+                name: Some(p.name.into()),
+                namespace: Some(p.namespace.to_string()).filter(|n| !n.is_empty()),
+                uid: p.uid.map(Into::into),
+                labels: map(&p.labels),
+                annotations: map(&p.annotations),
+                owner_references: Some(owners).filter(|o| !o.is_empty()),
+                ..ObjectMeta::default()
+            },
+            spec: PodSpecInfo::clone(&p.spec),
+            status: PodStatusInfo {
+                phase: p.phase.map(|s| s.to_string()),
+                conditions: p
+                    .ready
+                    .map(|s| ConditionInfo {
+                        type_: "Ready".into(),
+                        status: s.to_string(),
+                    })
+                    .into_iter()
+                    .collect(),
+            },
+        }
+    }
+}
+
+impl k8s_openapi::Resource for PodInfo {
+    const API_VERSION: &'static str = "v1";
+    const GROUP: &'static str = "";
+    const KIND: &'static str = "Pod";
+    const VERSION: &'static str = "v1";
+    const URL_PATH_SEGMENT: &'static str = "pods";
+    type Scope = NamespaceResourceScope;
+}
+
+impl PodInfo {
     /// Namespace.
     pub fn namespace(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or_default()
+        &self.namespace
     }
 
     /// Name.
     pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
+        &self.name
+    }
+
+    /// UID.
+    pub fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
+    /// Every label.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// Every label, shared with the pods that have the same ones.
+    pub fn shared_labels(&self) -> &SharedMap {
+        &self.labels
     }
 
     /// A label's value.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.metadata.labels.as_ref()?.get(key).map(String::as_str)
+        self.labels.get(key).map(String::as_str)
     }
 
-    /// An annotation's value.
+    /// An annotation's value; only [`POD_ANNOTATIONS`] are kept.
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .annotations
-            .as_ref()?
-            .get(key)
-            .map(String::as_str)
+        debug_assert!(
+            POD_ANNOTATIONS.contains(&key),
+            "pod annotation {key} is read but not kept: add it to POD_ANNOTATIONS"
+        );
+        self.annotations.get(key).map(String::as_str)
+    }
+
+    /// Owner references.
+    pub fn owners(&self) -> &[OwnerInfo] {
+        &self.owners
+    }
+
+    /// Containers and init containers.
+    pub fn spec(&self) -> &PodSpecInfo {
+        &self.spec
+    }
+
+    /// The phase (`Running`, `Pending`, ...).
+    pub fn phase(&self) -> Option<&str> {
+        self.phase.as_deref()
     }
 
     /// Running and Ready.
     pub fn is_ready(&self) -> bool {
-        self.status.phase.as_deref() == Some("Running")
-            && self
-                .status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
+        self.phase() == Some("Running") && self.ready.as_deref() == Some("True")
     }
 
     /// Terminal (Succeeded / Failed): such pods no longer run a proxy.
     pub fn is_finished(&self) -> bool {
-        matches!(self.status.phase.as_deref(), Some("Succeeded" | "Failed"))
+        matches!(self.phase(), Some("Succeeded" | "Failed"))
     }
 
     /// The controlling owner reference.
-    pub fn controller(&self) -> Option<&OwnerReference> {
-        self.metadata
-            .owner_references
-            .as_ref()?
-            .iter()
-            .find(|o| o.controller == Some(true))
+    pub fn controller(&self) -> Option<&OwnerInfo> {
+        self.owners.iter().find(|o| o.controller)
     }
 
     /// The image of the `istio-proxy` container (regular or native sidecar).
     pub fn proxy_image(&self) -> Option<&str> {
-        self.spec
-            .containers
+        self.spec.proxy_image()
+    }
+}
+
+impl PodSpecInfo {
+    /// The image of the `istio-proxy` container (regular or native sidecar).
+    pub fn proxy_image(&self) -> Option<&str> {
+        self.image_of("istio-proxy")
+    }
+
+    /// The image of a container (regular or init) by name.
+    pub fn image_of(&self, container: &str) -> Option<&str> {
+        self.containers
             .iter()
-            .chain(&self.spec.init_containers)
-            .find(|c| c.name == "istio-proxy")
+            .chain(&self.init_containers)
+            .find(|c| c.name == container)
             .and_then(|c| c.image.as_deref())
     }
 }
 
 minimal_resource!(
-    PodInfo,
+    PodObject,
     "v1",
     "",
     "Pod",

@@ -22,7 +22,8 @@ use k8s_openapi::{
 use crate::{
     inventory::Inventory,
     snapshot::{
-        ClusterSnapshot, ConditionInfo, ContainerInfo, PodInfo, PodSpecInfo, PodStatusInfo,
+        ClusterSnapshot, ConditionInfo, ContainerInfo, PodInfo, PodObject, PodSpecInfo,
+        PodStatusInfo,
     },
     version::KubeVersion,
 };
@@ -226,6 +227,11 @@ pub fn endpoints(service: &str, ready: usize) -> EndpointSlice {
 
 /// A pod of a Deployment, injected by `rev` with proxy `version` (no proxy when `rev` is None).
 pub fn pod(ns: &str, name: &str, rev: Option<&str>, version: &str) -> PodInfo {
+    pod_object(ns, name, rev, version).into()
+}
+
+/// [`pod`] in the form a test can change before converting it (`.into()`).
+pub fn pod_object(ns: &str, name: &str, rev: Option<&str>, version: &str) -> PodObject {
     let mut containers = vec![ContainerInfo {
         name: "app".into(),
         image: Some("nginx:1.27".into()),
@@ -252,7 +258,7 @@ pub fn pod(ns: &str, name: &str, rev: Option<&str>, version: &str) -> PodInfo {
         controller: Some(true),
         block_owner_deletion: None,
     }]);
-    PodInfo {
+    PodObject {
         metadata: m,
         spec: PodSpecInfo {
             containers,
@@ -416,12 +422,12 @@ impl Snap {
         version: &str,
         l: &[(&str, &str)],
     ) -> Self {
-        let mut p = pod(ns, name, rev, version);
+        let mut p = pod_object(ns, name, rev, version);
         p.metadata
             .labels
             .get_or_insert_with(BTreeMap::new)
             .extend(labels(l));
-        self.0.pods.push(p);
+        self.0.pods.push(p.into());
         self
     }
 
@@ -447,7 +453,7 @@ pub fn owned_pod(
     version: &str,
     owner: Option<(&str, &str)>,
 ) -> PodInfo {
-    let mut p = pod(ns, name, rev, version);
+    let mut p = pod_object(ns, name, rev, version);
     if owner.is_none_or(|(kind, _)| kind != "ReplicaSet") {
         p.metadata.labels = None;
     }
@@ -461,7 +467,7 @@ pub fn owned_pod(
             block_owner_deletion: None,
         }]
     });
-    p
+    p.into()
 }
 
 impl Snap {

@@ -7,11 +7,12 @@
 use std::fmt::Debug;
 
 use futures::{StreamExt, stream};
+use http_body_util::BodyExt;
 use k8s_openapi::api::{
     admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
     apps::v1::{DaemonSet, Deployment},
     authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
-    core::v1::{ConfigMap, Namespace, Service},
+    core::v1::{ConfigMap, Namespace, NamespaceStatus, Service},
     discovery::v1::EndpointSlice,
     policy::v1::PodDisruptionBudget,
 };
@@ -25,15 +26,15 @@ use serde::de::DeserializeOwned;
 
 use super::{
     Connection, Error,
-    proto::{self, Encoding, PodPage},
+    proto::{self, Encoding, ListDecoder},
     retry::retry,
 };
 use crate::{
     ObjRef,
     checks::AccessRequest,
     snapshot::{
-        AccessCheck, ClusterSnapshot, CrdInfo, LAST_APPLIED, MetaOnly, PodInfo, Source, TypedMeta,
-        label, name,
+        AccessCheck, ClusterSnapshot, CrdInfo, LAST_APPLIED, MetaOnly, PodInfo, PodInterner,
+        PodObject, Source, TypedMeta, label, name,
     },
     version::KubeVersion,
 };
@@ -87,33 +88,82 @@ where
     }
 }
 
-/// Every pod of the cluster, page by page, asked as protobuf (a third of JSON's bytes, decoded
-/// straight into [`PodInfo`]) with JSON accepted as well: a server that does not offer protobuf
-/// answers JSON, which is read the same way.
-pub async fn list_pods(client: &kube::Client) -> Result<Vec<PodInfo>, kube::Error> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let (page, _) = retry(|| pod_page(client, token.as_deref())).await?;
-        out.extend(page.pods);
-        match page.continue_token {
-            Some(t) => token = Some(t),
-            None => return Ok(out),
+/// Every pod of the cluster: one unpaged LIST asked as protobuf, decoded pod by pod as the
+/// answer streams in (a third of JSON's bytes, and never held whole, so memory is the decoded
+/// pods whatever the cluster's size). A server that answers JSON instead is read in pages of
+/// [`PAGE`], trimmed the same way. Returns the pods and the encoding the server chose.
+pub async fn list_pods(client: &kube::Client) -> Result<(Vec<PodInfo>, Encoding), kube::Error> {
+    match retry(|| whole_list(client, "/api/v1/pods", ListDecoder::pods())).await? {
+        Some(pods) => Ok((pods, Encoding::Protobuf)),
+        None => {
+            let pods =
+                list_all(Api::<PodObject>::all(client.clone()), ListParams::default()).await?;
+            let mut interner = PodInterner::default();
+            let pods = pods.into_iter().map(|p| interner.pod(p)).collect();
+            Ok((pods, Encoding::Json))
         }
     }
 }
 
-/// One page of pods, as protobuf or JSON (whichever the server answered), and which it was.
-pub async fn pod_page(
+/// Every namespace, like [`list_pods`]: one unpaged protobuf LIST (namespaces are listed
+/// whole, not in pages: pages are round trips one after another), JSON pages if the server
+/// answers JSON. Kept: name, UID, labels, annotations, owners, phase.
+pub async fn list_namespaces(
     client: &kube::Client,
-    token: Option<&str>,
-) -> Result<(PodPage, Encoding), kube::Error> {
-    let mut params = ListParams::default().limit(PAGE);
-    if let Some(t) = token {
-        params = params.continue_token(t);
+) -> Result<(Vec<Namespace>, Encoding), kube::Error> {
+    match retry(|| whole_list(client, "/api/v1/namespaces", ListDecoder::namespaces())).await? {
+        Some(namespaces) => Ok((namespaces, Encoding::Protobuf)),
+        None => {
+            let all =
+                list_all(Api::<Namespace>::all(client.clone()), ListParams::default()).await?;
+            Ok((
+                all.into_iter().map(namespace_kept).collect(),
+                Encoding::Json,
+            ))
+        }
     }
-    let mut request = kube::core::Request::new("/api/v1/pods")
-        .list(&params)
+}
+
+/// What the protobuf decoder keeps of a namespace, from a whole one.
+pub fn namespace_kept(ns: Namespace) -> Namespace {
+    let m = ns.metadata;
+    Namespace {
+        metadata: ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            labels: m.labels.filter(|l| !l.is_empty()),
+            annotations: m
+                .annotations
+                .map(|mut a| {
+                    a.remove(LAST_APPLIED);
+                    a
+                })
+                .filter(|a| !a.is_empty()),
+            owner_references: m.owner_references.filter(|o| !o.is_empty()),
+            ..ObjectMeta::default()
+        },
+        spec: None,
+        status: ns
+            .status
+            .and_then(|s| s.phase)
+            .map(|phase| NamespaceStatus {
+                phase: Some(phase),
+                ..NamespaceStatus::default()
+            }),
+    }
+}
+
+/// A whole list (no pages) as protobuf, decoded as it arrives; `None` when the server answers
+/// JSON (its answer is left unread: a whole JSON list is three times the bytes, better read in
+/// pages).
+async fn whole_list<T>(
+    client: &kube::Client,
+    path: &str,
+    mut decoder: ListDecoder<T>,
+) -> Result<Option<Vec<T>>, kube::Error> {
+    let mut request = kube::core::Request::new(path)
+        .list(&ListParams::default())
         .map_err(kube::Error::BuildRequest)?;
     request.headers_mut().insert(
         http::header::ACCEPT,
@@ -126,21 +176,25 @@ pub async fn pod_page(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with(proto::MEDIA_TYPE));
-    let body = response.into_body().collect_bytes().await?;
+    let mut body = response.into_body();
     if !status.is_success() {
+        let body = body.collect_bytes().await?;
         return Err(api_error(status, protobuf, &body));
     }
-    if protobuf {
-        let page = proto::pod_list(&body).map_err(|e| malformed(status, &e.to_string()))?;
-        return Ok((page, Encoding::Protobuf));
+    if !protobuf {
+        return Ok(None);
     }
-    let list: kube::core::ObjectList<PodInfo> =
-        serde_json::from_slice(&body).map_err(kube::Error::SerdeError)?;
-    let page = PodPage {
-        pods: list.items.into_iter().map(PodInfo::trimmed).collect(),
-        continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
-    };
-    Ok((page, Encoding::Json))
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            decoder
+                .feed(&data)
+                .map_err(|e| malformed(status, &e.to_string()))?;
+        }
+    }
+    let list = decoder
+        .finish()
+        .map_err(|e| malformed(status, &e.to_string()))?;
+    Ok(Some(list.items))
 }
 
 /// Protobuf first, JSON if the server cannot.
@@ -271,11 +325,9 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         filters,
         access,
     ) = tokio::join!(
-        unless_skipped(
-            opts,
-            Source::Namespaces,
-            list_all(Api::<Namespace>::all(c.clone()), all.clone())
-        ),
+        unless_skipped(opts, Source::Namespaces, async {
+            list_namespaces(c).await.map(|(namespaces, _)| namespaces)
+        }),
         unless_skipped(
             opts,
             Source::Deployments,
@@ -330,7 +382,9 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
             Source::Pdbs,
             list_all(Api::<PodDisruptionBudget>::all(c.clone()), all.clone())
         ),
-        unless_skipped(opts, Source::Pods, list_pods(c)),
+        unless_skipped(opts, Source::Pods, async {
+            list_pods(c).await.map(|(pods, _)| pods)
+        }),
         unless_skipped(
             opts,
             Source::EnvoyFilters,

@@ -3,7 +3,7 @@
 //! server-side dry run, each retried on transient errors ([`super::retry`]). Kinds are resolved
 //! through discovery once each.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use kube::{
     Api,
@@ -14,7 +14,7 @@ use kube::{
     discovery::{ApiResource, Scope},
 };
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::{Connection, Error, error::FieldConflict, retry::retry};
 use crate::ObjRef;
@@ -33,10 +33,14 @@ pub enum Deleted {
     Replaced,
 }
 
+/// A kind as discovery resolved it: its resource and whether it is namespaced.
+type Resolved = (ApiResource, bool);
+
 /// Reads and changes objects of any kind.
 pub struct Objects {
     conn: Connection,
-    kinds: Mutex<HashMap<GroupVersionKind, (ApiResource, bool)>>,
+    /// One cell per kind: distinct kinds are discovered concurrently, each only once.
+    kinds: Mutex<HashMap<GroupVersionKind, Arc<OnceCell<Resolved>>>>,
 }
 
 fn gvk(r: &ObjRef) -> GroupVersionKind {
@@ -72,34 +76,33 @@ impl Objects {
 
     async fn api(&self, r: &ObjRef) -> Result<Api<DynamicObject>, Error> {
         let gvk = gvk(r);
-        let mut kinds = self.kinds.lock().await;
-        if !kinds.contains_key(&gvk) {
-            let found = retry(|| kube::discovery::pinned_kind(&self.conn.client, &gvk)).await;
-            let (ar, caps) = match found {
-                Ok(found) => found,
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    return Err(Error::NotServed {
-                        api_version: r.api_version.clone(),
-                        kind: r.kind.clone(),
-                    });
-                }
-                // kube reports a kind missing from a served group this way.
-                Err(kube::Error::Discovery(_)) => {
-                    return Err(Error::NotServed {
-                        api_version: r.api_version.clone(),
-                        kind: r.kind.clone(),
-                    });
-                }
-                Err(e) => return Err(self.err("discover", r, e)),
-            };
-            kinds.insert(gvk.clone(), (ar, caps.scope == Scope::Namespaced));
-        }
-        let (ar, namespaced) = kinds[&gvk].clone();
+        let cell = self
+            .kinds
+            .lock()
+            .await
+            .entry(gvk.clone())
+            .or_default()
+            .clone();
+        let (ar, namespaced) = cell.get_or_try_init(|| self.discover(r, &gvk)).await?;
         let c = self.conn.client.clone();
         Ok(match (&r.namespace, namespaced) {
-            (Some(ns), true) => Api::namespaced_with(c, ns, &ar),
-            _ => Api::all_with(c, &ar),
+            (Some(ns), true) => Api::namespaced_with(c, ns, ar),
+            _ => Api::all_with(c, ar),
         })
+    }
+
+    async fn discover(&self, r: &ObjRef, gvk: &GroupVersionKind) -> Result<Resolved, Error> {
+        let not_served = || Error::NotServed {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+        };
+        match retry(|| kube::discovery::pinned_kind(&self.conn.client, gvk)).await {
+            Ok((ar, caps)) => Ok((ar, caps.scope == Scope::Namespaced)),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(not_served()),
+            // kube reports a kind missing from a served group this way.
+            Err(kube::Error::Discovery(_)) => Err(not_served()),
+            Err(e) => Err(self.err("discover", r, e)),
+        }
     }
 
     /// Gets an object; `None` when it does not exist.

@@ -10,7 +10,7 @@ use kube::{Api, api::ListParams};
 use mesh_core::{
     change::{Expected, Wait},
     inventory::injected_revision,
-    snapshot::PodInfo,
+    snapshot::{PodInfo, PodObject},
     version::image_version,
 };
 use serde_json::Value;
@@ -162,15 +162,15 @@ async fn rollout(
     };
     let good = pods
         .iter()
-        .filter(|p| p.is_ready() && p.metadata.deletion_timestamp.is_none())
-        .filter(|p| runs_expected(p, expect).is_none())
+        .filter(|(p, deleting)| p.is_ready() && !deleting)
+        .filter(|(p, _)| runs_expected(p, expect).is_none())
         .count();
     if i64::try_from(good).unwrap_or(i64::MAX) >= want {
         return Ok(None);
     }
     let why = pods
         .iter()
-        .find_map(|p| runs_expected(p, expect).map(|w| format!("pod {}: {w}", p.name())))
+        .find_map(|(p, _)| runs_expected(p, expect).map(|w| format!("pod {}: {w}", p.name())))
         .unwrap_or_else(|| "pods not ready yet".into());
     Ok(Some(format!(
         "{good} of {want} ready pods as expected; {why}"
@@ -180,13 +180,7 @@ async fn rollout(
 /// Why a pod does not run what is expected, if it does not.
 pub fn runs_expected(pod: &PodInfo, expect: &Expected) -> Option<String> {
     for (container, image) in &expect.images {
-        let has = pod
-            .spec
-            .containers
-            .iter()
-            .chain(&pod.spec.init_containers)
-            .find(|c| &c.name == container)
-            .and_then(|c| c.image.as_deref());
+        let has = pod.spec().image_of(container);
         if has != Some(image.as_str()) {
             return Some(format!(
                 "container `{container}` runs {}, not {image}",
@@ -216,8 +210,9 @@ pub fn runs_expected(pod: &PodInfo, expect: &Expected) -> Option<String> {
     None
 }
 
-/// The pods a workload selects (by its `spec.selector.matchLabels`).
-async fn pods_of(objects: &Objects, r: &ObjRef, w: &Value) -> Result<Vec<PodInfo>, Error> {
+/// The pods a workload selects (by its `spec.selector.matchLabels`), each with whether it is
+/// being deleted.
+async fn pods_of(objects: &Objects, r: &ObjRef, w: &Value) -> Result<Vec<(PodInfo, bool)>, Error> {
     let selector: Vec<String> = w
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
@@ -226,10 +221,17 @@ async fn pods_of(objects: &Objects, r: &ObjRef, w: &Value) -> Result<Vec<PodInfo
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect();
     let ns = r.namespace.clone().unwrap_or_default();
-    let api: Api<PodInfo> = Api::namespaced(objects.connection().client.clone(), &ns);
-    list_all(api, ListParams::default().labels(&selector.join(",")))
+    let api: Api<PodObject> = Api::namespaced(objects.connection().client.clone(), &ns);
+    let pods = list_all(api, ListParams::default().labels(&selector.join(",")))
         .await
-        .map_err(|e| objects.connection().error("list pods of", r, e))
+        .map_err(|e| objects.connection().error("list pods of", r, e))?;
+    Ok(pods
+        .into_iter()
+        .map(|p| {
+            let deleting = p.metadata.deletion_timestamp.is_some();
+            (PodInfo::from(p), deleting)
+        })
+        .collect())
 }
 
 /// For a workload stuck with unscheduled pods, the scheduler's reason (e.g. "0/3 nodes are
@@ -240,10 +242,7 @@ async fn pending_reason(objects: &Objects, r: &ObjRef, w: &Value) -> Result<Stri
         objects.connection().client.clone(),
         r.namespace.as_deref().unwrap_or_default(),
     );
-    for p in pods
-        .iter()
-        .filter(|p| p.status.phase.as_deref() == Some("Pending"))
-    {
+    for (p, _) in pods.iter().filter(|(p, _)| p.phase() == Some("Pending")) {
         let Ok(Some(full)) = retry(|| api_pods.get_opt(p.name())).await else {
             continue;
         };

@@ -570,9 +570,7 @@ impl<'a> Planner<'a> {
         pod: &PodInfo,
         ns_labels: &BTreeMap<String, String>,
     ) -> Result<ExpectedProxy, String> {
-        let no_labels = BTreeMap::new();
-        let pod_labels = pod.metadata.labels.as_ref().unwrap_or(&no_labels);
-        match resolve(&self.injectors, ns_labels, pod_labels) {
+        match resolve(&self.injectors, ns_labels, pod.labels()) {
             Injects::Revision { revision, .. } => Ok(ExpectedProxy {
                 version: self.inv.revision_version(&revision).cloned(),
                 revision,
@@ -625,7 +623,10 @@ fn add(t: &mut Tally, verdict: Verdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{Snap, injector, owned_pod};
+    use crate::{
+        snapshot::PodObject,
+        testkit::{Snap, injector, owned_pod},
+    };
 
     const ENABLED: (&str, &str) = ("istio-injection", "enabled");
 
@@ -818,14 +819,15 @@ mod tests {
 
     #[test]
     fn bare_and_job_pods_are_manual_and_finished_pods_ignored() {
-        let mut done = owned_pod(
+        let mut done = PodObject::from(owned_pod(
             "a",
             "migrate-old",
             Some("default"),
             "1.29.6",
             Some(("Job", "old")),
-        );
+        ));
         done.status.phase = Some("Succeeded".into());
+        let done = PodInfo::from(done);
         let (snap, inv) = in_place()
             .push_pod(owned_pod("a", "debug", Some("default"), "1.29.6", None))
             .push_pod(owned_pod(
@@ -1007,14 +1009,15 @@ mod tests {
 
     #[test]
     fn pods_a_restart_would_break_are_stuck_not_restarted() {
-        let mut template = owned_pod(
+        let mut template = PodObject::from(owned_pod(
             "ingress",
             "gw-x",
             Some("default"),
             "1.29.6",
             Some(("DaemonSet", "gw")),
-        );
+        ));
         template.metadata.annotations = None;
+        let template = PodInfo::from(template);
         let mut dup = injector("default", None);
         dup.metadata.name = Some("istio-sidecar-injector-copy".into());
         let (snap, inv) = canary()

@@ -35,7 +35,7 @@ use crate::{
     change::{self, ChangePlan, Op, Wait},
     error::{Class, Classify, RevisionError},
     inventory::{Inventory, TAG_LABEL},
-    snapshot::{ClusterSnapshot, Source, annotation},
+    snapshot::{ClusterSnapshot, PodInfo, SharedMap, Source, annotation},
 };
 
 /// Label naming the installer component of an object.
@@ -141,8 +141,8 @@ pub struct HelmRelease {
 pub struct Candidate {
     /// The object.
     pub obj: ObjRef,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
+    /// Its labels (shared with the pod's, for pods).
+    pub labels: SharedMap,
     /// The Helm release owning it, if any.
     pub helm: Option<HelmRelease>,
     /// Whether a controller owns it (such pods go with their owner).
@@ -168,7 +168,7 @@ impl Candidate {
                 namespace: meta.namespace.clone(),
                 name: meta.name.clone().unwrap_or_default(),
             },
-            labels: meta.labels.clone().unwrap_or_default(),
+            labels: SharedMap::new(meta.labels.clone().unwrap_or_default()),
             helm,
             controlled: meta
                 .owner_references
@@ -176,6 +176,26 @@ impl Candidate {
                 .flatten()
                 .any(|o| o.controller == Some(true)),
             uid: meta.uid.clone(),
+        }
+    }
+
+    /// A candidate from a pod (its Helm annotations are among those a pod keeps).
+    pub fn of_pod(p: &PodInfo) -> Self {
+        let helm = p
+            .annotation("meta.helm.sh/release-name")
+            .map(|name| HelmRelease {
+                name: name.to_owned(),
+                namespace: p
+                    .annotation("meta.helm.sh/release-namespace")
+                    .unwrap_or(p.namespace())
+                    .to_owned(),
+            });
+        Self {
+            obj: ObjRef::new("v1", "Pod", Some(p.namespace()), p.name()),
+            labels: p.shared_labels().clone(),
+            helm,
+            controlled: p.controller().is_some(),
+            uid: p.uid().map(str::to_owned),
         }
     }
 

@@ -95,6 +95,9 @@ pub enum Action {
     Drop,
     /// Never answer; the connection is closed when the proxy stops (or the client gives up).
     Hang,
+    /// Forward with `Accept: application/json`, as through a server or proxy that offers no
+    /// protobuf: the answer is JSON whatever the client asked for.
+    JsonOnly,
 }
 
 /// Matches requests by method and path and says what to do with them.
@@ -148,6 +151,11 @@ impl Rule {
     /// Never answer matching requests ([`Action::Hang`]).
     pub fn hang() -> Self {
         Self::new(Action::Hang)
+    }
+
+    /// Answer matching requests in JSON only ([`Action::JsonOnly`]).
+    pub fn json_only() -> Self {
+        Self::new(Action::JsonOnly)
     }
 
     /// Match only this method.
@@ -668,6 +676,14 @@ async fn handle(
         Some(Action::Hang) => std::future::pending().await,
         Some(Action::Delay(delay)) => {
             tokio::time::sleep(delay).await;
+            Ok(forward(req, &ctx, &slot, id).await)
+        }
+        Some(Action::JsonOnly) => {
+            let mut req = req;
+            req.headers_mut().insert(
+                hyper::header::ACCEPT,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
             Ok(forward(req, &ctx, &slot, id).await)
         }
         None => Ok(forward(req, &ctx, &slot, id).await),

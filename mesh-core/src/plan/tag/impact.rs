@@ -201,10 +201,8 @@ impl<'a> Resolver<'a> {
         pods.iter()
             .map(|p| {
                 let relevant: BTreeMap<String, String> = p
-                    .metadata
-                    .labels
+                    .labels()
                     .iter()
-                    .flatten()
                     .filter(|(k, _)| self.pod_keys.contains(k.as_str()))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();

@@ -80,7 +80,7 @@ pub fn candidates(snap: &ClusterSnapshot) -> Vec<Candidate> {
     push(&mut out, &snap.pdbs);
     push(&mut out, &snap.deployments);
     push(&mut out, &snap.daemonsets);
-    push(&mut out, &snap.pods);
+    out.extend(snap.pods.iter().map(Candidate::of_pod));
     push(&mut out, &snap.services);
     push(&mut out, &snap.envoy_filters);
     push(&mut out, &snap.config_maps);

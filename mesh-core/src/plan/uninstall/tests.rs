@@ -16,8 +16,8 @@ use k8s_openapi::{
 
 use super::*;
 use crate::{
-    snapshot::{CrdInfo, CrdNamesInfo, CrdSpecInfo, PodInfo},
-    testkit::{Snap, injector, istiod, labels, meta, pod, service},
+    snapshot::{CrdInfo, CrdNamesInfo, CrdSpecInfo},
+    testkit::{Snap, injector, istiod, labels, meta, pod_object, service},
 };
 
 const NS: &str = "istio-system";
@@ -212,7 +212,7 @@ impl World {
                 ..Default::default()
             });
         }
-        let mut p: PodInfo = pod(NS, "istio-ingressgateway-5d9c7b-abcde", None, version);
+        let mut p = pod_object(NS, "istio-ingressgateway-5d9c7b-abcde", None, version);
         p.metadata = with_labels(p.metadata, &gw);
         p.metadata.owner_references = Some(vec![OwnerReference {
             api_version: "apps/v1".into(),
@@ -231,7 +231,7 @@ impl World {
             let mut svc = service("istio-ingressgateway", &[("app", "istio-ingressgateway")]);
             svc.metadata = with_labels(svc.metadata, &gw);
             x.services.push(svc);
-            x.pods.push(p);
+            x.pods.push(p.into());
         });
         self
     }
@@ -692,10 +692,10 @@ fn unlabelled_default_objects_and_chart_named_rbac_belong_to_default() {
 fn user_pods_labelled_with_the_revision_are_never_deleted() {
     let plan = canary_done()
         .with_snapshot(|x| {
-            let mut p = pod("shop", "bare", Some("default"), "1.29.6");
+            let mut p = pod_object("shop", "bare", Some("default"), "1.29.6");
             p.metadata.owner_references = None;
             p.metadata.labels = Some(labels(&[("istio.io/rev", "default")]));
-            x.pods.push(p);
+            x.pods.push(p.into());
         })
         .plan(rev("default"), true)
         .unwrap();

@@ -50,6 +50,10 @@ struct Args {
     /// A markdown file appended to the results as it is (what the figures mean).
     #[arg(long)]
     notes: Option<PathBuf>,
+    /// Build the cluster at the largest size, print its kubeconfig and keep it until killed,
+    /// measuring nothing (for profiling by hand).
+    #[arg(long)]
+    hold: bool,
 }
 
 /// The figures the targets are judged on, per size: (namespaces, work) → (ratio to the other
@@ -608,6 +612,9 @@ fn main() -> Result<()> {
             report,
             "| work | kubectl-mesh | other side | ratio | peak RSS (mesh / other) | API requests (mesh / other) |\n|---|---|---|---|---|---|"
         )?;
+        if args.hold {
+            continue;
+        }
         let mut details = String::new();
         for (work, a, b) in &pairs {
             sample(&proxy, a, scratch.path())?;
@@ -670,6 +677,15 @@ fn main() -> Result<()> {
         )?;
     }
 
+    if args.hold {
+        eprintln!(
+            "[bench] holding the cluster: KUBECONFIG={kubeconfig} (through the counting proxy), \
+             istioctl {istioctl}; kill this program to stop it"
+        );
+        loop {
+            std::thread::park();
+        }
+    }
     writeln!(
         report,
         "## Binaries\n\n| binary | size (stripped) | `--help` (median of 20) |\n|---|---|---|"
