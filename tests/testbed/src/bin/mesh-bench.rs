@@ -318,6 +318,113 @@ fn floor(proxy: &FaultProxy, lists: &[String], token: &str, scratch: &Path) -> R
     })
 }
 
+/// One raw read of `/api/v1/pods` with curl through the proxy: wall time, bytes, and the
+/// answer's `continue` token when the answer is JSON and asked to keep it.
+fn curl_pods(
+    proxy: &FaultProxy,
+    auth: &Path,
+    ca: &Path,
+    accept: &str,
+    query: &str,
+    body: Option<&Path>,
+) -> Result<(f64, u64, Option<String>)> {
+    let start = Instant::now();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "-w", "%{size_download}", "-o"])
+        .arg(body.map_or_else(|| PathBuf::from("/dev/null"), Path::to_path_buf))
+        .arg("--cacert")
+        .arg(ca)
+        .arg("-H")
+        .arg(format!("@{}", auth.display()))
+        .args(["-H", &format!("Accept: {accept}")])
+        .arg(format!("{}/api/v1/pods{query}", proxy.url()))
+        .output()
+        .context("run curl")?;
+    let wall = start.elapsed().as_secs_f64();
+    ensure!(out.status.success(), "a raw pod list failed");
+    let bytes = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let token = match body {
+        Some(b) => {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(b)?)?;
+            v.pointer("/metadata/continue")
+                .and_then(serde_json::Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        }
+        None => None,
+    };
+    Ok((wall, bytes, token))
+}
+
+/// Ways to read every pod, raw with curl, medians of `runs`: what the API server costs for
+/// each choice kubectl-mesh could make (encoding, pages, watch cache).
+fn pod_reads(proxy: &FaultProxy, token: &str, scratch: &Path, runs: usize) -> Result<String> {
+    let ca = scratch.join("proxy-ca.pem");
+    std::fs::write(&ca, proxy.ca_pem())?;
+    let auth = scratch.join("auth-header");
+    std::fs::write(&auth, format!("Authorization: Bearer {token}\n"))?;
+    const PB: &str = "application/vnd.kubernetes.protobuf";
+    const JSON: &str = "application/json";
+    let mut out = String::from(
+        "Every pod read raw with curl through the same proxy, medians of the runs:\n\n\
+         | read | wall | bytes |\n|---|---|---|\n",
+    );
+    for (label, accept, query) in [
+        ("unpaged, protobuf (what kubectl-mesh does)", PB, ""),
+        (
+            "unpaged, protobuf, `resourceVersion=0` (watch cache, may be stale)",
+            PB,
+            "?resourceVersion=0",
+        ),
+        ("unpaged, JSON", JSON, ""),
+    ] {
+        let mut walls = Vec::new();
+        let mut size = 0;
+        for _ in 0..runs {
+            let (w, b, _) = curl_pods(proxy, &auth, &ca, accept, query, None)?;
+            walls.push(w);
+            size = b;
+        }
+        let _ = writeln!(
+            out,
+            "| {label} | {:.2} s | {:.1} MB |",
+            median(walls),
+            size as f64 / 1e6
+        );
+    }
+    let page = scratch.join("page.json");
+    let mut walls = Vec::new();
+    let (mut size, mut pages) = (0, 0);
+    for _ in 0..runs {
+        let (mut wall, mut bytes, mut n) = (0.0, 0, 0);
+        let mut next: Option<String> = None;
+        loop {
+            let query = match &next {
+                Some(t) => format!("?limit=500&continue={t}"),
+                None => "?limit=500".to_owned(),
+            };
+            let (w, b, t) = curl_pods(proxy, &auth, &ca, JSON, &query, Some(&page))?;
+            (wall, bytes, n) = (wall + w, bytes + b, n + 1);
+            match t {
+                Some(t) => next = Some(t),
+                None => break,
+            }
+        }
+        walls.push(wall);
+        (size, pages) = (bytes, n);
+    }
+    let _ = writeln!(
+        out,
+        "| {pages} pages of 500, JSON, one after another (the pages' curl wall times, summed) | {:.2} s | {:.1} MB |",
+        median(walls),
+        size as f64 / 1e6
+    );
+    Ok(out)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -674,6 +781,11 @@ fn main() -> Result<()> {
         writeln!(
             report,
             "\nRequests of the last run, by verb and resource:\n\n{details}"
+        )?;
+        writeln!(
+            report,
+            "{}",
+            pod_reads(&proxy, c.admin_token(), scratch.path(), args.runs.min(3))?
         )?;
     }
 
