@@ -1,6 +1,6 @@
-//! Reading a [`ClusterSnapshot`] from a live cluster with a fixed set of concurrent, paginated
-//! LIST calls — never one call per namespace or per pod — plus the access reviews the chosen
-//! operation needs. A source that is forbidden becomes a gap (its checks say `skipped`); a
+//! Reading a [`ClusterSnapshot`] from a live cluster with a fixed set of concurrent LIST calls
+//! (pods and namespaces whole, as protobuf streams; the small rest in pages) — never one call per
+//! namespace or per pod — plus the version and the access reviews the chosen operation needs. A source that is forbidden becomes a gap (its checks say `skipped`); a
 //! resource the server does not serve (no EnvoyFilter CRD) is empty; an unreachable or
 //! unauthenticated API server stops the run (exit 3).
 
@@ -273,8 +273,14 @@ fn settle<T>(
     }
 }
 
-async fn kube_version(conn: &Connection, snap: &mut ClusterSnapshot) -> Result<(), Error> {
-    match retry(|| conn.client.apiserver_version()).await {
+/// Records the server's version, or why it is unknown; an unreachable or unauthenticated
+/// server stops the run.
+fn kube_version(
+    conn: &Connection,
+    snap: &mut ClusterSnapshot,
+    answer: Result<k8s_openapi::apimachinery::pkg::version::Info, kube::Error>,
+) -> Result<(), Error> {
+    match answer {
         Ok(info) => match KubeVersion::parse(&info.git_version) {
             Ok(v) => snap.kube_version = Some(v),
             Err(e) => snap.add_gap(Source::Version, e.to_string()),
@@ -298,8 +304,8 @@ fn is_istio_daemonset(d: &DaemonSet) -> bool {
         || label(&d.metadata, "k8s-app") == Some("istio-cni-node")
 }
 
-/// Reads the snapshot: one version call, up to twelve LISTs (paginated; none for a source in
-/// `opts.skip`) and the access reviews, all concurrent.
+/// Reads the snapshot: one version call, up to twelve LISTs (none for a source in `opts.skip`)
+/// and the access reviews, all concurrent.
 pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnapshot, Error> {
     let ns = opts.istio_namespace.as_str();
     let mut snap = ClusterSnapshot {
@@ -307,10 +313,10 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         istio_namespace: ns.to_owned(),
         ..Default::default()
     };
-    kube_version(conn, &mut snap).await?;
     let c = &conn.client;
     let all = ListParams::default();
     let (
+        version,
         namespaces,
         deployments,
         daemonsets,
@@ -325,6 +331,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         filters,
         access,
     ) = tokio::join!(
+        retry(|| c.apiserver_version()),
         unless_skipped(opts, Source::Namespaces, async {
             list_namespaces(c).await.map(|(namespaces, _)| namespaces)
         }),
@@ -392,6 +399,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         ),
         review_access(conn, &opts.access),
     );
+    kube_version(conn, &mut snap, version)?;
     for source in &opts.skip {
         snap.add_gap(*source, NOT_READ);
     }
