@@ -169,13 +169,6 @@ pub struct List<T> {
     pub continue_token: Option<String>,
 }
 
-/// Decodes a whole `PodList` answer.
-pub fn pod_list(body: &[u8]) -> Result<List<PodInfo>, Malformed> {
-    let mut decoder = ListDecoder::pods();
-    decoder.feed(body)?;
-    decoder.finish()
-}
-
 /// Where a [`ListDecoder`] is in the answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum At {
@@ -430,9 +423,8 @@ fn namespace(b: &[u8]) -> Result<Namespace, Malformed> {
     Ok(out)
 }
 
-/// What a [`PodInfo`] keeps of metadata: name, namespace, UID, labels, the annotations in
-/// [`POD_ANNOTATIONS`] and owner references; managed fields, kubectl's last-applied copy and
-/// the rest are skipped unread.
+/// Name, namespace, UID, labels, the annotations `keep` accepts and owner references; managed
+/// fields and the rest are skipped unread.
 fn object_meta(b: &[u8], keep: fn(&str) -> bool) -> Result<ObjectMeta, Malformed> {
     let mut meta = ObjectMeta::default();
     each_field(b, |n, v| {
@@ -591,6 +583,13 @@ pub fn status(body: &[u8]) -> Result<Status, Malformed> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Decodes a whole `PodList` answer at once.
+    fn pod_list(body: &[u8]) -> Result<List<PodInfo>, Malformed> {
+        let mut decoder = ListDecoder::pods();
+        decoder.feed(body)?;
+        decoder.finish()
+    }
 
     /// A minimal protobuf writer, for building answers in tests.
     #[derive(Default)]
