@@ -73,6 +73,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         istio_namespace: args.kube.istio_namespace.clone(),
         access: checks::required_access(&want.objects, &args.kube.istio_namespace),
         skip: Vec::new(),
+        read_remote_secrets: true,
     };
     printer.progress("reading cluster state...")?;
     let source = args.snapshot.source(&args.kube)?;

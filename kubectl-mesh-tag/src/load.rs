@@ -44,6 +44,7 @@ pub async fn load(args: &Args, printer: &mut Printer) -> Result<Loaded, MeshErro
             Command::List => LIST_SKIPS.to_vec(),
             Command::Set(_) | Command::Remove(_) | Command::Generate(_) => Vec::new(),
         },
+        read_remote_secrets: false,
     };
     printer.progress("reading cluster state...")?;
     let (snap, conn) = cluster::load(&source, &opts).await?;

@@ -34,6 +34,7 @@ async fn load(args: &Args) -> Result<Loaded, MeshError> {
         istio_namespace: args.kube.istio_namespace.clone(),
         access: Vec::new(),
         skip: Vec::new(),
+        read_remote_secrets: false,
     };
     let (snap, conn) = cluster::load(&source, &opts).await?;
     let listed = match (&source, &conn) {

@@ -43,6 +43,7 @@ pub async fn load(
         istio_namespace: args.kube.istio_namespace.clone(),
         access,
         skip: Vec::new(),
+        read_remote_secrets: false,
     };
     printer.progress("reading cluster state...")?;
     let (snap, conn) = cluster::load(&source, &opts).await?;
@@ -69,6 +70,7 @@ pub async fn load_with_live(
         istio_namespace: args.kube.istio_namespace.clone(),
         access,
         skip: Vec::new(),
+        read_remote_secrets: false,
     };
     printer.progress("reading cluster state...")?;
     let conn = cluster::connect(options).await?;

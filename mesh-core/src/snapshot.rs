@@ -59,6 +59,9 @@ pub enum Source {
     EnvoyFilters,
     /// SelfSubjectAccessReviews.
     Access,
+    /// Remote secrets: Secrets labelled `istio/multiCluster=true` in the Istio namespace, by
+    /// their metadata only (never their data).
+    RemoteSecrets,
 }
 
 impl Source {
@@ -79,6 +82,7 @@ impl Source {
             Self::Pods => "pods",
             Self::EnvoyFilters => "envoyfilters",
             Self::Access => "permissions (SelfSubjectAccessReview)",
+            Self::RemoteSecrets => "remote secrets (labelled istio/multiCluster=true)",
         }
     }
 }
@@ -144,6 +148,10 @@ pub struct ClusterSnapshot {
     pub envoy_filters: Vec<MetaOnly>,
     /// Access reviews (live clusters only).
     pub access: Vec<AccessCheck>,
+    /// Remote secrets of a multi-cluster mesh, metadata only ([`SecretMeta`]).
+    pub remote_secrets: Vec<SecretMeta>,
+    /// The kubeconfig context it was read through (live clusters, and dumps that record it).
+    pub context: Option<String>,
     /// Objects of kinds not modelled above, by type and metadata only (from snapshot files,
     /// and what a command listed by label).
     pub others: Vec<TypedMeta>,
@@ -724,6 +732,66 @@ minimal_resource!(
     NamespaceResourceScope
 );
 
+/// Label Istio's secret controller selects remote secrets by (`pkg/kube/multicluster`).
+pub const REMOTE_SECRET_LABEL: &str = "istio/multiCluster";
+/// Annotation `istioctl create-remote-secret` puts on a remote secret: the name of the cluster
+/// whose API server the secret reaches.
+pub const REMOTE_CLUSTER_ANNOTATION: &str = "networking.istio.io/cluster";
+
+/// Whether a Secret's metadata marks it as a remote secret (`istio/multiCluster=true`).
+pub fn is_remote_secret(meta: &ObjectMeta) -> bool {
+    label(meta, REMOTE_SECRET_LABEL) == Some("true")
+}
+
+/// Whether a ConfigMap of the Istio namespace is one of Istio's: `istio*` (mesh config,
+/// injector), or the `values[-<rev>]` ConfigMap the istiod chart renders with the install's
+/// values (the only place a remote profile keeps them).
+pub fn is_istio_config_map(meta: &ObjectMeta) -> bool {
+    let n = name(meta);
+    let values = n == "values" || n.starts_with("values-");
+    n.starts_with("istio") || (values && label(meta, "istio.io/rev").is_some())
+}
+
+/// A Secret known by its metadata only: name, namespace, UID, labels and the one annotation a
+/// check reads. The type has no field for data, so a snapshot can never hold a secret's content
+/// (nor kubectl's last-applied copy of it, which is an annotation and is dropped).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecretMeta {
+    /// Metadata (reduced; see [`SecretMeta::kept`]).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+}
+
+impl SecretMeta {
+    /// What is kept of a Secret's metadata.
+    pub fn kept(m: ObjectMeta) -> Self {
+        let annotations = m.annotations.map(|mut a| {
+            a.retain(|k, _| k == REMOTE_CLUSTER_ANNOTATION);
+            a
+        });
+        Self {
+            metadata: ObjectMeta {
+                name: m.name,
+                namespace: m.namespace,
+                uid: m.uid,
+                labels: m.labels.filter(|l| !l.is_empty()),
+                annotations: annotations.filter(|a| !a.is_empty()),
+                ..ObjectMeta::default()
+            },
+        }
+    }
+}
+
+minimal_resource!(
+    SecretMeta,
+    "v1",
+    "",
+    "Secret",
+    "v1",
+    "secrets",
+    NamespaceResourceScope
+);
+
 /// An object known by its type and metadata only.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -788,7 +856,7 @@ pub enum SnapshotFileError {
 }
 
 /// Sources a snapshot file can hold (all but the version and the access reviews).
-pub const FILE_SOURCES: [Source; 12] = [
+pub const FILE_SOURCES: [Source; 13] = [
     Source::Namespaces,
     Source::Deployments,
     Source::DaemonSets,
@@ -801,6 +869,7 @@ pub const FILE_SOURCES: [Source; 12] = [
     Source::Pdbs,
     Source::Pods,
     Source::EnvoyFilters,
+    Source::RemoteSecrets,
 ];
 
 /// Annotation of the `List` `--dump-snapshot` writes: the sources it read (comma-separated,
@@ -819,6 +888,9 @@ impl Source {
 
 /// The header line `--dump-snapshot` writes so the Kubernetes version survives a round trip.
 pub const KUBE_VERSION_HEADER: &str = "# kube-version: ";
+/// The header line `--dump-snapshot` writes with the kubeconfig context it read (fleet runs on
+/// snapshot files name each cluster by it).
+pub const CONTEXT_HEADER: &str = "# context: ";
 
 impl ClusterSnapshot {
     /// Reads a snapshot from YAML: a `v1 List` or several documents of objects or Lists.
@@ -838,10 +910,13 @@ impl ClusterSnapshot {
         for (index, item) in items.into_iter().enumerate() {
             snap.add_item(index, item)?;
         }
-        if let Some(v) = header_kube_version(text) {
+        if let Some(v) = header(text, KUBE_VERSION_HEADER) {
             snap.kube_version =
                 Some(KubeVersion::parse(v).map_err(SnapshotFileError::KubeVersion)?);
         }
+        snap.context = header(text, CONTEXT_HEADER)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
         snap.access_gap_for_file();
         snap.unread_gaps(declared.as_ref());
         Ok(snap)
@@ -862,6 +937,7 @@ impl ClusterSnapshot {
             Source::Pdbs => self.pdbs.len(),
             Source::Pods => self.pods.len(),
             Source::EnvoyFilters => self.envoy_filters.len(),
+            Source::RemoteSecrets => self.remote_secrets.len(),
             Source::Version | Source::Access => 0,
         }
     }
@@ -944,8 +1020,22 @@ impl ClusterSnapshot {
             ("discovery.k8s.io", "EndpointSlice") if in_istio_ns => {
                 self.endpoint_slices.push(from(item).map_err(err)?);
             }
-            ("", "ConfigMap") if in_istio_ns && name.starts_with("istio") => {
+            ("", "ConfigMap") if in_istio_ns && item_meta(&item).is_some_and(|m| is_istio_config_map(&m)) => {
                 self.config_maps.push(from(item).map_err(err)?);
+            }
+            ("", "Secret") => {
+                // Only a remote secret's metadata is kept; its data is never read into memory
+                // beyond this item, and every other Secret is dropped whole.
+                let meta: ObjectMeta = item
+                    .get("metadata")
+                    .cloned()
+                    .map(from)
+                    .transpose()
+                    .map_err(err)?
+                    .unwrap_or_default();
+                if in_istio_ns && is_remote_secret(&meta) {
+                    self.remote_secrets.push(SecretMeta::kept(meta));
+                }
             }
             ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
                 self.mutating_webhooks.push(from(item).map_err(err)?);
@@ -997,6 +1087,7 @@ impl ClusterSnapshot {
         push_items(&mut items, &self.pdbs);
         push_items(&mut items, &self.pods);
         push_items(&mut items, &self.envoy_filters);
+        push_items(&mut items, &self.remote_secrets);
         items.extend(
             self.others
                 .iter()
@@ -1012,6 +1103,9 @@ impl ClusterSnapshot {
         let mut out = String::new();
         if let Some(v) = &self.kube_version {
             out.push_str(&format!("{KUBE_VERSION_HEADER}{v}\n"));
+        }
+        if let Some(c) = self.context.as_deref().filter(|c| !c.contains('\n')) {
+            out.push_str(&format!("{CONTEXT_HEADER}{c}\n"));
         }
         out.push_str(&serde_saphyr::to_string(&list)?);
         Ok(out)
@@ -1048,10 +1142,10 @@ fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
-fn header_kube_version(text: &str) -> Option<&str> {
+fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .take_while(|l| l.starts_with('#') || l.trim().is_empty())
-        .find_map(|l| l.strip_prefix(KUBE_VERSION_HEADER))
+        .find_map(|l| l.strip_prefix(key))
         .map(str::trim)
 }
 
@@ -1090,6 +1184,11 @@ fn fill_type(item: &mut Value, kind: Option<&str>, api_version: Option<&Value>) 
             map.entry("apiVersion").or_insert_with(|| api.clone());
         }
     }
+}
+
+/// An item's metadata, when it has well-formed metadata.
+fn item_meta(item: &Value) -> Option<ObjectMeta> {
+    from(item.get("metadata")?.clone()).ok()
 }
 
 fn from<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, serde_json::Error> {
@@ -1223,6 +1322,67 @@ items:
             "declared read, just empty"
         );
         assert!(dumped.gap(Source::EndpointSlices).is_none());
+    }
+
+    /// A remote secret as `istioctl create-remote-secret | kubectl apply -f -` leaves it: data,
+    /// and kubectl's last-applied copy of the whole Secret (data included) in an annotation.
+    const REMOTE: &str = r#"# kube-version: v1.34.4
+# context: east
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Secret
+  metadata:
+    name: istio-remote-secret-west
+    namespace: istio-system
+    labels: {istio/multiCluster: "true"}
+    annotations:
+      networking.istio.io/cluster: west
+      kubectl.kubernetes.io/last-applied-configuration: '{"stringData":{"west":"token: c2VjcmV0"}}'
+    managedFields: [{manager: kubectl, fieldsV1: {"f:data": {"f:west": {}}}}]
+  data: {west: c2VjcmV0}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: other, namespace: istio-system, labels: {istio/multiCluster: "false"}}
+  data: {x: c2VjcmV0}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: istio-remote-secret-x, namespace: elsewhere, labels: {istio/multiCluster: "true"}}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: values, namespace: istio-system, labels: {istio.io/rev: default}}
+  data: {merged-values: '{}'}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: values-of-my-app, namespace: istio-system}
+"#;
+
+    #[test]
+    fn remote_secrets_are_kept_by_their_metadata_only() {
+        let snap = ClusterSnapshot::from_yaml(REMOTE, "istio-system").unwrap();
+        assert_eq!(snap.remote_secrets.len(), 1, "{:?}", snap.remote_secrets);
+        let m = &snap.remote_secrets[0].metadata;
+        assert_eq!(name(m), "istio-remote-secret-west");
+        assert_eq!(annotation(m, REMOTE_CLUSTER_ANNOTATION), Some("west"));
+        assert!(annotation(m, LAST_APPLIED).is_none());
+        assert!(m.managed_fields.is_none());
+        assert!(snap.gap(Source::RemoteSecrets).is_none());
+        assert_eq!(snap.context.as_deref(), Some("east"));
+        let names: Vec<&str> = snap.config_maps.iter().map(|c| name(&c.metadata)).collect();
+        assert_eq!(names, ["values"], "the install's values, not a user's ConfigMap");
+        let text = snap.to_yaml().unwrap();
+        assert!(!text.contains("c2VjcmV0"), "no secret data: {text}");
+        assert!(!text.contains("stringData"), "no last-applied copy: {text}");
+        assert!(text.contains("# context: east\n"), "{text}");
+        let again = ClusterSnapshot::from_yaml(&text, "istio-system").unwrap();
+        assert_eq!(again.remote_secrets, snap.remote_secrets);
+        assert_eq!(again.context.as_deref(), Some("east"));
+        let without = ClusterSnapshot::from_yaml(FILE, "istio-system").unwrap();
+        assert!(
+            without.gap(Source::RemoteSecrets).is_some(),
+            "a dump without remote secrets cannot say there are none"
+        );
     }
 
     #[test]

@@ -34,7 +34,8 @@ use crate::{
     checks::AccessRequest,
     snapshot::{
         AccessCheck, ClusterSnapshot, CrdInfo, LAST_APPLIED, MetaOnly, PodInfo, PodInterner,
-        PodObject, Source, TypedMeta, label, name,
+        PodObject, REMOTE_SECRET_LABEL, SecretMeta, Source, TypedMeta, is_istio_config_map, label,
+        name,
     },
     version::KubeVersion,
 };
@@ -53,6 +54,9 @@ pub struct FetchOptions {
     pub access: Vec<AccessRequest>,
     /// Sources the command never reads: not listed, recorded as gaps (unknown, not empty).
     pub skip: Vec<Source>,
+    /// List the remote secrets' metadata ([`Source::RemoteSecrets`]): only precheck asks, so
+    /// no other command lists Secrets at all. Unread, they are a gap.
+    pub read_remote_secrets: bool,
 }
 
 /// Why a skipped source is a gap.
@@ -311,6 +315,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     let mut snap = ClusterSnapshot {
         origin: conn.describe(),
         istio_namespace: ns.to_owned(),
+        context: Some(conn.context.clone()),
         ..Default::default()
     };
     let c = &conn.client;
@@ -329,6 +334,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         pdbs,
         pods,
         filters,
+        secrets,
         access,
     ) = tokio::join!(
         retry(|| c.apiserver_version()),
@@ -397,11 +403,15 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
             Source::EnvoyFilters,
             list_all(Api::<MetaOnly>::all(c.clone()), all.clone())
         ),
+        remote_secrets(c, opts),
         review_access(conn, &opts.access),
     );
     kube_version(conn, &mut snap, version)?;
     for source in &opts.skip {
         snap.add_gap(*source, NOT_READ);
+    }
+    if !opts.read_remote_secrets {
+        snap.add_gap(Source::RemoteSecrets, NOT_READ);
     }
     snap.namespaces = settle(conn, &mut snap, Source::Namespaces, namespaces)?;
     snap.deployments = settle(conn, &mut snap, Source::Deployments, deployments)?;
@@ -413,7 +423,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     snap.endpoint_slices = settle(conn, &mut snap, Source::EndpointSlices, slices)?;
     snap.config_maps = settle(conn, &mut snap, Source::ConfigMaps, config_maps)?
         .into_iter()
-        .filter(|m| name(&m.metadata).starts_with("istio"))
+        .filter(|m| is_istio_config_map(&m.metadata))
         .collect();
     snap.mutating_webhooks = settle(conn, &mut snap, Source::MutatingWebhooks, mwcs)?;
     snap.validating_webhooks = settle(conn, &mut snap, Source::ValidatingWebhooks, vwcs)?;
@@ -421,8 +431,34 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     snap.pdbs = settle(conn, &mut snap, Source::Pdbs, pdbs)?;
     snap.pods = settle(conn, &mut snap, Source::Pods, pods)?;
     snap.envoy_filters = settle(conn, &mut snap, Source::EnvoyFilters, filters)?;
+    snap.remote_secrets = settle(conn, &mut snap, Source::RemoteSecrets, secrets)?;
     snap.access = settle(conn, &mut snap, Source::Access, access)?;
     Ok(snap)
+}
+
+/// The remote secrets of the Istio namespace by their metadata alone: one metadata-only LIST
+/// (`PartialObjectMetadataList`), so no Secret's data ever reaches this process; kept as
+/// [`SecretMeta`]. Nothing is listed unless the command asked.
+async fn remote_secrets(
+    c: &kube::Client,
+    opts: &FetchOptions,
+) -> Result<Vec<SecretMeta>, kube::Error> {
+    if !opts.read_remote_secrets || opts.skip.contains(&Source::RemoteSecrets) {
+        return Ok(Vec::new());
+    }
+    let api = Api::<SecretMeta>::namespaced(c.clone(), &opts.istio_namespace);
+    let mut params = ListParams::default()
+        .labels(&format!("{REMOTE_SECRET_LABEL}=true"))
+        .limit(PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = retry(|| api.list_metadata(&params)).await?;
+        out.extend(page.items.into_iter().map(|o| SecretMeta::kept(o.metadata)));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Asks every access review, a few at a time.
