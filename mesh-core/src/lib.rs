@@ -11,6 +11,7 @@
 pub mod change;
 pub mod checks;
 pub mod error;
+pub mod fleet;
 pub mod inventory;
 pub mod manifest;
 pub mod objref;

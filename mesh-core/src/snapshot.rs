@@ -1020,7 +1020,9 @@ impl ClusterSnapshot {
             ("discovery.k8s.io", "EndpointSlice") if in_istio_ns => {
                 self.endpoint_slices.push(from(item).map_err(err)?);
             }
-            ("", "ConfigMap") if in_istio_ns && item_meta(&item).is_some_and(|m| is_istio_config_map(&m)) => {
+            ("", "ConfigMap")
+                if in_istio_ns && item_meta(&item).is_some_and(|m| is_istio_config_map(&m)) =>
+            {
                 self.config_maps.push(from(item).map_err(err)?);
             }
             ("", "Secret") => {
@@ -1370,7 +1372,11 @@ items:
         assert!(snap.gap(Source::RemoteSecrets).is_none());
         assert_eq!(snap.context.as_deref(), Some("east"));
         let names: Vec<&str> = snap.config_maps.iter().map(|c| name(&c.metadata)).collect();
-        assert_eq!(names, ["values"], "the install's values, not a user's ConfigMap");
+        assert_eq!(
+            names,
+            ["values"],
+            "the install's values, not a user's ConfigMap"
+        );
         let text = snap.to_yaml().unwrap();
         assert!(!text.contains("c2VjcmV0"), "no secret data: {text}");
         assert!(!text.contains("stringData"), "no last-applied copy: {text}");

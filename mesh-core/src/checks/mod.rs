@@ -57,6 +57,8 @@ pub enum Category {
     Namespaces,
     /// Configuration at risk across the upgrade.
     Configuration,
+    /// Across the clusters of a multi-cluster mesh (fleet runs).
+    MultiCluster,
 }
 
 impl Category {
@@ -71,6 +73,7 @@ impl Category {
             Self::Webhooks => "Webhooks",
             Self::Namespaces => "Namespaces",
             Self::Configuration => "Configuration",
+            Self::MultiCluster => "Multi-cluster mesh",
         }
     }
 }
