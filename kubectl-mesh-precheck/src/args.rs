@@ -3,15 +3,20 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use mesh_common::cli::{KubeFlags, OutputFlags, SnapshotFlags};
+use mesh_common::cli::{FleetFlags, KubeFlags, OutputFlags, SnapshotFlags};
 
 /// Inventory, health and upgrade eligibility of an Istio mesh.
 ///
 /// Without a target: what is installed (revisions, versions, tags, namespaces, proxies) and
 /// whether it is healthy. With `--target-version` or `-f`: also whether that upgrade is safe.
 ///
+/// Fleets: `--context A --context B`, `--all-contexts` or `--contexts-from FILE` (or several
+/// `--snapshot` files) read every cluster, show a fleet table, then each cluster's findings and
+/// the checks across clusters that share a mesh.
+///
 /// Exit codes: 0 nothing at or above --fail-on; 1 findings at or above --fail-on; 2 bad input;
-/// 3 could not complete (API unreachable, unauthorized).
+/// 3 could not complete (API unreachable, unauthorized; in a fleet: any cluster not read,
+/// unless --allow-unreachable).
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-mesh-precheck",
@@ -44,15 +49,25 @@ pub struct Args {
     /// (control-plane, webhook and skew-of-control-plane checks stay cluster-wide)
     #[arg(short = 'n', long, value_name = "NS")]
     pub namespace: Option<String>,
-    /// Write the cluster state this check reads to FILE (usable with --snapshot) and exit
+    /// Write the cluster state this check reads to FILE (usable with --snapshot) and exit; in a
+    /// fleet run FILE is a directory that gets one `<context>.yaml` per cluster
     #[arg(long, value_name = "FILE")]
     pub dump_snapshot: Option<PathBuf>,
+    /// Show every finding, passing ones too (a fleet run shows only what is not ok)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Only what Istio runs in each context (revisions, versions, tags, proxies): what
+    /// `kubectl mesh version --context …` shows
+    #[arg(long, hide = true)]
+    pub mesh_versions: bool,
     #[command(flatten)]
     pub kube: KubeFlags,
     #[command(flatten)]
     pub snapshot: SnapshotFlags,
     #[command(flatten)]
     pub output: OutputFlags,
+    #[command(flatten)]
+    pub fleet: FleetFlags,
 }
 
 /// Which findings fail the run.

@@ -1,14 +1,13 @@
 //! `kubectl mesh precheck`: what is installed, is it healthy, is it safe to upgrade to X.
 
 mod args;
+mod fleet;
 mod report;
 mod run;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = args::Args::parse();
+    let args: args::Args = mesh_common::cli::parse_fleet(|a: &mut args::Args| &mut a.fleet);
     mesh_common::exit::run_main(args.output.color, run::run(args))
 }

@@ -20,13 +20,13 @@ use crate::{
 };
 
 /// What the flags ask about, before the cluster is read.
-struct Wanted {
-    version: Option<IstioVersion>,
-    revision: Option<String>,
-    objects: Vec<ObjectKind>,
+pub(crate) struct Wanted {
+    pub(crate) version: Option<IstioVersion>,
+    pub(crate) revision: Option<String>,
+    pub(crate) objects: Vec<ObjectKind>,
 }
 
-fn wanted(args: &Args) -> Result<Wanted, MeshError> {
+pub(crate) fn wanted(args: &Args) -> Result<Wanted, MeshError> {
     if let Some(path) = &args.manifest {
         let text = mesh_common::input::read_text(path, "manifest")?;
         let m = Manifest::parse(&text).map_err(|e| {
@@ -67,6 +67,9 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
 
 /// Runs precheck and returns the exit status.
 pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
+    if args.fleet.is_fleet() || args.mesh_versions {
+        return crate::fleet::run(args).await;
+    }
     let want = wanted(&args)?;
     let mut printer = Printer::stdio(&args.output);
     let opts = FetchOptions {
@@ -104,10 +107,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         canary_requested: args.canary,
     };
     let findings = checks::run_all(&ctx);
-    let blocked = findings.iter().any(|f| match args.fail_on {
-        FailOn::Error => f.result == Outcome::Error,
-        FailOn::Warning => matches!(f.result, Outcome::Error | Outcome::Warning),
-    });
+    let blocked = findings.iter().any(|f| blocks(args.fail_on, f));
     match printer.format {
         OutputFormat::Table => {
             let color = printer.color();
@@ -143,6 +143,14 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     })
 }
 
+/// Whether a finding is at or above `--fail-on`.
+pub(crate) fn blocks(fail_on: FailOn, f: &mesh_common::checks::Finding) -> bool {
+    match fail_on {
+        FailOn::Error => f.result == Outcome::Error,
+        FailOn::Warning => matches!(f.result, Outcome::Error | Outcome::Warning),
+    }
+}
+
 /// Keeps only one namespace's namespace-level data (`-n`). The inventory is derived from the
 /// whole cluster first, so revisions and tags are still seen in full.
 fn scope(
@@ -170,7 +178,7 @@ fn scope(
     Ok((snap, inv))
 }
 
-fn kube_text(snap: &ClusterSnapshot) -> String {
+pub(crate) fn kube_text(snap: &ClusterSnapshot) -> String {
     snap.kube_version
         .as_ref()
         .map_or_else(|| "version unknown".into(), ToString::to_string)

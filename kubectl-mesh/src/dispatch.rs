@@ -17,6 +17,9 @@ pub enum Invocation {
     OwnVersion,
     /// `version`: the dispatcher's and every subcommand's version.
     Versions,
+    /// `version ARGS…` (`--context A --context B`, `--all-contexts`, …): what Istio runs in
+    /// each context, answered by `kubectl-mesh-precheck --mesh-versions ARGS…`.
+    MeshVersions(Vec<OsString>),
     /// `completion [SHELL]`.
     Completion(Vec<OsString>),
     /// `__complete WORDS...` (used by the completion scripts).
@@ -43,7 +46,8 @@ pub fn parse(args: Vec<OsString>) -> Invocation {
     match word {
         "-h" | "--help" => Invocation::Usage,
         "-V" | "--version" => Invocation::OwnVersion,
-        "version" => Invocation::Versions,
+        "version" if rest.is_empty() => Invocation::Versions,
+        "version" => Invocation::MeshVersions(rest),
         "completion" => Invocation::Completion(rest),
         "help" => Invocation::Help(rest.into_iter().next()),
         catalog::COMPLETE_BUILTIN => Invocation::Complete(
@@ -55,6 +59,9 @@ pub fn parse(args: Vec<OsString>) -> Invocation {
         _ => Invocation::Unexpected(first),
     }
 }
+
+/// The flag of `kubectl-mesh-precheck` that prints what Istio runs per context.
+pub const MESH_VERSIONS: &str = "--mesh-versions";
 
 /// Runs the dispatcher; returns only when no subcommand took over the process.
 pub fn run(args: Vec<OsString>, finder: &Finder) -> ExitCode {
@@ -68,6 +75,15 @@ pub fn run(args: Vec<OsString>, finder: &Finder) -> ExitCode {
             ExitCode::SUCCESS
         }
         Invocation::Versions => version::run(finder),
+        Invocation::MeshVersions(rest) => match resolve("precheck", finder) {
+            Ok(found) => {
+                let args: Vec<OsString> = std::iter::once(OsString::from(MESH_VERSIONS))
+                    .chain(rest)
+                    .collect();
+                hand_over(&found, &args)
+            }
+            Err(failure) => failure.report(),
+        },
         Invocation::Completion(rest) => completion(&rest),
         Invocation::Complete(words) => {
             exit::stdout(&complete::complete(&words, finder).render());
@@ -205,6 +221,10 @@ mod tests {
         assert_eq!(parse(args(&["-h"])), Invocation::Usage);
         assert_eq!(parse(args(&["--version"])), Invocation::OwnVersion);
         assert_eq!(parse(args(&["version"])), Invocation::Versions);
+        assert_eq!(
+            parse(args(&["version", "--context", "a", "--context", "b"])),
+            Invocation::MeshVersions(args(&["--context", "a", "--context", "b"]))
+        );
         assert_eq!(
             parse(args(&["tag", "--help", "-n", "x y", ""])),
             Invocation::Run("tag".into(), args(&["--help", "-n", "x y", ""]))

@@ -162,6 +162,100 @@ impl SnapshotFlags {
     }
 }
 
+/// Clusters read at once by default in a fleet run.
+pub const DEFAULT_PARALLEL: u16 = 4;
+
+/// Choosing several clusters at once (fleet runs). With these, `--context` and `--snapshot`
+/// may be given more than once (see [`parse_fleet`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct FleetFlags {
+    /// Read every context of the kubeconfig
+    #[arg(long)]
+    pub all_contexts: bool,
+    /// Read the contexts named in FILE: one per line; `#` starts a comment
+    #[arg(long, value_name = "FILE")]
+    pub contexts_from: Option<PathBuf>,
+    /// How many clusters are read at once (each holds its snapshot in memory while it is judged)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARALLEL,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// A cluster that cannot be read (unreachable, credentials rejected, forbidden) is reported
+    /// but does not make the exit code 3
+    #[arg(long)]
+    pub allow_unreachable: bool,
+    /// Every `--context` given, in order (filled by [`parse_fleet`]).
+    #[arg(skip)]
+    pub contexts: Vec<String>,
+    /// Every `--snapshot` given, in order (filled by [`parse_fleet`]).
+    #[arg(skip)]
+    pub snapshots: Vec<PathBuf>,
+}
+
+impl FleetFlags {
+    /// Whether more than one cluster is asked for (or a way of naming many is used).
+    pub fn is_fleet(&self) -> bool {
+        self.all_contexts
+            || self.contexts_from.is_some()
+            || self.contexts.len() > 1
+            || self.snapshots.len() > 1
+    }
+}
+
+/// Parses a fleet command's arguments like `P::parse()`, but lets `--context` and `--snapshot`
+/// repeat: the shared flags keep the first occurrence and `fleet(&mut P)` receives them all.
+/// Exits like clap on `--help`, `--version` and usage errors.
+pub fn parse_fleet<P>(fleet: impl FnOnce(&mut P) -> &mut FleetFlags) -> P
+where
+    P: clap::Parser,
+{
+    parse_fleet_from(std::env::args_os(), fleet).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse_fleet`] over given arguments (the first is the program name).
+pub fn parse_fleet_from<P, I, T>(
+    args: I,
+    fleet: impl FnOnce(&mut P) -> &mut FleetFlags,
+) -> Result<P, clap::Error>
+where
+    P: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let repeat = |a: clap::Arg| a.action(clap::ArgAction::Append);
+    let matches = P::command()
+        .mut_arg("context", repeat)
+        .mut_arg("snapshot", repeat)
+        .try_get_matches_from(args)?;
+    let mut parsed = P::from_arg_matches(&matches)?;
+    let f = fleet(&mut parsed);
+    f.contexts = matches
+        .get_many::<String>("context")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    f.snapshots = matches
+        .get_many::<PathBuf>("snapshot")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    Ok(parsed)
+}
+
+/// Context names from a `--contexts-from` file: one per line, blank lines and `#` comments
+/// skipped, duplicates dropped (first kept).
+pub fn context_list(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let name = line.split('#').next().unwrap_or_default().trim();
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
 /// Flags of every command that changes the cluster.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ChangeFlags {
@@ -211,6 +305,60 @@ pub fn command_line(sub: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Fleet {
+        #[command(flatten)]
+        kube: KubeFlags,
+        #[command(flatten)]
+        snapshot: SnapshotFlags,
+        #[command(flatten)]
+        fleet: FleetFlags,
+    }
+
+    #[test]
+    fn context_and_snapshot_repeat_in_fleet_commands() {
+        let f: Fleet = parse_fleet_from(
+            [
+                "p",
+                "--context",
+                "a",
+                "--context=b",
+                "--snapshot",
+                "x.yaml",
+                "--parallel",
+                "2",
+            ],
+            |f: &mut Fleet| &mut f.fleet,
+        )
+        .unwrap();
+        assert_eq!(f.fleet.contexts, ["a", "b"]);
+        assert_eq!(
+            f.kube.context.as_deref(),
+            Some("a"),
+            "the shared flag keeps the first"
+        );
+        assert_eq!(f.fleet.snapshots, [PathBuf::from("x.yaml")]);
+        assert_eq!(f.fleet.parallel, 2);
+        assert!(f.fleet.is_fleet());
+        let one: Fleet =
+            parse_fleet_from(["p", "--context", "a"], |f: &mut Fleet| &mut f.fleet).unwrap();
+        assert!(
+            !one.fleet.is_fleet(),
+            "one context is the single-cluster precheck"
+        );
+        let bad = parse_fleet_from(["p", "--parallel", "0"], |f: &mut Fleet| &mut f.fleet);
+        assert_eq!(
+            bad.unwrap_err().kind(),
+            clap::error::ErrorKind::ValueValidation
+        );
+    }
+
+    #[test]
+    fn contexts_file_lines_and_comments() {
+        let text = "# production\neast\n\n  west   # the other one\neast\n#gone\n";
+        assert_eq!(context_list(text), ["east", "west"]);
+    }
 
     #[test]
     fn durations_like_kubectl() {

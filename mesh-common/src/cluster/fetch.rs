@@ -6,7 +6,7 @@
 
 use std::fmt::Debug;
 
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use http_body_util::BodyExt;
 use k8s_openapi::api::{
     admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
@@ -461,13 +461,13 @@ async fn remote_secrets(
     }
 }
 
-/// Asks every access review, a few at a time.
+/// Asks every access review, a few at a time; stops at the first that fails.
 async fn review_access(
     conn: &Connection,
     asks: &[AccessRequest],
 ) -> Result<Vec<AccessCheck>, kube::Error> {
     let api = Api::<SelfSubjectAccessReview>::all(conn.client.clone());
-    let results: Vec<Result<AccessCheck, kube::Error>> = stream::iter(asks.iter().cloned())
+    stream::iter(asks.iter().cloned())
         .map(|a| {
             let api = api.clone();
             async move {
@@ -498,9 +498,10 @@ async fn review_access(
             }
         })
         .buffered(SSAR_CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect()
+        // The first failure ends the reviews: a server that does not answer is not asked
+        // again, batch after batch, each with its own retries.
+        .try_collect()
+        .await
 }
 
 /// A kind listed by label: (apiVersion, kind, plural).

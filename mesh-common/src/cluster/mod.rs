@@ -1,13 +1,14 @@
 //! The only code that holds a `kube::Client`: connecting ([`connect`]), reading a snapshot
 //! ([`fetch`]), reading and changing objects ([`objects`]), waiting ([`wait`]), the change
-//! engine every command uses ([`engine`]) and backups ([`backup`]). It takes plain options, not
-//! CLI structs, and returns its own [`Error`].
+//! engine every command uses ([`engine`]), backups ([`backup`]) and reading many clusters at once
+//! ([`fleet`]). It takes plain options, not CLI structs, and returns its own [`Error`].
 
 pub mod backup;
 mod connect;
 pub mod engine;
 mod error;
 mod fetch;
+pub mod fleet;
 pub mod objects;
 pub mod proto;
 pub mod retry;

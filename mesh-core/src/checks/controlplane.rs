@@ -17,6 +17,17 @@ pub fn inventory_present(ctx: &Context<'_>) -> Vec<Finding> {
         return vec![f];
     }
     let cps = &ctx.inv.control_planes;
+    let remote = crate::fleet::facts::remote_revisions(ctx.snap, ctx.inv);
+    if cps.is_empty() && !remote.is_empty() {
+        let revs = remote.into_iter().collect::<Vec<_>>().join(", ");
+        return vec![Finding::ok(
+            ID,
+            CAT,
+            format!(
+                "no istiod here: a remote cluster, injected for revision(s) {revs} by an istiod in another cluster (judge both: `kubectl mesh precheck --context <this> --context <primary>`)"
+            ),
+        )];
+    }
     if cps.is_empty() {
         let fresh = ctx.target.is_some_and(|t| t.mode == TargetMode::Fresh);
         let msg = "no istiod control plane found in any namespace".to_owned();

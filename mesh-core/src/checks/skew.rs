@@ -213,8 +213,14 @@ pub fn data_plane(ctx: &Context<'_>) -> Vec<Finding> {
         groups.entry((rev, ver)).or_default().push(p);
     }
     let mut out = Vec::new();
+    let remote = crate::fleet::facts::remote_revisions(ctx.snap, ctx.inv);
     for ((rev, _), proxies) in &groups {
-        if let Some(f) = judge_group(ctx, rev, proxies) {
+        if remote.contains(rev) {
+            out.push(Finding::skipped(ID, CAT, format!(
+                "{} proxies of revision `{rev}` are served by an istiod in another cluster (this is a remote cluster): judged when precheck reads that cluster too",
+                proxies.len()
+            )));
+        } else if let Some(f) = judge_group(ctx, rev, proxies) {
             out.push(f);
         }
     }

@@ -317,6 +317,7 @@ fn judge_injector(r: &Member, inj: &RemoteInjector, ms: &[&Member]) -> Vec<Findi
         format!("{what} injects through `{}` ({e}), which runs it", p.name),
     )];
     out.extend(install_skew(r, inj, p));
+    out.extend(proxy_skew_remote(r, inj, p));
     out.extend(path_cluster(r, inj));
     out.extend(leader(r, p));
     out
@@ -329,6 +330,29 @@ fn install_skew(r: &Member, inj: &RemoteInjector, p: &Member) -> Option<Finding>
     (theirs.minors_since(mine).abs() > 1).then(|| {
         Finding::warning("fleet.remote-injection", CAT, format!("`{}` was installed for Istio {mine}, but `{}` injects it with {theirs}: more than one minor apart", r.name, p.name))
             .hint(format!("install the remote profile of {theirs} on `{}`", r.name))
+    })
+}
+
+/// A remote's proxies against the primary istiod that serves them (never newer, at most one
+/// minor behind), as `skew.data-plane` judges proxies of a local istiod.
+fn proxy_skew_remote(r: &Member, inj: &RemoteInjector, p: &Member) -> Option<Finding> {
+    use crate::version::{ProxySkew, proxy_skew};
+    let cp = p.facts.revision_version(&inj.revision)?;
+    let proxies = r.facts.remote_proxies.get(&inj.revision)?;
+    let bad: Vec<String> = proxies
+        .iter()
+        .filter(|(v, _)| {
+            matches!(
+                proxy_skew(v, cp),
+                ProxySkew::Newer | ProxySkew::TooOld { .. }
+            )
+        })
+        .map(|(v, n)| format!("{}: {n} proxies at {v}", r.name))
+        .collect();
+    (!bad.is_empty()).then(|| {
+        Finding::error("fleet.remote-injection", CAT, format!("proxies of `{}` (revision `{}`) are newer than, or more than one minor behind, the istiod of `{}` that serves them ({cp})", r.name, inj.revision, p.name))
+            .objects(bad)
+            .hint(format!("restart them onto {cp}: `kubectl mesh upgrade dataplane -A --context {}`", r.name))
     })
 }
 

@@ -145,6 +145,8 @@ pub struct MeshFacts {
     pub external_istiod: bool,
     /// Injectors of revisions without a local istiod.
     pub remote_injectors: Vec<RemoteInjector>,
+    /// Proxy versions (and pod counts) of the revisions injected through another cluster.
+    pub remote_proxies: BTreeMap<String, BTreeMap<IstioVersion, usize>>,
     /// Where its own istiods can be reached.
     pub endpoints: BTreeSet<Endpoint>,
     /// Remote secrets it holds.
@@ -206,6 +208,18 @@ impl MeshFacts {
         };
         f.read_configs(snap);
         f.read_injectors(snap, inv);
+        for p in &inv.proxies {
+            let (Some(rev), Some(v)) = (&p.revision, &p.version) else {
+                continue;
+            };
+            if f.remote_injectors.iter().any(|i| &i.revision == rev) {
+                *f.remote_proxies
+                    .entry(rev.clone())
+                    .or_default()
+                    .entry(v.clone())
+                    .or_default() += 1;
+            }
+        }
         f.endpoints.extend(service_endpoints(snap));
         f.read_namespaces(inv);
         f
@@ -257,11 +271,7 @@ impl MeshFacts {
             if let Some(mesh) = data(cm, "mesh").and_then(parse_yaml) {
                 self.read_mesh_config(&mesh);
             }
-            let values = data(cm, "values")
-                .filter(|_| name(&cm.metadata).starts_with("istio-sidecar-injector"))
-                .or_else(|| data(cm, "merged-values"))
-                .and_then(|t| serde_json::from_str::<Value>(t).ok());
-            if let Some(v) = values {
+            if let Some(v) = install_values(cm) {
                 let local = self.runs(rev);
                 self.read_values(&v, rev, local);
             }
@@ -307,24 +317,18 @@ impl MeshFacts {
 
 impl MeshFacts {
     fn read_injectors(&mut self, snap: &ClusterSnapshot, inv: &Inventory) {
-        for mwc in snap.mutating_webhooks.iter().filter(|m| is_injector(m)) {
-            let revision = label(&mwc.metadata, REV_LABEL)
-                .unwrap_or(DEFAULT_REVISION)
-                .to_owned();
-            let tag = label(&mwc.metadata, TAG_LABEL).map(str::to_owned);
-            if inv
-                .injectors
-                .iter()
-                .any(|i| i.name == name(&mwc.metadata) && i.deactivated)
-            {
-                continue;
-            }
-            let key = tag.clone().unwrap_or_else(|| revision.clone());
-            self.served.insert(key, revision.clone());
+        let remote = remote_revisions(snap, inv);
+        for (mwc, revision, tag) in injectors(snap, inv) {
             let url = first_url(mwc);
             if self.runs(&revision) {
                 self.endpoints
                     .extend(url.and_then(Endpoint::of_url).map(|(e, _)| e));
+            } else if !remote.contains(&revision) {
+                continue; // an injector left behind by a removed istiod: the local checks say so
+            }
+            let key = tag.clone().unwrap_or_else(|| revision.clone());
+            self.served.insert(key, revision.clone());
+            if self.runs(&revision) {
                 continue;
             }
             let (endpoint, path) = match url.and_then(Endpoint::of_url) {
@@ -398,6 +402,81 @@ impl MeshFacts {
             }
         }
     }
+}
+
+/// The active injector webhook configurations, with their revision and tag.
+fn injectors<'a>(
+    snap: &'a ClusterSnapshot,
+    inv: &'a Inventory,
+) -> impl Iterator<Item = (&'a MutatingWebhookConfiguration, String, Option<String>)> {
+    snap.mutating_webhooks
+        .iter()
+        .filter(|m| is_injector(m))
+        .filter(|m| {
+            !inv.injectors
+                .iter()
+                .any(|i| i.name == name(&m.metadata) && i.deactivated)
+        })
+        .map(|m| {
+            let rev = label(&m.metadata, REV_LABEL).unwrap_or(DEFAULT_REVISION);
+            let tag = label(&m.metadata, TAG_LABEL).map(str::to_owned);
+            (m, rev.to_owned(), tag)
+        })
+}
+
+/// The revisions this cluster injects through an istiod in another cluster (a remote
+/// cluster's): no istiod of the revision runs here, and its install says so
+/// (`istiodRemote.enabled`) or its injector sends pods to a URL or to a Service without a
+/// selector (an `ExternalName`, or one with a hand-made EndpointSlice). An injector whose istiod
+/// was removed (its Service selects pods) is not one.
+pub fn remote_revisions(snap: &ClusterSnapshot, inv: &Inventory) -> BTreeSet<String> {
+    let profile: BTreeSet<String> = snap
+        .config_maps
+        .iter()
+        .filter(|cm| {
+            install_values(cm).is_some_and(|v| v["istiodRemote"]["enabled"] == Value::Bool(true))
+        })
+        .map(|cm| {
+            label(&cm.metadata, REV_LABEL)
+                .unwrap_or(DEFAULT_REVISION)
+                .to_owned()
+        })
+        .collect();
+    injectors(snap, inv)
+        .filter(|(_, rev, _)| inv.control_plane(rev).is_none())
+        .filter(|(mwc, rev, _)| {
+            profile.contains(rev) || first_url(mwc).is_some() || selectorless_service(snap, mwc)
+        })
+        .map(|(_, rev, _)| rev)
+        .collect()
+}
+
+fn selectorless_service(snap: &ClusterSnapshot, mwc: &MutatingWebhookConfiguration) -> bool {
+    let Some(r) = mwc
+        .webhooks
+        .iter()
+        .flatten()
+        .find_map(|w| w.client_config.service.as_ref())
+    else {
+        return false;
+    };
+    snap.services.iter().any(|s| {
+        name(&s.metadata) == r.name
+            && namespace(&s.metadata) == r.namespace
+            && s.spec.as_ref().is_some_and(|spec| {
+                spec.type_.as_deref() == Some("ExternalName")
+                    || spec.selector.as_ref().is_none_or(|sel| sel.is_empty())
+            })
+    })
+}
+
+/// The install's values a ConfigMap holds: the injector's `values`, or `merged-values` of the
+/// `values[-<rev>]` ConfigMap.
+fn install_values(cm: &ConfigMap) -> Option<Value> {
+    data(cm, "values")
+        .filter(|_| name(&cm.metadata).starts_with("istio-sidecar-injector"))
+        .or_else(|| data(cm, "merged-values"))
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
 }
 
 fn first_url(mwc: &MutatingWebhookConfiguration) -> Option<&str> {

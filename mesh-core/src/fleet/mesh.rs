@@ -68,8 +68,8 @@ pub fn meshes(members: &[Member]) -> Vec<Mesh> {
                 }
             }
         }
-        for j in 0..members.len() {
-            if i != j && linked(m, &members[j]) {
+        for (j, other) in members.iter().enumerate() {
+            if i != j && linked(m, other) {
                 g.join(i, j);
             }
         }

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use checks::check;
+pub use checks::{FleetChecks, check};
 pub use facts::{Endpoint, MeshFacts};
 pub use mesh::{Mesh, meshes};
 
@@ -121,9 +121,9 @@ impl Row {
         let mut remote_revisions: Vec<String> = facts
             .remote_injectors
             .iter()
-            .filter(|i| i.tag.is_none())
             .map(|i| i.revision.clone())
             .collect();
+        remote_revisions.sort();
         remote_revisions.dedup();
         Self {
             revisions: facts.control_planes.clone(),

@@ -94,12 +94,13 @@ fn distance(m: &Member, target: &IstioVersion) -> i64 {
 }
 
 fn action(m: &Member, target: &IstioVersion) -> StepAction {
-    let from: Vec<IstioVersion> = m.versions().cloned().collect();
-    if from.is_empty() {
+    let mut from: Vec<IstioVersion> = m.versions().filter(|v| *v != target).cloned().collect();
+    from.sort();
+    if m.versions().next().is_none() {
         StepAction::Unknown
-    } else if from.iter().all(|v| v == target) {
+    } else if from.is_empty() {
         StepAction::AtTarget
-    } else if from.iter().all(|v| v >= target) {
+    } else if from.iter().all(|v| v > target) {
         StepAction::Downgrade { from }
     } else {
         StepAction::Upgrade { from }

@@ -44,7 +44,8 @@ fn values_cm(
         format!("-{rev}")
     };
     let values = json!({"global": {"meshID": mesh_id.unwrap_or(""), "tag": tag,
-        "multiCluster": {"clusterName": cluster}, "network": "n1"}, "revision": rev});
+        "multiCluster": {"clusterName": cluster}, "network": "n1"}, "revision": rev,
+        "istiodRemote": {"enabled": remote}});
     let (name, key) = if remote {
         (format!("values{sfx}"), "merged-values")
     } else {
@@ -213,6 +214,24 @@ fn a_remote_that_names_a_local_service_points_where_that_service_does() {
     );
     let e = pilot.facts.remote_injectors[0].endpoint.clone().unwrap();
     assert_eq!((e.host.as_str(), e.port), ("10.1.2.3", 15017));
+}
+
+#[test]
+fn an_injector_left_behind_by_a_removed_istiod_is_not_a_remote() {
+    // The istiod Deployment is gone; its Service still selects istiod pods.
+    let stale = Snap::new()
+        .webhook(crate::testkit::injector("1-28-0", None))
+        .service("istiod-1-28-0", &[("app", "istiod")])
+        .with(|s| {
+            s.services[0].spec = Some(k8s_openapi::api::core::v1::ServiceSpec {
+                selector: Some([("app".to_owned(), "istiod".to_owned())].into()),
+                ..Default::default()
+            });
+        });
+    let m = member("a", stale);
+    assert!(!m.facts.is_remote(), "{:?}", m.facts.remote_injectors);
+    let (snap, inv) = remote("r", "east", "default", None).build();
+    assert_eq!(super::facts::remote_revisions(&snap, &inv).len(), 1);
 }
 
 #[test]
@@ -682,4 +701,44 @@ fn every_fleet_check_is_skipped_for_a_cluster_whose_input_was_not_read() {
             );
         }
     }
+}
+
+#[test]
+fn a_remote_cluster_alone_says_so_and_its_proxies_are_judged_against_its_primary() {
+    use crate::checks::{Context, run_all};
+    let (snap, inv) = remote("remote", "east", "default", Some("mesh1"))
+        .pod("app", "web-1", Some("default"), "1.27.3")
+        .build();
+    let findings = run_all(&Context {
+        snap: &snap,
+        inv: &inv,
+        target: None,
+        canary_requested: false,
+    });
+    let present = ids(&findings, "control-plane.present");
+    assert_eq!(present[0].result, Outcome::Ok, "{present:#?}");
+    assert!(
+        present[0].message.contains("a remote cluster"),
+        "{}",
+        present[0].message
+    );
+    let dp = ids(&findings, "skew.data-plane");
+    assert_eq!(
+        dp[0].result,
+        Outcome::Skipped,
+        "not a dangling revision: {dp:#?}"
+    );
+    // Read beside its primary, the proxies are two minors behind east's istiod.
+    let mut ms = three();
+    ms[1] = Member {
+        name: "remote".into(),
+        facts: MeshFacts::of(&snap, &inv),
+    };
+    let f = check(&ms, None).findings;
+    let bad: Vec<&Finding> = ids(&f, "fleet.remote-injection")
+        .into_iter()
+        .filter(|x| x.result == Outcome::Error)
+        .collect();
+    assert_eq!(bad.len(), 1, "{f:#?}");
+    assert_eq!(bad[0].objects, ["remote: 1 proxies at 1.27.3"]);
 }
