@@ -307,7 +307,7 @@ fn judge_injector(r: &Member, inj: &RemoteInjector, ms: &[&Member]) -> Vec<Findi
             .iter()
             .map(|c| c.revision.as_str())
             .collect();
-        return vec![Finding::error(ID, CAT, format!("{what} sends pods to `{}` ({e}), which runs no istiod of revision `{}` (it runs: {}): pods of the namespaces it selects are rejected or left without a proxy", p.name, inj.revision, has.join(", ")))
+        return vec![Finding::error(ID, CAT, format!("{what} sends pods to `{}` ({e}), which runs no istiod of revision `{}` (it runs: {}): the namespaces it selects get another revision's proxy, or none (pods rejected)", p.name, inj.revision, has.join(", ")))
             .objects(namespaces)
             .hint(format!("install revision `{}` on `{}` first (`kubectl mesh upgrade --canary -f <manifest> --context {}`), or point the webhook at a primary that runs it", inj.revision, p.name, p.name))];
     }
@@ -432,8 +432,7 @@ fn remote_secrets(mesh: &Mesh, ms: &[&Member]) -> Vec<Finding> {
     out
 }
 
-/// A revision or tag asked for in one cluster is served there (not only in another cluster),
-/// and a tag means the same version in every cluster of the mesh.
+/// A revision or tag asked for in one cluster is served there, not only in another cluster.
 fn revisions_served(mesh: &Mesh, ms: &[&Member]) -> Vec<Finding> {
     const ID: &str = "fleet.revision-served";
     if let Some(f) = unread(ID, ms, &[Source::Namespaces, Source::MutatingWebhooks]) {
@@ -454,36 +453,8 @@ fn revisions_served(mesh: &Mesh, ms: &[&Member]) -> Vec<Finding> {
             }
         }
     }
-    out.extend(tag_versions(mesh, ms));
     if out.is_empty() {
         out.push(Finding::ok(ID, CAT, format!("mesh `{}`: every revision and tag a namespace asks for is served in its own cluster", mesh.id)));
     }
     out
-}
-
-/// The same tag pointing at different versions in different primaries.
-fn tag_versions(mesh: &Mesh, ms: &[&Member]) -> Option<Finding> {
-    let mut by_tag: BTreeMap<&str, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for m in ms {
-        for (tag, rev) in &m.facts.tags {
-            if let Some(v) = m.facts.revision_version(rev) {
-                by_tag
-                    .entry(tag)
-                    .or_default()
-                    .entry(v.to_string())
-                    .or_default()
-                    .push(m.name.clone());
-            }
-        }
-    }
-    let mixed: Vec<String> = by_tag
-        .iter()
-        .filter(|(_, versions)| versions.len() > 1)
-        .map(|(tag, versions)| format!("tag `{tag}`: {}", listing(versions).join("; ")))
-        .collect();
-    (!mixed.is_empty()).then(|| {
-        Finding::warning("fleet.revision-served", CAT, format!("tags of mesh `{}` select different versions in different clusters: a namespace moves to another version depending on where it runs", mesh.id))
-            .objects(mixed)
-            .hint("point each tag at revisions of one version everywhere (`kubectl mesh tag set <tag> --revision <rev> --context <cluster>`)")
-    })
 }

@@ -465,26 +465,6 @@ fn a_revision_asked_for_in_one_cluster_but_served_only_in_another() {
 }
 
 #[test]
-fn a_tag_selecting_different_versions_across_clusters_warns() {
-    let mut ms = three();
-    ms[0] = member(
-        "east",
-        primary("east", "1.29.6", Some("mesh1")).tag("prod", "default"),
-    );
-    ms[2] = member(
-        "west",
-        primary("west", "1.30.3", Some("mesh1")).tag("prod", "default"),
-    );
-    let f = check(&ms, None).findings;
-    let w: Vec<&Finding> = ids(&f, "fleet.revision-served")
-        .into_iter()
-        .filter(|x| x.result == Outcome::Warning)
-        .collect();
-    assert_eq!(w.len(), 1, "{f:#?}");
-    assert_eq!(w[0].objects, ["tag `prod`: `1.29.6`: east; `1.30.3`: west"]);
-}
-
-#[test]
 fn mesh_identity_needs_one_mesh_id_one_trust_domain_and_own_cluster_names() {
     let f = check(&three(), None).findings;
     assert_eq!(worst(&f, "fleet.mesh-identity"), Outcome::Ok);

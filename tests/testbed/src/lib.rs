@@ -25,6 +25,7 @@ mod cluster;
 pub mod config;
 pub mod fault;
 pub mod inject;
+pub mod multicluster;
 pub mod pki;
 pub mod probe;
 pub mod process;
