@@ -16,6 +16,9 @@
 //! a markdown file.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a benchmark's report is its output
 
+#[path = "mesh-bench/fleet.rs"]
+mod fleet;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
@@ -54,6 +57,15 @@ struct Args {
     /// measuring nothing (for profiling by hand).
     #[arg(long)]
     hold: bool,
+    /// Clusters of the fleet benchmark (one precheck over all of them; 0 skips it).
+    #[arg(long, default_value_t = 3)]
+    fleet: usize,
+    /// Size of each fleet cluster, `<namespaces>x<pods per namespace>`.
+    #[arg(long, default_value = "100x10")]
+    fleet_size: String,
+    /// Run only the fleet benchmark and replace its section in --out.
+    #[arg(long)]
+    fleet_only: bool,
 }
 
 /// The figures the targets are judged on, per size: (namespaces, work) → (ratio to the other
@@ -518,15 +530,32 @@ fn main() -> Result<()> {
         );
         Ok(p.display().to_string())
     };
-    let (precheck, tag, uninstall, upgrade) = (
-        bin("kubectl-mesh-precheck")?,
+    let precheck = bin("kubectl-mesh-precheck")?;
+    let sizes = sizes(&args.sizes)?;
+    ensure!(args.runs >= 1, "--runs must be at least 1");
+    let scratch = tempfile::tempdir()?;
+
+    // The fleet first, its clusters gone before the scale cluster starts.
+    let fleet_section = if args.fleet > 0 && !args.hold {
+        let size = *crate::sizes(&args.fleet_size)?
+            .first()
+            .context("--fleet-size")?;
+        fleet::bench(&precheck, args.fleet, size, args.runs, scratch.path())?
+    } else {
+        String::new()
+    };
+    if args.fleet_only {
+        let old = std::fs::read_to_string(&args.out).unwrap_or_default();
+        std::fs::write(&args.out, fleet::splice(&old, &fleet_section))
+            .with_context(|| format!("write {}", args.out.display()))?;
+        print!("{fleet_section}");
+        return Ok(());
+    }
+    let (tag, uninstall, upgrade) = (
         bin("kubectl-mesh-tag")?,
         bin("kubectl-mesh-uninstall")?,
         bin("kubectl-mesh-upgrade")?,
     );
-    let sizes = sizes(&args.sizes)?;
-    ensure!(args.runs >= 1, "--runs must be at least 1");
-    let scratch = tempfile::tempdir()?;
 
     let t0 = Instant::now();
     let c = Cluster::start()?;
@@ -824,6 +853,9 @@ fn main() -> Result<()> {
         binaries.push((name.to_owned(), mib, help_ms));
     }
     writeln!(report, "\n{}", targets(&figures, &size_list, &binaries))?;
+    if !fleet_section.is_empty() {
+        writeln!(report, "{fleet_section}")?;
+    }
     if let Some(notes) = &args.notes {
         let text =
             std::fs::read_to_string(notes).with_context(|| format!("read {}", notes.display()))?;
