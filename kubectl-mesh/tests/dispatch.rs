@@ -369,6 +369,28 @@ fn death_by_signal_is_the_callers_to_see() {
 }
 
 #[test]
+fn version_with_arguments_asks_precheck_what_istio_runs_per_context() {
+    let sb = Sandbox::new("mesh-versions");
+    let out = sb.run(&["version", "--context", "east"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("subcommand `precheck` is not installed"),
+        "{out:?}"
+    );
+    sb.script("bin", "kubectl-mesh-precheck", ECHO_ARGS);
+    let out = sb.run(&["version", "--context", "east", "--context", "west"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the exit code passes through: {out:?}"
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "<--mesh-versions>\n<--context>\n<east>\n<--context>\n<west>\nstdin=\n"
+    );
+}
+
+#[test]
 fn version_reports_every_binary_and_flags_mismatches() {
     let sb = Sandbox::new("version");
     fake_tag(&sb, "bin", VERSION);
