@@ -282,6 +282,15 @@ fn bad_fleet_input_is_a_usage_error_before_anything_is_read() {
             "cannot be used with several clusters",
         ),
         (
+            vec![
+                "--snapshot",
+                &east,
+                "--snapshot",
+                "../tests/testbed/bad-input/snapshot-malformed.yaml",
+            ],
+            "cannot use snapshot `../tests/testbed/bad-input/snapshot-malformed.yaml`",
+        ),
+        (
             vec!["--all-contexts", "--parallel", "0"],
             "0 is not in 1..=64",
         ),

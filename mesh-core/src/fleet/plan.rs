@@ -88,25 +88,26 @@ impl ClusterPlan {
     }
 }
 
-/// Judges one cluster for `want`; `blocks` says which findings block (`--fail-on`).
-pub fn plan(
-    snap: &ClusterSnapshot,
-    inv: &Inventory,
-    facts: &MeshFacts,
-    want: &Want,
-    blocks: &dyn Fn(&Finding) -> bool,
-) -> ClusterPlan {
-    let judge = |target: Target, way: Way, canary: bool| {
+/// What a plan is judged on.
+struct Judge<'a> {
+    snap: &'a ClusterSnapshot,
+    inv: &'a Inventory,
+    blocks: &'a dyn Fn(&Finding) -> bool,
+}
+
+impl Judge<'_> {
+    /// The catalogue for one way of taking the target.
+    fn way(&self, target: Target, way: Way, canary: bool) -> ClusterPlan {
         let ctx = Context {
-            snap,
-            inv,
+            snap: self.snap,
+            inv: self.inv,
             target: Some(&target),
             canary_requested: canary,
         };
         let findings = run_all(&ctx);
         let mut blocked_by: Vec<&'static str> = findings
             .iter()
-            .filter(|f| blocks(f))
+            .filter(|f| (self.blocks)(f))
             .map(|f| f.id)
             .collect();
         blocked_by.dedup();
@@ -117,7 +118,18 @@ pub fn plan(
             blocked_by,
             other: None,
         }
-    };
+    }
+}
+
+/// Judges one cluster for `want`; `blocks` says which findings block (`--fail-on`).
+pub fn plan(
+    snap: &ClusterSnapshot,
+    inv: &Inventory,
+    facts: &MeshFacts,
+    want: &Want,
+    blocks: &dyn Fn(&Finding) -> bool,
+) -> ClusterPlan {
+    let j = Judge { snap, inv, blocks };
     if inv.control_planes.is_empty() {
         let way = if facts.is_remote() {
             Way::Remote
@@ -133,7 +145,7 @@ pub fn plan(
             revision,
             mode: TargetMode::Fresh,
         };
-        return judge(target, way, false);
+        return j.way(target, way, false);
     }
     if want.canary || want.revision.is_some() {
         let t = Target::resolve(
@@ -147,31 +159,29 @@ pub fn plan(
             TargetMode::Canary => Way::Canary,
             TargetMode::Fresh => Way::Fresh,
         };
-        return judge(t, way, want.canary);
+        return j.way(t, way, want.canary);
     }
-    let revision = in_place_revision(inv);
-    let in_place = judge(
-        Target {
-            version: want.version.clone(),
-            revision: revision.clone(),
-            mode: TargetMode::InPlace,
-        },
-        Way::InPlace,
-        false,
-    );
+    in_place_else_canary(&j, want)
+}
+
+/// In place on the default revision; when that is blocked, a canary; the first way nothing
+/// blocks, else in place with the canary's blockers beside it.
+fn in_place_else_canary(j: &Judge<'_>, want: &Want) -> ClusterPlan {
+    let revision = in_place_revision(j.inv);
+    let target = Target {
+        version: want.version.clone(),
+        revision: revision.clone(),
+        mode: TargetMode::InPlace,
+    };
+    let in_place = j.way(target, Way::InPlace, false);
     if !in_place.blocked() {
         return in_place;
     }
-    let canary = judge(
-        Target::resolve(inv, want.version.clone(), None, true),
+    let canary = j.way(
+        Target::resolve(j.inv, want.version.clone(), None, true),
         Way::Canary,
         true,
     );
-    let first = Blocked {
-        way: Way::InPlace,
-        revision,
-        blocked_by: in_place.blocked_by.clone(),
-    };
     if canary.blocked() {
         let second = Blocked {
             way: Way::Canary,
@@ -183,6 +193,11 @@ pub fn plan(
             ..in_place
         };
     }
+    let first = Blocked {
+        way: Way::InPlace,
+        revision,
+        blocked_by: in_place.blocked_by,
+    };
     ClusterPlan {
         other: Some(first),
         ..canary
