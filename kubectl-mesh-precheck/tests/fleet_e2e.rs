@@ -131,6 +131,18 @@ fn bed() -> &'static Bed {
     }
 }
 
+/// The three clusters of the mesh and the one whose API server is gone.
+const FOUR: [&str; 8] = [
+    "--context",
+    "east",
+    "--context",
+    "west",
+    "--context",
+    "remote",
+    "--context",
+    "gone",
+];
+
 fn precheck(b: &Bed, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
         .arg("--kubeconfig")
@@ -285,21 +297,9 @@ fn two_primaries_within_one_minor_pass_and_exit_0() {
 fn the_json_document_has_every_cluster_the_meshes_and_the_checks_across_them() {
     let b = bed();
     one_minor_apart(b);
-    let out = precheck(
-        b,
-        &[
-            "--context",
-            "east",
-            "--context",
-            "west",
-            "--context",
-            "remote",
-            "--context",
-            "gone",
-            "-o",
-            "json",
-        ],
-    );
+    let mut args = FOUR.to_vec();
+    args.extend(["-o", "json"]);
+    let out = precheck(b, &args);
     let r = probe::json(&out, 3);
     assert_no_credentials(b, &out);
     assert_eq!(r["schemaVersion"], "kubectl-mesh.dev/precheck-fleet/v1");
@@ -603,4 +603,17 @@ fn the_fleet_dumped_reads_back_offline_with_the_same_verdicts() {
             std::fs::write(fixtures.join(format!("{n}.yaml")), text).unwrap();
         }
     }
+}
+
+/// The README's fleet example, printed: `cargo test -p kubectl-mesh-precheck --test fleet_e2e
+/// -- --ignored --nocapture readme_example`.
+#[test]
+#[ignore = "prints the README example"]
+fn readme_example() {
+    let b = bed();
+    let mut args = FOUR.to_vec();
+    args.extend(["--target-version", &b.new]);
+    let out = precheck(b, &args);
+    let (stdout, _) = probe::expect(&out, 3);
+    println!("{stdout}");
 }

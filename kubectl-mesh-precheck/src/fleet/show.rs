@@ -3,7 +3,7 @@
 
 use mesh_common::{
     checks::{Finding, Outcome, Summary},
-    cluster::fleet::ClusterRead,
+    cluster::fleet::{ClusterRead, Failure},
     exit::ExitStatus,
     fleet::{FleetChecks, Row, plan::Way},
     output::{self, Printer, Style, paint, table},
@@ -58,16 +58,27 @@ pub fn render(v: &Fleet<'_>, color: bool) -> String {
     out
 }
 
+/// The columns every fleet table starts with (see [`row_cells`]).
+const ROW_HEADERS: [&str; 6] = [
+    "CONTEXT",
+    "KUBERNETES",
+    "CONTROL PLANES",
+    "TAGS",
+    "PROXIES",
+    "MODE",
+];
+
+/// A row for a cluster that was not read: its name, `-` up to the last column, the reason.
+fn unread_cells(name: &str, columns: usize, f: &Failure) -> Vec<String> {
+    let mut cells = vec![name.to_owned()];
+    cells.extend(std::iter::repeat_n("-".to_owned(), columns - 2));
+    cells.push(format!("not read: {}", f.kind));
+    cells
+}
+
 fn fleet_table(v: &Fleet<'_>) -> String {
     let target = v.ask.want.is_some();
-    let mut headers = vec![
-        "CONTEXT",
-        "KUBERNETES",
-        "CONTROL PLANES",
-        "TAGS",
-        "PROXIES",
-        "MODE",
-    ];
+    let mut headers = ROW_HEADERS.to_vec();
     if target {
         headers.push("PLAN");
     }
@@ -84,12 +95,7 @@ fn fleet_table(v: &Fleet<'_>) -> String {
                 cells.push(verdict(j));
                 cells
             }
-            Err(f) => {
-                let mut cells = vec![r.name.clone()];
-                cells.extend(std::iter::repeat_n("-".to_owned(), headers.len() - 2));
-                cells.push(format!("not read: {}", f.kind));
-                cells
-            }
+            Err(f) => unread_cells(&r.name, headers.len(), f),
         })
         .collect();
     table(&headers, rows)
@@ -276,27 +282,14 @@ pub fn versions(printer: &mut Printer, reads: &[ClusterRead<Judged>]) -> std::io
     if printer.format != mesh_common::cli::OutputFormat::Table {
         return printer.structured(&super::json::Versions::new(reads));
     }
-    let headers = [
-        "CONTEXT",
-        "KUBERNETES",
-        "CONTROL PLANES",
-        "TAGS",
-        "PROXIES",
-        "MODE",
-    ];
     let rows = reads
         .iter()
         .map(|r| match &r.result {
             Ok(j) => row_cells(&r.name, j.kube_version.as_ref(), &j.row),
-            Err(f) => {
-                let mut cells = vec![r.name.clone()];
-                cells.extend(std::iter::repeat_n("-".to_owned(), 4));
-                cells.push(format!("not read: {}", f.kind));
-                cells
-            }
+            Err(f) => unread_cells(&r.name, ROW_HEADERS.len(), f),
         })
         .collect();
-    let mut text = table(&headers, rows);
+    let mut text = table(&ROW_HEADERS, rows);
     for r in reads {
         if let Err(f) = &r.result {
             text.push_str(&format!("{}: {}\n", r.name, failure_text(f)));

@@ -217,7 +217,7 @@ pub fn data_plane(ctx: &Context<'_>) -> Vec<Finding> {
     for ((rev, _), proxies) in &groups {
         if remote.contains(rev) {
             out.push(Finding::skipped(ID, CAT, format!(
-                "{} proxies of revision `{rev}` are served by an istiod in another cluster (this is a remote cluster): judged when precheck reads that cluster too",
+                "{} proxies of revision `{rev}` are served by an istiod in another cluster (this is a remote cluster): `fleet.remote-injection` judges them when precheck reads that cluster too",
                 proxies.len()
             )));
         } else if let Some(f) = judge_group(ctx, rev, proxies) {

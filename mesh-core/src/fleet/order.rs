@@ -215,8 +215,8 @@ impl std::fmt::Display for StepAction {
         match self {
             Self::Upgrade { from } => write!(f, "upgrade from {}", list(from)),
             Self::Downgrade { from } => write!(f, "downgrade from {}", list(from)),
-            Self::AfterPrimary { primary: Some(p) } => write!(f, "remote, after {p}"),
-            Self::AfterPrimary { primary: None } => f.write_str("remote, after its primary"),
+            Self::AfterPrimary { primary: Some(p) } => write!(f, "after {p}"),
+            Self::AfterPrimary { primary: None } => f.write_str("after its primary"),
             Self::AtTarget => f.write_str("already at the target"),
             Self::Unknown => f.write_str("version unknown"),
         }

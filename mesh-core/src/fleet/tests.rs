@@ -534,7 +534,13 @@ fn upgrade_order_oldest_primary_first_remotes_after_their_primary() {
     assert_eq!(steps[2], ("west", &StepAction::AtTarget));
     let f = ids(&r.findings, "fleet.upgrade-order");
     assert_eq!(f[0].result, Outcome::Ok);
-    assert!(f[0].message.contains("1. east (upgrade from 1.29.6), 2. remote (remote, after east), 3. west (already at the target)"), "{}", f[0].message);
+    assert!(
+        f[0].message.contains(
+            "1. east (upgrade from 1.29.6), 2. remote (after east), 3. west (already at the target)"
+        ),
+        "{}",
+        f[0].message
+    );
     // To 1.31: east (1.29) goes first; west at 1.30 stays within one minor of 1.31.
     let r = check(&three(), Some(&v("1.31.1")));
     assert_eq!(r.order[0].steps[0].cluster, "east");

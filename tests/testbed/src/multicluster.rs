@@ -35,22 +35,13 @@ pub fn install_remote(
     cluster_name: &str,
     mesh_id: &str,
 ) -> Result<()> {
-    let inj = primary.injector();
     let mut cmd = remote.istioctl();
     // Later `--set`s win: the remote profile, and the primary's injector instead of the
     // remote's own.
     cmd.args(scenario::istioctl_install_args(remote, revision, tag))
         .args(identity_sets(cluster_name, mesh_id))
-        .args(sets(&[
-            "profile=remote".to_owned(),
-            format!(
-                "values.istiodRemote.injectionURL={}",
-                inj.injection_url(revision)
-            ),
-            format!("values.istiodRemote.injectionCABundle={}", inj.ca_bundle()),
-            format!("values.base.validationURL={}", inj.validation_url()),
-            format!("values.base.validationCABundle={}", inj.ca_bundle()),
-        ]));
+        .args(sets(&["profile=remote".to_owned()]))
+        .args(scenario::injection_set_args(primary, revision));
     run_with_stdin(cmd, "")
         .map(drop)
         .with_context(|| format!("istioctl install of remote {cluster_name} ({revision})"))

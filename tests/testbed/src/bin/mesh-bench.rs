@@ -208,19 +208,30 @@ fn by_kind(records: &[RequestRecord]) -> BTreeMap<String, usize> {
     out
 }
 
-/// Runs one command under GNU time through the proxy.
-fn sample(proxy: &FaultProxy, side: &Side, scratch: &Path) -> Result<Sample> {
+/// Runs `argv` under GNU time: wall seconds, peak RSS in MB, and its output.
+fn timed(argv: &[String], scratch: &Path) -> Result<(f64, f64, std::process::Output)> {
     let rss_file = scratch.join("rss");
-    proxy.clear_requests();
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(&rss_file)
-        .args(&side.argv)
+        .args(argv)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("run {}", side.argv[0]))?;
+        .with_context(|| format!("run {}", argv[0]))?;
     let wall = start.elapsed().as_secs_f64();
+    let rss_kb: f64 = std::fs::read_to_string(&rss_file)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .context("GNU time wrote no peak RSS")?;
+    Ok((wall, rss_kb / 1024.0, out))
+}
+
+/// Runs one command under GNU time through the proxy.
+fn sample(proxy: &FaultProxy, side: &Side, scratch: &Path) -> Result<Sample> {
+    proxy.clear_requests();
+    let (wall, rss_mb, out) = timed(&side.argv, scratch)?;
     let code = out.status.code().unwrap_or(-1);
     if !side.ok_codes.contains(&code) {
         bail!(
@@ -229,15 +240,10 @@ fn sample(proxy: &FaultProxy, side: &Side, scratch: &Path) -> Result<Sample> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let rss_kb: f64 = std::fs::read_to_string(&rss_file)?
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .next_back()
-        .context("GNU time wrote no peak RSS")?;
     let records = proxy.take_requests();
     Ok(Sample {
         wall,
-        rss_mb: rss_kb / 1024.0,
+        rss_mb,
         requests: by_kind(&records),
         bytes: 0,
         lists: lists_of(&records),

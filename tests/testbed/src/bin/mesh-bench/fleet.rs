@@ -7,9 +7,9 @@
 //! the concurrent fleet within 1.3× the slowest single precheck; peak memory growing at most
 //! linearly with the clusters read at once, and bounded by `--parallel`.
 
-use std::{fmt::Write as _, path::Path, process::Command, time::Instant};
+use std::{fmt::Write as _, path::Path, time::Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use mesh_testbed::{
     Cluster, ScaleRevision, ScaleSpec,
     multicluster::{self, Entry, User},
@@ -22,29 +22,16 @@ pub const START: &str = "<!-- fleet benchmark: start -->";
 /// End marker.
 pub const END: &str = "<!-- fleet benchmark: end -->";
 
-/// One run: wall seconds and peak RSS in MB.
+/// One run: wall seconds and peak RSS in MB (exit 0 or 1: the precheck did its work).
 fn run(argv: &[String], scratch: &Path) -> Result<(f64, f64)> {
-    let rss = scratch.join("fleet-rss");
-    let t = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&rss)
-        .args(argv)
-        .output()
-        .with_context(|| format!("run {}", argv[0]))?;
-    let wall = t.elapsed().as_secs_f64();
+    let (wall, rss, out) = super::timed(argv, scratch)?;
     ensure!(
         matches!(out.status.code(), Some(0 | 1)),
         "{argv:?} exited {:?}: {}",
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    let kb: f64 = std::fs::read_to_string(&rss)?
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .next_back()
-        .context("GNU time wrote no peak RSS")?;
-    Ok((wall, kb / 1024.0))
+    Ok((wall, rss))
 }
 
 /// Medians of `runs` runs.
