@@ -12,7 +12,8 @@
 //! east's injector ConfigMap), reached on loopback instead of an east-west gateway; no istiod
 //! reads the remote secrets. The contexts that cannot be read: `gone` (nothing listens),
 //! `east-readonly` (a user who may list nothing: forbidden) and `west-expired` (a token the API
-//! server rejects). The clusters start once per test binary and are shared.
+//! server rejects); and `east-again`, a second context of `east`. The clusters start once per
+//! test binary and are shared.
 
 use std::{
     path::{Path, PathBuf},
@@ -108,6 +109,11 @@ fn build() -> anyhow::Result<Bed> {
                 name: "west-expired",
                 cluster: Some(&west),
                 user: User::BadToken,
+            },
+            Entry {
+                name: "east-again",
+                cluster: Some(&east),
+                user: User::Admin,
             },
         ],
     )?;
@@ -264,9 +270,15 @@ fn the_fleet_table_shows_every_cluster_and_why_some_were_not_read() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Fleet: 6 cluster(s), 3 read, 3 not read"),
+        stdout.contains("Fleet: 7 cluster(s), 4 read, 3 not read"),
         "{stdout}"
     );
+    // A second context of one cluster is not a second cluster of the mesh (no shared name).
+    assert!(
+        stdout.contains("`east-again` reaches the same API server as `east`"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("share a cluster name"), "{stdout}");
     assert!(
         stdout.ends_with("Not every cluster could be read: see above (exit 3).\n"),
         "{stdout}"

@@ -192,13 +192,6 @@ impl<'a> Report<'a> {
     pub fn new(v: &'a Fleet<'a>) -> Self {
         let clusters: Vec<ClusterJson<'a>> = v.reads.iter().map(|r| cluster(r, true)).collect();
         let count = |s: &str| clusters.iter().filter(|c| c.status == s).count();
-        // Mesh member indexes count the clusters that were read, in order.
-        let read: Vec<&'a str> = v
-            .reads
-            .iter()
-            .filter(|r| r.result.is_ok())
-            .map(|r| r.name.as_str())
-            .collect();
         Self {
             schema_version: SCHEMA,
             success: v.status == mesh_common::exit::ExitStatus::Success,
@@ -220,7 +213,7 @@ impl<'a> Report<'a> {
                 .iter()
                 .map(|m| MeshJson {
                     id: &m.id,
-                    clusters: m.members.iter().map(|i| read[*i]).collect(),
+                    clusters: m.clusters.iter().map(String::as_str).collect(),
                 })
                 .collect(),
             multi_cluster: MultiCluster {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use mesh_common::{
-    checks::{self, Finding},
+    checks::{self, Category, Finding},
     cli::{OutputFormat, context_list},
     cluster::{
         self, FetchOptions,
@@ -66,17 +66,9 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         show::versions(&mut printer, &reads)?;
         return Ok(unread_status(unread, args.fleet.allow_unreachable));
     }
-    let members: Vec<Member> = reads
-        .iter()
-        .filter_map(|r| {
-            let j = r.result.as_ref().ok()?;
-            Some(Member {
-                name: r.name.clone(),
-                facts: j.facts.clone(),
-            })
-        })
-        .collect();
-    let fleet = check(&members, want.version.as_ref());
+    let (members, aliases) = members(&reads);
+    let mut fleet = check(&members, want.version.as_ref());
+    fleet.findings.splice(0..0, aliases);
     let status = status(&args, &reads, &fleet.findings);
     let view = show::Fleet {
         reads: &reads,
@@ -93,6 +85,34 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         _ => printer.structured(&json::Report::new(&view))?,
     }
     Ok(status)
+}
+
+/// The clusters read, each API server once (two contexts of one cluster — another user,
+/// another namespace — are one member of a mesh, not two clusters sharing a name), and a note
+/// for each context counted as another's.
+fn members(reads: &[ClusterRead<Judged>]) -> (Vec<Member>, Vec<Finding>) {
+    let mut members: Vec<Member> = Vec::new();
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut notes = Vec::new();
+    for r in reads {
+        let Ok(j) = &r.result else { continue };
+        if let Some(server) = r.server.as_deref() {
+            if let Some((first, _)) = seen.iter().find(|(_, s)| *s == server) {
+                notes.push(Finding::ok(
+                    "fleet.meshes",
+                    Category::MultiCluster,
+                    format!("`{}` reaches the same API server as `{first}` ({server}): judged once across clusters", r.name),
+                ));
+                continue;
+            }
+            seen.push((&r.name, server));
+        }
+        members.push(Member {
+            name: r.name.clone(),
+            facts: j.facts.clone(),
+        });
+    }
+    (members, notes)
 }
 
 /// Flags that pick one cluster have no meaning for many.
@@ -148,6 +168,9 @@ fn contexts(args: &Args) -> Result<Vec<String>, MeshError> {
     } else {
         f.contexts.clone()
     };
+    let mut names = names;
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     if names.is_empty() {
         return Err(MeshError::usage(anyhow::anyhow!("no context to read"))
             .hint("name one per line in the --contexts-from file, or check `kubectl config get-contexts`"));
@@ -202,6 +225,7 @@ fn read_files(args: &Args, ask: &Ask) -> Result<Vec<ClusterRead<Judged>>, MeshEr
         }
         out.push(ClusterRead {
             name,
+            server: None,
             result: Ok(judge::judge(ask, snap)),
         });
     }

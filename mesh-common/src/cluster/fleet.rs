@@ -103,6 +103,9 @@ impl Failure {
 pub struct ClusterRead<T> {
     /// The context (or file) name.
     pub name: String,
+    /// The API server URL the context reaches (none for a snapshot file): two contexts of one
+    /// cluster (another user, another namespace) name the same one.
+    pub server: Option<String>,
     /// The caller's reduction of the snapshot, or the failure.
     pub result: Result<T, Failure>,
 }
@@ -149,8 +152,14 @@ where
         };
         let (opts, judge, name) = (opts.clone(), Arc::clone(&judge), name.clone());
         tokio::spawn(async move {
-            let result = read_one(&options, &opts).await.map(|s| judge(&name, s));
-            ClusterRead { name, result }
+            let read = read_one(&options, &opts).await;
+            let server = read.as_ref().ok().map(|(server, _)| server.clone());
+            let result = read.map(|(_, s)| judge(&name, s));
+            ClusterRead {
+                name,
+                server,
+                result,
+            }
         })
     });
     let joined: Vec<_> = stream::iter(reads)
@@ -163,6 +172,7 @@ where
         .map(|(r, name)| {
             r.unwrap_or_else(|e| ClusterRead {
                 name: name.clone(),
+                server: None,
                 result: Err(Failure {
                     kind: FailureKind::Invalid,
                     message: format!("reading the cluster stopped: {e}"),
@@ -173,14 +183,15 @@ where
         .collect()
 }
 
+/// The API server's URL and the snapshot, or why the cluster could not be read.
 async fn read_one(
     options: &ConnectOptions,
     opts: &FetchOptions,
-) -> Result<ClusterSnapshot, Failure> {
+) -> Result<(String, ClusterSnapshot), Failure> {
     let conn = connect(options).await.map_err(|e| Failure::of(&e))?;
     let snap = fetch(&conn, opts).await.map_err(|e| Failure::of(&e))?;
     match Failure::forbidden(&snap) {
         Some(f) => Err(f),
-        None => Ok(snap),
+        None => Ok((conn.server, snap)),
     }
 }

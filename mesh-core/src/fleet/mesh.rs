@@ -21,17 +21,10 @@ pub struct Mesh {
     /// Its name: the mesh ID its clusters share, else their trust domain, else `linked`.
     pub id: String,
     /// Indexes of its clusters in the member list, in that list's order.
+    #[serde(skip)]
     pub members: Vec<usize>,
-}
-
-impl Mesh {
-    /// Its clusters' names.
-    pub fn names<'a>(&self, members: &'a [Member]) -> Vec<&'a str> {
-        self.members
-            .iter()
-            .map(|i| members[*i].name.as_str())
-            .collect()
-    }
+    /// Its clusters' names, in the member list's order.
+    pub clusters: Vec<String>,
 }
 
 /// Union-find over member indexes.
@@ -84,6 +77,7 @@ pub fn meshes(members: &[Member]) -> Vec<Mesh> {
         .filter(|ix| ix.len() > 1)
         .map(|ix| Mesh {
             id: name_of(members, &ix),
+            clusters: ix.iter().map(|i| members[*i].name.clone()).collect(),
             members: ix,
         })
         .collect()

@@ -240,7 +240,7 @@ fn clusters_form_a_mesh_by_mesh_id_remote_secret_or_injection_not_by_the_default
     let found = meshes(&ms);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, "mesh1");
-    assert_eq!(found[0].names(&ms), ["east", "remote", "west"]);
+    assert_eq!(found[0].clusters, ["east", "remote", "west"]);
     // No mesh ID anywhere, default trust domain: two unrelated clusters are not a mesh.
     let alone = vec![
         member("a", primary("a", "1.29.6", None)),
@@ -261,7 +261,7 @@ fn clusters_form_a_mesh_by_mesh_id_remote_secret_or_injection_not_by_the_default
     ];
     let found = meshes(&linked);
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].names(&linked), ["a", "b", "c"]);
+    assert_eq!(found[0].clusters, ["a", "b", "c"]);
     assert_eq!(found[0].id, "linked");
 }
 
