@@ -621,6 +621,7 @@ fn the_fleet_dumped_reads_back_offline_with_the_same_verdicts() {
 /// -- --ignored --nocapture readme_example`.
 #[test]
 #[ignore = "prints the README example"]
+#[allow(clippy::print_stdout)] // printing the example is what this test is for
 fn readme_example() {
     let b = bed();
     let mut args = FOUR.to_vec();
