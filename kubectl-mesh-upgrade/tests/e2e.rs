@@ -1,13 +1,15 @@
 //! `kubectl mesh upgrade` against the real control-plane test bed: a private kube-apiserver with
 //! kwok nodes, Istio installed by real istioctl, and real istioctl reading back what we did.
 //!
-//! Versions: the test bed has one istioctl build (1.31-dev, the only istio.io/istio module the
-//! Go proxy serves here). "1.29.6", "1.30.3" and "1.28.2" are the image tags its charts are
-//! rendered with (`--set tag=…`), which is where the product reads a control plane's version
-//! from; the objects themselves come from the same charts.
+//! Versions (`tests/testbed/versions.env`): the test bed has one istioctl build (1.31-dev) and
+//! two chart generations — the old release (`ISTIO_OLD_TAG`) is rendered from an older
+//! istio.io/istio commit's charts (`--manifests`), the new one (`ISTIO_NEW_TAG`) from istioctl's
+//! own, so an upgrade changes CRDs, injector templates and values as a real one does. The image
+//! tag (`--set tag=…`) is where the product reads a control plane's version from. The injector
+//! is the harness's stand-in for istiod's.
 //!
-//! Four clusters, one at a time (two cores: [`SERIAL`]), each with 1.29.6 installed as the
-//! default revision by `istioctl install`:
+//! Four clusters, one at a time (two cores: [`SERIAL`]), each with the old release installed as
+//! the default revision by `istioctl install`:
 //! - refusals and dry runs share one: each is checked to change nothing, so the next starts
 //!   from the same state;
 //! - a canary install and its uninstall;
@@ -31,7 +33,6 @@ use mesh_testbed::{
 };
 use serde_json::Value;
 
-const CANARY: &str = "1-30-3";
 /// Pods of the default revision's istiod.
 const ISTIOD: &str = "app=istiod,istio.io/rev=default";
 /// One cluster at a time.
@@ -257,16 +258,18 @@ fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
 }
 
 /// Refusals and dry runs share one cluster; each is checked to change nothing.
-/// 1. `--dry-run` of 1.29.6 → 1.30.3: the plan (table and `-o json`) with the istiod image
+/// 1. `--dry-run` of old → new: the plan (table and `-o json`) with the istiod image
 ///    change, checked by the server, and not one object changed, no backup;
 /// 2. a manifest with an object the server rejects: exit 3 from the server-side dry run,
 ///    nothing written (every resourceVersion as before), no backup;
 /// 3. a canary manifest without `--canary`: exit 1, nothing changed;
 /// 4. a Helm-annotated istiod: exit 1 with the `helm upgrade` to run instead;
-/// 5. from 1.28 (istioctl-installed at image tag 1.28.2) to 1.30 in place: exit 1 with
+/// 5. from two minors below the new release (istioctl-installed on the old charts at image tag
+///    `x.y.0`) to the new release in place: exit 1 with
 ///    `skew.in-place`, nothing changed; `--force` and `--canary` (two minors up) are allowed.
 #[test]
 fn refusals_and_dry_runs_change_nothing() {
+    let canary = scenario::canary_revision();
     let _one = serial();
     let t0 = Instant::now();
     let home = tempfile::tempdir().unwrap();
@@ -276,7 +279,7 @@ fn refusals_and_dry_runs_change_nothing() {
     eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
     let (old, new) = (old_tag(&c), new_tag(&c));
     let target_text = scenario::manifest(&c, "default", &new).unwrap();
-    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let target = write(files.path(), &format!("istio-{new}.yaml"), &target_text);
     let before = c.state(Uids::Compare);
 
     // 1. Dry run: the plan, checked by the server; nothing changes.
@@ -385,11 +388,11 @@ fn refusals_and_dry_runs_change_nothing() {
     );
 
     // 3. A new revision without --canary.
-    let canary_text = scenario::manifest(&c, CANARY, &new).unwrap();
-    let canary = write(files.path(), "istio-1-30-3.yaml", &canary_text);
-    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&canary), "-y"]), 1);
+    let canary_text = scenario::manifest(&c, canary, &new).unwrap();
+    let canary_file = write(files.path(), &format!("istio-{canary}.yaml"), &canary_text);
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&canary_file), "-y"]), 1);
     assert!(
-        stderr.contains(&format!("revision `{CANARY}` is not installed"))
+        stderr.contains(&format!("revision `{canary}` is not installed"))
             && stderr.contains("refusing without --canary"),
         "{stderr}"
     );
@@ -428,8 +431,14 @@ fn refusals_and_dry_runs_change_nothing() {
     ]);
 
     // 5. Two minors in place is refused; --force and --canary allow it.
-    scenario::install_revision(&c, "default", "1.28.2").unwrap();
-    assert_runs(&c, "istiod", ISTIOD, "docker.io/istio/pilot:1.28.2");
+    let two_below = c.releases().new.minor_offset(-2);
+    scenario::install_revision(&c, "default", &two_below).unwrap();
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{two_below}"),
+    );
     let older = c.state(Uids::Compare);
     let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
     assert!(stdout.contains("[skew.in-place]"), "{stdout}");
@@ -460,7 +469,7 @@ fn refusals_and_dry_runs_change_nothing() {
         &mesh(
             &c,
             home.path(),
-            &["-f", s(&canary), "--canary", "--dry-run", "-o", "json"],
+            &["-f", s(&canary_file), "--canary", "--dry-run", "-o", "json"],
         ),
         0,
     );
@@ -487,13 +496,14 @@ fn names(c: &Cluster) -> BTreeSet<String> {
     c.objects_of(CONTROL_PLANE_KINDS).into_keys().collect()
 }
 
-/// Canary: `--canary -y` installs revision 1-30-3 at 1.30.3 beside istiod 1.29.6 (which keeps
-/// running), its injector injects the 1.30.3 proxy into a namespace labelled with it, and
-/// `kubectl mesh uninstall --revision 1-30-3` then removes exactly what the canary added: the
+/// Canary: `--canary -y` installs the new release's revision beside the old istiod (which keeps
+/// running), its injector injects the new proxy into a namespace labelled with it, and
+/// `kubectl mesh uninstall --revision <canary>` then removes exactly what the canary added: the
 /// set of objects is the one before the canary (names, not labels: the shared Base CRDs and the
 /// reader account were relabelled by the canary's apply, as istioctl does).
 #[test]
 fn canary_install_then_uninstall_leaves_the_old_control_plane() {
+    let canary = scenario::canary_revision();
     let _one = serial();
     let t0 = Instant::now();
     let home = tempfile::tempdir().unwrap();
@@ -506,10 +516,10 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     scenario::install_default(&c).unwrap();
     eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
     let (old, new) = (old_tag(&c), new_tag(&c));
-    let canary = write(
+    let canary_file = write(
         files.path(),
-        "istio-1-30-3.yaml",
-        &scenario::manifest(&c, CANARY, &new).unwrap(),
+        &format!("istio-{canary}.yaml"),
+        &scenario::manifest(&c, canary, &new).unwrap(),
     );
     let before = names(&c);
 
@@ -517,16 +527,16 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         &mesh(
             &c,
             home.path(),
-            &["-f", s(&canary), "--canary", "-y", "-o", "json"],
+            &["-f", s(&canary_file), "--canary", "-y", "-o", "json"],
         ),
         0,
     );
     assert_eq!(r["success"], true);
     assert_eq!(r["target"]["mode"], "canary");
-    assert_eq!(r["target"]["revision"], CANARY);
+    assert_eq!(r["target"]["revision"], canary);
     let acts = actions(&r);
     assert_eq!(
-        acts.get(&format!("Deployment/istio-system/istiod-{CANARY}"))
+        acts.get(&format!("Deployment/istio-system/istiod-{canary}"))
             .map(String::as_str),
         Some("create"),
         "{acts:#?}"
@@ -537,14 +547,14 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     );
     assert_runs(
         &c,
-        &format!("istiod-{CANARY}"),
-        &format!("app=istiod,istio.io/rev={CANARY}"),
+        &format!("istiod-{canary}"),
+        &format!("app=istiod,istio.io/rev={canary}"),
         &format!("docker.io/istio/pilot:{new}"),
     );
     assert!(
-        template_images(&c, &format!("istiod-{CANARY}")).contains(&format!("pilot:{new}")),
+        template_images(&c, &format!("istiod-{canary}")).contains(&format!("pilot:{new}")),
         "{}",
-        template_images(&c, &format!("istiod-{CANARY}"))
+        template_images(&c, &format!("istiod-{canary}"))
     );
     assert!(
         template_images(&c, "istiod").contains(&format!("pilot:{old}")),
@@ -554,9 +564,9 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     c.wait_rollout("istio-system", "deployment/istiod").unwrap();
     let added: BTreeSet<String> = names(&c).difference(&before).cloned().collect();
     assert!(
-        added.contains(&format!("Deployment/istio-system/istiod-{CANARY}"))
+        added.contains(&format!("Deployment/istio-system/istiod-{canary}"))
             && added.contains(&format!(
-                "MutatingWebhookConfiguration//istio-sidecar-injector-{CANARY}"
+                "MutatingWebhookConfiguration//istio-sidecar-injector-{canary}"
             )),
         "{added:#?}"
     );
@@ -566,13 +576,13 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     );
 
     // The canary's injector works: a namespace on the revision gets its proxy.
-    let ns = app(&c, "canary", ("istio.io/rev", CANARY));
+    let ns = app(&c, "canary", ("istio.io/rev", canary));
     assert_web_proxy(&c, &ns, &new);
     c.kubectl_out(&["delete", "namespace", &ns, "--wait=true", "--timeout=120s"]);
 
     let t = Instant::now();
     let out = Command::new(&uninstall)
-        .args(["--revision", CANARY, "-y", "--kubeconfig"])
+        .args(["--revision", canary, "-y", "--kubeconfig"])
         .arg(c.kubeconfig())
         .env("HOME", home.path())
         .env("NO_COLOR", "1")
@@ -580,7 +590,7 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         .output()
         .unwrap();
     eprintln!(
-        "kubectl mesh uninstall --revision {CANARY} -y -> {:?} in {:.1?}",
+        "kubectl mesh uninstall --revision {canary} -y -> {:?} in {:.1?}",
         out.status.code(),
         t.elapsed()
     );
@@ -691,14 +701,14 @@ fn istioctl_would_uninstall(c: &Cluster, revision: &str) -> BTreeSet<String> {
 }
 
 /// In place, with the guardrails satisfied, up and back down:
-/// 1. `-f <1.30.3> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
-///    behind and keeps one marked not-pruned; istiod and the ingress gateway run 1.30.3; every
+/// 1. `-f <new> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
+///    behind and keeps one marked not-pruned; istiod and the ingress gateway run the new release; every
 ///    applied object carries istioctl's owner labels; the backup is 0600;
 /// 2. real istioctl reads the result back: `tag list` still has `default` on revision
 ///    `default`, and `uninstall --revision default --dry-run` lists the objects we applied;
-/// 3. `upgrade dataplane -A -y` restarts the injected workload onto proxy 1.30.3;
-/// 4. `-f <1.29.6> -y` downgrades in place: istiod and the gateway run 1.29.6 again, and a
-///    restarted workload gets proxy 1.29.6.
+/// 3. `upgrade dataplane -A -y` restarts the injected workload onto the new proxy;
+/// 4. `-f <old> -y` downgrades in place: istiod and the gateway run the old release again, and a
+///    restarted workload gets the old proxy.
 #[test]
 fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
     let _one = serial();
@@ -719,12 +729,12 @@ fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
     );
     let target = write(
         files.path(),
-        "istio-1.30.3.yaml",
+        &format!("istio-{new}.yaml"),
         &scenario::manifest(&c, "default", &new).unwrap(),
     );
     let previous = write(
         files.path(),
-        "istio-1.29.6.yaml",
+        &format!("istio-{old}.yaml"),
         &scenario::manifest(&c, "default", &old).unwrap(),
     );
 
@@ -925,12 +935,12 @@ fn unschedulable_istiod(manifest: &str) -> String {
 
 /// Failures roll back, and `rollback` undoes a success:
 /// 1. istiod's new pods can never be scheduled: after `--timeout 20s` exit 3, the message says
-///    it was rolled back, istiod runs 1.29.6 again and is ready, and every object is as before;
+///    it was rolled back, istiod runs the old release again and is ready, and every object is as before;
 /// 2. the API server answers 503 to every real PATCH of istiod (through the fault proxy; dry
 ///    runs pass): the bounded retries give up, exit 3, rolled back, every object as before, and
 ///    the admin token appears nowhere in the output;
 /// 3. after a successful upgrade, `rollback --dry-run` changes nothing, the backup with another
-///    cluster's identity is refused (exit 2), and `rollback -y` restores 1.29.6: every object
+///    cluster's identity is refused (exit 2), and `rollback -y` restores the old release: every object
 ///    as before the upgrade.
 #[test]
 fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
@@ -944,7 +954,7 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
     eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
     let (old, new) = (old_tag(&c), new_tag(&c));
     let target_text = scenario::manifest(&c, "default", &new).unwrap();
-    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let target = write(files.path(), &format!("istio-{new}.yaml"), &target_text);
     let never = write(
         files.path(),
         "never-ready.yaml",

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 
@@ -119,6 +120,13 @@ impl Release {
     pub fn revision(&self) -> String {
         self.tag.replace('.', "-")
     }
+
+    /// The `.0` release `offset` minors away from this one (`1.32.0` for 1.30.5 and 2, `1.29.0`
+    /// for -1): a version the skew rules judge, without being a release of the test bed.
+    pub fn minor_offset(&self, offset: i64) -> String {
+        let (major, minor) = minor_of(&self.tag).unwrap_or((1, 0));
+        format!("{major}.{}.0", minor.saturating_add_signed(offset))
+    }
 }
 
 /// The test bed's two releases: `ISTIO_OLD_TAG` rendered with `ISTIO_OLD_CHARTS`, and
@@ -155,6 +163,17 @@ impl Releases {
             _ => &self.new.charts,
         }
     }
+}
+
+/// The releases of `versions.env`, read once: for tests that name a release's revision before
+/// (or without) starting a cluster. Panics when the file cannot be read or lacks a key.
+pub fn releases() -> &'static Releases {
+    static RELEASES: OnceLock<Releases> = OnceLock::new();
+    RELEASES.get_or_init(|| {
+        Versions::load()
+            .and_then(|v| Releases::from_versions(&v))
+            .unwrap_or_else(|e| panic!("mesh-testbed: {e:#}"))
+    })
 }
 
 /// `(major, minor)` of an image tag such as `1.30.5` or `1.31-dev`.
@@ -323,6 +342,8 @@ mod tests {
         assert_eq!(old.args(), ["--manifests", "/c/old/manifests"]);
         assert!(Charts::Istioctl.args().is_empty());
         assert_eq!(r.new.revision(), "1-31-1");
+        assert_eq!(r.old.minor_offset(2), "1.32.0");
+        assert_eq!(r.old.minor_offset(-1), "1.29.0");
     }
 
     #[test]

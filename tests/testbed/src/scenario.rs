@@ -12,6 +12,7 @@
 //! [`Cluster::start`].
 
 use std::process::Command;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 
@@ -84,9 +85,20 @@ pub fn install_canary(cluster: &Cluster, revision: &str) -> Result<()> {
     install_revision(cluster, revision, &tag)
 }
 
+/// The old release's image tag (`ISTIO_OLD_TAG`, e.g. `1.30.5`).
+pub fn old_tag() -> &'static str {
+    &crate::bins::releases().old.tag
+}
+
+/// The new release's image tag (`ISTIO_NEW_TAG`, e.g. `1.31.1`).
+pub fn new_tag() -> &'static str {
+    &crate::bins::releases().new.tag
+}
+
 /// The revision name of the new release's canary: its tag with dashes (`1-31-1`).
-pub fn canary_revision(cluster: &Cluster) -> String {
-    cluster.releases().new.revision()
+pub fn canary_revision() -> &'static str {
+    static CANARY: OnceLock<String> = OnceLock::new();
+    CANARY.get_or_init(|| crate::bins::releases().new.revision())
 }
 
 /// Installs `revision` with image `tag` by real `istioctl install`, unless this cluster
@@ -174,12 +186,12 @@ spec:
 /// `istio-injection=enabled` and `prod` labelled `istio.io/rev=<canary>`, each with
 /// [`sample_app`] (2 replicas).
 pub fn demo(cluster: &Cluster) -> Result<()> {
-    let canary = canary_revision(cluster);
+    let canary = canary_revision();
     install_default(cluster)?;
-    install_canary(cluster, &canary)?;
+    install_canary(cluster, canary)?;
     for (ns, label) in [
         ("demo", ("istio-injection", "enabled")),
-        ("prod", ("istio.io/rev", canary.as_str())),
+        ("prod", ("istio.io/rev", canary)),
     ] {
         ensure_namespace(cluster, ns)?;
         label_namespace(cluster, ns, &[label])?;
