@@ -28,8 +28,12 @@ use std::{
 
 use mesh_testbed::{
     Cluster,
-    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, sibling_binary, text},
-    run_with_stdin, scenario,
+    probe::{
+        CONTROL_PLANE_KINDS, Uids, applied, assert_same, expect, json, planned, sibling_binary,
+        text,
+    },
+    run_with_stdin,
+    scenario::{self, CRDS_CHANGED_BETWEEN_GENERATIONS},
 };
 use serde_json::Value;
 
@@ -496,11 +500,51 @@ fn names(c: &Cluster) -> BTreeSet<String> {
     c.objects_of(CONTROL_PLANE_KINDS).into_keys().collect()
 }
 
+/// Across the chart generations, the canary's apply updates the shared base to the new
+/// generation — exactly the six CRDs whose schemas differ change beyond their labels — and
+/// installs its own injector with the new templates, while the old revision's injector keeps
+/// the old ones and every object the canary did not apply is as it was, field by field.
+fn assert_canary_brings_the_new_generation_and_leaves_the_old(
+    c: &Cluster,
+    report: &Value,
+    before: &BTreeMap<String, Value>,
+) {
+    let canary = scenario::canary_revision();
+    let plan = planned(report);
+    let crds: BTreeSet<&str> = plan
+        .iter()
+        .filter(|(k, p)| k.starts_with("CustomResourceDefinition/") && !p.fields.is_empty())
+        .map(|(k, _)| k.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(crds, BTreeSet::from(CRDS_CHANGED_BETWEEN_GENERATIONS));
+    let config = |name: &str| {
+        let cm = get_json(c, &["configmap", "-n", "istio-system", name]).unwrap();
+        cm["data"]["config"].as_str().unwrap().to_owned()
+    };
+    let template = "agentgateway-waypoint:";
+    assert!(config(&format!("istio-sidecar-injector-{canary}")).contains(template));
+    assert!(!config("istio-sidecar-injector").contains(template));
+    let touched = applied(report);
+    let after = c.state(Uids::Compare);
+    let kept: BTreeMap<String, Value> = before
+        .iter()
+        .filter(|(k, _)| !touched.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(kept.contains_key("Deployment/istio-system/istiod"));
+    let now: BTreeMap<String, Value> = kept
+        .keys()
+        .filter_map(|k| after.get(k).map(|v| (k.clone(), v.clone())))
+        .collect();
+    assert_same(&kept, &now, "what the canary did not apply");
+}
+
 /// Canary: `--canary -y` installs the new release's revision beside the old istiod (which keeps
 /// running), its injector injects the new proxy into a namespace labelled with it, and
 /// `kubectl mesh uninstall --revision <canary>` then removes exactly what the canary added: the
 /// set of objects is the one before the canary (names, not labels: the shared Base CRDs and the
-/// reader account were relabelled by the canary's apply, as istioctl does).
+/// reader account were relabelled by the canary's apply, as istioctl does). Across the chart
+/// generations: see [`assert_canary_brings_the_new_generation_and_leaves_the_old`].
 #[test]
 fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     let canary = scenario::canary_revision();
@@ -522,6 +566,7 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         &scenario::manifest(&c, canary, &new).unwrap(),
     );
     let before = names(&c);
+    let before_state = c.state(Uids::Compare);
 
     let r = json(
         &mesh(
@@ -534,6 +579,7 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     assert_eq!(r["success"], true);
     assert_eq!(r["target"]["mode"], "canary");
     assert_eq!(r["target"]["revision"], canary);
+    assert_canary_brings_the_new_generation_and_leaves_the_old(&c, &r, &before_state);
     let acts = actions(&r);
     assert_eq!(
         acts.get(&format!("Deployment/istio-system/istiod-{canary}"))

@@ -85,6 +85,17 @@ pub fn install_canary(cluster: &Cluster, revision: &str) -> Result<()> {
     install_revision(cluster, revision, &tag)
 }
 
+/// The CRDs whose schema differs between the test bed's two chart generations (TESTBED.md §9):
+/// what an upgrade from the old release to the new one changes in the shared base.
+pub const CRDS_CHANGED_BETWEEN_GENERATIONS: [&str; 6] = [
+    "destinationrules.networking.istio.io",
+    "envoyfilters.networking.istio.io",
+    "gateways.networking.istio.io",
+    "sidecars.networking.istio.io",
+    "trafficextensions.extensions.istio.io",
+    "virtualservices.networking.istio.io",
+];
+
 /// The old release's image tag (`ISTIO_OLD_TAG`, e.g. `1.30.5`).
 pub fn old_tag() -> &'static str {
     &crate::bins::releases().old.tag

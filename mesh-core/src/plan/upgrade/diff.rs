@@ -2,7 +2,8 @@
 //! versions" alert.
 //!
 //! Owns [`diff`]: the fields a platform engineer reads (images, env vars, replicas, resources,
-//! mesh config keys, injector values and templates, webhook endpoints, revision labels) as
+//! mesh config keys, injector values and templates, the installer's Helm values — where a
+//! chart default that changes shows up —, webhook endpoints, revision labels) as
 //! [`FieldChange`]s, and the paths of every other changed leaf; [`same`]: equality ignoring what
 //! the server owns; [`overlay`]: a manifest object laid over the live one, for offline planning.
 //! Pure: no I/O. Never prints Secret data or CA bundles, and never a whole injector template.
@@ -68,6 +69,10 @@ const WEBHOOK_FIELDS: [Rule; 6] = [
 const MAX_RENDERED: usize = 80;
 /// Name of the injector ConfigMap (of the default revision).
 const INJECTOR: &str = "istio-sidecar-injector";
+/// Name of the ConfigMap where istioctl's installer records the Helm values (default revision).
+const VALUES: &str = "values";
+/// Its keys: the values merged with the charts' defaults, and as given.
+const VALUES_KEYS: [&str; 2] = ["merged-values", "original-values"];
 /// What a CA bundle renders as.
 const CA_BUNDLE: &str = "(CA bundle)";
 /// The value of an env var with neither `value` nor `valueFrom`.
@@ -132,6 +137,7 @@ pub fn diff(before: &Value, after: &Value) -> ObjectDiff {
         }
         "ConfigMap" if is_injector(name) => injector(&mut b, &mut a, &mut out),
         "ConfigMap" if is_mesh_config(name, &b, &a) => mesh_config(&mut b, &mut a, &mut out),
+        "ConfigMap" if is_values(name, &b, &a) => values(&mut b, &mut a, &mut out),
         _ => {}
     }
     out.rest(&b, &a);
@@ -201,6 +207,18 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 fn is_injector(name: &str) -> bool {
     name.strip_prefix(INJECTOR)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+fn is_values(name: &str, b: &Value, a: &Value) -> bool {
+    let named = name
+        .strip_prefix(VALUES)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+    let has = |v: &Value| {
+        VALUES_KEYS
+            .iter()
+            .any(|k| v.pointer(&format!("/data/{k}")).is_some())
+    };
+    named && (has(b) || has(a))
 }
 
 fn is_mesh_config(name: &str, b: &Value, a: &Value) -> bool {
@@ -484,6 +502,16 @@ fn mesh_config(b: &mut Value, a: &mut Value, out: &mut Out) {
     }
 }
 
+/// The `values[-<rev>]` ConfigMap istioctl's installer writes: the Helm values merged with the
+/// charts' defaults and as given, leaf by leaf (`merged-values.global.tag`) — a default the new
+/// charts change shows up under `merged-values`.
+fn values(b: &mut Value, a: &mut Value, out: &mut Out) {
+    for key in VALUES_KEYS {
+        let (vb, va) = take2(b, a, &["data", key]);
+        out.text(key, vb, va, json);
+    }
+}
+
 /// The `istio-sidecar-injector[-<rev>]` ConfigMap: values leaf by leaf, templates by line
 /// count, the rest of the config leaf by leaf.
 fn injector(b: &mut Value, a: &mut Value, out: &mut Out) {
@@ -583,8 +611,12 @@ mod tests {
         assert_eq!(d.changes, [fc("values.global.tag", "1.29.6", "1.30.3")]);
         assert!(d.other.is_empty());
         let d = upgrade("ConfigMap", "values");
-        assert!(d.changes.is_empty());
-        assert_eq!(d.other, ["data.merged-values", "data.original-values"]);
+        let tags = ["merged-values", "original-values"].map(|k| {
+            let field = format!("{k}.global.tag");
+            fc(&field, "1.29.6", "1.30.3")
+        });
+        assert_eq!(d.changes, tags);
+        assert!(d.other.is_empty());
         let (new, mut fields) = (objects(NEW), BTreeSet::new());
         for old in objects(OLD) {
             let key = |o: &Value| (o["kind"].clone(), o["metadata"]["name"].clone());
@@ -593,8 +625,46 @@ mod tests {
             assert_eq!(same(&old, after), d.is_empty());
             fields.extend(d.changes.into_iter().map(|c| c.field));
         }
-        let expected = ["containers[istio-proxy].image", field, "values.global.tag"];
+        let expected = [
+            "containers[istio-proxy].image",
+            field,
+            "merged-values.global.tag",
+            "original-values.global.tag",
+            "values.global.tag",
+        ];
         assert_eq!(fields, expected.map(String::from).into());
+    }
+
+    /// The test bed's two chart generations (trimmed, see the fixtures' headers).
+    const GEN_OLD: &str = include_str!("../../../fixtures/manifests/generation-old-1.30.5.yaml");
+    const GEN_NEW: &str = include_str!("../../../fixtures/manifests/generation-new-1.31.1.yaml");
+
+    #[test]
+    fn chart_generations_templates_added_changed_and_a_changed_default() {
+        let cm = |text: &str, name: &str| object(text, "ConfigMap", name);
+        let d = diff(
+            &cm(GEN_OLD, "istio-sidecar-injector"),
+            &cm(GEN_NEW, "istio-sidecar-injector"),
+        );
+        let fields: Vec<(&str, bool, bool)> = d
+            .changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.before.is_some(), c.after.is_some()))
+            .collect();
+        for want in [
+            ("templates.agentgateway-waypoint", false, true),
+            ("templates.sidecar", true, true),
+            ("templates.gateway", true, true),
+            ("values.global.tag", true, true),
+        ] {
+            assert!(fields.contains(&want), "{want:?} in {fields:?}");
+        }
+        let d = diff(&cm(GEN_OLD, "values"), &cm(GEN_NEW, "values"));
+        let taint = fc("merged-values.taint.name", "", "cni.istio.io/not-ready");
+        assert!(d.changes.contains(&taint), "{:?}", d.changes);
+        let back = diff(&cm(GEN_NEW, "values"), &cm(GEN_OLD, "values"));
+        let gone = fc("merged-values.taint.name", "cni.istio.io/not-ready", "");
+        assert!(back.changes.contains(&gone), "{:?}", back.changes);
     }
 
     #[test]
@@ -745,6 +815,10 @@ mod tests {
                 "data": {"values": "[]", "config": "templates: [1]\ndefaultTemplates: [x]"}}),
             json!({"kind": "ValidatingWebhookConfiguration", "webhooks": [{"clientConfig": 3}]}),
             json!({"kind": "MutatingWebhookConfiguration", "webhooks": {"a": 1}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "values-1-30"},
+                "data": {"merged-values": "{not json", "original-values": 3}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "values"},
+                "data": {"merged-values": "[1]", "original-values": "null"}}),
         ];
         for b in &odd {
             for a in &odd {
