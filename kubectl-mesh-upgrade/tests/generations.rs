@@ -100,7 +100,7 @@ fn assert_plan_shows_the_chart_changes(a: &Cluster, home: &Path, target: &Path) 
         let p = &plan[&format!("CustomResourceDefinition//{crd}")];
         assert_eq!(p.action, "update", "{crd}");
         assert!(
-            p.fields.iter().all(|f| f.starts_with("spec.versions[")),
+            p.fields.iter().all(|f| f.starts_with("versions[")),
             "{crd}: {:?}",
             p.fields
         );
@@ -127,7 +127,7 @@ fn assert_plan_shows_the_chart_changes(a: &Cluster, home: &Path, target: &Path) 
             .lines()
             .take(3)
             .collect::<String>();
-        assert!(next.contains("spec.versions["), "{crd}:\n{next}");
+        assert!(next.contains("versions["), "{crd}:\n{next}");
     }
     for line in [
         "  update    ConfigMap/istio-system/istio-sidecar-injector\n",

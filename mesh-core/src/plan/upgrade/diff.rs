@@ -138,6 +138,7 @@ pub fn diff(before: &Value, after: &Value) -> ObjectDiff {
         "ConfigMap" if is_injector(name) => injector(&mut b, &mut a, &mut out),
         "ConfigMap" if is_mesh_config(name, &b, &a) => mesh_config(&mut b, &mut a, &mut out),
         "ConfigMap" if is_values(name, &b, &a) => values(&mut b, &mut a, &mut out),
+        "CustomResourceDefinition" => crd(&mut b, &mut a, &mut out),
         _ => {}
     }
     out.rest(&b, &a);
@@ -502,6 +503,64 @@ fn mesh_config(b: &mut Value, a: &mut Value, out: &mut Out) {
     }
 }
 
+/// A CRD's versions by name: whether each is served, the storage version or deprecated matter;
+/// its schema's changes are named by property (`versions[v1].schema.spec.servers[].tls.mode.enum[3]`).
+fn crd(b: &mut Value, a: &mut Value, out: &mut Out) {
+    let (vb, va) = take2(b, a, &["spec", "versions"]);
+    let (vb, va) = (vb.as_ref(), va.as_ref());
+    let (Some(bm), Some(am)) = (named(vb), named(va)) else {
+        return out.other("spec.versions", vb, va);
+    };
+    for name in union(&bm, &am) {
+        let field = format!("versions[{name}]");
+        let (x, y) = (bm.get(name).map(|e| e.1), am.get(name).map(|e| e.1));
+        let (Some(x), Some(y)) = (x, y) else {
+            out.push(field, x.map(served), y.map(served));
+            continue;
+        };
+        let (mut x, mut y) = (x.clone(), y.clone());
+        for key in ["served", "storage", "deprecated"] {
+            let (fb, fa) = take2(&mut x, &mut y, &[key]);
+            out.change(format!("{field}.{key}"), fb.as_ref(), fa.as_ref());
+        }
+        let (sb, sa) = take2(&mut x, &mut y, &["schema", "openAPIV3Schema"]);
+        for (path, ..) in leaves("", sb.as_ref(), sa.as_ref()) {
+            out.other
+                .insert(format!("{field}.schema.{}", schema_path(&path)));
+        }
+        out.other(&field, Some(&x), Some(&y));
+    }
+}
+
+/// A CRD version as the plan shows it when added or removed.
+fn served(v: &Value) -> String {
+    let served = v.get("served").and_then(Value::as_bool).unwrap_or(false);
+    let storage = v.get("storage").and_then(Value::as_bool).unwrap_or(false);
+    match (served, storage) {
+        (_, true) => "served, storage".into(),
+        (true, false) => "served".into(),
+        (false, false) => "not served".into(),
+    }
+}
+
+/// A leaf path inside an OpenAPI schema as property names: `properties.spec.properties.servers.
+/// items.properties.tls.description` → `spec.servers[].tls.description`.
+fn schema_path(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut segments = path.split('.');
+    while let Some(seg) = segments.next() {
+        match seg {
+            "properties" => match segments.next() {
+                Some(name) => out.push(name),
+                None => out.push(seg),
+            },
+            "items" if !out.is_empty() => out.push("[]"),
+            _ => out.push(seg),
+        }
+    }
+    out.join(".").replace(".[]", "[]")
+}
+
 /// The `values[-<rev>]` ConfigMap istioctl's installer writes: the Helm values merged with the
 /// charts' defaults and as given, leaf by leaf (`merged-values.global.tag`) — a default the new
 /// charts change shows up under `merged-values`.
@@ -665,6 +724,60 @@ mod tests {
         let back = diff(&cm(GEN_NEW, "values"), &cm(GEN_OLD, "values"));
         let gone = fc("merged-values.taint.name", "cni.istio.io/not-ready", "");
         assert!(back.changes.contains(&gone), "{:?}", back.changes);
+    }
+
+    #[test]
+    fn crd_versions_by_name_and_schema_changes_by_property() {
+        let d = diff(
+            &object(
+                GEN_OLD,
+                "CustomResourceDefinition",
+                "envoyfilters.networking.istio.io",
+            ),
+            &object(
+                GEN_NEW,
+                "CustomResourceDefinition",
+                "envoyfilters.networking.istio.io",
+            ),
+        );
+        assert!(d.changes.is_empty(), "{:?}", d.changes);
+        let op = "versions[v1alpha3].schema.spec.configPatches[].patch.operation";
+        assert_eq!(
+            d.other,
+            [format!("{op}.description"), format!("{op}.enum[8]")]
+        );
+        let crd = |versions: Value| json!({"kind": "CustomResourceDefinition", "spec": {"versions": versions}});
+        let schema =
+            |props: Value| json!({"openAPIV3Schema": {"type": "object", "properties": props}});
+        let before = crd(json!([
+            {"name": "v1beta1", "served": true, "storage": true, "schema": schema(json!({}))},
+            {"name": "v1alpha1", "served": true, "storage": false},
+        ]));
+        let list = json!({"type": "array", "items": {"type": "object", "properties":
+            {"port": {"type": "integer"}}}});
+        let after = crd(json!([
+            {"name": "v1beta1", "served": true, "storage": false,
+                "schema": schema(json!({"ports": list}))},
+            {"name": "v1", "served": true, "storage": true},
+        ]));
+        let d = diff(&before, &after);
+        let expected = [
+            fc("versions[v1]", "", "served, storage"),
+            fc("versions[v1alpha1]", "served", ""),
+            fc("versions[v1beta1].storage", "true", "false"),
+        ];
+        assert_eq!(d.changes, expected);
+        let port = "versions[v1beta1].schema.ports[].port.type";
+        let list = "versions[v1beta1].schema.ports.type";
+        assert_eq!(
+            d.other,
+            [list, port, "versions[v1beta1].schema.ports[].type"]
+        );
+        assert_eq!(
+            schema_path("properties.a.items.items.properties.b.enum[2]"),
+            "a[][].b.enum[2]"
+        );
+        assert_eq!(schema_path("items.type"), "items.type");
     }
 
     #[test]
