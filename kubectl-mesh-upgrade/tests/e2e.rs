@@ -29,8 +29,8 @@ use std::{
 use mesh_testbed::{
     Cluster,
     probe::{
-        CONTROL_PLANE_KINDS, Uids, applied, assert_same, expect, json, planned, sibling_binary,
-        text,
+        CONTROL_PLANE_KINDS, Uids, applied, assert_same, expect, json, planned, run_mesh,
+        sibling_binary, text,
     },
     run_with_stdin,
     scenario::{self, CRDS_CHANGED_BETWEEN_GENERATIONS},
@@ -56,24 +56,8 @@ fn new_tag(c: &Cluster) -> String {
 
 /// Runs `kubectl-mesh-upgrade ARGS --kubeconfig K` with `HOME` (backups) and no colour.
 fn mesh_at(kubeconfig: &Path, home: &Path, args: &[&str]) -> Output {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "kubectl mesh upgrade {} -> {:?} in {:.1?}",
-        args.join(" "),
-        out.status.code(),
-        t.elapsed()
-    );
-    out
+    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"));
+    run_mesh(bin, kubeconfig, home, args)
 }
 
 fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {

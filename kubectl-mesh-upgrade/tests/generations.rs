@@ -12,14 +12,15 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
     time::Instant,
 };
 
 use mesh_testbed::{
     Cluster,
     probe::{
-        Uids, applied, assert_same, expect, istio_objects, json, planned, portable, split_stamps,
+        Uids, applied, assert_same, expect, istio_objects, json, planned, portable, run_mesh,
+        split_stamps,
     },
     run_with_stdin,
     scenario::{self, CRDS_CHANGED_BETWEEN_GENERATIONS as CHANGED_CRDS},
@@ -28,24 +29,8 @@ use serde_json::Value;
 
 /// Runs `kubectl-mesh-upgrade ARGS --kubeconfig K` with `HOME` (backups) and no colour.
 fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "kubectl mesh upgrade {} -> {:?} in {:.1?}",
-        args.join(" "),
-        out.status.code(),
-        t.elapsed()
-    );
-    out
+    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"));
+    run_mesh(bin, c.kubeconfig(), home, args)
 }
 
 /// The default revision's manifest at `tag` with `a`'s settings (the charts of `tag`'s

@@ -17,6 +17,32 @@ use crate::{Cluster, run_with_stdin};
 /// compares.
 pub const CONTROL_PLANE_KINDS: &str = "deployments,daemonsets,services,configmaps,serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,customresourcedefinitions,namespaces";
 
+/// Runs a kubectl-mesh binary as a user would, with `ARGS --kubeconfig K`, `HOME` (where backups
+/// go), no colour, no `KUBECONFIG` and no terminal; reports on stderr how long it took.
+#[allow(clippy::print_stderr)] // the tests' timings, for the record
+pub fn run_mesh(binary: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> Output {
+    let t = std::time::Instant::now();
+    let out = Command::new(binary)
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    let name = binary.file_name().unwrap_or_default().to_string_lossy();
+    let name = name.replacen("kubectl-mesh-", "kubectl mesh ", 1);
+    eprintln!(
+        "{name} {} -> {:?} in {:.1?}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed()
+    );
+    out
+}
+
 /// Output bytes as text.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
