@@ -113,6 +113,7 @@ build_istioctl() {
 build_charts_of() {
   local v=$1 dir=$CACHE/istio-charts-$1 src
   is_built "$dir" "$v" && return 0
+  cd "$CACHE"   # outside any go.mod: the download is of the module alone
   src=$(go mod download -json "istio.io/istio@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   [ -f "$src/manifests/charts/istio-control/istio-discovery/Chart.yaml" ]
   rm -rf "$dir"; mkdir -p "$dir"
