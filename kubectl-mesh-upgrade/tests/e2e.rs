@@ -21,7 +21,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -29,8 +29,8 @@ use std::{
 use mesh_testbed::{
     Cluster,
     probe::{
-        CONTROL_PLANE_KINDS, Uids, applied, assert_same, expect, json, planned, run_mesh,
-        sibling_binary, text,
+        CONTROL_PLANE_KINDS, Uids, applied, assert_same, expect, is_istio_object, json, planned,
+        portable, run_mesh, sibling_binary, split_stamps, text,
     },
     run_with_stdin,
     scenario::{self, CRDS_CHANGED_BETWEEN_GENERATIONS},
@@ -528,7 +528,9 @@ fn assert_canary_brings_the_new_generation_and_leaves_the_old(
 /// `kubectl mesh uninstall --revision <canary>` then removes exactly what the canary added: the
 /// set of objects is the one before the canary (names, not labels: the shared Base CRDs and the
 /// reader account were relabelled by the canary's apply, as istioctl does). Across the chart
-/// generations: see [`assert_canary_brings_the_new_generation_and_leaves_the_old`].
+/// generations: see [`assert_canary_brings_the_new_generation_and_leaves_the_old`]. Last, real
+/// `istioctl install` of the same canary manifest settings makes, object by object, what ours
+/// made ([`revision_objects`]).
 #[test]
 fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     let canary = scenario::canary_revision();
@@ -605,26 +607,15 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         "the default tag stays"
     );
 
+    let ours = revision_objects(&c, canary);
+
     // The canary's injector works: a namespace on the revision gets its proxy.
     let ns = app(&c, "canary", ("istio.io/rev", canary));
     assert_web_proxy(&c, &ns, &new);
     c.kubectl_out(&["delete", "namespace", &ns, "--wait=true", "--timeout=120s"]);
 
-    let t = Instant::now();
-    let out = Command::new(&uninstall)
-        .args(["--revision", canary, "-y", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("HOME", home.path())
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "kubectl mesh uninstall --revision {canary} -y -> {:?} in {:.1?}",
-        out.status.code(),
-        t.elapsed()
-    );
-    expect(&out, 0);
+    let args = ["--revision", canary, "-y"];
+    expect(&run_mesh(&uninstall, c.kubeconfig(), home.path(), &args), 0);
     let after = names(&c);
     let gone: Vec<&String> = before.difference(&after).collect();
     let left: Vec<&String> = after.difference(&before).collect();
@@ -638,10 +629,27 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         ISTIOD,
         &format!("docker.io/istio/pilot:{old}"),
     );
+
+    // Real istioctl's install of the same canary makes the same objects as ours did.
+    let mut cmd = c.istioctl();
+    cmd.args(scenario::istioctl_install_args(&c, canary, &new));
+    run_with_stdin(cmd, "").unwrap();
+    let theirs = revision_objects(&c, canary);
+    assert!(ours.len() >= 15, "{:?}", ours.keys());
+    assert_same(&theirs, &ours, "istioctl's canary against ours");
     eprintln!(
         "canary_install_then_uninstall_leaves_the_old_control_plane: {:.1?}",
         t0.elapsed()
     );
+}
+
+/// The objects named for `revision` (its istiod, injector, RBAC…), without what differs between
+/// two installs of one manifest: UIDs, what the API server allocates, the installers' version
+/// stamps (istioctl stamps its build, kubectl-mesh the manifest's version).
+fn revision_objects(c: &Cluster, revision: &str) -> BTreeMap<String, Value> {
+    let named = c.state(Uids::Ignore).into_iter();
+    let named = named.filter(|(k, _)| is_istio_object(k) && k.contains(revision));
+    split_stamps(named.map(|(k, o)| (k, portable(o))).collect()).0
 }
 
 /// ConfigMap `name` in istio-system labelled as if an older release of revision `default`
