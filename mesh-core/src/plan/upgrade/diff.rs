@@ -47,6 +47,9 @@ enum How {
     Leaves(Show),
     /// Env vars by name.
     Env,
+    /// An OpenAPI schema: each changed leaf as a path of property names, under the rule's first
+    /// key ([`schema_path`]).
+    Schema,
 }
 /// A field of a named element (its keys) and how it is reported.
 type Rule = (&'static [&'static str], How);
@@ -64,6 +67,13 @@ const WEBHOOK_FIELDS: [Rule; 6] = [
     (&["failurePolicy"], How::Whole),
     (&["namespaceSelector"], How::Whole),
     (&["objectSelector"], How::Whole),
+];
+/// CRD version fields that matter; the schema is named by property.
+const CRD_VERSION_FIELDS: [Rule; 4] = [
+    (&["served"], How::Whole),
+    (&["storage"], How::Whole),
+    (&["deprecated"], How::Whole),
+    (&["schema", "openAPIV3Schema"], How::Schema),
 ];
 /// Longest rendered value, in characters.
 const MAX_RENDERED: usize = 80;
@@ -459,6 +469,12 @@ fn by_name(out: &mut Out, names: (&str, &str), list: Pair, fields: &[Rule], show
                 How::Whole => out.change(f, fb, fa),
                 How::Leaves(show) => out.important(&f, fb, fa, *show),
                 How::Env => env(out, (&f, &format!("{path}[{name}].env")), fb, fa),
+                How::Schema => {
+                    let under = format!("{field}.{}", keys[0]);
+                    for (leaf, ..) in leaves("", fb, fa) {
+                        out.other.insert(format!("{under}.{}", schema_path(&leaf)));
+                    }
+                }
             }
         }
         out.other(&format!("{path}[{name}]"), Some(&x), Some(&y));
@@ -506,30 +522,9 @@ fn mesh_config(b: &mut Value, a: &mut Value, out: &mut Out) {
 /// A CRD's versions by name: whether each is served, the storage version or deprecated matter;
 /// its schema's changes are named by property (`versions[v1].schema.spec.servers[].tls.mode.enum[3]`).
 fn crd(b: &mut Value, a: &mut Value, out: &mut Out) {
-    let (vb, va) = take2(b, a, &["spec", "versions"]);
-    let (vb, va) = (vb.as_ref(), va.as_ref());
-    let (Some(bm), Some(am)) = (named(vb), named(va)) else {
-        return out.other("spec.versions", vb, va);
-    };
-    for name in union(&bm, &am) {
-        let field = format!("versions[{name}]");
-        let (x, y) = (bm.get(name).map(|e| e.1), am.get(name).map(|e| e.1));
-        let (Some(x), Some(y)) = (x, y) else {
-            out.push(field, x.map(served), y.map(served));
-            continue;
-        };
-        let (mut x, mut y) = (x.clone(), y.clone());
-        for key in ["served", "storage", "deprecated"] {
-            let (fb, fa) = take2(&mut x, &mut y, &[key]);
-            out.change(format!("{field}.{key}"), fb.as_ref(), fa.as_ref());
-        }
-        let (sb, sa) = take2(&mut x, &mut y, &["schema", "openAPIV3Schema"]);
-        for (path, ..) in leaves("", sb.as_ref(), sa.as_ref()) {
-            out.other
-                .insert(format!("{field}.schema.{}", schema_path(&path)));
-        }
-        out.other(&field, Some(&x), Some(&y));
-    }
+    let list = take2(b, a, &["spec", "versions"]);
+    let names = ("versions", "spec.versions");
+    by_name(out, names, list, &CRD_VERSION_FIELDS, served);
 }
 
 /// A CRD version as the plan shows it when added or removed.
