@@ -100,42 +100,72 @@ pub fn closed_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// One context spelled out: name, server URL, CA file, bearer token.
+pub struct Spelled {
+    /// Context (and cluster and user) name.
+    pub name: String,
+    /// API server URL.
+    pub server: String,
+    /// CA certificate file of the server.
+    pub ca: PathBuf,
+    /// Bearer token.
+    pub token: String,
+}
+
 /// Writes a kubeconfig with one context (and cluster and user) per entry to `dir/kubeconfig`;
 /// the first entry is the current context.
 pub fn kubeconfig(dir: &Path, entries: &[Entry<'_>]) -> Result<PathBuf> {
-    let (mut clusters, mut users, mut contexts) = (String::new(), String::new(), String::new());
     let gone = format!("https://127.0.0.1:{}", closed_port()?);
-    for e in entries {
-        let (server, ca) = match e.cluster {
-            Some(c) => (c.server_url().to_owned(), c.ca_path().to_owned()),
-            None => (
-                gone.clone(),
-                entries
-                    .iter()
-                    .find_map(|x| x.cluster)
-                    .context("a reachable cluster")?
-                    .ca_path()
-                    .to_owned(),
-            ),
-        };
-        let token = match (&e.user, e.cluster) {
-            (User::Admin, Some(c)) => c.admin_token().to_owned(),
-            (User::Restricted, Some(c)) => c.restricted_token().to_owned(),
-            _ => "not-a-token".to_owned(),
-        };
-        let n = e.name;
+    let any_ca = entries
+        .iter()
+        .find_map(|x| x.cluster)
+        .context("a reachable cluster")?
+        .ca_path()
+        .to_owned();
+    let spelled: Vec<Spelled> = entries
+        .iter()
+        .map(|e| {
+            let (server, ca) = match e.cluster {
+                Some(c) => (c.server_url().to_owned(), c.ca_path().to_owned()),
+                None => (gone.clone(), any_ca.clone()),
+            };
+            let token = match (&e.user, e.cluster) {
+                (User::Admin, Some(c)) => c.admin_token().to_owned(),
+                (User::Restricted, Some(c)) => c.restricted_token().to_owned(),
+                _ => "not-a-token".to_owned(),
+            };
+            Spelled {
+                name: e.name.to_owned(),
+                server,
+                ca,
+                token,
+            }
+        })
+        .collect();
+    write_kubeconfig(dir, &spelled)
+}
+
+/// Writes a kubeconfig of the spelled-out contexts to `dir/kubeconfig` (the first is current).
+pub fn write_kubeconfig(dir: &Path, contexts: &[Spelled]) -> Result<PathBuf> {
+    let (mut clusters, mut users, mut ctxs) = (String::new(), String::new(), String::new());
+    for c in contexts {
+        let n = &c.name;
         clusters.push_str(&format!(
-            "- name: {n}\n  cluster: {{server: \"{server}\", certificate-authority: \"{}\"}}\n",
-            ca.display()
+            "- name: {n}\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\n",
+            c.server,
+            c.ca.display()
         ));
-        users.push_str(&format!("- name: {n}\n  user: {{token: \"{token}\"}}\n"));
-        contexts.push_str(&format!(
+        users.push_str(&format!(
+            "- name: {n}\n  user: {{token: \"{}\"}}\n",
+            c.token
+        ));
+        ctxs.push_str(&format!(
             "- name: {n}\n  context: {{cluster: {n}, user: {n}}}\n"
         ));
     }
-    let current = entries.first().context("no context")?.name;
+    let current = &contexts.first().context("no context")?.name;
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{contexts}current-context: {current}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{ctxs}current-context: {current}\n"
     );
     let path = dir.join("kubeconfig");
     std::fs::write(&path, text)?;
