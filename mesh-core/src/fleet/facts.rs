@@ -425,27 +425,29 @@ fn injectors<'a>(
 }
 
 /// The revisions this cluster injects through an istiod in another cluster (a remote
-/// cluster's): no istiod of the revision runs here, and its install says so
-/// (`istiodRemote.enabled`) or its injector sends pods to a URL or to a Service without a
-/// selector (an `ExternalName`, or one with a hand-made EndpointSlice). An injector whose istiod
-/// was removed (its Service selects pods) is not one.
+/// cluster's): no istiod of the revision runs here, and its install's values say so
+/// (`istiodRemote.enabled`, istioctl's and Helm's `remote` profile) — or, when no values of the
+/// revision are read, its injector sends pods to a URL or to a Service without a selector (an
+/// `ExternalName`, or one with a hand-made EndpointSlice). An injector whose istiod was removed
+/// (its Service selects pods, or its values say it is no remote) is not one.
 pub fn remote_revisions(snap: &ClusterSnapshot, inv: &Inventory) -> BTreeSet<String> {
-    let profile: BTreeSet<String> = snap
+    let profile: BTreeMap<String, bool> = snap
         .config_maps
         .iter()
-        .filter(|cm| {
-            install_values(cm).is_some_and(|v| v["istiodRemote"]["enabled"] == Value::Bool(true))
-        })
-        .map(|cm| {
-            label(&cm.metadata, REV_LABEL)
-                .unwrap_or(DEFAULT_REVISION)
-                .to_owned()
+        .filter_map(|cm| {
+            let v = install_values(cm)?;
+            let rev = label(&cm.metadata, REV_LABEL).unwrap_or(DEFAULT_REVISION);
+            Some((
+                rev.to_owned(),
+                v["istiodRemote"]["enabled"] == Value::Bool(true),
+            ))
         })
         .collect();
     injectors(snap, inv)
         .filter(|(_, rev, _)| inv.control_plane(rev).is_none())
-        .filter(|(mwc, rev, _)| {
-            profile.contains(rev) || first_url(mwc).is_some() || selectorless_service(snap, mwc)
+        .filter(|(mwc, rev, _)| match profile.get(rev) {
+            Some(remote) => *remote,
+            None => first_url(mwc).is_some() || selectorless_service(snap, mwc),
         })
         .map(|(_, rev, _)| rev)
         .collect()

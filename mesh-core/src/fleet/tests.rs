@@ -230,6 +230,14 @@ fn an_injector_left_behind_by_a_removed_istiod_is_not_a_remote() {
         });
     let m = member("a", stale);
     assert!(!m.facts.is_remote(), "{:?}", m.facts.remote_injectors);
+    // Its injector sends pods to a URL, but its install's values say it is no remote.
+    let by_url = Snap::new()
+        .webhook(installed_injector("1-28-0", Some(&url("a", "a"))))
+        .with(|s| {
+            s.config_maps
+                .push(values_cm("1-28-0", "a", None, "1.28.0", false))
+        });
+    assert!(!member("a", by_url).facts.is_remote());
     let (snap, inv) = remote("r", "east", "default", None).build();
     assert_eq!(super::facts::remote_revisions(&snap, &inv).len(), 1);
 }
