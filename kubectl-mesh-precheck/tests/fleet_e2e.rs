@@ -630,3 +630,66 @@ fn readme_example() {
     let (stdout, _) = probe::expect(&out, 3);
     println!("{stdout}");
 }
+
+/// Remote secrets are listed by their metadata alone — one labelled LIST of the Istio
+/// namespace's Secrets asked as `PartialObjectMetadataList`, so the API server never sends
+/// their data — and only precheck lists Secrets at all (seen from the API server's side,
+/// through the test bed's proxy).
+#[test]
+fn remote_secrets_are_listed_as_metadata_only_and_only_by_precheck() {
+    use mesh_testbed::fault::{FaultProxy, Upstream};
+    let b = bed();
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(b.east.server_url(), b.east.ca_path()).unwrap())
+            .unwrap();
+    let dir = b.dir.join("proxied");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = proxy.write_kubeconfig(&dir, b.east.admin_token()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let r = probe::json(&out, 0);
+    assert_eq!(r["schemaVersion"], "kubectl-mesh.dev/precheck/v1");
+    let secrets: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("secrets"))
+        .collect();
+    assert_eq!(secrets.len(), 1, "{secrets:#?}");
+    let s = &secrets[0];
+    assert_eq!(s.path, "/api/v1/namespaces/istio-system/secrets");
+    assert!(
+        s.query
+            .as_deref()
+            .unwrap_or_default()
+            .contains("labelSelector=istio%2FmultiCluster%3Dtrue"),
+        "{s:?}"
+    );
+    assert!(
+        s.accept
+            .as_deref()
+            .unwrap_or_default()
+            .contains("as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+        "{s:?}"
+    );
+    proxy.clear_requests();
+    let tag = probe::sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck")),
+        "kubectl-mesh-tag",
+    );
+    let out = Command::new(tag)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .arg("list")
+        .output()
+        .unwrap();
+    probe::expect(&out, 0);
+    assert!(
+        proxy.requests().iter().all(|r| !r.path.contains("secrets")),
+        "tag list read Secrets: {:#?}",
+        proxy.requests()
+    );
+}

@@ -218,6 +218,9 @@ pub struct RequestRecord {
     pub action: Option<Action>,
     /// Why forwarding failed, if it did (never contains headers).
     pub error: Option<String>,
+    /// The request's `Accept` header: the one header recorded (which encoding or which view,
+    /// e.g. metadata only, the client asked for); never a credential.
+    pub accept: Option<String>,
 }
 
 impl RequestRecord {
@@ -654,6 +657,11 @@ async fn handle(
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let action = ctx.shared.take_action(&method, &path, query.as_deref());
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let id = ctx.shared.record(RequestRecord {
         method,
         path,
@@ -661,6 +669,7 @@ async fn handle(
         status: None,
         action: action.clone(),
         error: None,
+        accept,
     });
 
     match action {
@@ -1243,6 +1252,7 @@ mod tests {
             status,
             action,
             error: None,
+            accept: None,
         }
     }
 
