@@ -209,30 +209,55 @@ fn by_kind(records: &[RequestRecord]) -> BTreeMap<String, usize> {
     out
 }
 
-/// Runs `argv` under GNU time: wall seconds, peak RSS in MB, and its output.
-fn timed(argv: &[String], scratch: &Path) -> Result<(f64, f64, std::process::Output)> {
-    let rss_file = scratch.join("rss");
+/// One command run under GNU time.
+struct Timed {
+    /// Wall seconds.
+    wall: f64,
+    /// Peak RSS in MB.
+    rss_mb: f64,
+    /// User and system CPU seconds of the command.
+    cpu: f64,
+    /// Its output.
+    out: std::process::Output,
+}
+
+/// Runs `argv` under GNU time.
+fn timed(argv: &[String], scratch: &Path) -> Result<Timed> {
+    let time_file = scratch.join("rss");
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&rss_file)
+        .args(["-f", "%M %U %S", "-o"])
+        .arg(&time_file)
         .args(argv)
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("run {}", argv[0]))?;
     let wall = start.elapsed().as_secs_f64();
-    let rss_kb: f64 = std::fs::read_to_string(&rss_file)?
+    let text = std::fs::read_to_string(&time_file)?;
+    let figures: Vec<f64> = text
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
         .next_back()
-        .context("GNU time wrote no peak RSS")?;
-    Ok((wall, rss_kb / 1024.0, out))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [rss_kb, user, sys] = figures[..] else {
+        bail!("GNU time wrote no peak RSS and CPU times: {text}");
+    };
+    Ok(Timed {
+        wall,
+        rss_mb: rss_kb / 1024.0,
+        cpu: user + sys,
+        out,
+    })
 }
 
 /// Runs one command under GNU time through the proxy.
 fn sample(proxy: &FaultProxy, side: &Side, scratch: &Path) -> Result<Sample> {
     proxy.clear_requests();
-    let (wall, rss_mb, out) = timed(&side.argv, scratch)?;
+    let Timed {
+        wall, rss_mb, out, ..
+    } = timed(&side.argv, scratch)?;
     let code = out.status.code().unwrap_or(-1);
     if !side.ok_codes.contains(&code) {
         bail!(

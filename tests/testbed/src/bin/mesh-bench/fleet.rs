@@ -29,29 +29,29 @@ pub const START: &str = "<!-- fleet benchmark: start -->";
 /// End marker.
 pub const END: &str = "<!-- fleet benchmark: end -->";
 
-/// One run: wall seconds and peak RSS in MB (exit 0 or 1: the precheck did its work).
-fn run(argv: &[String], scratch: &Path) -> Result<(f64, f64)> {
-    let (wall, rss, out) = super::timed(argv, scratch)?;
+/// One run's wall seconds, peak RSS in MB and CPU seconds (exit 0 or 1: precheck did its work).
+type Run = (f64, f64, f64);
+
+fn run(argv: &[String], scratch: &Path) -> Result<Run> {
+    let t = super::timed(argv, scratch)?;
     ensure!(
-        matches!(out.status.code(), Some(0 | 1)),
+        matches!(t.out.status.code(), Some(0 | 1)),
         "{argv:?} exited {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).trim()
+        t.out.status.code(),
+        String::from_utf8_lossy(&t.out.stderr).trim()
     );
-    Ok((wall, rss))
+    Ok((t.wall, t.rss_mb, t.cpu))
 }
 
-/// Medians of `runs` runs.
-fn measure(argv: &[String], runs: usize, scratch: &Path) -> Result<(f64, f64)> {
-    let mut walls = Vec::new();
-    let mut rss = Vec::new();
-    run(argv, scratch)?; // warm-up
+/// Medians of `runs` runs, after a warm-up.
+fn measure(argv: &[String], runs: usize, scratch: &Path) -> Result<Run> {
+    let mut all: Vec<Run> = Vec::new();
+    run(argv, scratch)?;
     for _ in 0..runs {
-        let (w, r) = run(argv, scratch)?;
-        walls.push(w);
-        rss.push(r);
+        all.push(run(argv, scratch)?);
     }
-    Ok((super::median(walls), super::median(rss)))
+    let m = |f: fn(&Run) -> f64| super::median(all.iter().map(f).collect());
+    Ok((m(|r| r.0), m(|r| r.1), m(|r| r.2)))
 }
 
 /// Starts `n` clusters at once, each with the default revision at `ISTIO_OLD_TAG` and
@@ -95,11 +95,11 @@ const RTT: Duration = Duration::from_millis(25);
 /// peak RSS by clusters read at once and by `--parallel`.
 #[derive(Default)]
 struct Figures {
-    singles: Vec<(f64, f64)>,
-    fleet: (f64, f64),
-    serial: (f64, f64),
-    by_clusters: Vec<(usize, (f64, f64))>,
-    by_parallel: Vec<(usize, (f64, f64))>,
+    singles: Vec<Run>,
+    fleet: Run,
+    serial: Run,
+    by_clusters: Vec<(usize, Run)>,
+    by_parallel: Vec<(usize, Run)>,
     /// API servers' CPU seconds per single precheck (the mean over clusters) and per fleet run.
     server_cpu: (f64, f64),
 }
@@ -262,6 +262,7 @@ pub fn bench(
 }
 
 fn report(n: usize, size: (usize, usize), runs: usize, d: &Figures, net: &Figures) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let mut out = format!("{START}\n## Fleet: {n} clusters read by one precheck\n\n");
     let _ = writeln!(
         out,
@@ -276,29 +277,35 @@ fn report(n: usize, size: (usize, usize), runs: usize, d: &Figures, net: &Figure
         size.1,
         RTT.as_millis()
     );
-    out.push_str("| run | wall | peak RSS |\n|---|---|---|\n");
-    for (i, (w, r)) in d.singles.iter().enumerate() {
-        let _ = writeln!(out, "| `precheck --context c{i}` | {w:.2} s | {r:.0} MB |");
+    out.push_str("| run | wall | peak RSS | precheck's CPU |\n|---|---|---|---|\n");
+    let rows = d
+        .singles
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("--context c{i}"), *r));
+    let fleets = [
+        (format!("--all-contexts --parallel {n}"), d.fleet),
+        ("--all-contexts --parallel 1".to_owned(), d.serial),
+    ];
+    for (args, (w, r, c)) in rows.chain(fleets) {
+        let _ = writeln!(
+            out,
+            "| `precheck {args}` | {w:.2} s | {r:.0} MB | {c:.2} s |"
+        );
     }
     let _ = writeln!(
         out,
-        "| `precheck --all-contexts --parallel {n}` | {:.2} s | {:.0} MB |",
-        d.fleet.0, d.fleet.1
-    );
-    let _ = writeln!(
-        out,
-        "| `precheck --all-contexts --parallel 1` | {:.2} s | {:.0} MB |",
-        d.serial.0, d.serial.1
-    );
-    let _ = writeln!(
-        out,
-        "\nAPI servers' CPU: {:.2} s per single precheck, {:.2} s per fleet run.\n",
-        d.server_cpu.0, d.server_cpu.1
+        "\nAPI servers' CPU: {:.2} s per single precheck, {:.2} s per fleet run; on this \
+         machine's {cores} cores that is a floor of {:.2} s under the fleet's wall time, before \
+         anything else running here takes its share.\n",
+        d.server_cpu.0,
+        d.server_cpu.1,
+        d.server_cpu.1 / cores as f64
     );
     out.push_str(
         "Over a network (every request delayed by the proxy):\n\n| run | wall |\n|---|---|\n",
     );
-    for (i, (w, _)) in net.singles.iter().enumerate() {
+    for (i, (w, ..)) in net.singles.iter().enumerate() {
         let _ = writeln!(out, "| `precheck --context c{i}` | {w:.2} s |");
     }
     let _ = writeln!(
@@ -307,7 +314,7 @@ fn report(n: usize, size: (usize, usize), runs: usize, d: &Figures, net: &Figure
         net.fleet.0
     );
     out.push_str("\nPeak RSS by clusters read at once (`--context c0 … c<k-1> --parallel k`) and by `--parallel` over all clusters:\n\n| k | clusters, parallel k | all clusters, parallel k |\n|---|---|---|\n");
-    for ((k, (wc, rc)), (_, (wp, rp))) in d.by_clusters.iter().zip(&d.by_parallel) {
+    for ((k, (wc, rc, _)), (_, (wp, rp, _))) in d.by_clusters.iter().zip(&d.by_parallel) {
         let _ = writeln!(
             out,
             "| {k} | {rc:.0} MB ({wc:.2} s) | {rp:.0} MB ({wp:.2} s) |"
