@@ -1204,6 +1204,7 @@ items:
             inv: &inv,
             target: None,
             canary_requested: false,
+            knowledge: Default::default(),
         };
         let findings = run_all(&ctx);
         let svc = findings

@@ -1,5 +1,5 @@
 //! Control-plane checks: presence, health, availability (replicas and PDB), revision and tag
-//! names, and configuration the upgrade puts at risk (EnvoyFilters, changed defaults).
+//! names, and EnvoyFilters the upgrade puts at risk.
 
 use super::{Category, Context, Finding, TargetMode, obj};
 use crate::{
@@ -216,89 +216,13 @@ pub fn envoy_filters(ctx: &Context<'_>) -> Vec<Finding> {
     }
 }
 
-/// A default Istio changed between the installed and the target minor, whose old behaviour
-/// this cluster relies on (data-driven; ISTIO.md §1.2).
-struct ChangedDefault {
-    /// Minor that changed it.
-    since: u64,
-    /// Setting.
-    setting: &'static str,
-    /// Objects that rely on the old default.
-    affected: fn(&Context<'_>) -> Vec<String>,
-}
-
-const CHANGED_DEFAULTS: &[ChangedDefault] = &[ChangedDefault {
-    since: 22,
-    setting: "meshConfig.defaultConfig.tracer (zipkin no longer the default tracer)",
-    affected: |ctx| {
-        ctx.snap
-            .services
-            .iter()
-            .filter(|s| name(&s.metadata) == "zipkin")
-            .map(|s| obj("Service", namespace(&s.metadata), "zipkin"))
-            .collect()
-    },
-}];
-
-/// Defaults the target changes that this cluster relies on.
-pub fn deprecated_settings(ctx: &Context<'_>) -> Vec<Finding> {
-    const ID: &str = "config.changed-defaults";
-    let cat = Category::Configuration;
-    let Some(t) = ctx.target else {
-        return vec![Finding::ok(ID, cat, "no target version given")];
-    };
-    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments, Source::ConfigMaps]) {
-        return vec![f];
-    }
-    let oldest = ctx
-        .inv
-        .control_planes
-        .iter()
-        .filter_map(|c| c.version.as_ref())
-        .min();
-    let Some(from) = oldest else {
-        return vec![Finding::ok(ID, cat, "no installed version to compare with")];
-    };
-    let mut out = Vec::new();
-    for d in CHANGED_DEFAULTS {
-        if from.minor() < d.since && t.version.minor() >= d.since {
-            let objects = (d.affected)(ctx);
-            if !objects.is_empty() {
-                out.push(
-                    Finding::warning(
-                        ID,
-                        cat,
-                        format!("Istio 1.{} changed {}", d.since, d.setting),
-                    )
-                    .objects(objects)
-                    .hint(format!(
-                        "keep the old behaviour with --set compatibilityVersion=1.{}",
-                        d.since - 1
-                    )),
-                );
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(Finding::ok(
-            ID,
-            cat,
-            format!(
-                "no changed default between {from} and {} affects this cluster",
-                t.version
-            ),
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
         checks::{Outcome, Target},
         snapshot::MetaOnly,
-        testkit::{Snap, meta, service},
+        testkit::{Snap, meta},
         version::IstioVersion,
     };
     use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -315,6 +239,7 @@ mod tests {
             inv: &inv,
             target,
             canary_requested: canary,
+            knowledge: Default::default(),
         })
     }
 
@@ -449,25 +374,6 @@ mod tests {
         assert_eq!(
             run(envoy_filters, gap, None, false)[0].result,
             Outcome::Skipped
-        );
-    }
-
-    #[test]
-    fn changed_defaults_fire_only_across_their_release() {
-        let zipkin = |v: &str| {
-            Snap::new()
-                .control_plane("default", v)
-                .with(|s| s.services.push(service("zipkin", &[])))
-        };
-        let t = target(&zipkin("1.21.0"), "1.22.0", false);
-        assert_eq!(
-            run(deprecated_settings, zipkin("1.21.0"), Some(&t), false)[0].result,
-            Outcome::Warning
-        );
-        let t = target(&zipkin("1.29.6"), "1.30.3", false);
-        assert_eq!(
-            run(deprecated_settings, zipkin("1.29.6"), Some(&t), false)[0].result,
-            Outcome::Ok
         );
     }
 }

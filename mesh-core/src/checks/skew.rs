@@ -330,6 +330,7 @@ mod tests {
             inv: &inv,
             target: target.as_ref(),
             canary_requested: canary,
+            knowledge: Default::default(),
         })
     }
 

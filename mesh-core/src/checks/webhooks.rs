@@ -187,6 +187,7 @@ mod tests {
             inv: &inv,
             target: None,
             canary_requested: false,
+            knowledge: Default::default(),
         })
     }
 

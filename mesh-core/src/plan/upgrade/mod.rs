@@ -54,12 +54,14 @@ pub const INSTALLER_MANAGERS: [&str; 6] = [
 ];
 
 /// What is asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
     /// `--canary`: install a new revision beside the installed ones.
     pub canary: bool,
     /// `--force`: proceed despite version-skew errors.
     pub force: bool,
+    /// Release data and today's date, for the guardrails.
+    pub knowledge: checks::Knowledge<'a>,
 }
 
 /// How the target relates to what is installed.
@@ -265,7 +267,7 @@ pub fn prepare(
     snap: &ClusterSnapshot,
     inv: &Inventory,
     manifest: &Manifest,
-    req: &Request,
+    req: &Request<'_>,
     before: &BTreeMap<ObjRef, Option<Value>>,
     installed: &[TypedMeta],
 ) -> Result<Prepared, UpgradeError> {
@@ -279,7 +281,7 @@ pub fn prepare(
     }
     check_namespace(manifest, &snap.istio_namespace)?;
     let target = target(inv, manifest, req, &snap.istio_namespace)?;
-    let findings = guardrails(snap, inv, &target, req);
+    let findings = guardrails(snap, inv, manifest, &target, req);
     let owner = objects::Owner {
         revision: &target.revision,
         version: target.version.to_string(),
@@ -417,7 +419,13 @@ fn target(
     })
 }
 
-fn guardrails(snap: &ClusterSnapshot, inv: &Inventory, t: &Target, req: &Request) -> Vec<Finding> {
+fn guardrails(
+    snap: &ClusterSnapshot,
+    inv: &Inventory,
+    manifest: &Manifest,
+    t: &Target,
+    req: &Request<'_>,
+) -> Vec<Finding> {
     let target = checks::Target {
         version: t.version.clone(),
         revision: t.revision.clone(),
@@ -426,12 +434,14 @@ fn guardrails(snap: &ClusterSnapshot, inv: &Inventory, t: &Target, req: &Request
             Mode::Canary => TargetMode::Canary,
             Mode::Fresh => TargetMode::Fresh,
         },
+        images: manifest.images(),
     };
     let ctx = Context {
         snap,
         inv,
         target: Some(&target),
         canary_requested: req.canary,
+        knowledge: req.knowledge,
     };
     checks::run_all(&ctx)
 }

@@ -140,7 +140,7 @@ fn two_minors_in_place_is_refused_unless_forced_and_allowed_as_a_canary() {
     assert!(p.refusal(true).is_none(), "--force overrides skew");
     let canary = Request {
         canary: true,
-        force: false,
+        ..Request::default()
     };
     let c = prep(&snap, &inv, CANARY, &canary).unwrap();
     assert_eq!(c.target.mode, Mode::Canary);
@@ -155,7 +155,7 @@ fn a_new_revision_needs_canary_and_canary_needs_a_new_revision() {
     assert!(e.to_string().contains("beside `default`"), "{e}");
     let canary = Request {
         canary: true,
-        force: false,
+        ..Request::default()
     };
     let e = prep(&snap, &inv, NEW, &canary).unwrap_err();
     assert_eq!(
