@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use mesh_common::cli::{KubeFlags, OutputFlags, SnapshotFlags};
+use mesh_common::cli::{KubeFlags, OutputFlags, ReleaseFlags, SnapshotFlags};
 
 /// Inventory, health and upgrade eligibility of an Istio mesh.
 ///
@@ -51,6 +51,8 @@ pub struct Args {
     pub kube: KubeFlags,
     #[command(flatten)]
     pub snapshot: SnapshotFlags,
+    #[command(flatten)]
+    pub release: ReleaseFlags,
     #[command(flatten)]
     pub output: OutputFlags,
 }

@@ -6,9 +6,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = args::Args::parse();
+    let args: args::Args = mesh_common::knowledge::parse_args();
     mesh_common::exit::run_main(args.output.color, run::run(args))
 }

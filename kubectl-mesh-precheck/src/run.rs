@@ -24,6 +24,7 @@ struct Wanted {
     version: Option<IstioVersion>,
     revision: Option<String>,
     objects: Vec<ObjectKind>,
+    images: Vec<String>,
 }
 
 fn wanted(args: &Args) -> Result<Wanted, MeshError> {
@@ -37,6 +38,7 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         })?;
         let objects = m.object_kinds();
         return Ok(Wanted {
+            images: m.images(),
             revision: args.revision.clone().or(Some(m.revision)),
             version: Some(m.version),
             objects,
@@ -62,12 +64,14 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         version,
         revision: args.revision.clone(),
         objects: Vec::new(),
+        images: Vec::new(),
     })
 }
 
 /// Runs precheck and returns the exit status.
 pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     let want = wanted(&args)?;
+    let loaded = args.release.load()?;
     let mut printer = Printer::stdio(&args.output);
     let opts = FetchOptions {
         istio_namespace: args.kube.istio_namespace.clone(),
@@ -95,12 +99,13 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     let (snap, inv) = scope(snap, args.namespace.as_deref())?;
     let target = want
         .version
-        .map(|v| Target::resolve(&inv, v, want.revision, args.canary));
+        .map(|v| Target::resolve(&inv, v, want.revision, args.canary).with_images(want.images));
     let ctx = Context {
         snap: &snap,
         inv: &inv,
         target: target.as_ref(),
         canary_requested: args.canary,
+        knowledge: loaded.knowledge(),
     };
     let findings = checks::run_all(&ctx);
     let blocked = findings.iter().any(|f| match args.fail_on {

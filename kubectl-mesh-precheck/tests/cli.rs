@@ -12,6 +12,8 @@ fn precheck(args: &[&str]) -> Output {
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
+        .env("KUBECTL_MESH_TODAY", "2026-12-04")
+        .env_remove("KUBECTL_MESH_RELEASE_DATA")
         .env_remove("KUBECONFIG")
         .output()
         .expect("run kubectl-mesh-precheck")

@@ -73,6 +73,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
         );
     }
     let manifest = read_manifest(&a.files)?;
+    let known = args.release.load()?;
     let ns = args.kube.istio_namespace.clone();
     let asks = checks::required_access(&manifest.object_kinds(), &ns);
     let (loaded, live) =
@@ -80,6 +81,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     let req = upgrade::Request {
         canary: a.canary,
         force: a.force,
+        knowledge: known.knowledge(),
     };
     let prepared = upgrade::prepare(
         &loaded.snap,

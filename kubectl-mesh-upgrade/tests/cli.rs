@@ -38,6 +38,8 @@ fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
         .args(args)
         .env("NO_COLOR", "1")
+        .env("KUBECTL_MESH_TODAY", "2026-12-04")
+        .env_remove("KUBECTL_MESH_RELEASE_DATA")
         .env("KUBECONFIG", "/nonexistent")
         .env("HOME", "/nonexistent")
         .output()

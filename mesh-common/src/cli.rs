@@ -62,6 +62,21 @@ pub struct SnapshotFlags {
     pub kube_version: Option<String>,
 }
 
+/// Which Istio release knowledge judges versions (support windows, minimums, hazards).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReleaseFlags {
+    /// Istio release data to use instead of the built-in file, e.g. a newer one that knows a
+    /// newer Istio (format: docs/release-data.md)
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "KUBECTL_MESH_RELEASE_DATA",
+        hide_env_values = true
+    )]
+    pub release_data: Option<PathBuf>,
+}
+
 /// Output format of data on stdout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {

@@ -24,6 +24,22 @@ pub struct ReleaseDataError {
     pub message: String,
 }
 
+impl crate::error::Classify for ReleaseDataError {
+    fn class(&self) -> crate::error::Class {
+        crate::error::Class::Usage
+    }
+
+    fn hints(&self) -> Vec<String> {
+        let fix = match &self.origin {
+            Origin::File(_) => {
+                "fix the file (format: docs/release-data.md), or drop --release-data and KUBECTL_MESH_RELEASE_DATA to use the built-in data"
+            }
+            Origin::BuiltIn => "this build is broken: reinstall kubectl-mesh",
+        };
+        vec![fix.to_owned()]
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
