@@ -341,15 +341,21 @@ fn bundle_finding(release: &Release, istio: &IstioVersion, crd: &CrdInfo) -> Opt
     let bundle = raw.and_then(|r| semver::Version::parse(r.trim_start_matches('v')).ok());
     let found = match (raw, &bundle) {
         (_, Some(b)) if b >= minimum => return None,
-        (Some(r), Some(_)) => format!("is from Gateway API {r}"),
-        (Some(r), None) => format!("has bundle version `{r}`, which is not a version"),
-        (None, _) => "has no gateway.networking.k8s.io/bundle-version annotation".to_owned(),
+        (Some(r), Some(_)) => {
+            format!("is from Gateway API {r}; Istio {istio} ignores it below v{minimum}")
+        }
+        (Some(r), None) => format!(
+            "has bundle version `{r}`, which is not a version; Istio {istio} ignores it (it needs v{minimum} or newer)"
+        ),
+        (None, _) => format!(
+            "has no gateway.networking.k8s.io/bundle-version annotation; Istio {istio} ignores it (it needs v{minimum} or newer)"
+        ),
     };
     Some(
         Finding::error(
             "gateway-api.bundle-version",
             Category::GatewayApi,
-            format!("{name} {found}; Istio {istio} ignores it below v{minimum}, so its routes stop working (IST0176)"),
+            format!("{name} {found}, so its routes stop working (IST0176)"),
         )
         .objects([crd_object(crd)])
         .hint(format!(

@@ -190,10 +190,25 @@ pub fn known_hazards(ctx: &Context<'_>) -> Vec<Finding> {
             if pods.is_empty() {
                 continue;
             }
-            let when = if *after {
-                format!("after `{rev}` moves to istiod {istiod}")
+            let (when, hint) = if *after {
+                (
+                    format!("after `{rev}` moves to istiod {istiod}"),
+                    h.fix.clone(),
+                )
             } else {
-                format!("`{rev}` runs istiod {istiod}")
+                let namespaces: std::collections::BTreeSet<&str> = pods
+                    .iter()
+                    .filter_map(|p| p.strip_prefix("Pod/")?.split('/').next())
+                    .collect();
+                let ns: Vec<&str> = namespaces.into_iter().collect();
+                (
+                    format!("`{rev}` runs istiod {istiod}"),
+                    format!(
+                        "{}; to restart them onto `{rev}`'s current proxy: kubectl mesh upgrade dataplane -n {}",
+                        h.fix,
+                        ns.join(" -n ")
+                    ),
+                )
             };
             out.push(
                 Finding::warning(
@@ -207,7 +222,7 @@ pub fn known_hazards(ctx: &Context<'_>) -> Vec<Finding> {
                     ),
                 )
                 .objects(short_list(pods))
-                .hint(h.fix.clone()),
+                .hint(hint),
             );
         }
     }
