@@ -15,8 +15,9 @@ pub enum Invocation {
     Usage,
     /// `--version` / `-V`: print the dispatcher's version only.
     OwnVersion,
-    /// `version`: the dispatcher's and every subcommand's version.
-    Versions,
+    /// `version [--release-data FILE]`: the dispatcher's and every subcommand's version, and
+    /// what their release data knows.
+    Versions(Vec<OsString>),
     /// `completion [SHELL]`.
     Completion(Vec<OsString>),
     /// `__complete WORDS...` (used by the completion scripts).
@@ -43,7 +44,7 @@ pub fn parse(args: Vec<OsString>) -> Invocation {
     match word {
         "-h" | "--help" => Invocation::Usage,
         "-V" | "--version" => Invocation::OwnVersion,
-        "version" => Invocation::Versions,
+        "version" => Invocation::Versions(rest),
         "completion" => Invocation::Completion(rest),
         "help" => Invocation::Help(rest.into_iter().next()),
         catalog::COMPLETE_BUILTIN => Invocation::Complete(
@@ -67,7 +68,7 @@ pub fn run(args: Vec<OsString>, finder: &Finder) -> ExitCode {
             exit::stdout(&format!("kubectl-mesh {}\n", crate::VERSION));
             ExitCode::SUCCESS
         }
-        Invocation::Versions => version::run(finder),
+        Invocation::Versions(rest) => version::run(finder, &rest),
         Invocation::Completion(rest) => completion(&rest),
         Invocation::Complete(words) => {
             exit::stdout(&complete::complete(&words, finder).render());
@@ -204,7 +205,11 @@ mod tests {
         assert_eq!(parse(args(&["--help"])), Invocation::Usage);
         assert_eq!(parse(args(&["-h"])), Invocation::Usage);
         assert_eq!(parse(args(&["--version"])), Invocation::OwnVersion);
-        assert_eq!(parse(args(&["version"])), Invocation::Versions);
+        assert_eq!(parse(args(&["version"])), Invocation::Versions(Vec::new()));
+        assert_eq!(
+            parse(args(&["version", "--release-data", "r.yaml"])),
+            Invocation::Versions(args(&["--release-data", "r.yaml"]))
+        );
         assert_eq!(
             parse(args(&["tag", "--help", "-n", "x y", ""])),
             Invocation::Run("tag".into(), args(&["--help", "-n", "x y", ""]))
