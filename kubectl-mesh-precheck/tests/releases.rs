@@ -439,3 +439,32 @@ fn version_says_what_the_data_knows() {
         "{out:?}"
     );
 }
+
+/// Every finding id precheck emits on these snapshots has its section in docs/checks.md (the
+/// `docs` link of each finding points at it).
+#[test]
+fn every_finding_id_is_documented() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/checks.md"))
+            .unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for (snap, args) in [
+        (CANARY, vec!["--target-version", "1.30.3", "--canary"]),
+        (CANARY, vec!["--target-version", "1.30.3"]),
+        (HAZARDS, vec!["--target-version", "1.31.1"]),
+        (HAZARDS, vec![]),
+    ] {
+        let (_, r) = json(snap, &args);
+        for c in r["categories"].as_array().unwrap() {
+            for f in c["checks"].as_array().unwrap() {
+                ids.insert(f["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert!(ids.contains("release.retired-image-hosts"), "{ids:?}");
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !doc.contains(&format!("\n### {}\n", id.replace('.', "-"))))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/checks.md: {missing:?}");
+}
