@@ -538,10 +538,11 @@ fn ok_message(
         t.version
     );
     if !unjudged.is_empty() {
-        let keep = target
-            .ships_profile(from.minor())
-            .then(|| format!("; compatibilityVersion={} keeps them", from.minor_string()))
-            .unwrap_or_default();
+        let keep = if target.ships_profile(from.minor()) {
+            format!("; compatibilityVersion={} keeps them", from.minor_string())
+        } else {
+            String::new()
+        };
         msg.push_str(&format!(
             " as far as kubectl-mesh can see (not visible in what it reads: {}{keep})",
             unjudged.join(", ")
