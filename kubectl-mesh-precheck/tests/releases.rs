@@ -8,6 +8,7 @@ use std::{
     process::{Command, Output},
 };
 
+use mesh_common::releases::Releases;
 use serde_json::Value;
 
 const CANARY: &str = "tests/fixtures/canary-in-progress.json";
@@ -140,63 +141,108 @@ fn end_of_life_warns_with_the_date_and_follows_today() {
     );
 }
 
+/// The next minor after the built-in data's newest (1.32 as of this writing) and what the
+/// built-in data says about it.
+fn next_minor() -> (u64, String) {
+    let data = Releases::builtin();
+    let next = data.newest().minor + 1;
+    let newest = data.newest().name();
+    (next, newest)
+}
+
+/// The built-in file without its `not_included` section.
+fn without_not_included(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if !line.is_empty() && !line.starts_with([' ', '#']) {
+            skipping = line.starts_with("not_included:");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[test]
 fn an_unknown_target_says_which_file_to_update() {
-    let (_, r) = json(CANARY, &["--target-version", "1.32.0"]);
+    let (next, newest) = next_minor();
+    let target = format!("1.{next}.0");
+    let (_, r) = json(CANARY, &["--target-version", &target]);
     let f = findings(&r, "release.end-of-life")
         .into_iter()
         .find(|f| msg(f).starts_with("the target"))
         .unwrap();
     assert_eq!(f["result"], "warning");
-    assert!(
-        msg(f).contains("no support data for Istio 1.32 (the built-in release data knows Istio 1.20 to 1.31; Not confirmed as released by 2026-12-04"),
-        "{f}"
+    let knows = format!(
+        "no support data for Istio 1.{next} (the built-in release data knows Istio 1.20 to {newest}"
     );
+    assert!(msg(f).contains(&knows), "{f}");
+    if let Some(n) = Releases::builtin()
+        .not_included
+        .iter()
+        .find(|n| n.minor == next)
+    {
+        let why = n.reason.trim_end_matches('.');
+        assert!(
+            msg(f).contains(&format!("; {why})")),
+            "the reason is shown: {f}"
+        );
+    }
     assert!(f["hint"].as_str().unwrap().contains("--release-data FILE"));
     let k = &findings(&r, "kubernetes.version")[0];
     assert_eq!(k["result"], "warning");
-    assert!(msg(k).starts_with("no support data for target Istio 1.32.0 (the built-in release data knows Istio 1.20 to 1.31"), "{k}");
+    assert!(
+        msg(k).starts_with(&format!(
+            "no support data for target Istio {target} (the built-in release data knows Istio 1.20 to {newest}"
+        )),
+        "{k}"
+    );
 }
 
-/// The one-file change: a copy of the built-in data with a 1.32 entry, given with
-/// `--release-data` (and with the environment variable), makes precheck judge a 1.32 target.
+/// The one-file change: a copy of the built-in data plus an entry for the next minor (1.32 as
+/// of this writing), given with `--release-data` (and with the environment variable), makes
+/// precheck judge a target of that minor — no new build.
 #[test]
 fn a_newer_file_judges_a_newer_istio_without_a_new_build() {
     let s = Scratch::new("newer");
-    let entry = r#"
-  - minor: "1.32"
-    released: 2026-11-30
+    let (next, _) = next_minor();
+    let checked = Releases::builtin().checked;
+    let entry = format!(
+        r#"
+  - minor: "1.{next}"
+    released: {checked}
     kubernetes:
-      supported: ["1.35", "1.37"]
+      supported: ["1.35", "1.39"]
       istioctl_minimum:
-        - { from_patch: 0, minimum: "1.35" }
+        - {{ from_patch: 0, minimum: "1.35" }}
     gateway_api:
       bundled:
-        - { from_patch: 0, version: v1.6.0 }
+        - {{ from_patch: 0, version: v1.6.0 }}
       served:
-        - { version: v1beta1, kinds: [Gateway, GatewayClass, HTTPRoute, ReferenceGrant], missing: error, code: IST0156 }
+        - {{ version: v1beta1, kinds: [Gateway, GatewayClass, HTTPRoute, ReferenceGrant], missing: error, code: IST0156 }}
       minimum_bundle: []
-    compatibility_profiles: ["1.30", "1.31"]
-"#;
-    let base = builtin_data();
-    let cut = base.find("# Minors after the newest entry").unwrap();
-    let end = base
-        .find("# Image hosts Istio stopped publishing to.")
-        .unwrap();
-    let text = format!("{}{}{entry}", &base[..cut], &base[end..]);
-    let file = s.file("releases-1.32.yaml", &text);
+    compatibility_profiles: ["1.{}"]
+"#,
+        next - 1
+    );
+    let text = format!("{}{entry}", without_not_included(&builtin_data()));
+    let file = s.file("releases-next.yaml", &text);
+    let target = format!("1.{next}.0");
     for (args, env) in [
         (
             vec![
                 "--target-version",
-                "1.32.0",
+                target.as_str(),
                 "--release-data",
                 file.as_str(),
             ],
             vec![],
         ),
         (
-            vec!["--target-version", "1.32.0"],
+            vec!["--target-version", target.as_str()],
             vec![("KUBECTL_MESH_RELEASE_DATA", file.as_str())],
         ),
     ] {
@@ -205,24 +251,26 @@ fn a_newer_file_judges_a_newer_istio_without_a_new_build() {
         assert_eq!(k["result"], "error", "{k}");
         assert_eq!(
             msg(k),
-            "Kubernetes v1.34.4 is older than 1.35, the minimum of target Istio 1.32.0"
+            format!("Kubernetes v1.34.4 is older than 1.35, the minimum of target Istio {target}")
         );
         assert_eq!(code, 1);
         let eol = findings(&r, "release.end-of-life");
-        let target = eol
+        let t = eol
             .iter()
             .find(|f| msg(f).starts_with("the target"))
             .unwrap();
-        assert_eq!(target["result"], "ok", "{target}");
+        assert_eq!(t["result"], "ok", "{t}");
         assert_eq!(
-            msg(target),
-            "the target Istio 1.32.0: Istio 1.32 is supported (end of life not announced)"
+            msg(t),
+            format!(
+                "the target Istio {target}: Istio 1.{next} is supported (end of life not announced)"
+            )
         );
     }
     let out = precheck_env(&["--version", "--release-data", &file], &[]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!(
-            "release data: Istio 1.20 to 1.32 (from `{file}`, checked 2026-12-04)"
+            "release data: Istio 1.20 to 1.{next} (from `{file}`, checked {checked})"
         )),
         "{out:?}"
     );
@@ -425,8 +473,9 @@ fn version_says_what_the_data_knows() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(
-            "kubectl-mesh-precheck {}\nrelease data: Istio 1.20 to 1.31 (built-in data, checked 2026-12-04)\n",
-            env!("CARGO_PKG_VERSION")
+            "kubectl-mesh-precheck {}\nrelease data: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            Releases::builtin().summary()
         )
     );
     let out = precheck_env(

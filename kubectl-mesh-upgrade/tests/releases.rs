@@ -148,6 +148,12 @@ fn a_bad_release_data_file_refuses_before_anything_is_read() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().nth(1),
-        Some("release data: Istio 1.20 to 1.31 (built-in data, checked 2026-12-04)")
+        Some(
+            format!(
+                "release data: {}",
+                mesh_common::releases::Releases::builtin().summary()
+            )
+            .as_str()
+        )
     );
 }

@@ -14,7 +14,8 @@ const CAT: Category = Category::VersionSkew;
 /// How many objects a finding lists before summarising.
 const LIST_MAX: usize = 10;
 
-fn short_list(mut items: Vec<String>) -> Vec<String> {
+/// The first [`LIST_MAX`] items and a count of the rest (shared with the release checks).
+pub(super) fn short_list(mut items: Vec<String>) -> Vec<String> {
     if items.len() > LIST_MAX {
         let more = items.len() - LIST_MAX;
         items.truncate(LIST_MAX);

@@ -7,26 +7,15 @@ use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 
-use super::{Category, Context, Finding, TargetMode, obj};
+use super::{Category, Context, Finding, TargetMode, obj, skew::short_list};
 use crate::{
     inventory::injected_revision,
-    releases::{Release, Releases, RetiredHost},
+    releases::{Hazard, Release, Releases, RetiredHost},
     snapshot::{Source, name, namespace},
     version::{IstioVersion, image_version},
 };
 
 const CAT: Category = Category::Releases;
-/// How many objects a finding lists before summarising.
-const LIST_MAX: usize = 10;
-
-fn short_list(mut items: Vec<String>) -> Vec<String> {
-    if items.len() > LIST_MAX {
-        let more = items.len() - LIST_MAX;
-        items.truncate(LIST_MAX);
-        items.push(format!("... and {more} more"));
-    }
-    items
-}
 
 /// The versions whose support is judged: every installed control plane, then the target.
 fn subjects(ctx: &Context<'_>) -> Vec<(IstioVersion, String)> {
@@ -155,27 +144,10 @@ pub fn known_hazards(ctx: &Context<'_>) -> Vec<Finding> {
         return vec![f];
     }
     let data = ctx.knowledge.releases;
-    // Which istiod version serves each revision's proxies: now, or after the change.
-    let mut serving: BTreeMap<String, (IstioVersion, bool)> = BTreeMap::new();
-    for c in &ctx.inv.control_planes {
-        if let Some(v) = &c.version {
-            serving.insert(c.revision.clone(), (v.clone(), false));
-        }
-    }
-    if let Some(t) = ctx.target.filter(|t| t.mode == TargetMode::InPlace) {
-        if data.release(&t.version).is_none() {
-            let (why, hint) = data.unknown(&t.version);
-            return vec![
-                Finding::skipped(
-                    ID,
-                    CAT,
-                    format!("no hazard data for the target Istio {} ({why})", t.version),
-                )
-                .hint(hint),
-            ];
-        }
-        serving.insert(t.revision.clone(), (t.version.clone(), true));
-    }
+    let serving = match serving(ctx, data) {
+        Ok(s) => s,
+        Err(skipped) => return vec![skipped],
+    };
     let mut out = Vec::new();
     for (rev, (istiod, after)) in &serving {
         let Some(release) = data.release(istiod) else {
@@ -187,43 +159,9 @@ pub fn known_hazards(ctx: &Context<'_>) -> Vec<Finding> {
             .filter(|h| h.affects_control_plane(istiod))
         {
             let pods = affected_pods(ctx, rev, |v| h.affects_proxy(v));
-            if pods.is_empty() {
-                continue;
+            if !pods.is_empty() {
+                out.push(hazard_finding(h, rev, istiod, *after, pods));
             }
-            let (when, hint) = if *after {
-                (
-                    format!("after `{rev}` moves to istiod {istiod}"),
-                    h.fix.clone(),
-                )
-            } else {
-                let namespaces: std::collections::BTreeSet<&str> = pods
-                    .iter()
-                    .filter_map(|p| p.strip_prefix("Pod/")?.split('/').next())
-                    .collect();
-                let ns: Vec<&str> = namespaces.into_iter().collect();
-                (
-                    format!("`{rev}` runs istiod {istiod}"),
-                    format!(
-                        "{}; to restart them onto `{rev}`'s current proxy: kubectl mesh upgrade dataplane -n {}",
-                        h.fix,
-                        ns.join(" -n ")
-                    ),
-                )
-            };
-            out.push(
-                Finding::warning(
-                    ID,
-                    CAT,
-                    format!(
-                        "{when}: {} ({} pod(s) of `{rev}` affected; {})",
-                        h.summary,
-                        pods.len(),
-                        h.source
-                    ),
-                )
-                .objects(short_list(pods))
-                .hint(hint),
-            );
         }
     }
     if out.is_empty() {
@@ -234,6 +172,67 @@ pub fn known_hazards(ctx: &Context<'_>) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// Which istiod version serves each revision's proxies: now (`false`), or after an in-place
+/// change (`true`). A target the data does not know is a skipped finding.
+fn serving(
+    ctx: &Context<'_>,
+    data: &Releases,
+) -> Result<BTreeMap<String, (IstioVersion, bool)>, Finding> {
+    let mut serving: BTreeMap<String, (IstioVersion, bool)> = BTreeMap::new();
+    for c in &ctx.inv.control_planes {
+        if let Some(v) = &c.version {
+            serving.insert(c.revision.clone(), (v.clone(), false));
+        }
+    }
+    if let Some(t) = ctx.target.filter(|t| t.mode == TargetMode::InPlace) {
+        if data.release(&t.version).is_none() {
+            let (why, hint) = data.unknown(&t.version);
+            let msg = format!("no hazard data for the target Istio {} ({why})", t.version);
+            return Err(Finding::skipped("release.known-hazards", CAT, msg).hint(hint));
+        }
+        serving.insert(t.revision.clone(), (t.version.clone(), true));
+    }
+    Ok(serving)
+}
+
+fn hazard_finding(
+    h: &Hazard,
+    rev: &str,
+    istiod: &IstioVersion,
+    after: bool,
+    pods: Vec<String>,
+) -> Finding {
+    let (when, hint) = if after {
+        (
+            format!("after `{rev}` moves to istiod {istiod}"),
+            h.fix.clone(),
+        )
+    } else {
+        let namespaces: std::collections::BTreeSet<&str> = pods
+            .iter()
+            .filter_map(|p| p.strip_prefix("Pod/")?.split('/').next())
+            .collect();
+        let ns: Vec<&str> = namespaces.into_iter().collect();
+        (
+            format!("`{rev}` runs istiod {istiod}"),
+            format!(
+                "{}; to restart them onto `{rev}`'s current proxy: kubectl mesh upgrade dataplane -n {}",
+                h.fix,
+                ns.join(" -n ")
+            ),
+        )
+    };
+    let msg = format!(
+        "{when}: {} ({} pod(s) of `{rev}` affected; {})",
+        h.summary,
+        pods.len(),
+        h.source
+    );
+    Finding::warning("release.known-hazards", CAT, msg)
+        .objects(short_list(pods))
+        .hint(hint)
 }
 
 /// `Pod/ns/name (proxy 1.29.1)` of running pods injected by `rev` whose proxy matches.
@@ -643,7 +642,8 @@ mod tests {
         let f = only(&supported);
         assert_eq!(f.result, Outcome::Ok);
         assert!(
-            f.message.contains("end of life expected in February 2027"),
+            f.message
+                .starts_with("revision `default` runs Istio 1.30.3: Istio 1.30 is supported"),
             "{}",
             f.message
         );
@@ -654,7 +654,20 @@ mod tests {
             f.message,
             "revision `default` runs Istio 1.29.6: Istio 1.29 reached end of life on 2026-10-12 and gets no more fixes, security fixes included"
         );
-        assert!(f.hint.as_deref().unwrap().contains("(1.30, 1.31)"), "{f:?}");
+        let supported: Vec<String> = Releases::builtin()
+            .releases
+            .iter()
+            .filter(|r| !r.out_of_support(day(TODAY)))
+            .map(Release::name)
+            .collect();
+        assert!(supported.starts_with(&["1.30".to_owned()]), "{supported:?}");
+        assert!(
+            f.hint
+                .as_deref()
+                .unwrap()
+                .contains(&format!("({})", supported.join(", "))),
+            "{f:?}"
+        );
         let no_date = Run::new()
             .today(None)
             .check(end_of_life, Snap::new().control_plane("default", "1.29.6"));
@@ -691,14 +704,20 @@ mod tests {
     #[test]
     fn unknown_and_too_old_versions_say_what_to_update() {
         let newer = Run::new()
-            .target("1.32.0", TargetMode::InPlace)
+            .target("1.99.0", TargetMode::InPlace)
             .check(end_of_life, Snap::new().control_plane("default", "1.31.1"));
         let f = newer
             .iter()
             .find(|f| f.message.starts_with("the target"))
             .unwrap();
         assert_eq!(f.result, Outcome::Warning);
-        assert!(f.message.contains("no support data for Istio 1.32 (the built-in release data knows Istio 1.20 to 1.31; Not confirmed as released"), "{}", f.message);
+        let newest = Releases::builtin().newest().name();
+        assert_eq!(
+            f.message,
+            format!(
+                "the target Istio 1.99.0: no support data for Istio 1.99 (the built-in release data knows Istio 1.20 to {newest})"
+            )
+        );
         assert!(f.hint.as_deref().unwrap().contains("--release-data FILE"));
         let old = Run::new().check(end_of_life, Snap::new().control_plane("default", "1.19.3"));
         let f = only(&old);
@@ -791,7 +810,7 @@ mod tests {
             Outcome::Skipped
         );
         let unknown = Run::new()
-            .target("1.32.0", TargetMode::InPlace)
+            .target("1.99.0", TargetMode::InPlace)
             .check(known_hazards, snap());
         assert_eq!(only(&unknown).result, Outcome::Skipped);
     }
@@ -950,7 +969,7 @@ mod tests {
         assert_eq!(only(&f).result, Outcome::Skipped);
         assert!(only(&f).message.contains("cannot read services"));
         let unknown = Run::new()
-            .target("1.32.0", TargetMode::InPlace)
+            .target("1.99.0", TargetMode::InPlace)
             .check(changed_defaults, zipkin("1.31.0"));
         assert_eq!(only(&unknown).result, Outcome::Skipped);
         assert_eq!(

@@ -22,6 +22,23 @@ fn error_of(text: &str) -> ReleaseDataError {
     Releases::parse(text, Origin::File("r.yaml".into())).unwrap_err()
 }
 
+/// `text` without its `not_included` section (so a test can add the next minor).
+fn without_not_included(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let top = !line.is_empty() && !line.starts_with([' ', '#']);
+        if top {
+            skipping = line.starts_with("not_included:");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The line of the first occurrence of `needle` in the built-in file.
 fn line_of(needle: &str) -> u64 {
     let at = BUILTIN.find(needle).unwrap();
@@ -36,7 +53,7 @@ fn the_builtin_file_covers_every_minor_from_1_20_without_gaps() {
     let minors: Vec<u64> = data.releases.iter().map(|r| r.minor).collect();
     let expected: Vec<u64> = (20..=data.newest().minor).collect();
     assert_eq!(minors, expected);
-    assert_eq!(data.checked, date("2026-12-04"));
+    assert!(data.checked >= data.newest().released);
     assert!(!data.sources.is_empty());
     assert_eq!(*Releases::builtin(), data);
 }
@@ -140,51 +157,68 @@ fn gateway_api_minimums_follow_the_patch() {
 #[test]
 fn unknown_minors_name_the_file_to_update() {
     let data = Releases::builtin();
-    let (msg, hint) = data.unknown(&v("1.32.0"));
-    assert!(
-        msg.starts_with("the built-in release data knows Istio 1.20 to 1.31"),
-        "{msg}"
+    let newest = data.newest().name();
+    let (msg, hint) = data.unknown(&v("1.99.0"));
+    assert_eq!(
+        msg,
+        format!("the built-in release data knows Istio 1.20 to {newest}")
     );
-    assert!(msg.contains("Not confirmed as released"), "{msg}");
     assert!(hint.contains("--release-data FILE"), "{hint}");
-    let file = Releases::parse(BUILTIN, Origin::File("new.yaml".into())).unwrap();
-    let (msg, hint) = file.unknown(&v("1.40.1"));
-    assert!(
-        msg.starts_with("release data `new.yaml` knows Istio 1.20 to 1.31"),
-        "{msg}"
+    let next = data.newest().minor + 1;
+    let noted = without_not_included(BUILTIN).replace(
+        "\nreleases:\n",
+        &format!("\nnot_included:\n  - minor: \"1.{next}\"\n    reason: Not out yet.\nreleases:\n"),
     );
-    assert!(hint.starts_with("add Istio 1.40 to `new.yaml`"), "{hint}");
+    let file = Releases::parse(&noted, Origin::File("new.yaml".into())).unwrap();
+    let (msg, hint) = file.unknown(&v(&format!("1.{next}.1")));
+    assert_eq!(
+        msg,
+        format!("release data `new.yaml` knows Istio 1.20 to {newest}; Not out yet")
+    );
+    assert!(
+        hint.starts_with(&format!("add Istio 1.{next} to `new.yaml`")),
+        "{hint}"
+    );
     assert_eq!(
         data.summary(),
-        "Istio 1.20 to 1.31 (built-in data, checked 2026-12-04)"
+        format!(
+            "Istio 1.20 to {newest} (built-in data, checked {})",
+            data.checked
+        )
     );
 }
 
 #[test]
 fn a_new_minor_is_one_more_entry() {
-    let entry = r#"
-  - minor: "1.32"
-    released: 2026-11-20
+    let data = Releases::builtin();
+    let (last, next) = (data.newest().minor, data.newest().minor + 1);
+    assert!(
+        data.newest().released < data.checked,
+        "room for a release before `checked`"
+    );
+    let entry = format!(
+        r#"
+  - minor: "1.{next}"
+    released: {}
     kubernetes:
-      supported: ["1.33", "1.37"]
+      supported: ["1.40", "1.44"]
       istioctl_minimum:
-        - { from_patch: 0, minimum: "1.33" }
+        - {{ from_patch: 0, minimum: "1.40" }}
     gateway_api:
       bundled:
-        - { from_patch: 0, version: v1.6.0 }
+        - {{ from_patch: 0, version: v1.6.0 }}
       served: []
       minimum_bundle: []
-    compatibility_profiles: ["1.30", "1.31"]
-"#;
-    let text = format!("{BUILTIN}{entry}").replace(
-        "  - minor: \"1.32\"\n    reason",
-        "  - minor: \"1.33\"\n    reason",
+    compatibility_profiles: ["1.{last}"]
+"#,
+        data.checked
     );
-    let data = Releases::parse(&text, Origin::File("new.yaml".into())).unwrap();
-    assert_eq!(data.newest().minor, 32);
+    let text = format!("{}{entry}", without_not_included(BUILTIN));
+    let more = Releases::parse(&text, Origin::File("new.yaml".into())).unwrap();
+    assert_eq!(more.newest().minor, next);
     assert_eq!(
-        data.kube_support(&v("1.32.0"), &k(32)),
-        KubeSupport::BelowMinimum { minimum: 33 }
+        more.kube_support(&v(&format!("1.{next}.0")), &k(39)),
+        KubeSupport::BelowMinimum { minimum: 40 }
     );
 }
 
@@ -271,11 +305,17 @@ fn gaps_repeats_and_broken_yaml_are_refused() {
     assert!(e.message.starts_with("not valid release data"), "{e}");
     let e = error_of("");
     assert!(e.message.starts_with("not valid release data"), "{e}");
-    let none = edited(
-        "not_included:\n  - minor: \"1.32\"",
-        "not_included:\n  - minor: \"1.31\"",
+    let newest = Releases::builtin().newest().minor;
+    let none = without_not_included(BUILTIN).replace(
+        "\nreleases:\n",
+        &format!("\nnot_included:\n  - minor: \"1.{newest}\"\n    reason: x\nreleases:\n"),
     );
-    assert!(error_of(&none).message.contains("not_included names 1.31"));
+    let e = error_of(&none);
+    assert!(
+        e.message
+            .contains(&format!("not_included names 1.{newest}")),
+        "{e}"
+    );
 }
 
 #[test]
