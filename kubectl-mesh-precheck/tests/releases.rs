@@ -4,7 +4,7 @@
 //! is one error naming its line, exit 2). "Today" is pinned with `KUBECTL_MESH_TODAY`.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Output},
 };
 
@@ -22,26 +22,18 @@ fn builtin_data() -> String {
     .unwrap()
 }
 
-/// A scratch directory for this test, removed when dropped.
-struct Scratch(PathBuf);
+/// A scratch directory, removed when dropped.
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("precheck-rel-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
     }
 
     fn file(&self, name: &str, text: &str) -> String {
-        let p = self.0.join(name);
+        let p = self.0.path().join(name);
         std::fs::write(&p, text).unwrap();
         p.display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -207,7 +199,7 @@ fn an_unknown_target_says_which_file_to_update() {
 /// precheck judge a target of that minor — no new build.
 #[test]
 fn a_newer_file_judges_a_newer_istio_without_a_new_build() {
-    let s = Scratch::new("newer");
+    let s = Scratch::new();
     let (next, _) = next_minor();
     let checked = Releases::builtin().checked;
     let entry = format!(
@@ -278,7 +270,7 @@ fn a_newer_file_judges_a_newer_istio_without_a_new_build() {
 
 #[test]
 fn a_bad_file_is_one_error_naming_its_line() {
-    let s = Scratch::new("bad");
+    let s = Scratch::new();
     let bad = builtin_data().replacen(
         "    end_of_life: 2025-09-30\n",
         "    end_of_life: 2024-09-30\n",
@@ -378,7 +370,7 @@ fn retired_image_hosts_in_the_cluster_and_in_a_manifest() {
             .unwrap()
             .contains("--set hub=docker.io/istio")
     );
-    let s = Scratch::new("manifest");
+    let s = Scratch::new();
     let m = s.file("istio.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: istiod\n  namespace: istio-system\n  labels: {app: istiod}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: discovery, image: registry.istio.io/release/pilot:1.30.3}\n");
     let (_, r) = json(CANARY, &["-f", &m]);
     let f = with_result(&r, "release.retired-image-hosts", "warning");
@@ -421,7 +413,7 @@ fn gateway_api_minimums_are_the_targets() {
 
 #[test]
 fn changed_defaults_name_the_compatibility_version() {
-    let s = Scratch::new("zipkin");
+    let s = Scratch::new();
     let old = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join(HAZARDS),
     )

@@ -51,25 +51,18 @@ fn findings(out: &Output, id: &str) -> Vec<Value> {
     all
 }
 
-/// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
+/// A scratch directory, removed when dropped.
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("upgrade-rel-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
     }
+
     fn file(&self, name: &str, text: &str) -> String {
-        let p = self.0.join(name);
+        let p = self.0.path().join(name);
         std::fs::write(&p, text).unwrap();
         p.display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -89,7 +82,7 @@ fn guardrails_warn_about_end_of_life_and_retired_hosts_in_the_manifest() {
         "{}",
         warned[0]
     );
-    let s = Scratch::new("hub");
+    let s = Scratch::new();
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
         .replace("docker.io/istio/", "registry.istio.io/release/");
@@ -115,7 +108,7 @@ fn guardrails_warn_about_end_of_life_and_retired_hosts_in_the_manifest() {
 
 #[test]
 fn a_bad_release_data_file_refuses_before_anything_is_read() {
-    let s = Scratch::new("bad");
+    let s = Scratch::new();
     let bad = s.file(
         "r.yaml",
         "schema: kubectl-mesh.dev/istio-releases/v1\nchecked: soon\n",
