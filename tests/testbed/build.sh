@@ -4,8 +4,9 @@
 #   $CACHE/k8s-<v>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
 #   $CACHE/etcd-<v>/bin/etcd   $CACHE/kwok-<v>/bin/kwok (+ stages.yaml)
 #   $CACHE/krew-<v>/bin/{krew,validate-krew-manifest}   $CACHE/istioctl-<module>/bin/istioctl
+#   $CACHE/gateway-api-<v>/crds/*.yaml (the Gateway API's standard CRDs, for waypoints)
 # CACHE = $KUBECTL_MESH_TESTBED_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/kubectl-mesh-testbed.
-# Usage: build.sh [component...]   (default: all; components: k8s etcd kwok krew istioctl)
+# Usage: build.sh [component...]   (default: all; components: k8s etcd kwok krew istioctl gatewayapi)
 # Prints the cache root on the last line of stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -105,6 +106,20 @@ build_istioctl() {
   echo "$v" >"$dir/.built"
 }
 
+build_gatewayapi() {
+  local v=$GATEWAY_API_VERSION dir=$CACHE/gateway-api-$GATEWAY_API_VERSION src
+  is_built "$dir" "$v" && return 0
+  # Nothing to compile: the module (already in the module cache when istioctl was built, it is
+  # one of istio's dependencies) ships the CRDs Istio's waypoints are Gateways of.
+  src=$(go mod download -json "sigs.k8s.io/gateway-api@v$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$src/config/crd/standard" ]
+  rm -rf "$dir/crds"; mkdir -p "$dir/crds"
+  cp "$src"/config/crd/standard/*.yaml "$dir/crds/"
+  chmod u+w "$dir"/crds/*.yaml
+  grep -q "name: gateways.gateway.networking.k8s.io" "$dir/crds/gateway.networking.k8s.io_gateways.yaml"
+  echo "$v" >"$dir/.built"
+}
+
 run() { # run NAME: build one component, log to a file, report the time taken
   local name=$1 start rc=0
   start=$(date +%s)
@@ -123,7 +138,7 @@ run() { # run NAME: build one component, log to a file, report the time taken
 
 main() {
   local comps=("$@") pids=() failed=0 t0
-  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew k8s istioctl)
+  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew gatewayapi k8s istioctl)
   t0=$(date +%s)
   log "cache: $CACHE; building: ${comps[*]}"
   # The two large builds run side by side: their download and link phases overlap on 2 cores.

@@ -98,8 +98,15 @@ pub fn ready(ctx: &Context<'_>) -> Vec<Finding> {
     if wps.is_empty() {
         return Vec::new();
     }
+    // A waypoint no installed istiod manages has no Deployment: ambient.waypoint-revision says so.
+    let managed = |w: &&Waypoint| {
+        w.revision
+            .as_deref()
+            .is_some_and(|r| ctx.inv.control_plane(r).is_some())
+    };
     let mut out: Vec<Finding> = wps
         .iter()
+        .filter(managed)
         .filter(|w| w.pods == 0 || w.ready < w.pods)
         .map(|w| {
             let g = gateway(w);
