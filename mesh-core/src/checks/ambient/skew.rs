@@ -13,6 +13,15 @@ use crate::{
 
 const SKEW: Category = Category::VersionSkew;
 
+/// A version as messages show it: the image variant (`-distroless`) names an image, not a
+/// version.
+fn plain(v: &IstioVersion) -> IstioVersion {
+    IstioVersion {
+        variant: None,
+        ..v.clone()
+    }
+}
+
 /// Each istio-cni and ztunnel against the istiod it serves, as they run now.
 pub fn live(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "skew.ambient";
@@ -36,7 +45,8 @@ fn live_one(ctx: &Context<'_>, a: &NodeAgent) -> Finding {
     const ID: &str = "skew.ambient";
     let o = a.object();
     let rev = a.istiod_revision();
-    let (Some(v), Some(cp)) = (a.version.as_ref(), ctx.inv.revision_version(rev)) else {
+    let cp = ctx.inv.revision_version(rev).map(plain);
+    let (Some(v), Some(cp)) = (a.version.as_ref(), cp.as_ref()) else {
         if ctx.inv.control_plane(rev).is_none() {
             return Finding::skipped(
                 ID,
@@ -80,10 +90,11 @@ pub fn waypoints(ctx: &Context<'_>) -> Vec<Finding> {
         let Some((rev, cp)) = w
             .revision
             .as_deref()
-            .and_then(|r| Some((r, ctx.inv.revision_version(r)?)))
+            .and_then(|r| Some((r, plain(ctx.inv.revision_version(r)?))))
         else {
             continue;
         };
+        let cp = &cp;
         let mut bad = false;
         for v in &w.versions {
             let verdict = match proxy_skew(v, cp) {
