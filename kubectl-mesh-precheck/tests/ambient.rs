@@ -205,9 +205,9 @@ fn a_mixed_mesh_reads_naturally() {
     let r = report(&out);
     assert_eq!(
         not_ok(&r),
-        [format!(
+        [
             "\"control-plane.availability\" (\"warning\"): \"Deployment/istio-system/istiod runs 1 replica; a node drain or a failed rollout stops injection\""
-        )]
+        ]
     );
     let a = &r["inventory"]["ambient"];
     let agents = a["agents"].as_array().unwrap();

@@ -297,16 +297,16 @@ fn kube_version(
     Ok(())
 }
 
-/// The lists ambient mode adds (one each, paged): Gateway API Gateways, Nodes, and the
-/// metadata of the Services labelled `istio.io/use-waypoint` (who uses a waypoint).
-async fn ambient_lists(
-    conn: &Connection,
-    opts: &FetchOptions,
-) -> (
+/// What [`ambient_lists`] read: Gateways, Nodes, the metadata of Services using a waypoint.
+type AmbientLists = (
     Result<Vec<GatewayInfo>, kube::Error>,
     Result<Vec<NodeInfo>, kube::Error>,
     Result<Vec<ObjectMeta>, kube::Error>,
-) {
+);
+
+/// The lists ambient mode adds (one each, paged): Gateway API Gateways, Nodes, and the
+/// metadata of the Services labelled `istio.io/use-waypoint` (who uses a waypoint).
+async fn ambient_lists(conn: &Connection, opts: &FetchOptions) -> AmbientLists {
     let c = &conn.client;
     tokio::join!(
         unless_skipped(
@@ -334,11 +334,7 @@ async fn ambient_lists(
 fn settle_ambient(
     conn: &Connection,
     snap: &mut ClusterSnapshot,
-    (gateways, nodes, services): (
-        Result<Vec<GatewayInfo>, kube::Error>,
-        Result<Vec<NodeInfo>, kube::Error>,
-        Result<Vec<ObjectMeta>, kube::Error>,
-    ),
+    (gateways, nodes, services): AmbientLists,
 ) -> Result<(), Error> {
     snap.gateways = settle(conn, snap, Source::Gateways, gateways)?;
     snap.nodes = settle(conn, snap, Source::Nodes, nodes)?

@@ -107,12 +107,11 @@ fn daemonsets(ctx: &Context<'_>) -> Vec<Finding> {
         .iter()
         .flat_map(agent_readiness)
         .collect();
-    if let Some(f) = ctx.missing(ID, CAT, &[Source::Nodes]) {
-        if !ctx.inv.ambient.agents.is_empty() {
-            let mut f = f;
-            f.message = format!("which nodes they must cover is unknown: {}", f.message);
-            out.push(f);
-        }
+    if let Some(mut f) = ctx.missing(ID, CAT, &[Source::Nodes])
+        && !ctx.inv.ambient.agents.is_empty()
+    {
+        f.message = format!("which nodes they must cover is unknown: {}", f.message);
+        out.push(f);
     }
     if out.is_empty() {
         out.push(Finding::ok(ID, CAT, "no istio-cni or ztunnel DaemonSet"));

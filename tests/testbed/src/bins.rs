@@ -181,7 +181,12 @@ mod tests {
         ] {
             v.get(k).unwrap();
         }
-        for k in ["ISTIOCTL_VERSION", "ISTIO_OLD_TAG", "ISTIO_NEW_TAG"] {
+        for k in [
+            "ISTIOCTL_VERSION",
+            "ISTIO_OLD_TAG",
+            "ISTIO_NEW_TAG",
+            "GATEWAY_API_VERSION",
+        ] {
             v.get(k).unwrap();
         }
     }

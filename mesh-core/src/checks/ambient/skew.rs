@@ -226,22 +226,22 @@ fn order_one(ctx: &Context<'_>, t: &Target, a: &After<'_>) -> Finding {
         )
         .objects([o.clone()]);
     };
-    if let (Some(p), Some(from)) = (a.planned, now) {
-        if p.version.as_ref().is_some_and(|to| to < from) {
-            return Finding::ok(
-                ID,
-                SKEW,
-                format!(
-                    "{o} {from} → {v} with istiod {cp}: a downgrade takes {name} down before istiod, so it is never newer"
-                ),
-            );
-        }
+    if let (Some(p), Some(from)) = (a.planned, now)
+        && p.version.as_ref().is_some_and(|to| to < from)
+    {
+        return Finding::ok(
+            ID,
+            SKEW,
+            format!(
+                "{o} {from} → {v} with istiod {cp}: a downgrade takes {name} down before istiod, so it is never newer"
+            ),
+        );
     }
     match proxy_skew(v, cp) {
         ProxySkew::Same | ProxySkew::OneBehind => Finding::ok(ID, SKEW, fits(t, a, serves, v, cp)),
         ProxySkew::Newer => Finding::error(ID, SKEW, format!("{o} runs {v}, which would be newer than istiod `{serves}` {cp} after this {}: istio-cni and ztunnel may never be newer than istiod", t.mode))
             .objects([o.clone()])
-            .hint(format!("take istio-cni and ztunnel down first: include them in the manifest (istioctl manifest generate --set profile=ambient ...) so that kubectl mesh upgrade -f moves them before istiod")),
+            .hint("take istio-cni and ztunnel down first: include them in the manifest (istioctl manifest generate --set profile=ambient ...) so that kubectl mesh upgrade -f moves them before istiod"),
         ProxySkew::TooOld { minors } => Finding::error(ID, SKEW, format!("{o} runs {v}, which would be {minors} minors behind istiod `{serves}` {cp} after this {}", t.mode))
             .objects([o.clone()])
             .hint(format!("include istio-cni and ztunnel in the manifest (kubectl mesh upgrade -f moves them after istiod), or upgrade them to {} first", cp.minor_string())),
