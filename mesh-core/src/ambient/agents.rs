@@ -313,7 +313,7 @@ fn resolve_address(var: &str, address: &str, own_ns: &str, snap: &ClusterSnapsho
         [svc, ns] | [svc, ns, "svc", ..] => Some((*ns, *svc)),
         _ => None,
     }
-    .filter(|(_, svc)| svc.parse::<std::net::Ipv4Addr>().is_err() && !svc.is_empty());
+    .filter(|(_, svc)| is_service_name(svc));
     let mut link = IstiodLink {
         env: var.to_owned(),
         address: address.to_owned(),
@@ -334,6 +334,13 @@ fn resolve_address(var: &str, address: &str, own_ns: &str, snap: &ClusterSnapsho
         label(&s.metadata, REV_LABEL).map_or_else(|| revision_of_name(svc), str::to_owned)
     });
     link
+}
+
+/// A Service name is a DNS-1035 label (an IP address or `[::1]` is not).
+fn is_service_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// The revision an istiod Service's name spells: `istiod` → `default`, `istiod-<rev>` → rev.
@@ -415,6 +422,10 @@ mod tests {
         assert_eq!((gone.exists, gone.revision), (Some(false), None));
         let outside = resolve_address("XDS_ADDRESS", "10.0.0.7:15012", "istio-system", &snap);
         assert_eq!((outside.service, outside.exists), (None, None));
+        let v6 = resolve_address("XDS_ADDRESS", "[fd00::7]:15012", "istio-system", &snap);
+        assert_eq!((v6.service, v6.exists), (None, None));
+        let short = resolve_address("XDS_ADDRESS", "10.0.0.7", "istio-system", &snap);
+        assert_eq!(short.service, None);
         let other_ns = resolve_address(
             "XDS_ADDRESS",
             "istiod.mesh.svc:15012",
