@@ -12,10 +12,14 @@
 //! One cluster for the whole file; the tests that break something take [`LOCK`] and put the
 //! cluster back before releasing it, so each test sees the healthy mesh.
 
-use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::{path::Path, process::Output};
 
-use mesh_testbed::{Cluster, ambient, scenario};
+use mesh_testbed::{
+    Cluster, ambient,
+    probe::{self, findings as by_id},
+    scenario,
+};
 use serde_json::Value;
 
 /// Held by every test: the broken cases change cluster-wide state.
@@ -25,39 +29,10 @@ fn lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs precheck as a user would (`probe::run_mesh`).
 fn precheck(c: &Cluster, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run kubectl-mesh-precheck")
-}
-
-fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn checks(r: &Value) -> Vec<&Value> {
-    r["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["checks"].as_array().unwrap())
-        .collect()
-}
-
-fn by_id<'a>(r: &'a Value, id: &str) -> Vec<&'a Value> {
-    let found: Vec<&Value> = checks(r).into_iter().filter(|f| f["id"] == id).collect();
-    assert!(!found.is_empty(), "no {id} finding in {r:#}");
-    found
+    let binary = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"));
+    probe::run_mesh(binary, c.kubeconfig(), c.dir(), args)
 }
 
 /// `istioctl x precheck` on the same cluster: its combined output.
@@ -201,14 +176,7 @@ fn a_mixed_mesh_reads_naturally() {
     let _g = lock();
     let c = mesh();
     let tag = scenario::new_tag().to_owned();
-    let out = precheck(c, &["-o", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = report(&out);
+    let r = probe::json(&precheck(c, &["-o", "json"]), 0);
     assert!(not_ok(&r).is_empty(), "{:#?}", not_ok(&r));
     for cat in ["ambient", "version-skew", "namespaces"] {
         let listed = r["categories"]
@@ -291,11 +259,9 @@ fn a_mixed_mesh_reads_naturally() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         write_fixture(&text);
     }
-    let offline = report(
-        &Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-precheck"))
-            .args(["--snapshot", file.to_str().unwrap(), "-o", "json"])
-            .output()
-            .unwrap(),
+    let offline = probe::json(
+        &precheck(c, &["--snapshot", file.to_str().unwrap(), "-o", "json"]),
+        0,
     );
     assert_eq!(offline["inventory"]["ambient"], r["inventory"]["ambient"]);
     assert!(not_ok(&offline).is_empty(), "{:#?}", not_ok(&offline));
@@ -346,9 +312,7 @@ fn istio_cni_kept_off_a_node_is_an_error() {
     ]);
     c.wait_rollout("istio-system", "daemonset/istio-cni-node")
         .unwrap();
-    let out = precheck(c, &["-o", "json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let r = report(&out);
+    let r = probe::json(&precheck(c, &["-o", "json"]), 1);
     let f = by_id(&r, "ambient.daemonsets");
     let err = f
         .iter()
@@ -383,9 +347,7 @@ fn a_leftover_cni_taint_is_an_error() {
         "kwok-node-1",
         "cni.istio.io/not-ready=true:NoSchedule",
     ]);
-    let out = precheck(c, &["-o", "json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let r = report(&out);
+    let r = probe::json(&precheck(c, &["-o", "json"]), 1);
     let f = &by_id(&r, "ambient.cni-taint")[0];
     assert_eq!(f["result"], "error", "{f}");
     assert_eq!(f["objects"], serde_json::json!(["Node/kwok-node-1"]));
@@ -407,9 +369,7 @@ fn a_waypoint_on_a_missing_revision_is_an_error() {
     let _undo = Undo::new(c).then(&["delete", "gateway", "-n", "shop", "pinned", "--wait=true"]);
     let rendered = ambient::waypoint(c, "shop", "pinned", Some("1-28-0")).unwrap();
     assert_eq!(rendered, None, "no installed revision renders it");
-    let out = precheck(c, &["-o", "json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let r = report(&out);
+    let r = probe::json(&precheck(c, &["-o", "json"]), 1);
     let f = by_id(&r, "ambient.waypoint-revision");
     let err = f
         .iter()
@@ -450,9 +410,7 @@ fn a_namespace_both_ambient_and_injected_is_a_warning() {
     let _undo = Undo::new(c).then(&["delete", "namespace", "both", "--wait=true"]);
     c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: both, labels: {istio.io/dataplane-mode: ambient, istio-injection: enabled}}\n").unwrap();
     scenario::sample_app(c, "both", 1).unwrap();
-    let out = precheck(c, &["-o", "json"]);
-    assert_eq!(out.status.code(), Some(0), "a warning");
-    let r = report(&out);
+    let r = probe::json(&precheck(c, &["-o", "json"]), 0);
     let f = &by_id(&r, "ambient.mixed-namespaces")[0];
     assert_eq!(f["result"], "warning", "{f}");
     assert!(
@@ -500,7 +458,10 @@ fn a_downgrade_judges_what_the_manifest_does_to_ztunnel_and_cni() {
     );
     let file = c.dir().join("ambient-downgrade.yaml");
     std::fs::write(&file, ambient::ambient_manifest(c, old).unwrap()).unwrap();
-    let r = report(&precheck(c, &["-f", file.to_str().unwrap(), "-o", "json"]));
+    let r = probe::json(
+        &precheck(c, &["-f", file.to_str().unwrap(), "-o", "json"]),
+        0,
+    );
     assert_eq!(r["target"]["mode"], "in-place");
     let order = by_id(&r, "skew.ambient-order");
     assert_eq!(order.len(), 2, "{order:#?}");
@@ -515,7 +476,7 @@ fn a_downgrade_judges_what_the_manifest_does_to_ztunnel_and_cni() {
         );
     }
     assert_eq!(by_id(&r, "ambient.ztunnel-rollout")[0]["result"], "ok");
-    let by_version = report(&precheck(c, &["--target-version", old, "-o", "json"]));
+    let by_version = probe::json(&precheck(c, &["--target-version", old, "-o", "json"]), 1);
     let order = by_id(&by_version, "skew.ambient-order");
     assert_eq!(
         order

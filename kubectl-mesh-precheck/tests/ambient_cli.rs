@@ -9,7 +9,8 @@ use std::{
     process::{Command, Output},
 };
 
-use mesh_common::snapshot::{ClusterSnapshot, Source};
+use mesh_common::snapshot::{ClusterSnapshot, PodObject, Source};
+use mesh_testbed::probe::findings;
 use serde_json::{Value, json};
 
 const FIXTURE: &str = "tests/fixtures/ambient-mixed.yaml";
@@ -53,18 +54,6 @@ fn run(file: &Path, args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap(), v)
 }
 
-fn findings<'a>(r: &'a Value, id: &str) -> Vec<&'a Value> {
-    let found: Vec<&Value> = r["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["checks"].as_array().unwrap())
-        .filter(|f| f["id"] == id)
-        .collect();
-    assert!(!found.is_empty(), "no {id} finding in {r:#}");
-    found
-}
-
 fn only_error<'a>(r: &'a Value, id: &str) -> &'a Value {
     let errors: Vec<&Value> = findings(r, id)
         .into_iter()
@@ -86,6 +75,25 @@ fn daemonset<'a>(
         .iter_mut()
         .find(|d| d.metadata.name.as_deref() == Some(name))
         .unwrap()
+}
+
+/// Changes the waypoint's pods.
+fn waypoint_pods(snap: &mut ClusterSnapshot, f: impl Fn(&mut PodObject)) {
+    let pods = std::mem::take(&mut snap.pods);
+    snap.pods = pods
+        .into_iter()
+        .map(|p| {
+            let mut o: PodObject = p.into();
+            if o.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("waypoint-"))
+            {
+                f(&mut o);
+            }
+            o.into()
+        })
+        .collect();
 }
 
 fn set_env(snap: &mut ClusterSnapshot, value: &str) {
@@ -227,21 +235,7 @@ fn a_waypoint_on_a_missing_revision_or_not_ready() {
     let f = only_error(&r, "ambient.waypoint-revision");
     assert_eq!(f["objects"], json!(["Gateway/shop/waypoint"]));
     let file = variant("waypoint-down", |s| {
-        let pods = std::mem::take(&mut s.pods);
-        s.pods = pods
-            .into_iter()
-            .map(|p| {
-                let mut o: mesh_common::snapshot::PodObject = p.into();
-                if o.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with("waypoint-"))
-                {
-                    o.status.conditions[0].status = "False".into();
-                }
-                o.into()
-            })
-            .collect();
+        waypoint_pods(s, |o| o.status.conditions[0].status = "False".into());
     });
     let (_, r) = run(&file, &[]);
     let f = only_error(&r, "ambient.waypoint-ready");
@@ -292,21 +286,9 @@ fn ztunnel_or_a_waypoint_outside_the_skew_of_its_istiod() {
         "{f}"
     );
     let file = variant("waypoint-old", |s| {
-        let pods = std::mem::take(&mut s.pods);
-        s.pods = pods
-            .into_iter()
-            .map(|p| {
-                let mut o: mesh_common::snapshot::PodObject = p.into();
-                if o.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with("waypoint-"))
-                {
-                    o.spec.containers[0].image = Some("docker.io/istio/proxyv2:1.28.3".into());
-                }
-                o.into()
-            })
-            .collect();
+        waypoint_pods(s, |o| {
+            o.spec.containers[0].image = Some("docker.io/istio/proxyv2:1.28.3".into())
+        });
     });
     let (_, r) = run(&file, &[]);
     let f = only_error(&r, "skew.waypoints");

@@ -25,6 +25,27 @@ fn connect(rt: &tokio::runtime::Runtime, kubeconfig: &Path) -> Connection {
     .unwrap()
 }
 
+/// The admin's connection through a counting fault proxy: (its home dir, the proxy, a
+/// runtime, the connection).
+fn through_proxy(
+    c: &Cluster,
+) -> (
+    tempfile::TempDir,
+    FaultProxy,
+    tokio::runtime::Runtime,
+    Connection,
+) {
+    let home = tempfile::tempdir().unwrap();
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let kubeconfig = proxy
+        .write_kubeconfig(home.path(), c.admin_token())
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conn = connect(&rt, &kubeconfig);
+    (home, proxy, rt, conn)
+}
+
 fn sorted(mut pods: Vec<PodInfo>) -> Vec<PodInfo> {
     pods.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
     pods
@@ -51,14 +72,7 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
         },
     )
     .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let proxy =
-        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
-    let kubeconfig = proxy
-        .write_kubeconfig(home.path(), c.admin_token())
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let conn = connect(&rt, &kubeconfig);
+    let (home, proxy, rt, conn) = through_proxy(c);
 
     proxy.clear_requests();
     let (proto, encoding) = rt.block_on(cluster::list_pods(&conn.client)).unwrap();
@@ -208,14 +222,7 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
 fn nodes_gateways_and_waypoint_users_are_read_once_each() {
     use mesh_common::{cluster::FetchOptions, snapshot::Source};
     let c = Cluster::shared();
-    let home = tempfile::tempdir().unwrap();
-    let proxy =
-        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
-    let kubeconfig = proxy
-        .write_kubeconfig(home.path(), c.admin_token())
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let conn = connect(&rt, &kubeconfig);
+    let (home, proxy, rt, conn) = through_proxy(c);
     let opts = FetchOptions {
         istio_namespace: "istio-system".into(),
         ..FetchOptions::default()
