@@ -63,6 +63,13 @@ fn only_error<'a>(r: &'a Value, id: &str) -> &'a Value {
     errors[0]
 }
 
+/// The one error `id` reports on the fixture changed by `f` (an error: exit 1).
+fn error_after(name: &str, f: impl FnOnce(&mut ClusterSnapshot), id: &str) -> Value {
+    let (code, r) = run(&variant(name, f), &[]);
+    assert_eq!(code, 1, "{r:#}");
+    only_error(&r, id).clone()
+}
+
 fn message(f: &Value) -> &str {
     f["message"].as_str().unwrap()
 }
@@ -157,29 +164,26 @@ fn the_healthy_fixture_has_every_ambient_check_ok() {
 
 #[test]
 fn a_daemonset_not_ready_on_every_node() {
-    let file = variant("unready", |s| {
+    let unready = |s: &mut ClusterSnapshot| {
         daemonset(s, "istio-cni-node")
             .status
             .as_mut()
             .unwrap()
             .number_ready = 2;
-    });
-    let (code, r) = run(&file, &[]);
-    assert_eq!(code, 1);
-    let f = only_error(&r, "ambient.daemonsets");
+    };
+    let f = &error_after("unready", unready, "ambient.daemonsets");
     assert!(
         message(f).contains("istio-cni-node is ready on 2 of 3 nodes"),
         "{f}"
     );
-    let file = variant("selector", |s| {
+    let selector = |s: &mut ClusterSnapshot| {
         let ds = daemonset(s, "ztunnel");
         let spec = ds.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
         spec.node_selector
             .get_or_insert_default()
             .insert("kubernetes.io/hostname".into(), "kwok-node-0".into());
-    });
-    let (_, r) = run(&file, &[]);
-    let f = only_error(&r, "ambient.daemonsets");
+    };
+    let f = error_after("selector", selector, "ambient.daemonsets");
     assert_eq!(
         f["objects"],
         json!([
@@ -192,28 +196,21 @@ fn a_daemonset_not_ready_on_every_node() {
 
 #[test]
 fn a_node_left_tainted_by_istio_cni() {
-    let file = variant("taint", |s| {
-        s.nodes[2].spec.taints.push(
-            serde_json::from_value(
-                json!({"key": "cni.istio.io/not-ready", "effect": "NoSchedule"}),
-            )
-            .unwrap(),
-        );
-    });
-    let (code, r) = run(&file, &[]);
-    assert_eq!(code, 1);
-    let f = only_error(&r, "ambient.cni-taint");
+    let taint = |s: &mut ClusterSnapshot| {
+        let t = json!({"key": "cni.istio.io/not-ready", "effect": "NoSchedule"});
+        s.nodes[2]
+            .spec
+            .taints
+            .push(serde_json::from_value(t).unwrap());
+    };
+    let f = error_after("taint", taint, "ambient.cni-taint");
     assert_eq!(f["objects"], json!(["Node/kwok-node-2"]));
 }
 
 #[test]
 fn ztunnel_pointing_at_a_revision_without_istiod() {
-    let file = variant("ztunnel-gone", |s| {
-        set_env(s, "istiod-1-28-0.istio-system.svc:15012")
-    });
-    let (code, r) = run(&file, &[]);
-    assert_eq!(code, 1);
-    let f = only_error(&r, "ambient.ztunnel-istiod");
+    let gone = |s: &mut ClusterSnapshot| set_env(s, "istiod-1-28-0.istio-system.svc:15012");
+    let f = &error_after("ztunnel-gone", gone, "ambient.ztunnel-istiod");
     assert!(
         message(f).contains("Service istio-system/istiod-1-28-0 does not exist"),
         "{f}"
@@ -223,22 +220,16 @@ fn ztunnel_pointing_at_a_revision_without_istiod() {
 
 #[test]
 fn a_waypoint_on_a_missing_revision_or_not_ready() {
-    let file = variant("pinned", |s| {
-        s.gateways[0]
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert("istio.io/rev".into(), "1-28-0".into());
-    });
-    let (code, r) = run(&file, &[]);
-    assert_eq!(code, 1);
-    let f = only_error(&r, "ambient.waypoint-revision");
+    let pinned = |s: &mut ClusterSnapshot| {
+        let labels = s.gateways[0].metadata.labels.get_or_insert_default();
+        labels.insert("istio.io/rev".into(), "1-28-0".into());
+    };
+    let f = error_after("pinned", pinned, "ambient.waypoint-revision");
     assert_eq!(f["objects"], json!(["Gateway/shop/waypoint"]));
-    let file = variant("waypoint-down", |s| {
+    let down = |s: &mut ClusterSnapshot| {
         waypoint_pods(s, |o| o.status.conditions[0].status = "False".into());
-    });
-    let (_, r) = run(&file, &[]);
-    let f = only_error(&r, "ambient.waypoint-ready");
+    };
+    let f = &error_after("waypoint-down", down, "ambient.waypoint-ready");
     assert!(
         message(f).contains("has 0 of 1 pod(s) ready; 1 use(s) it"),
         "{f}"
@@ -267,31 +258,21 @@ fn a_namespace_both_ambient_and_injected() {
 
 #[test]
 fn ztunnel_or_a_waypoint_outside_the_skew_of_its_istiod() {
-    let file = variant("ztunnel-newer", |s| {
+    let newer = |s: &mut ClusterSnapshot| {
         let ds = daemonset(s, "ztunnel");
-        ds.spec
-            .as_mut()
-            .unwrap()
-            .template
-            .spec
-            .as_mut()
-            .unwrap()
-            .containers[0]
-            .image = Some("docker.io/istio/ztunnel:1.31.1-distroless".into());
-    });
-    let (_, r) = run(&file, &[]);
-    let f = only_error(&r, "skew.ambient");
+        let spec = ds.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        spec.containers[0].image = Some("docker.io/istio/ztunnel:1.31.1-distroless".into());
+    };
+    let f = &error_after("ztunnel-newer", newer, "skew.ambient");
     assert!(
         message(f).contains("ztunnel runs 1.31.1, newer than istiod"),
         "{f}"
     );
-    let file = variant("waypoint-old", |s| {
-        waypoint_pods(s, |o| {
-            o.spec.containers[0].image = Some("docker.io/istio/proxyv2:1.28.3".into())
-        });
-    });
-    let (_, r) = run(&file, &[]);
-    let f = only_error(&r, "skew.waypoints");
+    let old = |s: &mut ClusterSnapshot| {
+        let image = Some("docker.io/istio/proxyv2:1.28.3".to_owned());
+        waypoint_pods(s, |o| o.spec.containers[0].image = image.clone());
+    };
+    let f = &error_after("waypoint-old", old, "skew.waypoints");
     assert!(
         message(f).contains("runs proxy 1.28.3, 2 minors behind"),
         "{f}"
