@@ -192,6 +192,13 @@ fn a_daemonset_not_ready_on_every_node() {
             "Node/kwok-node-2"
         ])
     );
+    let gone = |s: &mut ClusterSnapshot| {
+        s.daemonsets
+            .retain(|d| d.metadata.name.as_deref() != Some("istio-cni-node"));
+    };
+    let f = &error_after("no-cni", gone, "ambient.daemonsets");
+    assert!(message(f).contains("no istio-cni DaemonSet runs"), "{f}");
+    assert_eq!(f["objects"], json!(["Namespace/shop"]));
 }
 
 #[test]

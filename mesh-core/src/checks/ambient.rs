@@ -113,10 +113,37 @@ fn daemonsets(ctx: &Context<'_>) -> Vec<Finding> {
         f.message = format!("which nodes they must cover is unknown: {}", f.message);
         out.push(f);
     }
+    out.extend(missing_agents(ctx));
     if out.is_empty() {
         out.push(Finding::ok(ID, CAT, "no istio-cni or ztunnel DaemonSet"));
     }
     out
+}
+
+/// Ambient namespaces without istio-cni or ztunnel at all: their pods are outside the mesh.
+fn missing_agents(ctx: &Context<'_>) -> Vec<Finding> {
+    const ID: &str = "ambient.daemonsets";
+    let namespaces = &ctx.inv.ambient.namespaces;
+    if namespaces.is_empty() {
+        return Vec::new();
+    }
+    [AgentKind::Cni, AgentKind::Ztunnel]
+        .into_iter()
+        .filter(|k| ctx.inv.ambient.agents_of(*k).next().is_none())
+        .map(|k| {
+            Finding::error(
+                ID,
+                CAT,
+                format!(
+                    "{} namespace(s) are labelled ambient but no {} DaemonSet runs: their pods are not in the mesh",
+                    namespaces.len(),
+                    k.name()
+                ),
+            )
+            .objects(namespaces.iter().map(|n| format!("Namespace/{}", n.name)))
+            .hint("install ambient mode's node agents: kubectl mesh upgrade -f a manifest of istioctl manifest generate --set profile=ambient")
+        })
+        .collect()
 }
 
 /// What a node agent missing on a node breaks there.

@@ -186,6 +186,22 @@ fn daemonsets_not_ready_or_off_eligible_nodes() {
     );
     let gap = mixed().with(|s| s.add_gap(Source::DaemonSets, "forbidden"));
     assert_eq!(results(&of(gap, "ambient.daemonsets")), [Outcome::Skipped]);
+    // An ambient namespace with no ztunnel at all is outside the mesh.
+    let no_ztunnel = mixed().with(|s| {
+        s.daemonsets
+            .retain(|d| d.metadata.name.as_deref() != Some("ztunnel"))
+    });
+    let f = of(no_ztunnel, "ambient.daemonsets");
+    let err = f
+        .iter()
+        .find(|f| f.result == Outcome::Error)
+        .expect("an error");
+    assert!(
+        err.message.contains("no ztunnel DaemonSet runs"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.objects, ["Namespace/shop"]);
 }
 
 #[test]
