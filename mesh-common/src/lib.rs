@@ -2,15 +2,16 @@
 //!
 //! Functional core, imperative shell (DESIGN.md §2). The pure part lives in the `mesh-core`
 //! crate and is re-exported here ([`version`], [`releases`], [`snapshot`], [`selector`],
-//! [`inventory`], [`checks`], [`manifest`], [`plan`], [`change`]) so binaries depend on one
-//! library. The shell — [`cluster`] (the only code holding a `kube::Client`: connect, fetch, the
-//! change engine, backups), [`output`], [`cli`], [`input`], [`knowledge`] (which release data,
-//! today's date) and [`exit`] — connects, fetches, carries plans out and renders. The core cannot reach the shell: it does not depend on this crate.
+//! [`inventory`], [`ambient`], [`checks`], [`manifest`], [`plan`], [`change`]) so binaries
+//! depend on one library. The shell — [`cluster`] (the only code holding a `kube::Client`:
+//! connect, fetch, the change engine, backups), [`output`], [`cli`], [`input`], [`knowledge`]
+//! (which release data, today's date) and [`exit`] — connects, fetches, carries plans out and
+//! renders. The core cannot reach the shell: it does not depend on this crate.
 #![warn(missing_docs)]
 
 pub use mesh_core::{
-    ObjRef, change, checks, error, inventory, manifest, objref, plan, releases, selector, snapshot,
-    version,
+    ObjRef, ambient, change, checks, error, inventory, manifest, objref, plan, releases, selector,
+    snapshot, version,
 };
 
 pub mod carry;

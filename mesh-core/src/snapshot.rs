@@ -57,6 +57,12 @@ pub enum Source {
     Pods,
     /// EnvoyFilters cluster-wide.
     EnvoyFilters,
+    /// Gateway API Gateways cluster-wide (waypoints are Gateways of class `istio-waypoint`).
+    Gateways,
+    /// Nodes (name, labels, taints, readiness).
+    Nodes,
+    /// Services labelled `istio.io/use-waypoint`, cluster-wide (who uses a waypoint).
+    WaypointServices,
     /// SelfSubjectAccessReviews.
     Access,
 }
@@ -78,6 +84,9 @@ impl Source {
             Self::Pdbs => "poddisruptionbudgets",
             Self::Pods => "pods",
             Self::EnvoyFilters => "envoyfilters",
+            Self::Gateways => "gateways (gateway.networking.k8s.io)",
+            Self::Nodes => "nodes",
+            Self::WaypointServices => "services labelled istio.io/use-waypoint",
             Self::Access => "permissions (SelfSubjectAccessReview)",
         }
     }
@@ -142,6 +151,10 @@ pub struct ClusterSnapshot {
     pub pods: Vec<PodInfo>,
     /// EnvoyFilters (metadata only).
     pub envoy_filters: Vec<MetaOnly>,
+    /// Gateway API Gateways (class, status conditions).
+    pub gateways: Vec<GatewayInfo>,
+    /// Nodes (name, labels, taints, readiness).
+    pub nodes: Vec<NodeInfo>,
     /// Access reviews (live clusters only).
     pub access: Vec<AccessCheck>,
     /// Objects of kinds not modelled above, by type and metadata only (from snapshot files,
@@ -189,6 +202,7 @@ impl ClusterSnapshot {
         metas_of(&mut out, &self.crds);
         metas_of(&mut out, &self.pdbs);
         metas_of(&mut out, &self.envoy_filters);
+        metas_of(&mut out, &self.gateways);
         out.extend(self.others.iter().cloned());
         out
     }
@@ -290,6 +304,13 @@ macro_rules! minimal_resource {
     };
 }
 
+mod ambient;
+
+pub use ambient::{
+    GatewayInfo, GatewaySpecInfo, GatewayStatusInfo, NodeInfo, NodeSpecInfo, NodeStatusInfo,
+    OS_LABEL, TaintInfo,
+};
+
 /// A pod as the API and snapshot files carry it, reduced by serde to what a check may read
 /// (full Pods are large; thousands are listed). Converted to a compact [`PodInfo`] to be kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -354,11 +375,16 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 
 /// The pod annotations any check or planner reads; a pod keeps only these. Reading another
 /// one means adding it here (debug builds assert it).
-pub const POD_ANNOTATIONS: [&str; 4] = [
+pub const POD_ANNOTATIONS: [&str; 6] = [
     "sidecar.istio.io/status",
     "sidecar.istio.io/inject",
     "meta.helm.sh/release-name",
     "meta.helm.sh/release-namespace",
+    // Set by istio-cni on the pods ambient mode captured (`enabled`, or `pending`).
+    "ambient.istio.io/redirection",
+    // The revision that rendered a pod: injected sidecars and the Deployments istiod's gateway
+    // controller makes (gateways, waypoints), whose pods carry no injection status.
+    "istio.io/rev",
 ];
 
 /// A pod's owner reference.
@@ -788,7 +814,7 @@ pub enum SnapshotFileError {
 }
 
 /// Sources a snapshot file can hold (all but the version and the access reviews).
-pub const FILE_SOURCES: [Source; 12] = [
+pub const FILE_SOURCES: [Source; 15] = [
     Source::Namespaces,
     Source::Deployments,
     Source::DaemonSets,
@@ -801,6 +827,9 @@ pub const FILE_SOURCES: [Source; 12] = [
     Source::Pdbs,
     Source::Pods,
     Source::EnvoyFilters,
+    Source::Gateways,
+    Source::Nodes,
+    Source::WaypointServices,
 ];
 
 /// Annotation of the `List` `--dump-snapshot` writes: the sources it read (comma-separated,
@@ -862,6 +891,12 @@ impl ClusterSnapshot {
             Source::Pdbs => self.pdbs.len(),
             Source::Pods => self.pods.len(),
             Source::EnvoyFilters => self.envoy_filters.len(),
+            Source::Gateways => self.gateways.len(),
+            Source::Nodes => self.nodes.len(),
+            // A dump of services holds any that use a waypoint: it was read if it has services.
+            Source::WaypointServices => {
+                self.services.len() + self.others.iter().filter(|o| o.kind == "Service").count()
+            }
             Source::Version | Source::Access => 0,
         }
     }
@@ -961,6 +996,10 @@ impl ClusterSnapshot {
             ("networking.istio.io", "EnvoyFilter") => {
                 self.envoy_filters.push(from(item).map_err(err)?);
             }
+            ("gateway.networking.k8s.io", "Gateway") => {
+                self.gateways.push(from(item).map_err(err)?);
+            }
+            ("", "Node") => self.nodes.push(NodeInfo::kept(from(item).map_err(err)?)),
             _ if !kind.is_empty() && item.get("metadata").is_some() => {
                 let api_version = item
                     .get("apiVersion")
@@ -997,6 +1036,8 @@ impl ClusterSnapshot {
         push_items(&mut items, &self.pdbs);
         push_items(&mut items, &self.pods);
         push_items(&mut items, &self.envoy_filters);
+        push_items(&mut items, &self.gateways);
+        push_items(&mut items, &self.nodes);
         items.extend(
             self.others
                 .iter()

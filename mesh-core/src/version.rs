@@ -141,6 +141,15 @@ impl IstioVersion {
         at(self) - at(other)
     }
 
+    /// The version without its image variant, as messages show it (`1.30.3-distroless` names
+    /// an image; its version is `1.30.3`).
+    pub fn without_variant(&self) -> IstioVersion {
+        IstioVersion {
+            variant: None,
+            ..self.clone()
+        }
+    }
+
     /// The revision name Istio's docs recommend for this version (`1-30-3`).
     pub fn revision_name(&self) -> String {
         format!("{}-{}-{}", self.major(), self.minor(), self.semver.patch)

@@ -241,7 +241,7 @@ pub fn gateway_api(ctx: &Context<'_>) -> Vec<Finding> {
         .into_iter()
         .map(|(v, _)| v)
         .max()
-        .cloned();
+        .map(IstioVersion::without_variant);
     let release = istio.as_ref().and_then(|v| data.release(v));
     let mut out = Vec::new();
     if let (Some(v), None) = (&istio, release) {
@@ -391,6 +391,7 @@ mod tests {
             version: IstioVersion::parse(v).unwrap(),
             revision: "default".into(),
             mode: TargetMode::InPlace,
+            agents: None,
             images: Vec::new(),
         }
     }

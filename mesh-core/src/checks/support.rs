@@ -23,6 +23,7 @@ fn subjects(ctx: &Context<'_>) -> Vec<(IstioVersion, String)> {
     if ctx.snap.gap(Source::Deployments).is_none() {
         for c in &ctx.inv.control_planes {
             if let Some(v) = &c.version {
+                let v = v.without_variant();
                 out.push((
                     v.clone(),
                     format!("revision `{}` runs Istio {v}", c.revision),
@@ -31,7 +32,8 @@ fn subjects(ctx: &Context<'_>) -> Vec<(IstioVersion, String)> {
         }
     }
     if let Some(t) = ctx.target {
-        out.push((t.version.clone(), format!("the target Istio {}", t.version)));
+        let v = t.version.without_variant();
+        out.push((v.clone(), format!("the target Istio {v}")));
     }
     out
 }
@@ -183,7 +185,7 @@ fn serving(
     let mut serving: BTreeMap<String, (IstioVersion, bool)> = BTreeMap::new();
     for c in &ctx.inv.control_planes {
         if let Some(v) = &c.version {
-            serving.insert(c.revision.clone(), (v.clone(), false));
+            serving.insert(c.revision.clone(), (v.without_variant(), false));
         }
     }
     if let Some(t) = ctx.target.filter(|t| t.mode == TargetMode::InPlace) {
@@ -192,7 +194,7 @@ fn serving(
             let msg = format!("no hazard data for the target Istio {} ({why})", t.version);
             return Err(Finding::skipped("release.known-hazards", CAT, msg).hint(hint));
         }
-        serving.insert(t.revision.clone(), (t.version.clone(), true));
+        serving.insert(t.revision.clone(), (t.version.without_variant(), true));
     }
     Ok(serving)
 }
@@ -252,7 +254,7 @@ fn affected_pods(
                 == Some(rev)
         })
         .filter_map(|p| {
-            let v = p.proxy_image().and_then(image_version)?;
+            let v = p.proxy_image().and_then(image_version)?.without_variant();
             matches(&v).then(|| format!("Pod/{}/{} (proxy {v})", p.namespace(), p.name()))
         })
         .collect()
@@ -615,6 +617,7 @@ mod tests {
                 version: IstioVersion::parse(v).unwrap(),
                 revision: "default".into(),
                 mode: *mode,
+                agents: None,
                 images: images.clone(),
             });
             f(&Context {

@@ -281,7 +281,7 @@ pub fn prepare(
     }
     check_namespace(manifest, &snap.istio_namespace)?;
     let target = target(inv, manifest, req, &snap.istio_namespace)?;
-    let findings = guardrails(snap, inv, manifest, &target, req);
+    let findings = guardrails(snap, inv, &target, req, manifest);
     let owner = objects::Owner {
         revision: &target.revision,
         version: target.version.to_string(),
@@ -422,11 +422,15 @@ fn target(
 fn guardrails(
     snap: &ClusterSnapshot,
     inv: &Inventory,
-    manifest: &Manifest,
     t: &Target,
     req: &Request<'_>,
+    manifest: &Manifest,
 ) -> Vec<Finding> {
     let target = checks::Target {
+        agents: Some(crate::ambient::planned_agents(
+            &manifest.objects,
+            &snap.istio_namespace,
+        )),
         version: t.version.clone(),
         revision: t.revision.clone(),
         mode: match t.mode {
