@@ -81,12 +81,14 @@ pub fn health(ctx: &Context<'_>) -> Vec<Finding> {
         .collect()
 }
 
-/// istiod runs at least 2 replicas and has a PodDisruptionBudget.
+/// istiod runs at least 2 replicas and has a PodDisruptionBudget. Without the
+/// PodDisruptionBudgets the replica count is still judged; only the budget is `skipped`.
 pub fn availability(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "control-plane.availability";
-    if let Some(f) = ctx.missing(ID, CAT, &[Source::Deployments, Source::Pdbs]) {
+    if let Some(f) = ctx.missing(ID, CAT, &[Source::Deployments]) {
         return vec![f];
     }
+    let pdbs_unread = ctx.missing(ID, CAT, &[Source::Pdbs]);
     ctx.snap
         .deployments
         .iter()
@@ -95,34 +97,49 @@ pub fn availability(ctx: &Context<'_>) -> Vec<Finding> {
             let ns = namespace(&d.metadata);
             let o = obj("Deployment", ns, name(&d.metadata));
             let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let pod_labels = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .map(labels)
-                .cloned()
-                .unwrap_or_default();
-            let has_pdb = ctx.snap.pdbs.iter().any(|p| {
-                namespace(&p.metadata) == ns
-                    && p.spec.as_ref().is_some_and(|s| {
-                        s.selector.is_some() && selector::matches(s.selector.as_ref(), &pod_labels)
-                    })
-            });
-            match (replicas >= 2, has_pdb) {
-                (true, true) => Finding::ok(ID, CAT, format!("{o}: {replicas} replicas with a PodDisruptionBudget")),
-                (false, _) => Finding::warning(
+            if replicas < 2 {
+                return Finding::warning(
                     ID,
                     CAT,
                     format!("{o} runs {replicas} replica; a node drain or a failed rollout stops injection"),
                 )
                 .objects([o.clone()])
-                .hint("set 2 or more replicas (autoscaleMin: 2) before upgrading"),
-                (true, false) => Finding::warning(ID, CAT, format!("{o} has no PodDisruptionBudget"))
+                .hint("set 2 or more replicas (autoscaleMin: 2) before upgrading");
+            }
+            if let Some(f) = &pdbs_unread {
+                return Finding::skipped(
+                    ID,
+                    CAT,
+                    format!("{o} runs {replicas} replicas; its PodDisruptionBudget is not judged: {}", f.message),
+                );
+            }
+            if has_pdb(ctx, d) {
+                Finding::ok(ID, CAT, format!("{o}: {replicas} replicas with a PodDisruptionBudget"))
+            } else {
+                Finding::warning(ID, CAT, format!("{o} has no PodDisruptionBudget"))
                     .objects([o.clone()])
-                    .hint("add a PodDisruptionBudget with minAvailable: 1"),
+                    .hint("add a PodDisruptionBudget with minAvailable: 1")
             }
         })
         .collect()
+}
+
+/// Whether a PodDisruptionBudget of the Deployment's namespace selects its pods.
+fn has_pdb(ctx: &Context<'_>, d: &k8s_openapi::api::apps::v1::Deployment) -> bool {
+    let ns = namespace(&d.metadata);
+    let pod_labels = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .map(labels)
+        .cloned()
+        .unwrap_or_default();
+    ctx.snap.pdbs.iter().any(|p| {
+        namespace(&p.metadata) == ns
+            && p.spec.as_ref().is_some_and(|s| {
+                s.selector.is_some() && selector::matches(s.selector.as_ref(), &pod_labels)
+            })
+    })
 }
 
 /// Tag and revision names do not collide, and an in-place target matches how it is installed.
@@ -223,6 +240,8 @@ struct ChangedDefault {
     since: u64,
     /// Setting.
     setting: &'static str,
+    /// What `affected` reads: without it the rule is not judged.
+    reads: &'static [Source],
     /// Objects that rely on the old default.
     affected: fn(&Context<'_>) -> Vec<String>,
 }
@@ -230,6 +249,7 @@ struct ChangedDefault {
 const CHANGED_DEFAULTS: &[ChangedDefault] = &[ChangedDefault {
     since: 22,
     setting: "meshConfig.defaultConfig.tracer (zipkin no longer the default tracer)",
+    reads: &[Source::Services],
     affected: |ctx| {
         ctx.snap
             .services
@@ -247,7 +267,7 @@ pub fn deprecated_settings(ctx: &Context<'_>) -> Vec<Finding> {
     let Some(t) = ctx.target else {
         return vec![Finding::ok(ID, cat, "no target version given")];
     };
-    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments, Source::ConfigMaps]) {
+    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments]) {
         return vec![f];
     }
     let oldest = ctx
@@ -262,6 +282,17 @@ pub fn deprecated_settings(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for d in CHANGED_DEFAULTS {
         if from.minor() < d.since && t.version.minor() >= d.since {
+            if let Some(f) = ctx.missing(ID, cat, d.reads) {
+                out.push(Finding::skipped(
+                    ID,
+                    cat,
+                    format!(
+                        "Istio 1.{} changed {}; not judged: {}",
+                        d.since, d.setting, f.message
+                    ),
+                ));
+                continue;
+            }
             let objects = (d.affected)(ctx);
             if !objects.is_empty() {
                 out.push(
@@ -409,10 +440,51 @@ mod tests {
             run(availability, with_pdb, None, false)[0].result,
             Outcome::Ok
         );
-        let gap = Snap::new().with(|s| s.add_gap(Source::Pdbs, "forbidden"));
-        assert_eq!(
-            run(availability, gap, None, false)[0].result,
-            Outcome::Skipped
+        // Without the PodDisruptionBudgets only the budget is unknown: two replicas are not
+        // judged, one replica is still a warning.
+        let gap = Snap::new()
+            .control_plane("default", "1.29.6")
+            .with(|s| s.add_gap(Source::Pdbs, "forbidden"));
+        let f = run(availability, gap, None, false);
+        assert_eq!(f[0].result, Outcome::Skipped, "{f:#?}");
+        assert!(
+            f[0].message.contains("runs 2 replicas; its PodDisruptionBudget is not judged: cannot read poddisruptionbudgets: forbidden"),
+            "{}",
+            f[0].message
+        );
+        let single = Snap::new().with(|s| {
+            s.deployments
+                .push(crate::testkit::istiod("default", "1.29.6", 1, 1));
+            s.add_gap(Source::Pdbs, "forbidden");
+        });
+        let f = run(availability, single, None, false);
+        assert_eq!(f[0].result, Outcome::Warning, "{f:#?}");
+        assert!(f[0].message.contains("runs 1 replica"), "{}", f[0].message);
+    }
+
+    /// The zipkin rule reads Services: it is judged without ConfigMaps (which it never read) and
+    /// skipped without Services (where it used to say no default affects the cluster).
+    #[test]
+    fn changed_defaults_need_what_each_rule_reads() {
+        let zipkin = || {
+            Snap::new()
+                .control_plane("default", "1.21.2")
+                .service("zipkin", &[])
+        };
+        let t = target(&zipkin(), "1.22.0", false);
+        let no_config_maps = zipkin().with(|s| s.add_gap(Source::ConfigMaps, "not dumped"));
+        let f = run(deprecated_settings, no_config_maps, Some(&t), false);
+        assert_eq!(f[0].result, Outcome::Warning, "{f:#?}");
+        assert_eq!(f[0].objects, ["Service/istio-system/zipkin"]);
+        let no_services = zipkin().with(|s| s.add_gap(Source::Services, "not dumped"));
+        let f = run(deprecated_settings, no_services, Some(&t), false);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].result, Outcome::Skipped, "{f:#?}");
+        assert!(
+            f[0].message
+                .ends_with("not judged: cannot read services: not dumped"),
+            "{}",
+            f[0].message
         );
     }
 

@@ -143,8 +143,12 @@ fn judge(
 }
 
 /// After an in-place move, the revision's proxies stay on their version until restarted.
+/// Without the pods they are not judged (`skipped`), never taken for none.
 fn proxies_after(ctx: &Context<'_>, to: &IstioVersion, revision: &str) -> Vec<Finding> {
     const ID: &str = "skew.in-place-proxies";
+    if let Some(f) = ctx.missing(ID, CAT, &[Source::Pods]) {
+        return vec![f];
+    }
     let mut too_old = Vec::new();
     let mut newer = Vec::new();
     for p in ctx
@@ -300,6 +304,17 @@ pub fn ambient(ctx: &Context<'_>) -> Vec<Finding> {
                     .objects([o.clone()])
                     .hint("upgrade istiod first, then ztunnel and CNI"),
                 },
+                (Some(_), None) if ctx.snap.gap(Source::Deployments).is_some() => {
+                    let why = ctx.missing(ID, CAT, &[Source::Deployments]);
+                    Finding::skipped(
+                        ID,
+                        CAT,
+                        format!(
+                            "{o}: its istiod's version is not judged: {}",
+                            why.map(|f| f.message).unwrap_or_default()
+                        ),
+                    )
+                }
                 _ => Finding::warning(ID, CAT, format!("{o}: version or its istiod unknown"))
                     .objects([o.clone()]),
             }
@@ -496,6 +511,37 @@ mod tests {
         );
         let gap = Snap::new().with(|s| s.add_gap(Source::DaemonSets, "forbidden"));
         assert_eq!(run(ambient, gap, None, false)[0].result, Outcome::Skipped);
+        // Without the Deployments, istiod's version is not known: not judged, not a warning.
+        let no_istiod = Snap::new().with(|s| {
+            s.daemonsets.push(ztunnel("1.30.3"));
+            s.add_gap(Source::Deployments, "forbidden");
+        });
+        let f = run(ambient, no_istiod, None, false);
+        assert_eq!(f[0].result, Outcome::Skipped, "{f:#?}");
+        assert!(
+            f[0].message.contains("cannot read deployments"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// Without the pods, the proxies an in-place move leaves behind are not judged: `skipped`,
+    /// never taken for none.
+    #[test]
+    fn in_place_proxies_are_skipped_without_pods() {
+        let s = Snap::new()
+            .control_plane("default", "1.29.6")
+            .with(|s| s.add_gap(Source::Pods, "not dumped"));
+        let f = run(control_plane, s, Some("1.30.3"), false);
+        let ids: Vec<_> = f.iter().map(|f| (f.id, f.result)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("skew.in-place", Outcome::Ok),
+                ("skew.in-place-proxies", Outcome::Skipped)
+            ],
+            "{f:#?}"
+        );
     }
 
     #[test]
