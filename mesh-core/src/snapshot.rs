@@ -90,6 +90,61 @@ pub struct Gap {
     pub source: Source,
     /// Why (forbidden, timeout, not in the snapshot file, ...).
     pub reason: String,
+    /// The kind of reason, which decides what to tell the user.
+    #[serde(default)]
+    pub cause: GapCause,
+}
+
+/// Why a source is missing: what fixes it differs (permissions, a fuller dump, a retry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GapCause {
+    /// The API server refused the read (403).
+    Forbidden,
+    /// A snapshot file does not hold it.
+    NotInFile,
+    /// The command does not read it.
+    NotRead,
+    /// Anything else (a server error, a timeout).
+    #[default]
+    Failed,
+}
+
+/// A source a plan cannot do without is missing: the one error every planner returns for it,
+/// classified and hinted by why it is missing — never a permission hint for a kind a snapshot
+/// file simply does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read {}: {}", gap.source.describe(), gap.reason)]
+pub struct Unread {
+    /// The missing source and why.
+    pub gap: Gap,
+}
+
+impl crate::error::Classify for Unread {
+    fn class(&self) -> crate::error::Class {
+        match self.gap.cause {
+            GapCause::NotInFile => crate::error::Class::Usage,
+            GapCause::Forbidden | GapCause::NotRead | GapCause::Failed => {
+                crate::error::Class::Failed
+            }
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        let what = self.gap.source.describe();
+        match self.gap.cause {
+            GapCause::Forbidden => vec![format!(
+                "check your permissions with `kubectl auth can-i list {what}`"
+            )],
+            GapCause::NotInFile => vec![format!(
+                "add them to the snapshot (`kubectl get {what} -A -o yaml`), or write it with `kubectl mesh precheck --dump-snapshot`"
+            )],
+            GapCause::Failed => {
+                vec!["run the command again once the API server answers".to_owned()]
+            }
+            GapCause::NotRead => Vec::new(),
+        }
+    }
 }
 
 /// One SelfSubjectAccessReview asked and its answer.
@@ -157,13 +212,28 @@ impl ClusterSnapshot {
         self.gaps.iter().find(|g| g.source == source)
     }
 
-    /// Records that a source could not be read.
+    /// Records that a source could not be read (for a reason other than those of
+    /// [`add_gap_because`](Self::add_gap_because)).
     pub fn add_gap(&mut self, source: Source, reason: impl Into<String>) {
+        self.add_gap_because(source, GapCause::Failed, reason);
+    }
+
+    /// Records that a source could not be read, and the kind of reason.
+    pub fn add_gap_because(&mut self, source: Source, cause: GapCause, reason: impl Into<String>) {
         if self.gap(source).is_none() {
             self.gaps.push(Gap {
                 source,
                 reason: reason.into(),
+                cause,
             });
+        }
+    }
+
+    /// The first of `sources` that could not be read, as the planners' error.
+    pub fn require(&self, sources: &[Source]) -> Result<(), Unread> {
+        match sources.iter().find_map(|s| self.gap(*s)) {
+            Some(gap) => Err(Unread { gap: gap.clone() }),
+            None => Ok(()),
         }
     }
 
@@ -885,7 +955,7 @@ impl ClusterSnapshot {
                     source.describe()
                 ),
             };
-            self.add_gap(source, reason);
+            self.add_gap_because(source, GapCause::NotInFile, reason);
         }
     }
 
@@ -898,13 +968,15 @@ impl ClusterSnapshot {
     }
 
     fn access_gap_for_file(&mut self) {
-        self.add_gap(
+        self.add_gap_because(
             Source::Access,
+            GapCause::NotInFile,
             "a snapshot file cannot answer access reviews; run against the cluster",
         );
         if self.kube_version.is_none() {
-            self.add_gap(
+            self.add_gap_because(
                 Source::Version,
+                GapCause::NotInFile,
                 "the snapshot has no Kubernetes version; pass --kube-version",
             );
         }

@@ -33,8 +33,8 @@ use crate::{
     ObjRef,
     checks::AccessRequest,
     snapshot::{
-        AccessCheck, ClusterSnapshot, CrdInfo, LAST_APPLIED, MetaOnly, PodInfo, PodInterner,
-        PodObject, Source, TypedMeta, label, name,
+        AccessCheck, ClusterSnapshot, CrdInfo, GapCause, LAST_APPLIED, MetaOnly, PodInfo,
+        PodInterner, PodObject, Source, TypedMeta, label, name,
     },
     version::KubeVersion,
 };
@@ -262,12 +262,14 @@ fn settle<T>(
         }
         Err(e) => {
             let e = fatal(conn, e)?;
-            let reason = match &e {
-                kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
-                kube::Error::Api(s) => s.message.clone(),
-                other => other.to_string(),
+            let (cause, reason) = match &e {
+                kube::Error::Api(s) if s.code == 403 => {
+                    (GapCause::Forbidden, format!("forbidden: {}", s.message))
+                }
+                kube::Error::Api(s) => (GapCause::Failed, s.message.clone()),
+                other => (GapCause::Failed, other.to_string()),
             };
-            snap.add_gap(source, reason);
+            snap.add_gap_because(source, cause, reason);
             Ok(Vec::new())
         }
     }
@@ -401,7 +403,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     );
     kube_version(conn, &mut snap, version)?;
     for source in &opts.skip {
-        snap.add_gap(*source, NOT_READ);
+        snap.add_gap_because(*source, GapCause::NotRead, NOT_READ);
     }
     snap.namespaces = settle(conn, &mut snap, Source::Namespaces, namespaces)?;
     snap.deployments = settle(conn, &mut snap, Source::Deployments, deployments)?;

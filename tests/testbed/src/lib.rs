@@ -23,6 +23,7 @@
 pub mod bins;
 mod cluster;
 pub mod config;
+pub mod dump;
 pub mod fault;
 pub mod inject;
 pub mod pki;

@@ -649,6 +649,60 @@ fn unknown_revisions_and_tags_are_usage_errors() {
     );
 }
 
+/// Without one of the kinds a complete plan reads, what uses the revision is still found and
+/// refuses; only a plan that would go ahead fails, classified by why the kind is missing: a
+/// snapshot file that lacks it is bad input (never a permission problem), a refusal by the
+/// server is.
+#[test]
+fn a_missing_kind_still_refuses_and_only_a_plan_to_carry_out_needs_it() {
+    use crate::snapshot::GapCause;
+    let partial = || {
+        let mut w = canary_started().ns("demo", &[("istio-injection", "enabled")]);
+        w.snap = w.snap.with(|x| {
+            x.validating_webhooks.clear();
+            x.add_gap_because(
+                Source::ValidatingWebhooks,
+                GapCause::NotInFile,
+                "not in the file",
+            );
+        });
+        w
+    };
+    let plan = partial().plan(rev("default"), false).unwrap();
+    assert!(plan.refused());
+    let subjects: Vec<&str> = plan.blockers.iter().map(|b| b.subject.as_str()).collect();
+    assert!(
+        subjects.contains(&"namespace demo") && subjects.contains(&"tag default"),
+        "{subjects:?}"
+    );
+    assert_eq!(plan.unread.len(), 1);
+    assert_eq!(plan.unread[0].source, Source::ValidatingWebhooks);
+
+    let err = partial().plan(rev("default"), true).unwrap_err();
+    assert_eq!(err.class(), Class::Usage, "{err}");
+    assert!(!err.hints()[0].contains("auth can-i"), "{:?}", err.hints());
+    let mut done = canary_done();
+    done.snap = done.snap.with(|x| {
+        x.add_gap_because(Source::Pods, GapCause::Forbidden, "forbidden: no");
+    });
+    let err = done.plan(rev("default"), false).unwrap_err();
+    assert_eq!(err.class(), Class::Failed, "{err}");
+    assert_eq!(
+        err.hints(),
+        ["check your permissions with `kubectl auth can-i list pods`"]
+    );
+    // Without the webhooks or the Deployments the revision itself cannot be found.
+    let mut blind = canary_started();
+    blind.snap = blind
+        .snap
+        .with(|x| x.add_gap_because(Source::MutatingWebhooks, GapCause::NotInFile, "x"));
+    let err = blind.plan(rev("default"), false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read mutatingwebhookconfigurations: x"
+    );
+}
+
 #[test]
 fn unlabelled_default_objects_and_chart_named_rbac_belong_to_default() {
     // testkit's control plane: istiod and its injector without a revision label (older charts),

@@ -33,7 +33,7 @@ use crate::{
     error::{Class, Classify},
     inventory::{InstallMethod, Inventory, injected_revision},
     manifest::Manifest,
-    snapshot::{ClusterSnapshot, Source, TypedMeta},
+    snapshot::{ClusterSnapshot, Source, TypedMeta, Unread},
     version::{IstioVersion, image_version},
 };
 
@@ -189,26 +189,22 @@ pub enum UpgradeError {
         forceable: bool,
     },
     /// A source the plan needs could not be read.
-    #[error("cannot read {}: {reason}", what.describe())]
-    Unreadable {
-        /// What.
-        what: Source,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Unreadable(#[from] Unread),
 }
 
 impl Classify for UpgradeError {
     fn class(&self) -> Class {
         match self {
             Self::CanaryExists { .. } | Self::Namespace { .. } => Class::Usage,
-            Self::Unreadable { .. } => Class::Failed,
+            Self::Unreadable(e) => e.class(),
             _ => Class::Blocked,
         }
     }
 
     fn hints(&self) -> Vec<String> {
         vec![match self {
+            Self::Unreadable(e) => return e.hints(),
             Self::CanaryNotAsked { .. } => "pass --canary to install it beside them, or generate the manifest for an installed revision (`--set revision=<rev>`) to upgrade in place".to_owned(),
             Self::CanaryExists { revision } => format!("drop --canary to upgrade `{revision}` in place, or generate the manifest with another revision (`--set revision=<new>`)"),
             Self::Helm { release, namespace, version, .. } => format!("helm upgrade istio-base istio/base -n {namespace} --version {version} && helm upgrade {release} istio/istiod -n {namespace} --version {version} --reuse-values"),
@@ -216,7 +212,6 @@ impl Classify for UpgradeError {
             Self::Namespace { manifest, .. } => format!("pass -i {manifest}, or generate the manifest for the Istio namespace"),
             Self::Refused { forceable: true, .. } => "fix what the checks above report, or pass --force to override version-skew checks".to_owned(),
             Self::Refused { .. } => "fix what the checks above report (--force overrides version-skew checks only)".to_owned(),
-            Self::Unreadable { what, .. } => format!("check your permissions with `kubectl auth can-i list {}`", what.describe()),
         }]
     }
 }
@@ -269,14 +264,7 @@ pub fn prepare(
     before: &BTreeMap<ObjRef, Option<Value>>,
     installed: &[TypedMeta],
 ) -> Result<Prepared, UpgradeError> {
-    for source in REQUIRED {
-        if let Some(g) = snap.gap(source) {
-            return Err(UpgradeError::Unreadable {
-                what: source,
-                reason: g.reason.clone(),
-            });
-        }
-    }
+    snap.require(&REQUIRED)?;
     check_namespace(manifest, &snap.istio_namespace)?;
     let target = target(inv, manifest, req, &snap.istio_namespace)?;
     let findings = guardrails(snap, inv, &target, req);
