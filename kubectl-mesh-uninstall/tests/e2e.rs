@@ -135,9 +135,12 @@ fn proxies(c: &Cluster, ns: &str) -> String {
     scenario::pod_images(c, ns, "app=web").unwrap()
 }
 
-/// Reinstalls the canary with the `default` profile: its ingress gateway replaces the old one
-/// (same Deployment, now labelled with the canary) — how IOP gateways move to a new revision.
-fn move_gateway_to_canary(c: &Cluster) {
+/// Moves the ingress gateway to the canary the way the refusal says, with kubectl-mesh alone:
+/// the canary's manifest rendered with the `default` profile (so it holds the gateway) applied
+/// by `kubectl mesh upgrade -f` — the canary is upgraded in place and the gateway's objects
+/// (same names) now belong to it. Returns that command's stdout. Its backup goes under `home`,
+/// not under the uninstall's.
+fn move_gateway_to_canary(c: &Cluster, home: &Path) -> String {
     let tag = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
     let sets: Vec<String> = scenario::install_sets(c, CANARY, &tag)
         .into_iter()
@@ -150,8 +153,22 @@ fn move_gateway_to_canary(c: &Cluster) {
         })
         .collect();
     let mut cmd = c.istioctl();
-    cmd.args(["install", "-y"]).args(&sets);
-    run_with_stdin(cmd, "").unwrap();
+    cmd.args(["manifest", "generate"]).args(&sets);
+    let manifest = home.join("canary-with-gateway.yaml");
+    std::fs::write(&manifest, run_with_stdin(cmd, "").unwrap()).unwrap();
+    let upgrade = sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
+        "kubectl-mesh-upgrade",
+    );
+    let out = Command::new(upgrade)
+        .args(["-f", manifest.to_str().unwrap(), "-y", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    expect(&out, 0).0
 }
 
 /// A user allowed to read everything and delete webhooks and autoscalers — not Deployments.
@@ -186,7 +203,8 @@ fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
 /// `uninstall --revision default`:
 /// 1. while namespaces, the `default` tag, pods and the gateway still use 1.29 it is refused
 ///    (exit 1) with the command that moves each, and not one object changes;
-/// 2. after moving everything it plans exactly the 1.29 control plane's objects;
+/// 2. after moving everything — the gateway as the refusal says, with `kubectl mesh upgrade -f`
+///    of the canary's manifest holding it — it plans exactly the 1.29 control plane's objects;
 /// 3. a user who may not delete Deployments is refused by the server-side dry run before the
 ///    first delete: exit 3, the refusal named, nothing changed, no backup written;
 /// 4. run again it finishes: exactly the planned objects are gone, nothing of 1-30-3 or of the
@@ -218,6 +236,8 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
         ),
         format!("fix: kubectl rollout restart -n {enabled} deployment/web"),
         "gateway istio-system/istio-ingressgateway: installed with revision `default`".to_owned(),
+        // kubectl-mesh's way to move it, not istioctl's (followed in step 2).
+        format!("fix: kubectl mesh upgrade -f <revision {CANARY}'s manifest with this gateway"),
     ] {
         assert!(stdout.contains(&needle), "{needle}\nin:\n{stdout}");
     }
@@ -248,7 +268,22 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
         c.kubectl_out(&["rollout", "restart", "-n", ns, "deployment/web"]);
         c.wait_rollout(ns, "deployment/web").unwrap();
     }
-    move_gateway_to_canary(&c);
+    let upgrade_home = tempfile::tempdir().unwrap();
+    let moved = move_gateway_to_canary(&c, upgrade_home.path());
+    assert!(
+        moved.contains(&format!("in-place re-apply of revision `{CANARY}`")),
+        "{moved}"
+    );
+    let gateway = c.kubectl_out(&[
+        "get",
+        "deployment",
+        "-n",
+        "istio-system",
+        "istio-ingressgateway",
+        "-o",
+        "jsonpath={.metadata.labels.istio\\.io/rev}",
+    ]);
+    assert_eq!(gateway.trim(), CANARY, "the gateway moved in place");
     let plan = json(
         &mesh(
             &c,

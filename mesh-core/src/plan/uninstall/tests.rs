@@ -483,6 +483,43 @@ fn a_namespace_labelled_with_the_revision_blocks_with_the_relabel_command() {
             .iter()
             .any(|b| b.subject.contains("istio-ingressgateway") && b.kind == BlockerKind::Pods)
     );
+    // The way to move it is kubectl-mesh's own: the other revision's manifest with the gateway,
+    // applied in place (that revision is installed, so not as a canary).
+    assert_eq!(
+        gw.command.as_deref(),
+        Some(
+            "kubectl mesh upgrade -f <revision default's manifest with this gateway, e.g. istioctl manifest generate --set revision=default --set profile=default>"
+        )
+    );
+}
+
+/// No other revision is installed yet: the gateway goes with the new revision's canary install.
+#[test]
+fn a_gateway_with_no_revision_to_move_to_is_moved_by_the_canary_install() {
+    let plan = World::new()
+        .install("default", "1.29.6")
+        .gateway("default", "1.29.6")
+        .base("default")
+        .plan(rev("default"), false)
+        .unwrap();
+    let gw = plan
+        .blockers
+        .iter()
+        .find(|b| b.kind == BlockerKind::Gateway)
+        .unwrap();
+    assert_eq!(
+        gw.command.as_deref(),
+        Some("kubectl mesh upgrade --canary -f <the new revision's manifest with this gateway>")
+    );
+    for b in &plan.blockers {
+        assert!(
+            !b.command
+                .as_deref()
+                .unwrap_or_default()
+                .contains("istioctl install"),
+            "{b:?}"
+        );
+    }
 }
 
 #[test]
