@@ -281,7 +281,7 @@ fn a_dump_without_validating_webhooks_still_reports_a_dead_injector() {
         let istiod_service = kind == "Service" && i["metadata"]["name"] == "istiod";
         kind != "ValidatingWebhookConfiguration" && !istiod_service
     });
-    let dir = std::env::temp_dir().join(format!("precheck-cli-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("precheck-cli-dump-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("no-validating-webhooks.yaml");
     std::fs::write(&path, text).unwrap();

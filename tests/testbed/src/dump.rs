@@ -7,24 +7,30 @@ use serde_json::Value;
 /// The `# kube-version:` header the tool writes, so a hand-made file needs no `--kube-version`.
 const KUBE_VERSION: &str = "# kube-version: ";
 
-/// `fixture` (a dump: `#` header lines, then a `v1 List`) as a hand-made dump: the header's
-/// Kubernetes version kept, the list's annotations dropped, and every item `keep` refuses
-/// left out.
+/// `fixture` (a dump: `#` header lines, then a `v1 List` in YAML or JSON) as a hand-made dump:
+/// the header's Kubernetes version kept, the list's annotations dropped, and every item `keep`
+/// refuses left out.
 pub fn hand_made(fixture: &str, keep: impl Fn(&Value) -> bool) -> String {
+    edited(fixture, |list| {
+        list["metadata"] = Value::Object(serde_json::Map::new());
+        if let Some(items) = list["items"].as_array_mut() {
+            items.retain(|i| keep(i));
+        }
+    })
+}
+
+/// `fixture` (a dump: `#` header lines, then a `v1 List` in YAML or JSON) with `edit` applied to
+/// its list, written back as JSON after the header's Kubernetes version.
+pub fn edited(fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
     let version = fixture
         .lines()
         .find_map(|l| l.strip_prefix(KUBE_VERSION))
         .unwrap_or("v1.34.4");
-    let body: String = fixture
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut list: Value = serde_json::from_str(&body).expect("the fixture is a JSON List");
-    list["metadata"] = Value::Object(serde_json::Map::new());
-    if let Some(items) = list["items"].as_array_mut() {
-        items.retain(|i| keep(i));
-    }
+    let mut options = serde_saphyr::Options::default();
+    options.budget = None;
+    let mut list: Value =
+        serde_saphyr::from_str_with_options(fixture, options).expect("the fixture is a List");
+    edit(&mut list);
     format!(
         "{KUBE_VERSION}{version}\n{}\n",
         serde_json::to_string_pretty(&list).expect("JSON")

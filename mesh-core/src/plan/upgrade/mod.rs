@@ -504,7 +504,21 @@ pub enum Action {
     Prune,
     /// The manifest no longer has it, but it is marked not-pruned: kept.
     Keep,
+    /// A plan from a snapshot cannot tell (the reason says why): never taken for a create.
+    Unknown,
 }
+
+/// What a plan from a snapshot file cannot see of a manifest object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unseen {
+    /// The snapshot holds only its type and metadata: those are compared, the rest is not.
+    MetadataOnly,
+    /// The snapshot cannot tell whether it exists; why.
+    NotInSnapshot(String),
+}
+
+/// Why an object's metadata-only comparison is not the whole story.
+const METADATA_ONLY: &str = "(the rest not compared: the snapshot holds only its metadata)";
 
 /// One object of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -519,6 +533,9 @@ pub struct ObjectPlan {
     /// For updates: what changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<ObjectDiff>,
+    /// For `unknown`: why the plan cannot tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Pods of a namespace whose proxy is not the target's yet.
@@ -562,14 +579,15 @@ impl UpgradePlan {
 }
 
 /// Compares live objects with what they become: `after` holds the server's dry-run results
-/// (empty offline: then the manifest laid over the live object stands in for them).
+/// (empty offline: then the manifest laid over the live object stands in for them); `unseen`
+/// what a snapshot file could not show of an object.
 pub fn finish(
     prepared: &Prepared,
     snap: &ClusterSnapshot,
     inv: &Inventory,
     before: &BTreeMap<ObjRef, Option<Value>>,
     after: &BTreeMap<ObjRef, Value>,
-    partial: &BTreeSet<ObjRef>,
+    unseen: &BTreeMap<ObjRef, Unseen>,
 ) -> Result<UpgradePlan, UpgradeError> {
     let mut objects = Vec::new();
     let mut changed = BTreeSet::new();
@@ -581,32 +599,18 @@ pub fn finish(
                 release,
             });
         }
-        let (action, diff) = compare(p, live, after.get(&p.r), partial.contains(&p.r));
-        if matches!(action, Action::Create | Action::Update) {
+        let mut o = compare(p, live, after.get(&p.r), unseen.get(&p.r));
+        if matches!(o.action, Action::Create | Action::Update) {
             changed.insert(p.r.clone());
         }
-        objects.push(ObjectPlan {
-            object: p.r.clone(),
-            component: p.component.clone(),
-            action,
-            diff,
-        });
+        o.component.clone_from(&p.component);
+        objects.push(o);
     }
     for (r, _) in &prepared.prune {
-        objects.push(ObjectPlan {
-            object: r.clone(),
-            component: String::new(),
-            action: Action::Prune,
-            diff: None,
-        });
+        objects.push(ObjectPlan::of(r, Action::Prune));
     }
     for r in &prepared.kept {
-        objects.push(ObjectPlan {
-            object: r.clone(),
-            component: String::new(),
-            action: Action::Keep,
-            diff: None,
-        });
+        objects.push(ObjectPlan::of(r, Action::Keep));
     }
     let changes = phases(&prepared.objects, &prepared.prune, &|r| changed.contains(r));
     let target = &prepared.target;
@@ -643,29 +647,76 @@ fn helm_release(obj: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+impl ObjectPlan {
+    fn of(r: &ObjRef, action: Action) -> Self {
+        Self {
+            object: r.clone(),
+            component: String::new(),
+            action,
+            diff: None,
+            reason: None,
+        }
+    }
+}
+
+/// What happens to one manifest object, from its live version (`None`: absent), the server's
+/// dry-run result if any, and what a snapshot could not show of it.
 fn compare(
     p: &Planned,
     live: Option<&Value>,
     after: Option<&Value>,
-    partial: bool,
-) -> (Action, Option<ObjectDiff>) {
-    let Some(live) = live else {
-        return (Action::Create, None);
+    unseen: Option<&Unseen>,
+) -> ObjectPlan {
+    let plan = |action, diff| ObjectPlan {
+        diff,
+        ..ObjectPlan::of(&p.r, action)
     };
-    if partial {
-        let d = ObjectDiff {
-            changes: Vec::new(),
-            other: vec!["(not compared: the snapshot holds only its metadata)".to_owned()],
+    if let Some(Unseen::NotInSnapshot(why)) = unseen {
+        return ObjectPlan {
+            reason: Some(why.clone()),
+            ..ObjectPlan::of(&p.r, Action::Unknown)
         };
-        return (Action::Update, Some(d));
+    }
+    let Some(live) = live else {
+        return plan(Action::Create, None);
+    };
+    if unseen == Some(&Unseen::MetadataOnly) {
+        return metadata_only(p, live);
     }
     let after = after
         .cloned()
-        .unwrap_or_else(|| diff::overlay(live, &p.object));
+        .unwrap_or_else(|| diff::with_server_defaults(diff::overlay(live, &p.object)));
     if diff::same(live, &after) {
-        return (Action::Unchanged, None);
+        return plan(Action::Unchanged, None);
     }
-    (Action::Update, Some(diff::diff(live, &after)))
+    plan(Action::Update, Some(diff::diff(live, &after)))
+}
+
+/// An object a snapshot holds only the metadata of: its labels and annotations are compared;
+/// when they change it is an update (the rest not compared), else the plan cannot tell.
+fn metadata_only(p: &Planned, live: &Value) -> ObjectPlan {
+    let meta = |v: &Value| {
+        serde_json::json!({
+            "apiVersion": v["apiVersion"], "kind": v["kind"], "metadata": v["metadata"],
+        })
+    };
+    let live = meta(live);
+    let after = diff::overlay(&live, &meta(&p.object));
+    if diff::same(&live, &after) {
+        return ObjectPlan {
+            reason: Some(
+                "the snapshot holds only its metadata, which does not change; the rest is not compared"
+                    .to_owned(),
+            ),
+            ..ObjectPlan::of(&p.r, Action::Unknown)
+        };
+    }
+    let mut d = diff::diff(&live, &after);
+    d.other.push(METADATA_ONLY.to_owned());
+    ObjectPlan {
+        diff: Some(d),
+        ..ObjectPlan::of(&p.r, Action::Update)
+    }
 }
 
 /// Pods that do not run the target's proxy yet, per namespace (in place: those of the revision
