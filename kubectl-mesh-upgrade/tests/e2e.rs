@@ -690,10 +690,104 @@ fn istioctl_would_uninstall(c: &Cluster, revision: &str) -> BTreeSet<String> {
     listed
 }
 
+/// `manifest` with an `Age` printer column added to the first version of its first `n` CRDs —
+/// a newer chart generation whose CRDs differ — as one JSON `List`, and those CRDs' names.
+fn with_changed_crds(manifest: &str, n: usize) -> (String, BTreeSet<String>) {
+    let m = mesh_common::manifest::Manifest::parse(manifest).unwrap();
+    let mut changed = BTreeSet::new();
+    let items: Vec<Value> = m
+        .objects
+        .into_iter()
+        .map(|o| {
+            let mut v = o.value;
+            if v["kind"] == "CustomResourceDefinition" && changed.len() < n {
+                changed.insert(v["metadata"]["name"].as_str().unwrap().to_owned());
+                let column = serde_json::json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "e2e"});
+                let version = &mut v["spec"]["versions"][0];
+                match version["additionalPrinterColumns"].as_array_mut() {
+                    Some(columns) => columns.push(column),
+                    None => version["additionalPrinterColumns"] = Value::Array(vec![column]),
+                }
+            }
+            v
+        })
+        .collect();
+    assert_eq!(changed.len(), n);
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    (list.to_string(), changed)
+}
+
+/// The CRDs a JSON report updates.
+fn updated_crds(report: &Value) -> BTreeSet<String> {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["object"]["kind"] == "CustomResourceDefinition" && o["action"] == "update")
+        .map(|o| o["object"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The plan of a manifest whose CRDs partly differ, made live (the API server's dry run) and
+/// from `kubectl mesh precheck --dump-snapshot` of the same cluster: both call exactly the
+/// changed CRDs "update", and agree on every other object too; the offline plan says "create"
+/// and "unknown" of nothing. Nothing is changed.
+fn offline_and_live_plans_agree(c: &Cluster, home: &Path, dir: &Path, installed: &str) {
+    let (changed, crds) = with_changed_crds(installed, 6);
+    let target = write(dir, "changed-crds.json", &changed);
+    let rvs = resource_versions(c);
+    let live = json(
+        &mesh(c, home, &["-f", s(&target), "--dry-run", "-o", "json"]),
+        0,
+    );
+    let precheck = sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade")),
+        "kubectl-mesh-precheck",
+    );
+    let dump = dir.join("dump.yaml");
+    let out = Command::new(precheck)
+        .args(["--dump-snapshot", s(&dump), "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    expect(&out, 0);
+    let offline = json(
+        &mesh_at(
+            Path::new("/nonexistent"),
+            home,
+            &[
+                "-f",
+                s(&target),
+                "--dry-run",
+                "--snapshot",
+                s(&dump),
+                "-o",
+                "json",
+            ],
+        ),
+        0,
+    );
+    assert_eq!(updated_crds(&live), crds, "the live plan");
+    assert_eq!(updated_crds(&offline), crds, "the plan from the dump");
+    let (live_acts, offline_acts) = (actions(&live), actions(&offline));
+    assert!(
+        offline_acts
+            .values()
+            .all(|a| a != "create" && a != "unknown"),
+        "{offline_acts:#?}"
+    );
+    assert_eq!(offline_acts, live_acts);
+    assert_eq!(resource_versions(c), rvs, "dry runs changed the cluster");
+}
+
 /// In place, with the guardrails satisfied, up and back down:
 /// 1. `-f <1.30.3> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
 ///    behind and keeps one marked not-pruned; istiod and the ingress gateway run 1.30.3; every
-///    applied object carries istioctl's owner labels; the backup is 0600;
+///    applied object carries istioctl's owner labels; the backup is 0600; then, for a manifest
+///    whose first six CRDs differ (a newer chart generation), the plan made from `kubectl mesh
+///    precheck --dump-snapshot` and the live plan (the real API server's dry run) agree on
+///    every object — exactly those six CRDs are "update" — and nothing is changed;
 /// 2. real istioctl reads the result back: `tag list` still has `default` on revision
 ///    `default`, and `uninstall --revision default --dry-run` lists the objects we applied;
 /// 3. `upgrade dataplane -A -y` restarts the injected workload onto proxy 1.30.3;
@@ -790,6 +884,14 @@ fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
     assert!(
         saved.contains(&format!("docker.io/istio/pilot:{old}")) && saved.contains("istio-retired"),
         "the backup holds istiod as it was and the pruned ConfigMap"
+    );
+
+    // 1b. A newer chart whose CRDs differ: the plan from a dump agrees with the live plan.
+    offline_and_live_plans_agree(
+        &c,
+        home.path(),
+        files.path(),
+        &std::fs::read_to_string(&target).unwrap(),
     );
 
     // 2. istioctl reads it back.
