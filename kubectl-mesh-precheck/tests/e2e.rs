@@ -116,25 +116,51 @@ fn inventory_of_a_real_istioctl_install() {
     }
 }
 
+/// The minor of a `1.N.P` version.
+fn minor(v: &str) -> u64 {
+    v.split('.').nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
 fn in_place_skew_and_canary_targets_are_judged() {
     let (c, _, _) = mesh();
-    let far = precheck(c, &["--target-version", "1.31.0", "-o", "json"]);
+    let old = c.versions().get("ISTIO_OLD_TAG").unwrap().to_owned();
+    let new = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
+    // Two minors above the default revision: too far in place, fine as a canary from both
+    // installed control planes.
+    let target = format!("1.{}.0", minor(&old) + 2);
+    let far = precheck(c, &["--target-version", &target, "-o", "json"]);
     assert_eq!(far.status.code(), Some(1));
     let r = report(&far);
     assert_eq!(r["target"]["mode"], "in-place");
     assert_eq!(
         by_id(&r, "skew.in-place")[0]["result"],
         "error",
-        "1.29.6 → 1.31.0 in place is two minors"
+        "{old} → {target} in place is two minors"
     );
-    let canary = precheck(c, &["--target-version", "1.31.0", "--canary", "-o", "json"]);
+    let canary = precheck(c, &["--target-version", &target, "--canary", "-o", "json"]);
     let r = report(&canary);
     assert_eq!(r["target"]["mode"], "canary");
-    assert!(
-        by_id(&r, "skew.canary").iter().all(|f| f["result"] == "ok"),
-        "canary may jump two minors"
-    );
+    // One verdict per installed control plane, each ok: the list is not empty by accident.
+    let judged: Vec<(&str, &str)> = by_id(&r, "skew.canary")
+        .iter()
+        .map(|f| {
+            (
+                f["result"].as_str().unwrap(),
+                f["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(judged.len(), 2, "{judged:#?}");
+    for (rev, from) in [("default", &old), ("1-30-3", &new)] {
+        let prefix = format!("`{rev}` {from} → {target} as a canary: ");
+        assert!(
+            judged
+                .iter()
+                .any(|(result, message)| *result == "ok" && message.starts_with(&prefix)),
+            "canary may jump two minors: {prefix} in {judged:#?}"
+        );
+    }
 }
 
 #[test]

@@ -62,6 +62,12 @@ fn in_place_upgrade_plans_every_object_with_istioctls_owner_labels_in_phases() {
             "gateways"
         ]
     );
+    assert_eq!(
+        p.full.ops().count(),
+        p.objects.len(),
+        "every object is applied"
+    );
+    assert!(p.objects.len() >= 30, "{}", p.objects.len());
     for op in p.full.ops() {
         let Op::Apply { object } = op else {
             panic!("{op:?}")
@@ -427,6 +433,8 @@ fn a_deactivated_legacy_injector_stays_deactivated() {
     )
     .unwrap();
     let applied = &again.objects.iter().find(|o| o.r == mwc).unwrap().object;
+    // The default revision's injector: rev.namespace, rev.object, namespace and object hooks.
+    assert_eq!(applied["webhooks"].as_array().unwrap().len(), 4);
     for h in applied["webhooks"].as_array().unwrap() {
         assert_eq!(
             h["namespaceSelector"],
