@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Quick start: builds kubectl-mesh and runs `kubectl mesh precheck` against your cluster — or,
 # when no cluster is configured (no reachable current context), against a local test bed: a real
-# Kubernetes control plane with Istio 1.29.6 (default revision) and a 1.30.3 canary, started by
-# `mesh-testbed up --istio` (binaries built once from Go modules into ~/.cache; ~20 min cold).
-#   ./quickstart.sh [precheck flags...]      e.g. ./quickstart.sh --target-version 1.30.3
+# Kubernetes control plane with Istio 1.30.5 (default revision, older charts) and a 1.31.1 canary
+# (tests/testbed/versions.env), started by `mesh-testbed up --istio` (binaries built once from Go
+# modules into ~/.cache; ~20 min cold).
+#   ./quickstart.sh [precheck flags...]      e.g. ./quickstart.sh --target-version 1.31.1
 # Stop the local test bed with: target/release/mesh-testbed down
 set -euo pipefail
 cd "$(dirname "$0")"

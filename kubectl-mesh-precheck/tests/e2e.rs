@@ -1,6 +1,7 @@
 //! End-to-end tests of `kubectl mesh precheck` against the test bed's real control plane, with
-//! Istio installed by the real istioctl (default revision 1.29.6, canary `1-30-3` at 1.30.3)
-//! and pods injected by the harness's injector.
+//! Istio installed by the real istioctl (the old release as the default revision on its charts,
+//! the new release as a canary on istioctl's; versions from `tests/testbed/versions.env`) and
+//! pods injected by the harness's injector (the test bed's stand-in for istiod's).
 
 use std::process::{Command, Output};
 
@@ -43,13 +44,14 @@ fn by_id<'a>(r: &'a Value, id: &str) -> Vec<&'a Value> {
 /// The shared cluster with both revisions, a `prod` tag on the canary, and injected apps.
 fn mesh() -> (&'static Cluster, String, String) {
     let c = Cluster::shared();
-    scenario::install_default(c).expect("istioctl install default 1.29.6");
-    scenario::install_canary(c, "1-30-3").expect("istioctl install canary 1-30-3");
+    let canary = scenario::canary_revision();
+    scenario::install_default(c).expect("istioctl install of the old release");
+    scenario::install_canary(c, canary).expect("istioctl install of the canary");
     let old = c.unique_namespace("old").unwrap();
     scenario::label_namespace(c, &old, &[("istio-injection", "enabled")]).unwrap();
     scenario::sample_app(c, &old, 2).unwrap();
     let new = c.unique_namespace("new").unwrap();
-    scenario::label_namespace(c, &new, &[("istio.io/rev", "1-30-3")]).unwrap();
+    scenario::label_namespace(c, &new, &[("istio.io/rev", canary)]).unwrap();
     scenario::sample_app(c, &new, 1).unwrap();
     (c, old, new)
 }
@@ -57,6 +59,8 @@ fn mesh() -> (&'static Cluster, String, String) {
 #[test]
 fn inventory_of_a_real_istioctl_install() {
     let (c, old, new) = mesh();
+    let (old_tag, new_tag) = (&c.releases().old.tag, &c.releases().new.tag);
+    let canary = scenario::canary_revision();
     let out = precheck(c, &["-o", "json"]);
     let r = report(&out);
     assert_eq!(r["kubernetesVersion"], "v1.34.4");
@@ -66,8 +70,8 @@ fn inventory_of_a_real_istioctl_install() {
             .find(|c| c["revision"] == rev)
             .unwrap_or_else(|| panic!("{rev} in {cps:?}"))
     };
-    assert_eq!(find("default")["version"], "1.29.6");
-    assert_eq!(find("1-30-3")["version"], "1.30.3");
+    assert_eq!(find("default")["version"], old_tag.as_str());
+    assert_eq!(find(canary)["version"], new_tag.as_str());
     assert_eq!(
         find("default")["install"]["method"],
         "istioctl",
@@ -84,19 +88,19 @@ fn inventory_of_a_real_istioctl_install() {
     };
     assert_eq!(ns(&old)["injection"]["revision"], "default");
     assert_eq!(ns(&old)["proxies"], 2);
-    assert_eq!(ns(&new)["injection"]["revision"], "1-30-3");
+    assert_eq!(ns(&new)["injection"]["revision"], canary);
     assert_eq!(ns(&new)["proxies"], 1);
     let proxies = r["inventory"]["proxies"].as_array().unwrap();
     assert!(
         proxies
             .iter()
-            .any(|p| p["revision"] == "1-30-3" && p["version"] == "1.30.3"),
+            .any(|p| p["revision"] == canary && p["version"] == new_tag.as_str()),
         "{proxies:?}"
     );
     assert!(
         proxies
             .iter()
-            .any(|p| p["revision"] == "default" && p["version"] == "1.29.6"),
+            .any(|p| p["revision"] == "default" && p["version"] == old_tag.as_str()),
         "{proxies:?}"
     );
     assert_eq!(
@@ -116,29 +120,23 @@ fn inventory_of_a_real_istioctl_install() {
     }
 }
 
-/// The minor of a `1.N.P` version.
-fn minor(v: &str) -> u64 {
-    v.split('.').nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn in_place_skew_and_canary_targets_are_judged() {
     let (c, _, _) = mesh();
-    let old = c.versions().get("ISTIO_OLD_TAG").unwrap().to_owned();
-    let new = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
+    let (old, new) = (&c.releases().old.tag, &c.releases().new.tag);
     // Two minors above the default revision: too far in place, fine as a canary from both
     // installed control planes.
-    let target = format!("1.{}.0", minor(&old) + 2);
-    let far = precheck(c, &["--target-version", &target, "-o", "json"]);
+    let two_up = c.releases().old.minor_offset(2);
+    let far = precheck(c, &["--target-version", &two_up, "-o", "json"]);
     assert_eq!(far.status.code(), Some(1));
     let r = report(&far);
     assert_eq!(r["target"]["mode"], "in-place");
     assert_eq!(
         by_id(&r, "skew.in-place")[0]["result"],
         "error",
-        "{old} → {target} in place is two minors"
+        "{old} → {two_up} in place is two minors"
     );
-    let canary = precheck(c, &["--target-version", &target, "--canary", "-o", "json"]);
+    let canary = precheck(c, &["--target-version", &two_up, "--canary", "-o", "json"]);
     let r = report(&canary);
     assert_eq!(r["target"]["mode"], "canary");
     // One verdict per installed control plane, each ok: the list is not empty by accident.
@@ -152,8 +150,8 @@ fn in_place_skew_and_canary_targets_are_judged() {
         })
         .collect();
     assert_eq!(judged.len(), 2, "{judged:#?}");
-    for (rev, from) in [("default", &old), ("1-30-3", &new)] {
-        let prefix = format!("`{rev}` {from} → {target} as a canary: ");
+    for (rev, from) in [("default", old), (scenario::canary_revision(), new)] {
+        let prefix = format!("`{rev}` {from} → {two_up} as a canary: ");
         assert!(
             judged
                 .iter()
@@ -166,13 +164,14 @@ fn in_place_skew_and_canary_targets_are_judged() {
 #[test]
 fn a_real_istioctl_manifest_is_a_target() {
     let (c, _, _) = mesh();
-    let manifest = scenario::manifest(c, "1-30-3", "1.30.3").unwrap();
-    let file = c.dir().join("precheck-manifest-1-30-3.yaml");
+    let (canary, new_tag) = (scenario::canary_revision(), &c.releases().new.tag);
+    let manifest = scenario::manifest(c, canary, new_tag).unwrap();
+    let file = c.dir().join(format!("precheck-manifest-{canary}.yaml"));
     std::fs::write(&file, manifest).unwrap();
     let out = precheck(c, &["-f", file.to_str().unwrap(), "-o", "json"]);
     let r = report(&out);
-    assert_eq!(r["target"]["version"], "1.30.3");
-    assert_eq!(r["target"]["revision"], "1-30-3");
+    assert_eq!(r["target"]["version"], new_tag.as_str());
+    assert_eq!(r["target"]["revision"], canary);
     assert_eq!(r["target"]["mode"], "in-place");
     let perms = &by_id(&r, "permissions.install")[0];
     assert_eq!(perms["result"], "ok", "{perms}");

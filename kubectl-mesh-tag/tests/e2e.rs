@@ -1,5 +1,5 @@
 //! `kubectl mesh tag` against the real control-plane test bed (one cluster for this binary):
-//! Istio 1.29.6 (default revision) and 1.30.3 (canary `1-30-3`) installed by real istioctl,
+//! the old release (default revision) and the new one (canary) installed by real istioctl,
 //! injection through the harness's webhook, and real `istioctl tag` on the other side of every
 //! interop check. Tests run in parallel on unique tags and namespaces; the one that moves the
 //! shared `default` tag holds [`DEFAULT_TAG`].
@@ -20,14 +20,14 @@ use mesh_testbed::{
 };
 use serde_json::Value;
 
-const CANARY: &str = "1-30-3";
 /// Serialises tests that change the cluster-wide `default` tag.
 static DEFAULT_TAG: Mutex<()> = Mutex::new(());
 
 fn cluster() -> &'static Cluster {
+    let canary = scenario::canary_revision();
     let c = Cluster::shared();
     scenario::install_default(c).unwrap();
-    scenario::install_canary(c, CANARY).unwrap();
+    scenario::install_canary(c, canary).unwrap();
     c
 }
 
@@ -144,22 +144,26 @@ fn backup_path(stderr: &str) -> String {
 
 #[test]
 fn a_tag_we_set_is_listed_by_istioctl() {
+    let canary = scenario::canary_revision();
     let c = cluster();
     let ns = c.unique_namespace("ours").unwrap();
     scenario::label_namespace(c, &ns, &[("istio.io/rev", "e2e-ours")]).unwrap();
-    let out = ok(c, &["set", "e2e-ours", "--revision", CANARY, "-y"]);
+    let out = ok(c, &["set", "e2e-ours", "--revision", canary, "-y"]);
     assert!(
-        out.contains("Create tag `e2e-ours` → `1-30-3` (1.30.3)"),
+        out.contains(&format!(
+            "Create tag `e2e-ours` → `{canary}` ({})",
+            scenario::new_tag()
+        )),
         "{out}"
     );
     let tags = istioctl_tags(c);
     assert!(
-        tags.contains(&("e2e-ours".into(), CANARY.into(), vec![ns.clone()])),
+        tags.contains(&("e2e-ours".into(), canary.into(), vec![ns.clone()])),
         "{tags:?}"
     );
     // And istiod's side of the contract: the tag injects the canary's proxy.
     scenario::sample_app(c, &ns, 1).unwrap();
-    assert_web(c, &ns, "1.30.3", CANARY, 1);
+    assert_web(c, &ns, scenario::new_tag(), canary, 1);
     let mwc = get_json(
         c,
         &[
@@ -191,14 +195,15 @@ fn without_zero_target_ports(spec: &Value) -> Value {
 /// Our `generate` and istioctl's render the same webhooks and Service for the same tag.
 #[test]
 fn generate_matches_istioctl_generate() {
+    let canary = scenario::canary_revision();
     let _guard = DEFAULT_TAG.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
     for tag in ["e2e-gen", "default"] {
-        let theirs = c.istioctl_out(&["tag", "generate", tag, "--revision", CANARY, "--overwrite"]);
+        let theirs = c.istioctl_out(&["tag", "generate", tag, "--revision", canary, "--overwrite"]);
         let theirs: Vec<Value> = serde_saphyr::from_multiple(&theirs).unwrap();
         let ours: Value = serde_json::from_str(&ok(
             c,
-            &["generate", tag, "--revision", CANARY, "-o", "json"],
+            &["generate", tag, "--revision", canary, "-o", "json"],
         ))
         .unwrap();
         let ours = ours["items"].as_array().unwrap();
@@ -237,10 +242,11 @@ fn generate_matches_istioctl_generate() {
 
 #[test]
 fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
+    let canary = scenario::canary_revision();
     let c = cluster();
     c.istioctl_out(&["tag", "set", "e2e-theirs", "--revision", "default", "-y"]);
     let ns = app(c, "theirs", ("istio.io/rev", "e2e-theirs"), 1);
-    assert_web(c, &ns, "1.29.6", "default", 1);
+    assert_web(c, &ns, scenario::old_tag(), "default", 1);
     let list: Value = serde_json::from_str(&ok(c, &["list", "-o", "json"])).unwrap();
     let row = list["items"]
         .as_array()
@@ -250,7 +256,7 @@ fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
         .unwrap()
         .clone();
     assert_eq!(row["revision"], "default");
-    assert_eq!(row["revisionVersion"], "1.29.6");
+    assert_eq!(row["revisionVersion"], scenario::old_tag());
     assert_eq!(row["namespaces"], serde_json::json!([ns]));
     let moved: Value = serde_json::from_str(&ok(
         c,
@@ -258,7 +264,7 @@ fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
             "set",
             "e2e-theirs",
             "--revision",
-            CANARY,
+            canary,
             "--overwrite",
             "-y",
             "-o",
@@ -272,15 +278,15 @@ fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
     assert_eq!(moved["plan"]["namespaces"][0]["pods"], 1);
     let tags = istioctl_tags(c);
     assert!(
-        tags.contains(&("e2e-theirs".into(), CANARY.into(), vec![ns.clone()])),
+        tags.contains(&("e2e-theirs".into(), canary.into(), vec![ns.clone()])),
         "{tags:?}"
     );
     restart(c, &ns);
-    assert_web(c, &ns, "1.30.3", CANARY, 1);
+    assert_web(c, &ns, scenario::new_tag(), canary, 1);
     ok(c, &["remove", "e2e-theirs", "-y"]);
     let after = istioctl_tags(c);
     // istioctl still lists the revisions (so the list is not empty by accident), not the tag.
-    assert!(after.iter().any(|t| t.1 == CANARY), "{after:?}");
+    assert!(after.iter().any(|t| t.1 == canary), "{after:?}");
     assert!(after.iter().all(|t| t.0 != "e2e-theirs"), "{after:?}");
     assert!(
         get_json(
@@ -308,20 +314,25 @@ fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
 
 #[test]
 fn moving_prod_to_the_canary_moves_its_namespaces_on_restart() {
+    let canary = scenario::canary_revision();
     let c = cluster();
     ok(c, &["set", "prod", "--revision", "default", "-y"]);
     let ns = app(c, "prod", ("istio.io/rev", "prod"), 2);
-    assert_web(c, &ns, "1.29.6", "default", 2);
+    assert_web(c, &ns, scenario::old_tag(), "default", 2);
     let t = Instant::now();
     let o = mesh(
         c,
-        &["set", "prod", "--revision", CANARY, "--overwrite", "-y"],
+        &["set", "prod", "--revision", canary, "--overwrite", "-y"],
     );
     let (out, err) = (text(&o.stdout), text(&o.stderr));
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     eprintln!("moving prod took {:.1?}", t.elapsed());
     assert!(
-        out.starts_with("Move tag `prod` from `default` (1.29.6) to `1-30-3` (1.30.3)"),
+        out.starts_with(&format!(
+            "Move tag `prod` from `default` ({}) to `{canary}` ({})",
+            scenario::old_tag(),
+            scenario::new_tag()
+        )),
         "{out}"
     );
     let row = out
@@ -329,7 +340,8 @@ fn moving_prod_to_the_canary_moves_its_namespaces_on_restart() {
         .find(|l| l.starts_with(&ns))
         .unwrap_or_else(|| panic!("{ns} not in the blast radius:\n{out}"));
     assert!(
-        row.contains("istio.io/rev=prod") && row.contains("2      1.29.6 ×2"),
+        row.contains("istio.io/rev=prod")
+            && row.contains(&format!("2      {} ×2", scenario::old_tag())),
         "{row}"
     );
     assert!(
@@ -351,15 +363,16 @@ fn moving_prod_to_the_canary_moves_its_namespaces_on_restart() {
             0o600
         );
     }
-    assert_web(c, &ns, "1.29.6", "default", 2); // nothing moves before a restart
+    assert_web(c, &ns, scenario::old_tag(), "default", 2); // nothing moves before a restart
     restart(c, &ns);
-    assert_web(c, &ns, "1.30.3", CANARY, 2);
+    assert_web(c, &ns, scenario::new_tag(), canary, 2);
 }
 
 #[test]
 fn removing_a_tag_in_use_without_yes_changes_nothing() {
+    let canary = scenario::canary_revision();
     let c = cluster();
-    ok(c, &["set", "e2e-busy", "--revision", CANARY, "-y"]);
+    ok(c, &["set", "e2e-busy", "--revision", canary, "-y"]);
     let ns = c.unique_namespace("busy").unwrap();
     scenario::label_namespace(c, &ns, &[("istio.io/rev", "e2e-busy")]).unwrap();
     let mwc = [
@@ -403,6 +416,7 @@ fn removing_a_tag_in_use_without_yes_changes_nothing() {
 
 #[test]
 fn dry_run_changes_nothing() {
+    let canary = scenario::canary_revision();
     let c = cluster();
     c.istioctl_out(&["tag", "set", "e2e-dry", "--revision", "default", "-y"]);
     let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-dry"];
@@ -420,7 +434,7 @@ fn dry_run_changes_nothing() {
             "set",
             "e2e-dry",
             "--revision",
-            CANARY,
+            canary,
             "--overwrite",
             "--dry-run",
         ],
@@ -435,7 +449,7 @@ fn dry_run_changes_nothing() {
     assert_eq!((resource_version(c, &mwc), resource_version(c, &svc)), rv);
     ok(c, &["remove", "e2e-dry", "-y", "--dry-run"]);
     assert_eq!((resource_version(c, &mwc), resource_version(c, &svc)), rv);
-    ok(c, &["set", "e2e-never", "--revision", CANARY, "--dry-run"]);
+    ok(c, &["set", "e2e-never", "--revision", canary, "--dry-run"]);
     assert!(
         get_json(
             c,
@@ -447,7 +461,7 @@ fn dry_run_changes_nothing() {
         .is_none()
     );
     // Without --yes and without a terminal there is no one to ask: refused, nothing created.
-    let o = mesh(c, &["set", "e2e-never", "--revision", CANARY]);
+    let o = mesh(c, &["set", "e2e-never", "--revision", canary]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("hint: stdin is not a terminal: pass --yes"),
@@ -468,10 +482,11 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn the_default_tag_moves_its_validator_and_removing_it_restores_the_legacy_injector() {
+    let canary = scenario::canary_revision();
     let _guard = DEFAULT_TAG.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
     let ns = app(c, "legacy", ("istio-injection", "enabled"), 1);
-    assert_web(c, &ns, "1.29.6", "default", 1);
+    assert_web(c, &ns, scenario::old_tag(), "default", 1);
     let validator = ["validatingwebhookconfiguration", "istiod-default-validator"];
     let legacy = ["mutatingwebhookconfiguration", "istio-sidecar-injector"];
     let selector = |c: &Cluster| {
@@ -492,15 +507,18 @@ fn the_default_tag_moves_its_validator_and_removing_it_restores_the_legacy_injec
 
     let out = ok(
         c,
-        &["set", "default", "--revision", CANARY, "--overwrite", "-y"],
+        &["set", "default", "--revision", canary, "--overwrite", "-y"],
     );
-    assert!(out.contains("1.29.6 ×1"), "{out}");
+    assert!(
+        out.contains(&format!("{} ×1", scenario::old_tag())),
+        "{out}"
+    );
     assert_eq!(
         get_json(c, &validator).unwrap()["metadata"]["labels"]["istio.io/rev"],
-        CANARY
+        canary
     );
     restart(c, &ns);
-    assert_web(c, &ns, "1.30.3", CANARY, 1);
+    assert_web(c, &ns, scenario::new_tag(), canary, 1);
 
     let o = mesh(c, &["remove", "default"]);
     assert_eq!(
@@ -531,7 +549,7 @@ fn the_default_tag_moves_its_validator_and_removing_it_restores_the_legacy_injec
         "{list}"
     );
     restart(c, &ns);
-    assert_web(c, &ns, "1.29.6", "default", 1);
+    assert_web(c, &ns, scenario::old_tag(), "default", 1);
 
     // Back to how istioctl installed it.
     ok(c, &["set", "default", "--revision", "default", "-y"]);
@@ -552,6 +570,7 @@ fn the_default_tag_moves_its_validator_and_removing_it_restores_the_legacy_injec
 /// points at the old revision again, and the message says so and where the backup is.
 #[test]
 fn a_failed_move_is_rolled_back_from_the_backup() {
+    let canary = scenario::canary_revision();
     use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
     let c = cluster();
     ok(c, &["set", "e2e-rb", "--revision", "default", "-y"]);
@@ -577,7 +596,7 @@ fn a_failed_move_is_rolled_back_from_the_backup() {
             "set",
             "e2e-rb",
             "--revision",
-            CANARY,
+            canary,
             "--overwrite",
             "-y",
             "--kubeconfig",
@@ -659,10 +678,11 @@ fn through_proxy(
 /// `set --dry-run` still reads the pods, once, for its blast radius.
 #[test]
 fn list_reads_no_pods() {
+    let canary = scenario::canary_revision();
     use mesh_testbed::fault::{FaultProxy, Upstream};
     let c = cluster();
     let ns = c.unique_namespace("listed").unwrap();
-    scenario::label_namespace(c, &ns, &[("istio.io/rev", CANARY)]).unwrap();
+    scenario::label_namespace(c, &ns, &[("istio.io/rev", canary)]).unwrap();
     let proxy =
         FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -678,9 +698,9 @@ fn list_reads_no_pods() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["tag"].is_null() && r["revision"] == CANARY)
-        .unwrap_or_else(|| panic!("no row for revision {CANARY}: {list}"));
-    assert_eq!(row["revisionVersion"], "1.30.3", "{row}");
+        .find(|r| r["tag"].is_null() && r["revision"] == canary)
+        .unwrap_or_else(|| panic!("no row for revision {canary}: {list}"));
+    assert_eq!(row["revisionVersion"], scenario::new_tag(), "{row}");
     assert!(
         row["namespaces"]
             .as_array()
@@ -696,7 +716,7 @@ fn list_reads_no_pods() {
         c,
         home(),
         &kubeconfig,
-        &["set", "e2e-pods", "--revision", CANARY, "--dry-run"],
+        &["set", "e2e-pods", "--revision", canary, "--dry-run"],
     )
     .wait_with_output()
     .unwrap();
@@ -708,6 +728,7 @@ fn list_reads_no_pods() {
 /// server: the new webhook is removed, the Service put back, every tag object as before (exit 3).
 #[test]
 fn an_interrupted_move_is_rolled_back() {
+    let canary = scenario::canary_revision();
     use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
     let c = cluster();
     c.istioctl_out(&["tag", "set", "e2e-sig", "--revision", "default", "-y"]);
@@ -733,7 +754,7 @@ fn an_interrupted_move_is_rolled_back() {
             "set",
             "e2e-sig",
             "--revision",
-            CANARY,
+            canary,
             "--overwrite",
             "--webhook-name",
             "e2e-sig-new",
@@ -770,6 +791,7 @@ fn an_interrupted_move_is_rolled_back() {
 /// A 429 with Retry-After on the apply is waited out and the tag is set.
 #[test]
 fn a_429_is_waited_out() {
+    let canary = scenario::canary_revision();
     use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
     let c = cluster();
     let proxy =
@@ -788,7 +810,7 @@ fn a_429_is_waited_out() {
         c,
         home(),
         &kubeconfig,
-        &["set", "e2e-429", "--revision", CANARY, "-y"],
+        &["set", "e2e-429", "--revision", canary, "-y"],
     )
     .wait_with_output()
     .unwrap();
@@ -807,7 +829,7 @@ fn a_429_is_waited_out() {
     assert!(
         istioctl_tags(c)
             .iter()
-            .any(|t| t.0 == "e2e-429" && t.1 == CANARY)
+            .any(|t| t.0 == "e2e-429" && t.1 == canary)
     );
     ok(c, &["remove", "e2e-429", "-y"]);
 }
@@ -816,6 +838,7 @@ fn a_429_is_waited_out() {
 /// and not taken (exit 1, nothing changed) until `--force-conflicts`.
 #[test]
 fn a_field_of_another_manager_is_reported_not_taken() {
+    let canary = scenario::canary_revision();
     let c = cluster();
     ok(c, &["set", "e2e-cf", "--revision", "default", "-y"]);
     let mwc = ["mutatingwebhookconfiguration", "istio-revision-tag-e2e-cf"];
@@ -830,7 +853,7 @@ fn a_field_of_another_manager_is_reported_not_taken() {
     let before = tag_objects(c, "e2e-cf");
     let o = mesh(
         c,
-        &["set", "e2e-cf", "--revision", CANARY, "--overwrite", "-y"],
+        &["set", "e2e-cf", "--revision", canary, "--overwrite", "-y"],
     );
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -846,14 +869,14 @@ fn a_field_of_another_manager_is_reported_not_taken() {
             "set",
             "e2e-cf",
             "--revision",
-            CANARY,
+            canary,
             "--overwrite",
             "-y",
             "--force-conflicts",
         ],
     );
     let now = get_json(c, &mwc).unwrap();
-    assert_eq!(now["metadata"]["labels"]["istio.io/rev"], CANARY);
+    assert_eq!(now["metadata"]["labels"]["istio.io/rev"], canary);
     assert_eq!(now["metadata"]["labels"]["app"], "sidecar-injector");
     ok(c, &["remove", "e2e-cf", "-y"]);
 }

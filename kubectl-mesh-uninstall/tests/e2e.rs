@@ -13,12 +13,11 @@ use std::{
 
 use mesh_testbed::{
     Cluster,
-    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, sibling_binary},
+    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, run_mesh, sibling_binary},
     run_with_stdin, scenario,
 };
 use serde_json::Value;
 
-const CANARY: &str = "1-30-3";
 /// One scenario (one cluster) at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -136,13 +135,14 @@ fn proxies(c: &Cluster, ns: &str) -> String {
 }
 
 /// Moves the ingress gateway to the canary the way the refusal says, with kubectl-mesh alone:
-/// the canary's manifest rendered with the `default` profile (so it holds the gateway) applied
-/// by `kubectl mesh upgrade -f` — the canary is upgraded in place and the gateway's objects
-/// (same names) now belong to it. Returns that command's stdout. Its backup goes under `home`,
-/// not under the uninstall's.
+/// the canary's manifest (the new release on its charts) rendered with the `default` profile
+/// (so it holds the gateway) applied by `kubectl mesh upgrade -f` — the canary is re-applied in
+/// place and the gateway's objects (same names) now belong to it. Returns that command's
+/// stdout. Its backup goes under `home`, not under the uninstall's.
 fn move_gateway_to_canary(c: &Cluster, home: &Path) -> String {
+    let canary = scenario::canary_revision();
     let tag = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
-    let sets: Vec<String> = scenario::install_sets(c, CANARY, &tag)
+    let sets: Vec<String> = scenario::install_sets(c, canary, &tag)
         .into_iter()
         .map(|s| {
             if s == "profile=minimal" {
@@ -160,15 +160,8 @@ fn move_gateway_to_canary(c: &Cluster, home: &Path) -> String {
         Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
         "kubectl-mesh-upgrade",
     );
-    let out = Command::new(upgrade)
-        .args(["-f", manifest.to_str().unwrap(), "-y", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    expect(&out, 0).0
+    let args = ["-f", manifest.to_str().unwrap(), "-y"];
+    expect(&run_mesh(&upgrade, c.kubeconfig(), home, &args), 0).0
 }
 
 /// A user allowed to read everything and delete webhooks and autoscalers — not Deployments.
@@ -199,27 +192,29 @@ fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
-/// The canary upgrade from a plain 1.29 install to revision 1-30-3, ending with
+/// The canary upgrade from a plain install of the old release to the new release's canary
+/// revision (both installed by real istioctl, each on its own charts), ending with
 /// `uninstall --revision default`:
-/// 1. while namespaces, the `default` tag, pods and the gateway still use 1.29 it is refused
-///    (exit 1) with the command that moves each, and not one object changes;
+/// 1. while namespaces, the `default` tag, pods and the gateway still use the old release it is
+///    refused (exit 1) with the command that moves each, and not one object changes;
 /// 2. after moving everything — the gateway as the refusal says, with `kubectl mesh upgrade -f`
-///    of the canary's manifest holding it — it plans exactly the 1.29 control plane's objects;
+///    of the canary's manifest holding it — it plans exactly the old control plane's objects;
 /// 3. a user who may not delete Deployments is refused by the server-side dry run before the
 ///    first delete: exit 3, the refusal named, nothing changed, no backup written;
-/// 4. run again it finishes: exactly the planned objects are gone, nothing of 1-30-3 or of the
-///    base CRDs is touched, istioctl still sees the `default` tag on 1-30-3, and new pods are
-///    created and injected by 1-30-3.
+/// 4. run again it finishes: exactly the planned objects are gone, nothing of the canary or of
+///    the base CRDs is touched, istioctl still sees the `default` tag on the canary, and new
+///    pods are created and injected by the canary.
 #[test]
 fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
+    let canary = scenario::canary_revision();
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let home = tempfile::tempdir().unwrap();
     let c = Cluster::start().unwrap();
     scenario::install_default(&c).unwrap();
-    scenario::install_canary(&c, CANARY).unwrap();
+    scenario::install_canary(&c, canary).unwrap();
     let enabled = app(&c, "enabled", ("istio-injection", "enabled"));
     let pinned = app(&c, "pinned", ("istio.io/rev", "default"));
-    assert!(proxies(&c, &enabled).contains("proxyv2:1.29.6"));
+    assert!(proxies(&c, &enabled).contains(&format!("proxyv2:{}", scenario::old_tag())));
 
     // 1. Refused while in use; nothing changes.
     let before = objects(&c);
@@ -228,7 +223,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
         format!(
             "namespace {enabled}: new pods get the proxy of revision `default` (through tag `default`)"
         ),
-        "fix: kubectl mesh tag set default --revision 1-30-3 --overwrite".to_owned(),
+        format!("fix: kubectl mesh tag set default --revision {canary} --overwrite"),
         // `istio.io/rev=default` is served by the `default` tag's webhook, not the deactivated
         // legacy injector: moving the tag moves it too.
         format!(
@@ -237,7 +232,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
         format!("fix: kubectl rollout restart -n {enabled} deployment/web"),
         "gateway istio-system/istio-ingressgateway: installed with revision `default`".to_owned(),
         // kubectl-mesh's way to move it, not istioctl's (followed in step 2).
-        format!("fix: kubectl mesh upgrade -f <revision {CANARY}'s manifest with this gateway"),
+        format!("fix: kubectl mesh upgrade -f <revision {canary}'s manifest with this gateway"),
     ] {
         assert!(stdout.contains(&needle), "{needle}\nin:\n{stdout}");
     }
@@ -261,9 +256,10 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     );
     assert_eq!(refused["refused"], true);
 
-    // 2. Move everything to the canary, with the real istioctl and kubectl.
-    c.istioctl_out(&["tag", "set", "default", "--revision", CANARY, "--overwrite"]);
-    scenario::label_namespace(&c, &pinned, &[("istio.io/rev", CANARY)]).unwrap();
+    // 2. Move everything to the canary: tag and namespaces with the real istioctl and kubectl,
+    //    the gateway with `kubectl mesh upgrade` as the refusal says.
+    c.istioctl_out(&["tag", "set", "default", "--revision", canary, "--overwrite"]);
+    scenario::label_namespace(&c, &pinned, &[("istio.io/rev", canary)]).unwrap();
     for ns in [&enabled, &pinned] {
         c.kubectl_out(&["rollout", "restart", "-n", ns, "deployment/web"]);
         c.wait_rollout(ns, "deployment/web").unwrap();
@@ -271,7 +267,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     let upgrade_home = tempfile::tempdir().unwrap();
     let moved = move_gateway_to_canary(&c, upgrade_home.path());
     assert!(
-        moved.contains(&format!("in-place re-apply of revision `{CANARY}`")),
+        moved.contains(&format!("in-place re-apply of revision `{canary}`")),
         "{moved}"
     );
     let gateway = c.kubectl_out(&[
@@ -283,7 +279,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
         "-o",
         "jsonpath={.metadata.labels.istio\\.io/rev}",
     ]);
-    assert_eq!(gateway.trim(), CANARY, "the gateway moved in place");
+    assert_eq!(gateway.trim(), canary, "the gateway moved in place");
     let plan = json(
         &mesh(
             &c,
@@ -307,7 +303,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     assert!(
         !expected
             .iter()
-            .any(|o| o.contains(CANARY) || o.contains("tag") || o.contains("ingressgateway"))
+            .any(|o| o.contains(canary) || o.contains("tag") || o.contains("ingressgateway"))
     );
     let user = user_who_cannot_delete_deployments(&c);
     let moved = objects(&c);
@@ -381,7 +377,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
             >= 10
     );
     assert_no_webhook_calls_default(&c);
-    assert!(istioctl_tags(&c).contains(&("default".to_owned(), CANARY.to_owned())));
+    assert!(istioctl_tags(&c).contains(&("default".to_owned(), canary.to_owned())));
     let again = mesh(&c, home.path(), &["-r", "default", "--dry-run"]);
     let (_, stderr) = expect(&again, 2);
     assert!(
@@ -393,7 +389,7 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     c.kubectl_out(&["rollout", "restart", "-n", &enabled, "deployment/web"]);
     c.wait_rollout(&enabled, "deployment/web").unwrap();
     assert!(
-        proxies(&c, &enabled).contains("proxyv2:1.30.3"),
+        proxies(&c, &enabled).contains(&format!("proxyv2:{}", scenario::new_tag())),
         "{}",
         proxies(&c, &enabled)
     );
@@ -526,8 +522,9 @@ fn wait_for_requests(
 /// A DELETE of `path`. Deletes carry their dry-run flag in the body, which the proxy does not
 /// read: the engine's dry run sends each delete once before the first change, so the real
 /// delete is the second one.
-fn delete_of(path: &'static str) -> impl Fn(&mesh_testbed::fault::RequestRecord) -> bool {
-    move |r| r.method == "DELETE" && r.path.ends_with(path)
+fn delete_of(path: &str) -> impl Fn(&mesh_testbed::fault::RequestRecord) -> bool + use<> {
+    let path = path.to_owned();
+    move |r| r.method == "DELETE" && r.path.ends_with(&path)
 }
 
 /// The change engine under uninstall, on one cluster (each failed run leaves it as it was):
@@ -540,17 +537,18 @@ fn delete_of(path: &'static str) -> impl Fn(&mesh_testbed::fault::RequestRecord)
 #[test]
 fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_alone() {
     use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let canary = scenario::canary_revision();
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let home = tempfile::tempdir().unwrap();
     let c = Cluster::start().unwrap();
     scenario::install_default(&c).unwrap();
-    scenario::install_canary(&c, CANARY).unwrap();
+    scenario::install_canary(&c, canary).unwrap();
     let proxy =
         FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
     let kubeconfig = proxy
         .write_kubeconfig(home.path(), c.admin_token())
         .unwrap();
-    let deploy: &'static str = "/deployments/istiod-1-30-3";
+    let deploy = &format!("/deployments/istiod-{canary}");
     // The first delete of a path is the engine's dry run: let it through.
     let dry = |path: &str| {
         Rule::delay(std::time::Duration::ZERO)
@@ -565,7 +563,7 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         dry(deploy),
         Rule::status(503).method("DELETE").path_contains(deploy),
     ]);
-    let out = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"])
+    let out = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"])
         .wait_with_output()
         .unwrap();
     let (_, stderr) = expect(&out, 3);
@@ -586,7 +584,7 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         dry(deploy),
         Rule::hang().method("DELETE").path_contains(deploy).times(1),
     ]);
-    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
+    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
     wait_for_requests(&proxy, 2, delete_of(deploy));
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -608,7 +606,7 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         Rule::hang().method("DELETE").path_contains(deploy).times(1),
         Rule::hang().method("POST").path_contains(mwcs).times(1),
     ]);
-    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
+    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
     let pid = child.id().to_string();
     wait_for_requests(&proxy, 2, delete_of(deploy));
     assert!(
@@ -658,8 +656,8 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     // 3. While the first webhook delete is held up, the canary's mesh ConfigMap is recreated
     //    (a new UID); the Service's delete gets two 429s with Retry-After.
     proxy.clear_requests();
-    let mwc: &'static str = "mutatingwebhookconfigurations/istio-sidecar-injector-1-30-3";
-    let svc: &'static str = "/services/istiod-1-30-3";
+    let mwc = &format!("mutatingwebhookconfigurations/istio-sidecar-injector-{canary}");
+    let svc = &format!("/services/istiod-{canary}");
     proxy.set_rules(vec![
         dry(mwc),
         Rule::delay(std::time::Duration::from_secs(4))
@@ -672,14 +670,14 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
             .path_contains(svc)
             .times(2),
     ]);
-    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", CANARY, "-y"]);
+    let child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
     wait_for_requests(&proxy, 2, delete_of(mwc));
     c.kubectl_out(&[
         "delete",
         "configmap",
         "-n",
         "istio-system",
-        "istio-1-30-3",
+        &format!("istio-{canary}"),
         "--wait",
     ]);
     c.kubectl_out(&[
@@ -687,13 +685,13 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         "configmap",
         "-n",
         "istio-system",
-        "istio-1-30-3",
+        &format!("istio-{canary}"),
         "--from-literal=owner=someone-else",
     ]);
     let out = child.wait_with_output().unwrap();
     let (stdout, _) = expect(&out, 0);
     assert!(
-        stdout.contains("✔ Uninstalled revision `1-30-3`"),
+        stdout.contains(&format!("✔ Uninstalled revision `{canary}`")),
         "{stdout}"
     );
     let cm = c.kubectl_out(&[
@@ -701,14 +699,18 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         "configmap",
         "-n",
         "istio-system",
-        "istio-1-30-3",
+        &format!("istio-{canary}"),
         "-o",
         "jsonpath={.data.owner}",
     ]);
     assert_eq!(cm, "someone-else", "the recreated ConfigMap is left alone");
     let after = objects(&c);
-    assert!(!after.contains("Deployment/istio-system/istiod-1-30-3"));
-    assert!(!after.iter().any(|o| o.contains("injector-1-30-3")));
+    assert!(!after.contains(&format!("Deployment/istio-system/istiod-{canary}")));
+    assert!(
+        !after
+            .iter()
+            .any(|o| o.contains(&format!("injector-{canary}")))
+    );
     let svc_deletes: Vec<Option<u16>> = proxy
         .requests()
         .iter()

@@ -422,7 +422,7 @@ fn a_plan_from_a_dump_compares_crds_and_every_kind_like_the_live_plan() {
         .find(|o| o["action"] == "update")
         .unwrap();
     assert_eq!(
-        crd["diff"]["other"][0], "spec.versions[0].additionalPrinterColumns[0].jsonPath",
+        crd["diff"]["other"][0], "spec.versions[v1].additionalPrinterColumns[0].jsonPath",
         "{crd:#}"
     );
 }

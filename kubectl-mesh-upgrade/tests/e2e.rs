@@ -1,13 +1,15 @@
 //! `kubectl mesh upgrade` against the real control-plane test bed: a private kube-apiserver with
 //! kwok nodes, Istio installed by real istioctl, and real istioctl reading back what we did.
 //!
-//! Versions: the test bed has one istioctl build (1.31-dev, the only istio.io/istio module the
-//! Go proxy serves here). "1.29.6", "1.30.3" and "1.28.2" are the image tags its charts are
-//! rendered with (`--set tag=…`), which is where the product reads a control plane's version
-//! from; the objects themselves come from the same charts.
+//! Versions (`tests/testbed/versions.env`): the test bed has one istioctl build (1.31-dev) and
+//! two chart generations — the old release (`ISTIO_OLD_TAG`) is rendered from an older
+//! istio.io/istio commit's charts (`--manifests`), the new one (`ISTIO_NEW_TAG`) from istioctl's
+//! own, so an upgrade changes CRDs, injector templates and values as a real one does. The image
+//! tag (`--set tag=…`) is where the product reads a control plane's version from. The injector
+//! is the harness's stand-in for istiod's.
 //!
-//! Four clusters, one at a time (two cores: [`SERIAL`]), each with 1.29.6 installed as the
-//! default revision by `istioctl install`:
+//! Four clusters, one at a time (two cores: [`SERIAL`]), each with the old release installed as
+//! the default revision by `istioctl install`:
 //! - refusals and dry runs share one: each is checked to change nothing, so the next starts
 //!   from the same state;
 //! - a canary install and its uninstall;
@@ -19,19 +21,22 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use mesh_testbed::{
     Cluster,
-    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, sibling_binary, text},
-    run_with_stdin, scenario,
+    probe::{
+        CONTROL_PLANE_KINDS, Uids, applied, assert_same, expect, is_istio_object, json, planned,
+        portable, run_mesh, sibling_binary, split_stamps, text,
+    },
+    run_with_stdin,
+    scenario::{self, CRDS_CHANGED_BETWEEN_GENERATIONS},
 };
 use serde_json::Value;
 
-const CANARY: &str = "1-30-3";
 /// Pods of the default revision's istiod.
 const ISTIOD: &str = "app=istiod,istio.io/rev=default";
 /// One cluster at a time.
@@ -51,24 +56,8 @@ fn new_tag(c: &Cluster) -> String {
 
 /// Runs `kubectl-mesh-upgrade ARGS --kubeconfig K` with `HOME` (backups) and no colour.
 fn mesh_at(kubeconfig: &Path, home: &Path, args: &[&str]) -> Output {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "kubectl mesh upgrade {} -> {:?} in {:.1?}",
-        args.join(" "),
-        out.status.code(),
-        t.elapsed()
-    );
-    out
+    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"));
+    run_mesh(bin, kubeconfig, home, args)
 }
 
 fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
@@ -257,16 +246,18 @@ fn istioctl_tags(c: &Cluster) -> Vec<(String, String)> {
 }
 
 /// Refusals and dry runs share one cluster; each is checked to change nothing.
-/// 1. `--dry-run` of 1.29.6 → 1.30.3: the plan (table and `-o json`) with the istiod image
+/// 1. `--dry-run` of old → new: the plan (table and `-o json`) with the istiod image
 ///    change, checked by the server, and not one object changed, no backup;
 /// 2. a manifest with an object the server rejects: exit 3 from the server-side dry run,
 ///    nothing written (every resourceVersion as before), no backup;
 /// 3. a canary manifest without `--canary`: exit 1, nothing changed;
 /// 4. a Helm-annotated istiod: exit 1 with the `helm upgrade` to run instead;
-/// 5. from 1.28 (istioctl-installed at image tag 1.28.2) to 1.30 in place: exit 1 with
+/// 5. from two minors below the new release (istioctl-installed on the old charts at image tag
+///    `x.y.0`) to the new release in place: exit 1 with
 ///    `skew.in-place`, nothing changed; `--force` and `--canary` (two minors up) are allowed.
 #[test]
 fn refusals_and_dry_runs_change_nothing() {
+    let canary = scenario::canary_revision();
     let _one = serial();
     let t0 = Instant::now();
     let home = tempfile::tempdir().unwrap();
@@ -276,7 +267,7 @@ fn refusals_and_dry_runs_change_nothing() {
     eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
     let (old, new) = (old_tag(&c), new_tag(&c));
     let target_text = scenario::manifest(&c, "default", &new).unwrap();
-    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let target = write(files.path(), &format!("istio-{new}.yaml"), &target_text);
     let before = c.state(Uids::Compare);
 
     // 1. Dry run: the plan, checked by the server; nothing changes.
@@ -385,11 +376,11 @@ fn refusals_and_dry_runs_change_nothing() {
     );
 
     // 3. A new revision without --canary.
-    let canary_text = scenario::manifest(&c, CANARY, &new).unwrap();
-    let canary = write(files.path(), "istio-1-30-3.yaml", &canary_text);
-    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&canary), "-y"]), 1);
+    let canary_text = scenario::manifest(&c, canary, &new).unwrap();
+    let canary_file = write(files.path(), &format!("istio-{canary}.yaml"), &canary_text);
+    let (_, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&canary_file), "-y"]), 1);
     assert!(
-        stderr.contains(&format!("revision `{CANARY}` is not installed"))
+        stderr.contains(&format!("revision `{canary}` is not installed"))
             && stderr.contains("refusing without --canary"),
         "{stderr}"
     );
@@ -428,8 +419,14 @@ fn refusals_and_dry_runs_change_nothing() {
     ]);
 
     // 5. Two minors in place is refused; --force and --canary allow it.
-    scenario::install_revision(&c, "default", "1.28.2").unwrap();
-    assert_runs(&c, "istiod", ISTIOD, "docker.io/istio/pilot:1.28.2");
+    let two_below = c.releases().new.minor_offset(-2);
+    scenario::install_revision(&c, "default", &two_below).unwrap();
+    assert_runs(
+        &c,
+        "istiod",
+        ISTIOD,
+        &format!("docker.io/istio/pilot:{two_below}"),
+    );
     let older = c.state(Uids::Compare);
     let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&target), "-y"]), 1);
     assert!(stdout.contains("[skew.in-place]"), "{stdout}");
@@ -460,7 +457,7 @@ fn refusals_and_dry_runs_change_nothing() {
         &mesh(
             &c,
             home.path(),
-            &["-f", s(&canary), "--canary", "--dry-run", "-o", "json"],
+            &["-f", s(&canary_file), "--canary", "--dry-run", "-o", "json"],
         ),
         0,
     );
@@ -485,13 +482,56 @@ fn names(c: &Cluster) -> BTreeSet<String> {
     c.objects_of(CONTROL_PLANE_KINDS).into_keys().collect()
 }
 
-/// Canary: `--canary -y` installs revision 1-30-3 at 1.30.3 beside istiod 1.29.6 (which keeps
-/// running), its injector injects the 1.30.3 proxy into a namespace labelled with it, and
-/// `kubectl mesh uninstall --revision 1-30-3` then removes exactly what the canary added: the
+/// Across the chart generations, the canary's apply updates the shared base to the new
+/// generation — exactly the six CRDs whose schemas differ change beyond their labels — and
+/// installs its own injector with the new templates, while the old revision's injector keeps
+/// the old ones and every object the canary did not apply is as it was, field by field.
+fn assert_canary_brings_the_new_generation_and_leaves_the_old(
+    c: &Cluster,
+    report: &Value,
+    before: &BTreeMap<String, Value>,
+) {
+    let canary = scenario::canary_revision();
+    let plan = planned(report);
+    let crds: BTreeSet<&str> = plan
+        .iter()
+        .filter(|(k, p)| k.starts_with("CustomResourceDefinition/") && !p.fields.is_empty())
+        .map(|(k, _)| k.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(crds, BTreeSet::from(CRDS_CHANGED_BETWEEN_GENERATIONS));
+    let config = |name: &str| {
+        let cm = get_json(c, &["configmap", "-n", "istio-system", name]).unwrap();
+        cm["data"]["config"].as_str().unwrap().to_owned()
+    };
+    let template = "agentgateway-waypoint:";
+    assert!(config(&format!("istio-sidecar-injector-{canary}")).contains(template));
+    assert!(!config("istio-sidecar-injector").contains(template));
+    let touched = applied(report);
+    let after = c.state(Uids::Compare);
+    let kept: BTreeMap<String, Value> = before
+        .iter()
+        .filter(|(k, _)| !touched.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(kept.contains_key("Deployment/istio-system/istiod"));
+    let now: BTreeMap<String, Value> = kept
+        .keys()
+        .filter_map(|k| after.get(k).map(|v| (k.clone(), v.clone())))
+        .collect();
+    assert_same(&kept, &now, "what the canary did not apply");
+}
+
+/// Canary: `--canary -y` installs the new release's revision beside the old istiod (which keeps
+/// running), its injector injects the new proxy into a namespace labelled with it, and
+/// `kubectl mesh uninstall --revision <canary>` then removes exactly what the canary added: the
 /// set of objects is the one before the canary (names, not labels: the shared Base CRDs and the
-/// reader account were relabelled by the canary's apply, as istioctl does).
+/// reader account were relabelled by the canary's apply, as istioctl does). Across the chart
+/// generations: see [`assert_canary_brings_the_new_generation_and_leaves_the_old`]. Last, real
+/// `istioctl install` of the same canary manifest settings makes, object by object, what ours
+/// made ([`revision_objects`]).
 #[test]
 fn canary_install_then_uninstall_leaves_the_old_control_plane() {
+    let canary = scenario::canary_revision();
     let _one = serial();
     let t0 = Instant::now();
     let home = tempfile::tempdir().unwrap();
@@ -504,27 +544,29 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     scenario::install_default(&c).unwrap();
     eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
     let (old, new) = (old_tag(&c), new_tag(&c));
-    let canary = write(
+    let canary_file = write(
         files.path(),
-        "istio-1-30-3.yaml",
-        &scenario::manifest(&c, CANARY, &new).unwrap(),
+        &format!("istio-{canary}.yaml"),
+        &scenario::manifest(&c, canary, &new).unwrap(),
     );
     let before = names(&c);
+    let before_state = c.state(Uids::Compare);
 
     let r = json(
         &mesh(
             &c,
             home.path(),
-            &["-f", s(&canary), "--canary", "-y", "-o", "json"],
+            &["-f", s(&canary_file), "--canary", "-y", "-o", "json"],
         ),
         0,
     );
     assert_eq!(r["success"], true);
     assert_eq!(r["target"]["mode"], "canary");
-    assert_eq!(r["target"]["revision"], CANARY);
+    assert_eq!(r["target"]["revision"], canary);
+    assert_canary_brings_the_new_generation_and_leaves_the_old(&c, &r, &before_state);
     let acts = actions(&r);
     assert_eq!(
-        acts.get(&format!("Deployment/istio-system/istiod-{CANARY}"))
+        acts.get(&format!("Deployment/istio-system/istiod-{canary}"))
             .map(String::as_str),
         Some("create"),
         "{acts:#?}"
@@ -535,14 +577,14 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     );
     assert_runs(
         &c,
-        &format!("istiod-{CANARY}"),
-        &format!("app=istiod,istio.io/rev={CANARY}"),
+        &format!("istiod-{canary}"),
+        &format!("app=istiod,istio.io/rev={canary}"),
         &format!("docker.io/istio/pilot:{new}"),
     );
     assert!(
-        template_images(&c, &format!("istiod-{CANARY}")).contains(&format!("pilot:{new}")),
+        template_images(&c, &format!("istiod-{canary}")).contains(&format!("pilot:{new}")),
         "{}",
-        template_images(&c, &format!("istiod-{CANARY}"))
+        template_images(&c, &format!("istiod-{canary}"))
     );
     assert!(
         template_images(&c, "istiod").contains(&format!("pilot:{old}")),
@@ -552,9 +594,9 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     c.wait_rollout("istio-system", "deployment/istiod").unwrap();
     let added: BTreeSet<String> = names(&c).difference(&before).cloned().collect();
     assert!(
-        added.contains(&format!("Deployment/istio-system/istiod-{CANARY}"))
+        added.contains(&format!("Deployment/istio-system/istiod-{canary}"))
             && added.contains(&format!(
-                "MutatingWebhookConfiguration//istio-sidecar-injector-{CANARY}"
+                "MutatingWebhookConfiguration//istio-sidecar-injector-{canary}"
             )),
         "{added:#?}"
     );
@@ -565,26 +607,15 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         istioctl_tags(&c)
     );
 
+    let ours = revision_objects(&c, canary);
+
     // The canary's injector works: a namespace on the revision gets its proxy.
-    let ns = app(&c, "canary", ("istio.io/rev", CANARY));
+    let ns = app(&c, "canary", ("istio.io/rev", canary));
     assert_web_proxy(&c, &ns, &new);
     c.kubectl_out(&["delete", "namespace", &ns, "--wait=true", "--timeout=120s"]);
 
-    let t = Instant::now();
-    let out = Command::new(&uninstall)
-        .args(["--revision", CANARY, "-y", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("HOME", home.path())
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "kubectl mesh uninstall --revision {CANARY} -y -> {:?} in {:.1?}",
-        out.status.code(),
-        t.elapsed()
-    );
-    expect(&out, 0);
+    let args = ["--revision", canary, "-y"];
+    expect(&run_mesh(&uninstall, c.kubeconfig(), home.path(), &args), 0);
     let after = names(&c);
     let gone: Vec<&String> = before.difference(&after).collect();
     let left: Vec<&String> = after.difference(&before).collect();
@@ -598,10 +629,27 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
         ISTIOD,
         &format!("docker.io/istio/pilot:{old}"),
     );
+
+    // Real istioctl's install of the same canary makes the same objects as ours did.
+    let mut cmd = c.istioctl();
+    cmd.args(scenario::istioctl_install_args(&c, canary, &new));
+    run_with_stdin(cmd, "").unwrap();
+    let theirs = revision_objects(&c, canary);
+    assert!(ours.len() >= 15, "{:?}", ours.keys());
+    assert_same(&theirs, &ours, "istioctl's canary against ours");
     eprintln!(
         "canary_install_then_uninstall_leaves_the_old_control_plane: {:.1?}",
         t0.elapsed()
     );
+}
+
+/// The objects named for `revision` (its istiod, injector, RBAC…), without what differs between
+/// two installs of one manifest: UIDs, what the API server allocates, the installers' version
+/// stamps (istioctl stamps its build, kubectl-mesh the manifest's version).
+fn revision_objects(c: &Cluster, revision: &str) -> BTreeMap<String, Value> {
+    let named = c.state(Uids::Ignore).into_iter();
+    let named = named.filter(|(k, _)| is_istio_object(k) && k.contains(revision));
+    split_stamps(named.map(|(k, o)| (k, portable(o))).collect()).0
 }
 
 /// ConfigMap `name` in istio-system labelled as if an older release of revision `default`
@@ -745,13 +793,15 @@ fn offline_and_live_plans_agree(c: &Cluster, home: &Path, dir: &Path, installed:
         "kubectl-mesh-precheck",
     );
     let dump = dir.join("dump.yaml");
-    let out = Command::new(precheck)
-        .args(["--dump-snapshot", s(&dump), "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    expect(&out, 0);
+    expect(
+        &run_mesh(
+            &precheck,
+            c.kubeconfig(),
+            home,
+            &["--dump-snapshot", s(&dump)],
+        ),
+        0,
+    );
     let offline = json(
         &mesh_at(
             Path::new("/nonexistent"),
@@ -782,17 +832,17 @@ fn offline_and_live_plans_agree(c: &Cluster, home: &Path, dir: &Path, installed:
 }
 
 /// In place, with the guardrails satisfied, up and back down:
-/// 1. `-f <1.30.3> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
-///    behind and keeps one marked not-pruned; istiod and the ingress gateway run 1.30.3; every
-///    applied object carries istioctl's owner labels; the backup is 0600; then, for a manifest
-///    whose first six CRDs differ (a newer chart generation), the plan made from `kubectl mesh
-///    precheck --dump-snapshot` and the live plan (the real API server's dry run) agree on
-///    every object — exactly those six CRDs are "update" — and nothing is changed;
+/// 1. `-f <new> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
+///    behind and keeps one marked not-pruned; istiod and the ingress gateway run the new
+///    release; every applied object carries istioctl's owner labels; the backup is 0600; then,
+///    for a manifest whose first six CRDs differ (a newer chart generation), the plan made from
+///    `kubectl mesh precheck --dump-snapshot` and the live plan (the real API server's dry run)
+///    agree on every object — exactly those six CRDs are "update" — and nothing is changed;
 /// 2. real istioctl reads the result back: `tag list` still has `default` on revision
 ///    `default`, and `uninstall --revision default --dry-run` lists the objects we applied;
-/// 3. `upgrade dataplane -A -y` restarts the injected workload onto proxy 1.30.3;
-/// 4. `-f <1.29.6> -y` downgrades in place: istiod and the gateway run 1.29.6 again, and a
-///    restarted workload gets proxy 1.29.6.
+/// 3. `upgrade dataplane -A -y` restarts the injected workload onto the new proxy;
+/// 4. `-f <old> -y` downgrades in place: istiod and the gateway run the old release again, and a
+///    restarted workload gets the old proxy.
 #[test]
 fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
     let _one = serial();
@@ -813,12 +863,12 @@ fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
     );
     let target = write(
         files.path(),
-        "istio-1.30.3.yaml",
+        &format!("istio-{new}.yaml"),
         &scenario::manifest(&c, "default", &new).unwrap(),
     );
     let previous = write(
         files.path(),
-        "istio-1.29.6.yaml",
+        &format!("istio-{old}.yaml"),
         &scenario::manifest(&c, "default", &old).unwrap(),
     );
 
@@ -1027,12 +1077,12 @@ fn unschedulable_istiod(manifest: &str) -> String {
 
 /// Failures roll back, and `rollback` undoes a success:
 /// 1. istiod's new pods can never be scheduled: after `--timeout 20s` exit 3, the message says
-///    it was rolled back, istiod runs 1.29.6 again and is ready, and every object is as before;
+///    it was rolled back, istiod runs the old release again and is ready, and every object is as before;
 /// 2. the API server answers 503 to every real PATCH of istiod (through the fault proxy; dry
 ///    runs pass): the bounded retries give up, exit 3, rolled back, every object as before, and
 ///    the admin token appears nowhere in the output;
 /// 3. after a successful upgrade, `rollback --dry-run` changes nothing, the backup with another
-///    cluster's identity is refused (exit 2), and `rollback -y` restores 1.29.6: every object
+///    cluster's identity is refused (exit 2), and `rollback -y` restores the old release: every object
 ///    as before the upgrade.
 #[test]
 fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
@@ -1046,7 +1096,7 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
     eprintln!("cluster with istio {} in {:.1?}", old_tag(&c), t0.elapsed());
     let (old, new) = (old_tag(&c), new_tag(&c));
     let target_text = scenario::manifest(&c, "default", &new).unwrap();
-    let target = write(files.path(), "istio-1.30.3.yaml", &target_text);
+    let target = write(files.path(), &format!("istio-{new}.yaml"), &target_text);
     let never = write(
         files.path(),
         "never-ready.yaml",

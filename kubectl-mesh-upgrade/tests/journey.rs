@@ -1,9 +1,10 @@
 //! The data plane and the whole canary journey with kubectl-mesh alone, on the real test bed.
 //!
-//! The test bed's istioctl is one build (1.31-dev, the only istio.io/istio module served here):
-//! "1.29.6" and "1.30.3" are image tags on its charts, and injection is real (the harness's
-//! injector reads each revision's live injector ConfigMap), so a restarted pod gets the proxy
-//! image of the revision its namespace selects.
+//! The test bed's istioctl is one build (1.31-dev); the old release (`ISTIO_OLD_TAG`) is rendered
+//! from an older istio.io/istio commit's charts, the new one (`ISTIO_NEW_TAG`) from istioctl's
+//! own (`tests/testbed/versions.env`). Injection goes through the harness's injector, the test
+//! bed's stand-in for istiod's: it reads each revision's live injector ConfigMap, so a restarted
+//! pod gets the proxy image of the revision its namespace selects.
 //!
 //! Each test changes control planes and namespaces, so each starts its own cluster; they run one
 //! at a time.
@@ -24,7 +25,6 @@ use mesh_testbed::{
 };
 use serde_json::Value;
 
-const CANARY: &str = "1-30-3";
 /// One cluster at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -233,13 +233,14 @@ fn install_minimal_default(c: &Cluster, tag: &str) {
     run_with_stdin(cmd, "").unwrap();
 }
 
-/// The seed workflow, with kubectl-mesh alone: 1.29.6 installed with namespaces on
-/// `istio-injection` → `upgrade --canary -f` (1-30-3) → `tag set canary` → `upgrade dataplane
+/// The seed workflow, with kubectl-mesh alone: the old release installed with namespaces on
+/// `istio-injection` → `upgrade --canary -f` (the new release) → `tag set canary` → `upgrade dataplane
 /// -n test --to-revision canary` → `uninstall --revision default` refused while anything uses
 /// it → `tag set prod` and `tag set default` → `upgrade dataplane -A` → `uninstall --revision
 /// default` done. After every step `precheck` reports no error and istioctl lists the same tags.
 #[test]
 fn the_canary_journey_with_kubectl_mesh_alone() {
+    let canary = scenario::canary_revision();
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let home = tempfile::tempdir().unwrap();
     let c = Cluster::start().unwrap();
@@ -273,8 +274,8 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
     r.same_tags("installed");
 
     // Canary beside the old control plane.
-    let manifest = home.path().join("istio-1-30-3.yaml");
-    std::fs::write(&manifest, scenario::manifest(&c, CANARY, &new).unwrap()).unwrap();
+    let manifest = home.path().join(format!("istio-{canary}.yaml"));
+    std::fs::write(&manifest, scenario::manifest(&c, canary, &new).unwrap()).unwrap();
     let m = manifest.to_str().unwrap();
     let refused = r.upgrade(&["-f", m, "-y"]);
     assert_eq!(
@@ -285,15 +286,15 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
     );
     let out = ok(&r.upgrade(&["--canary", "-f", m, "-y"]));
     assert!(
-        out.contains("canary: new revision `1-30-3` (1.30.3)"),
+        out.contains(&format!("canary: new revision `{canary}` ({new})")),
         "{out}"
     );
     assert!(
-        out.contains("kubectl mesh tag set canary --revision 1-30-3"),
+        out.contains(&format!("kubectl mesh tag set canary --revision {canary}")),
         "{out}"
     );
     r.precheck_clean("canary installed");
-    ok(&r.tag(&["set", "canary", "--revision", CANARY, "-y"]));
+    ok(&r.tag(&["set", "canary", "--revision", canary, "-y"]));
     r.precheck_clean("tag canary");
     r.same_tags("tag canary");
 
@@ -310,7 +311,7 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
         &c,
         "test",
         "web",
-        &[(&proxy(&new), CANARY), (&proxy(&new), CANARY)],
+        &[(&proxy(&new), canary), (&proxy(&new), canary)],
     );
     assert_eq!(
         get(&c, &["pods", "-n", "test", "-l", "app=legacy"])["items"][0]["metadata"]["uid"],
@@ -353,8 +354,8 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
     );
 
     // Every other namespace follows through the tags.
-    ok(&r.tag(&["set", "prod", "--revision", CANARY, "-y"]));
-    ok(&r.tag(&["set", "default", "--revision", CANARY, "--overwrite", "-y"]));
+    ok(&r.tag(&["set", "prod", "--revision", canary, "-y"]));
+    ok(&r.tag(&["set", "default", "--revision", canary, "--overwrite", "-y"]));
     r.same_tags("default moved");
     let test_web = restarted_at(&c, "test", "web");
     let out = ok(&r.upgrade(&["dataplane", "-A", "-y"]));
@@ -366,7 +367,7 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
         &c,
         "shop",
         "web",
-        &[(&proxy(&new), CANARY), (&proxy(&new), CANARY)],
+        &[(&proxy(&new), canary), (&proxy(&new), canary)],
     );
     assert_eq!(
         restarted_at(&c, "test", "web"),
@@ -385,7 +386,7 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
     r.precheck_clean("old revision uninstalled");
     let tags = r.same_tags("old revision uninstalled");
     assert!(
-        tags.iter().any(|t| t.0 == "default" && t.1 == CANARY),
+        tags.iter().any(|t| t.0 == "default" && t.1 == canary),
         "{tags:?}"
     );
     c.kubectl_out(&["rollout", "restart", "-n", "shop", "deployment/web"]);
@@ -394,7 +395,7 @@ fn the_canary_journey_with_kubectl_mesh_alone() {
         &c,
         "shop",
         "web",
-        &[(&proxy(&new), CANARY), (&proxy(&new), CANARY)],
+        &[(&proxy(&new), canary), (&proxy(&new), canary)],
     );
 }
 
@@ -433,11 +434,13 @@ fn dataplane_restarts_in_batches_stops_at_a_failure_and_resumes() {
     std::fs::write(&manifest, run_with_stdin(cmd, "").unwrap()).unwrap();
     let out = ok(&r.upgrade(&["-f", manifest.to_str().unwrap(), "-y"]));
     assert!(
-        out.contains("in-place upgrade of revision `default`: 1.29.6 → 1.30.3"),
+        out.contains(&format!(
+            "in-place upgrade of revision `default`: {old} → {new}"
+        )),
         "{out}"
     );
     assert!(
-        out.contains("apps        3      default 1.29.6 ×3"),
+        out.contains(&format!("apps        3      default {old} ×3")),
         "{out}"
     );
 

@@ -45,7 +45,7 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
         ScaleSpec {
             namespaces: 2,
             pods_per_namespace: 300,
-            revisions: vec![ScaleRevision::injection_enabled("1.29.6")],
+            revisions: vec![ScaleRevision::injection_enabled(scenario::old_tag())],
             prefix: "proto".into(),
             ..ScaleSpec::default()
         },
@@ -113,7 +113,7 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
     assert!(
         injected
             .proxy_image()
-            .is_some_and(|i| i.ends_with(":1.29.6"))
+            .is_some_and(|i| i.ends_with(&format!(":{}", scenario::old_tag())))
     );
     assert!(injected.annotation("sidecar.istio.io/status").is_some());
 

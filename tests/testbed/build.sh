@@ -4,8 +4,10 @@
 #   $CACHE/k8s-<v>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
 #   $CACHE/etcd-<v>/bin/etcd   $CACHE/kwok-<v>/bin/kwok (+ stages.yaml)
 #   $CACHE/krew-<v>/bin/{krew,validate-krew-manifest}   $CACHE/istioctl-<module>/bin/istioctl
+#   $CACHE/istio-charts-<module>/manifests   (an older chart generation istioctl renders with
+#                                             `--manifests`: every ISTIO_*_CHARTS not `istioctl`)
 # CACHE = $KUBECTL_MESH_TESTBED_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/kubectl-mesh-testbed.
-# Usage: build.sh [component...]   (default: all; components: k8s etcd kwok krew istioctl)
+# Usage: build.sh [component...]   (default: all; components: k8s etcd kwok krew istioctl charts)
 # Prints the cache root on the last line of stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -105,6 +107,29 @@ build_istioctl() {
   echo "$v" >"$dir/.built"
 }
 
+# The `manifests/` directory (charts and profiles) of istio.io/istio at one module version, from
+# the Go module proxy: nothing is compiled, the module is only downloaded and the directory copied
+# out of the module cache (which `go clean -modcache` may empty).
+build_charts_of() {
+  local v=$1 dir=$CACHE/istio-charts-$1 src
+  is_built "$dir" "$v" && return 0
+  cd "$CACHE"   # outside any go.mod: the download is of the module alone
+  src=$(go mod download -json "istio.io/istio@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -f "$src/manifests/charts/istio-control/istio-discovery/Chart.yaml" ]
+  rm -rf "$dir"; mkdir -p "$dir"
+  cp -R "$src/manifests" "$dir/manifests"
+  chmod -R u+w "$dir/manifests"
+  [ -f "$dir/manifests/profiles/default.yaml" ]
+  echo "$v" >"$dir/.built"
+}
+
+build_charts() {
+  local c
+  for c in "$ISTIO_OLD_CHARTS" "$ISTIO_NEW_CHARTS"; do
+    [ "$c" = istioctl ] || build_charts_of "$c"
+  done
+}
+
 run() { # run NAME: build one component, log to a file, report the time taken
   local name=$1 start rc=0
   start=$(date +%s)
@@ -123,7 +148,7 @@ run() { # run NAME: build one component, log to a file, report the time taken
 
 main() {
   local comps=("$@") pids=() failed=0 t0
-  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew k8s istioctl)
+  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew charts k8s istioctl)
   t0=$(date +%s)
   log "cache: $CACHE; building: ${comps[*]}"
   # The two large builds run side by side: their download and link phases overlap on 2 cores.

@@ -168,6 +168,11 @@ impl Cluster {
         &self.bins.versions
     }
 
+    /// The "old" and "new" Istio releases (image tag and charts) from `versions.env`.
+    pub fn releases(&self) -> &crate::bins::Releases {
+        &self.bins.releases
+    }
+
     /// An admin kube-rs client (usable from any runtime).
     pub fn client(&self) -> Client {
         self.client.clone()

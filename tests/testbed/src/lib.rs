@@ -8,10 +8,10 @@
 //! ```no_run
 //! use mesh_testbed::{Cluster, scenario};
 //! let c = Cluster::shared();                     // one per test binary
-//! scenario::install_default(c)?;                 // istiod 1.29.6, default revision
+//! scenario::install_default(c)?;                 // istiod of the old release (ISTIO_OLD_TAG)
 //! let ns = c.unique_namespace("web")?;
 //! scenario::label_namespace(c, &ns, &[("istio-injection", "enabled")])?;
-//! scenario::sample_app(c, &ns, 2)?;              // pods carry istio-proxy 1.29.6
+//! scenario::sample_app(c, &ns, 2)?;              // pods carry its istio-proxy
 //! let out = c.kubectl().args(["get", "pods", "-n", &ns]).output()?;
 //! # Ok::<(), anyhow::Error>(())
 //! ```

@@ -1,8 +1,8 @@
 //! `mesh-testbed`: start, inspect and stop a test bed cluster by hand (demo, manual testing).
 //!
-//! `up [--istio] [--dir D] [--detach]` starts a cluster (optionally with the Istio demo:
-//! default revision 1.29.6, canary `1-30-3`, namespaces `demo` and `prod` with a sample app),
-//! prints `export KUBECONFIG=…` and stays in the foreground until Ctrl-C/SIGTERM; `--detach`
+//! `up [--istio] [--dir D] [--detach]` starts a cluster (optionally with the Istio demo: the
+//! old release as the default revision, the new one as a canary, namespaces `demo` and `prod`
+//! with a sample app), prints `export KUBECONFIG=…` and stays in the foreground until Ctrl-C/SIGTERM; `--detach`
 //! re-executes itself in the background as the owner and returns once the cluster is ready.
 //! `down`, `env` and `status` act on the state directory (default `$CACHE/run/default`).
 //! It builds nothing: missing binaries are reported with a pointer to `tests/testbed/build.sh`.
@@ -31,7 +31,8 @@ struct Cli {
 enum Cmd {
     /// Start a cluster and keep it running until Ctrl-C/SIGTERM (or detach).
     Up {
-        /// Also install Istio (default 1.29.6 + canary 1-30-3) and the demo namespaces.
+        /// Also install Istio (the old release as the default revision, the new one as a
+        /// canary) and the demo namespaces.
         #[arg(long)]
         istio: bool,
         /// State directory.

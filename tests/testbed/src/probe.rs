@@ -17,6 +17,32 @@ use crate::{Cluster, run_with_stdin};
 /// compares.
 pub const CONTROL_PLANE_KINDS: &str = "deployments,daemonsets,services,configmaps,serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,customresourcedefinitions,namespaces";
 
+/// Runs a kubectl-mesh binary as a user would, with `ARGS --kubeconfig K`, `HOME` (where backups
+/// go), no colour, no `KUBECONFIG` and no terminal; reports on stderr how long it took.
+#[allow(clippy::print_stderr)] // the tests' timings, for the record
+pub fn run_mesh(binary: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> Output {
+    let t = std::time::Instant::now();
+    let out = Command::new(binary)
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    let name = binary.file_name().unwrap_or_default().to_string_lossy();
+    let name = name.replacen("kubectl-mesh-", "kubectl mesh ", 1);
+    eprintln!(
+        "{name} {} -> {:?} in {:.1?}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed()
+    );
+    out
+}
+
 /// Output bytes as text.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -37,6 +63,49 @@ pub fn expect(out: &Output, code: i32) -> (String, String) {
 pub fn json(out: &Output, code: i32) -> Value {
     let (stdout, stderr) = expect(out, code);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\nstderr:\n{stderr}"))
+}
+
+/// One object of a kubectl-mesh change report (`upgrade -o json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// `create`, `update`, `unchanged`, `prune` or `keep`.
+    pub action: String,
+    /// The fields its diff names (`changes` and `other`), label changes left out.
+    pub fields: Vec<String>,
+}
+
+/// The objects of a kubectl-mesh change report, by `Kind/namespace/name`.
+pub fn planned(report: &Value) -> BTreeMap<String, Planned> {
+    let objects = report["objects"].as_array().into_iter().flatten();
+    objects
+        .map(|o| {
+            let r = &o["object"];
+            let key = format!(
+                "{}/{}/{}",
+                r["kind"].as_str().unwrap_or_default(),
+                r["namespace"].as_str().unwrap_or_default(),
+                r["name"].as_str().unwrap_or_default()
+            );
+            let diff = &o["diff"];
+            let named = diff["changes"].as_array().into_iter().flatten();
+            let named = named.filter_map(|c| c["field"].as_str());
+            let other = diff["other"].as_array().into_iter().flatten();
+            let fields = named
+                .chain(other.filter_map(Value::as_str))
+                .filter(|f| !f.starts_with("metadata.labels."))
+                .map(str::to_owned)
+                .collect();
+            let action = o["action"].as_str().unwrap_or_default().to_owned();
+            (key, Planned { action, fields })
+        })
+        .collect()
+}
+
+/// The objects a change report created or updated, by `Kind/namespace/name`.
+pub fn applied(report: &Value) -> std::collections::BTreeSet<String> {
+    let plan = planned(report).into_iter();
+    let changed = plan.filter(|(_, p)| p.action == "create" || p.action == "update");
+    changed.map(|(k, _)| k).collect()
 }
 
 /// Whether a comparison of objects includes their UIDs (the same objects, not recreated ones).
@@ -75,6 +144,85 @@ pub fn essence(mut o: Value, uids: Uids) -> Value {
         m.remove("status");
     }
     o
+}
+
+/// The label istioctl's installer stamps with the version that made an object (kubectl-mesh
+/// stamps it too, as its successor): istioctl writes its own build's version, kubectl-mesh the
+/// version of the manifest it applies. Two installers of one manifest differ in it by design.
+pub const VERSION_STAMP: &str = "operator.istio.io/version";
+
+/// The namespace the test bed installs Istio into.
+const ISTIO_NAMESPACE: &str = "istio-system";
+
+/// Whether `Kind/namespace/name` is an object of an Istio install: anything in `istio-system`
+/// but the CA ConfigMap the controller manager puts in every namespace, the namespace itself,
+/// and cluster-scoped objects named for Istio (CRDs `*.istio.io`, webhooks, cluster roles and
+/// bindings).
+pub fn is_istio_object(key: &str) -> bool {
+    let mut parts = key.splitn(3, '/');
+    let (kind, ns, name) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    match ns {
+        ISTIO_NAMESPACE => !(kind == "ConfigMap" && name == "kube-root-ca.crt"),
+        "" => name.contains("istio"),
+        _ => false,
+    }
+}
+
+/// Objects of one state ([`Cluster::state`]) that belong to the Istio install
+/// ([`is_istio_object`]).
+pub fn istio_objects(state: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    state
+        .into_iter()
+        .filter(|(k, _)| is_istio_object(k))
+        .collect()
+}
+
+/// An object without what the API server allocates per cluster, so that the same manifest
+/// installed on two clusters compares equal: a Service's `clusterIP`, `clusterIPs` and node
+/// ports. (Use with [`Uids::Ignore`]: UIDs are per cluster too.)
+pub fn portable(mut o: Value) -> Value {
+    if o["kind"] == "Service"
+        && let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+        for port in spec
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(p) = port.as_object_mut() {
+                p.remove("nodePort");
+            }
+        }
+    }
+    o
+}
+
+/// Takes the [`VERSION_STAMP`] label out of every object: the objects without it, and the
+/// stamp of each object that had one (`Kind/namespace/name` → version).
+pub fn split_stamps(
+    state: BTreeMap<String, Value>,
+) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
+    let mut stamps = BTreeMap::new();
+    let objects = state
+        .into_iter()
+        .map(|(k, mut o)| {
+            let labels = o
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut);
+            if let Some(Value::String(v)) = labels.and_then(|l| l.remove(VERSION_STAMP)) {
+                stamps.insert(k.clone(), v);
+            }
+            (k, o)
+        })
+        .collect();
+    (objects, stamps)
 }
 
 /// `Kind/namespace/name` of an object.
@@ -233,4 +381,58 @@ pub fn sibling_binary(test_binary: &Path, package: &str) -> PathBuf {
         text(&out.stderr)
     );
     profile.join(package)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn istio_objects_are_its_namespace_and_its_cluster_scoped_names() {
+        for (k, want) in [
+            ("Deployment/istio-system/istiod", true),
+            ("Namespace//istio-system", true),
+            (
+                "CustomResourceDefinition//gateways.networking.istio.io",
+                true,
+            ),
+            ("MutatingWebhookConfiguration//istio-sidecar-injector", true),
+            ("ConfigMap/istio-system/kube-root-ca.crt", false),
+            ("ConfigMap/istio-system/istio", true),
+            ("Service/default/kubernetes", false),
+            ("Deployment/apps/istio-lookalike", false),
+            ("ClusterRole//system:controller:foo", false),
+        ] {
+            assert_eq!(is_istio_object(k), want, "{k}");
+        }
+    }
+
+    #[test]
+    fn portable_drops_allocations_and_split_stamps_takes_the_version_label() {
+        let svc = json!({"kind": "Service", "spec": {"clusterIP": "10.96.0.7",
+            "clusterIPs": ["10.96.0.7"], "type": "LoadBalancer",
+            "ports": [{"port": 80, "nodePort": 31000}]}});
+        assert_eq!(
+            portable(svc),
+            json!({"kind": "Service", "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
+        );
+        let cm = json!({"kind": "ConfigMap", "spec": {"clusterIP": "kept"}});
+        assert_eq!(portable(cm.clone()), cm, "only Services");
+        let state = BTreeMap::from([
+            (
+                "a".to_owned(),
+                json!({"metadata": {"labels": {VERSION_STAMP: "1.31.1", "app": "x"}}}),
+            ),
+            ("b".to_owned(), json!({"metadata": {"name": "b"}})),
+        ]);
+        let (objects, stamps) = split_stamps(state);
+        assert_eq!(objects["a"], json!({"metadata": {"labels": {"app": "x"}}}));
+        assert_eq!(objects["b"], json!({"metadata": {"name": "b"}}));
+        assert_eq!(
+            stamps,
+            BTreeMap::from([("a".to_owned(), "1.31.1".to_owned())])
+        );
+    }
 }

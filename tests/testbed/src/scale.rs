@@ -22,7 +22,7 @@ pub struct ScaleRevision {
     pub namespace_label: (String, String),
     /// The real revision recorded in the pods' status annotation (never a tag).
     pub revision: String,
-    /// Proxy image tag, e.g. `1.29.6`.
+    /// Proxy image tag, e.g. `1.30.5`.
     pub proxy_tag: String,
 }
 
@@ -78,7 +78,7 @@ impl Default for ScaleSpec {
         Self {
             namespaces: 10,
             pods_per_namespace: 10,
-            revisions: vec![ScaleRevision::injection_enabled("1.29.6")],
+            revisions: vec![ScaleRevision::injection_enabled(crate::scenario::old_tag())],
             prefix: "scale".into(),
             concurrency: 48,
             wait_running: true,

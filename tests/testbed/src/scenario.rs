@@ -1,15 +1,18 @@
 //! Istio scenarios on a [`Cluster`]: real `istioctl install` of the "old" default revision and
-//! the "target" canary revision, and injected sample workloads.
+//! the "new" canary revision, and injected sample workloads.
 //!
 //! Decisions: the default revision uses istioctl's `default` profile (istiod **and** the
 //! `istio-ingressgateway` Deployment, so uninstall/upgrade tests see a gateway); canaries use
 //! `profile=minimal` (istiod only, as canaries are usually installed). Both get
 //! `hub=docker.io/istio`, `tag=<image tag>` and the injector URLs of [`injection_set_args`].
+//! Each tag is rendered with the charts of its generation ([`crate::bins::Releases::charts_for`]):
+//! the old release's with `--manifests <older charts>`, the new release's with istioctl's own.
 //! Every install function is idempotent per cluster and serialised, so parallel tests in one
 //! binary can all call it; tests that *change* the control plane should use their own
 //! [`Cluster::start`].
 
 use std::process::Command;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 
@@ -35,26 +38,25 @@ pub fn injection_set_args(cluster: &Cluster, revision: &str) -> Vec<String> {
 }
 
 /// Full `istioctl` arguments installing `revision` (`default` = the non-revisioned install)
-/// with image `tag`: `install -y` + [`install_sets`].
+/// with image `tag`: `install -y` + [`install_sets`] (charts included).
 pub fn istioctl_install_args(cluster: &Cluster, revision: &str, tag: &str) -> Vec<String> {
     let mut args = vec!["install".to_owned(), "-y".to_owned()];
     args.extend(install_sets(cluster, revision, tag));
     args
 }
 
-/// The `--set`s of an install of `revision` at `tag`: `hub=docker.io/istio`, `tag=<tag>`, for a
-/// revision other than `default` also `revision=<rev>` and `profile=minimal`, plus
-/// [`injection_set_args`].
+/// The flags of an install of `revision` at `tag`, for `istioctl install` and `manifest
+/// generate` alike: the charts of `tag`'s generation (`--manifests <dir>` for the old one), then
+/// `--set`s `hub=docker.io/istio`, `tag=<tag>`, for a revision other than `default` also
+/// `revision=<rev>` and `profile=minimal`, plus [`injection_set_args`].
 pub fn install_sets(cluster: &Cluster, revision: &str, tag: &str) -> Vec<String> {
     let mut sets = vec!["hub=docker.io/istio".to_owned(), format!("tag={tag}")];
     if revision != "default" {
         sets.push(format!("revision={revision}"));
         sets.push("profile=minimal".to_owned());
     }
-    let mut args: Vec<String> = sets
-        .into_iter()
-        .flat_map(|s| ["--set".to_owned(), s])
-        .collect();
+    let mut args = cluster.releases().charts_for(tag).args();
+    args.extend(sets.into_iter().flat_map(|s| ["--set".to_owned(), s]));
     args.extend(injection_set_args(cluster, revision));
     args
 }
@@ -69,16 +71,45 @@ pub fn manifest(cluster: &Cluster, revision: &str, tag: &str) -> Result<String> 
         .with_context(|| format!("istioctl manifest generate of {revision} ({tag})"))
 }
 
-/// Installs the default revision at `ISTIO_OLD_TAG` (1.29.6), once per cluster.
+/// Installs the default revision of the old release (`ISTIO_OLD_TAG` on its charts), once per
+/// cluster.
 pub fn install_default(cluster: &Cluster) -> Result<()> {
-    let tag = cluster.versions().get("ISTIO_OLD_TAG")?.to_owned();
+    let tag = cluster.releases().old.tag.clone();
     install_revision(cluster, "default", &tag)
 }
 
-/// Installs canary `revision` (e.g. `1-30-3`) at `ISTIO_NEW_TAG` (1.30.3), once per cluster.
+/// Installs canary `revision` of the new release (`ISTIO_NEW_TAG` on its charts), once per
+/// cluster. [`canary_revision`] is the name the tests give it.
 pub fn install_canary(cluster: &Cluster, revision: &str) -> Result<()> {
-    let tag = cluster.versions().get("ISTIO_NEW_TAG")?.to_owned();
+    let tag = cluster.releases().new.tag.clone();
     install_revision(cluster, revision, &tag)
+}
+
+/// The CRDs whose schema differs between the test bed's two chart generations (TESTBED.md §9):
+/// what an upgrade from the old release to the new one changes in the shared base.
+pub const CRDS_CHANGED_BETWEEN_GENERATIONS: [&str; 6] = [
+    "destinationrules.networking.istio.io",
+    "envoyfilters.networking.istio.io",
+    "gateways.networking.istio.io",
+    "sidecars.networking.istio.io",
+    "trafficextensions.extensions.istio.io",
+    "virtualservices.networking.istio.io",
+];
+
+/// The old release's image tag (`ISTIO_OLD_TAG`, e.g. `1.30.5`).
+pub fn old_tag() -> &'static str {
+    &crate::bins::releases().old.tag
+}
+
+/// The new release's image tag (`ISTIO_NEW_TAG`, e.g. `1.31.1`).
+pub fn new_tag() -> &'static str {
+    &crate::bins::releases().new.tag
+}
+
+/// The revision name of the new release's canary: its tag with dashes (`1-31-1`).
+pub fn canary_revision() -> &'static str {
+    static CANARY: OnceLock<String> = OnceLock::new();
+    CANARY.get_or_init(|| crate::bins::releases().new.revision())
 }
 
 /// Installs `revision` with image `tag` by real `istioctl install`, unless this cluster
@@ -161,15 +192,17 @@ spec:
     cluster.wait_rollout(ns, "daemonset/agent")
 }
 
-/// The demo of `mesh-testbed up --istio`: default revision (1.29.6) + canary `1-30-3`
-/// (1.30.3); namespace `demo` labelled `istio-injection=enabled` and `prod` labelled
-/// `istio.io/rev=1-30-3`, each with [`sample_app`] (2 replicas).
+/// The demo of `mesh-testbed up --istio`: the default revision of the old release + the new
+/// release's canary ([`canary_revision`], e.g. `1-31-1`); namespace `demo` labelled
+/// `istio-injection=enabled` and `prod` labelled `istio.io/rev=<canary>`, each with
+/// [`sample_app`] (2 replicas).
 pub fn demo(cluster: &Cluster) -> Result<()> {
+    let canary = canary_revision();
     install_default(cluster)?;
-    install_canary(cluster, "1-30-3")?;
+    install_canary(cluster, canary)?;
     for (ns, label) in [
         ("demo", ("istio-injection", "enabled")),
-        ("prod", ("istio.io/rev", "1-30-3")),
+        ("prod", ("istio.io/rev", canary)),
     ] {
         ensure_namespace(cluster, ns)?;
         label_namespace(cluster, ns, &[label])?;

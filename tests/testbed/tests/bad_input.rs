@@ -365,8 +365,9 @@ fn bad_files_and_flags_are_one_line_errors_with_a_hint() {
 #[test]
 fn bad_input_against_a_cluster_writes_nothing() {
     let c = Cluster::shared();
+    let canary = scenario::canary_revision();
     scenario::install_default(c).unwrap();
-    scenario::install_canary(c, "1-30-3").unwrap();
+    scenario::install_canary(c, canary).unwrap();
     let home = tempfile::tempdir().unwrap();
     let proxy =
         FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
@@ -388,7 +389,7 @@ fn bad_input_against_a_cluster_writes_nothing() {
         ),
         (
             "kubectl-mesh-tag",
-            with(v(&["set", "1-30-3", "--revision", "default", "-y"])),
+            with(v(&["set", canary, "--revision", "default", "-y"])),
             2,
             "would shadow revision",
         ),
@@ -503,8 +504,9 @@ fn bad_input_against_a_cluster_writes_nothing() {
 #[test]
 fn users_without_rights_are_refused_before_any_change() {
     let c = Cluster::shared();
+    let canary = scenario::canary_revision();
     scenario::install_default(c).unwrap();
-    scenario::install_canary(c, "1-30-3").unwrap();
+    scenario::install_canary(c, canary).unwrap();
     c.apply(
         "apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -526,7 +528,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
     let manifest = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         manifest.path(),
-        scenario::manifest(c, "1-30-4", "1.30.3").unwrap(),
+        scenario::manifest(c, "perm-canary", scenario::new_tag()).unwrap(),
     )
     .unwrap();
     let m = manifest.path().to_str().unwrap().to_owned();
@@ -546,7 +548,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
         ),
         (
             "kubectl-mesh-uninstall",
-            vec!["-r".into(), "1-30-3".into(), "--force".into(), "-y".into()],
+            vec!["-r".into(), canary.into(), "--force".into(), "-y".into()],
         ),
         (
             "kubectl-mesh-upgrade",
@@ -559,7 +561,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
                 "-n".into(),
                 ns.clone(),
                 "--to-revision".into(),
-                "1-30-3".into(),
+                canary.into(),
                 "-y".into(),
             ],
         ),
@@ -641,20 +643,20 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: reader}]
 #[test]
 fn no_credential_is_printed_or_backed_up() {
     let c = Cluster::start().unwrap();
+    let (canary, new) = (scenario::canary_revision(), scenario::new_tag());
     scenario::install_default(&c).unwrap();
-    scenario::install_canary(&c, "1-30-3").unwrap();
+    scenario::install_canary(&c, canary).unwrap();
     let home = tempfile::tempdir().unwrap();
     let kc = c.kubeconfig().to_str().unwrap().to_owned();
-    let manifest = home.path().join("istio-1.30.3.yaml");
-    let new = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
-    std::fs::write(&manifest, scenario::manifest(&c, "default", &new).unwrap()).unwrap();
+    let manifest = home.path().join(format!("istio-{new}.yaml"));
+    std::fs::write(&manifest, scenario::manifest(&c, "default", new).unwrap()).unwrap();
     let m = manifest.to_str().unwrap().to_owned();
     let runs: Vec<(&str, Vec<&str>)> = vec![
         ("kubectl-mesh-precheck", vec!["-o", "json"]),
-        ("kubectl-mesh-precheck", vec!["--target-version", "1.30.3"]),
+        ("kubectl-mesh-precheck", vec!["--target-version", new]),
         (
             "kubectl-mesh-tag",
-            vec!["set", "secret-check", "--revision", "1-30-3", "-y"],
+            vec!["set", "secret-check", "--revision", canary, "-y"],
         ),
         ("kubectl-mesh-tag", vec!["list", "-o", "yaml"]),
         (
@@ -673,7 +675,7 @@ fn no_credential_is_printed_or_backed_up() {
         ("kubectl-mesh-upgrade", vec!["rollback", "-y"]),
         (
             "kubectl-mesh-uninstall",
-            vec!["-r", "1-30-3", "--force", "-y", "-o", "json"],
+            vec!["-r", canary, "--force", "-y", "-o", "json"],
         ),
         ("kubectl-mesh-precheck", vec!["--context", "restricted"]),
     ];

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use mesh_testbed::{Cluster, run_with_stdin, scenario};
 use serde_json::Value;
 
-const CANARY: &str = "1-30-3";
-
 fn kubectl(c: &Cluster, args: &[&str]) -> String {
     let mut cmd = c.kubectl();
     cmd.args(args);
@@ -17,9 +15,10 @@ fn kubectl(c: &Cluster, args: &[&str]) -> String {
 }
 
 fn install_both(c: &Cluster) {
+    let canary = scenario::canary_revision();
     let t = Instant::now();
     scenario::install_default(c).unwrap();
-    scenario::install_canary(c, CANARY).unwrap();
+    scenario::install_canary(c, canary).unwrap();
     eprintln!(
         "both revisions installed (or already there) in {:.1?}",
         t.elapsed()
@@ -92,6 +91,7 @@ fn labelled_app(c: &Cluster, prefix: &str, label: (&str, &str)) -> String {
 
 #[test]
 fn control_planes_run_the_requested_images() {
+    let canary = scenario::canary_revision();
     let c = Cluster::shared();
     install_both(c);
     let img = |d: &str| {
@@ -108,14 +108,17 @@ fn control_planes_run_the_requested_images() {
             ],
         )
     };
-    assert_eq!(img("istiod"), "docker.io/istio/pilot:1.29.6");
     assert_eq!(
-        img(&format!("istiod-{CANARY}")),
-        "docker.io/istio/pilot:1.30.3"
+        img("istiod"),
+        format!("docker.io/istio/pilot:{}", scenario::old_tag())
+    );
+    assert_eq!(
+        img(&format!("istiod-{canary}")),
+        format!("docker.io/istio/pilot:{}", scenario::new_tag())
     );
     assert_eq!(
         img("istio-ingressgateway"),
-        "docker.io/istio/proxyv2:1.29.6"
+        format!("docker.io/istio/proxyv2:{}", scenario::old_tag())
     );
     let whs = kubectl(
         c,
@@ -127,29 +130,31 @@ fn control_planes_run_the_requested_images() {
         ],
     );
     assert!(
-        whs.contains("/inject/rev/default") && whs.contains(&format!("/inject/rev/{CANARY}")),
+        whs.contains("/inject/rev/default") && whs.contains(&format!("/inject/rev/{canary}")),
         "{whs}"
     );
 }
 
 #[test]
 fn restarts_inject_the_proxy_of_the_selected_revision() {
+    let canary = scenario::canary_revision();
     let c = Cluster::shared();
     install_both(c);
     let old = labelled_app(c, "inj-enabled", ("istio-injection", "enabled"));
-    let new = labelled_app(c, "inj-rev", ("istio.io/rev", CANARY));
-    assert_web(c, &old, "1.29.6", "default", 2);
-    assert_web(c, &new, "1.30.3", CANARY, 2);
+    let new = labelled_app(c, "inj-rev", ("istio.io/rev", canary));
+    assert_web(c, &old, scenario::old_tag(), "default", 2);
+    assert_web(c, &new, scenario::new_tag(), canary, 2);
     for ns in [&old, &new] {
         kubectl(c, &["rollout", "restart", "-n", ns, "deployment/web"]);
         c.wait_rollout(ns, "deployment/web").unwrap();
     }
-    assert_web(c, &old, "1.29.6", "default", 2);
-    assert_web(c, &new, "1.30.3", CANARY, 2);
+    assert_web(c, &old, scenario::old_tag(), "default", 2);
+    assert_web(c, &new, scenario::new_tag(), canary, 2);
 }
 
 #[test]
 fn unlabelled_namespaces_are_not_injected_and_a_tag_injects_its_revision() {
+    let canary = scenario::canary_revision();
     let c = Cluster::shared();
     install_both(c);
     let plain = c.unique_namespace("no-inj").unwrap();
@@ -159,18 +164,19 @@ fn unlabelled_namespaces_are_not_injected_and_a_tag_injects_its_revision() {
         vec![("none".to_owned(), String::new(), true)]
     );
     let mut cmd = c.istioctl();
-    cmd.args(["tag", "set", "stable", "--revision", CANARY, "--overwrite"]);
+    cmd.args(["tag", "set", "stable", "--revision", canary, "--overwrite"]);
     run_with_stdin(cmd, "").unwrap();
     let tagged = labelled_app(c, "inj-tag", ("istio.io/rev", "stable"));
-    assert_web(c, &tagged, "1.30.3", CANARY, 2);
+    assert_web(c, &tagged, scenario::new_tag(), canary, 2);
 }
 
 #[test]
 fn statefulsets_and_daemonsets_are_injected_too() {
+    let canary = scenario::canary_revision();
     let c = Cluster::shared();
     install_both(c);
     let ns = c.unique_namespace("inj-kinds").unwrap();
-    scenario::label_namespace(c, &ns, &[("istio.io/rev", CANARY)]).unwrap();
+    scenario::label_namespace(c, &ns, &[("istio.io/rev", canary)]).unwrap();
     scenario::sample_extra_workloads(c, &ns).unwrap();
     let tpl = r#"{range .items[*]}{.spec.containers[?(@.name=="istio-proxy")].image}{"\n"}{end}"#;
     let out = kubectl(
@@ -182,16 +188,29 @@ fn statefulsets_and_daemonsets_are_injected_too() {
     assert!(
         images
             .iter()
-            .all(|i| *i == "docker.io/istio/proxyv2:1.30.3"),
+            .all(|i| *i == format!("docker.io/istio/proxyv2:{}", scenario::new_tag())),
         "{out}"
     );
 }
 
 #[test]
 fn generated_manifests_carry_the_injector_urls() {
+    let canary = scenario::canary_revision();
     let c = Cluster::shared();
-    let m = scenario::manifest(c, CANARY, "1.30.3").unwrap();
-    assert!(m.contains("image: docker.io/istio/pilot:1.30.3"));
-    assert!(m.contains(&format!("/inject/rev/{CANARY}")));
+    let m = scenario::manifest(c, canary, scenario::new_tag()).unwrap();
+    assert!(m.contains(&format!(
+        "image: docker.io/istio/pilot:{}",
+        scenario::new_tag()
+    )));
+    assert!(m.contains(&format!("/inject/rev/{canary}")));
     assert!(m.contains(&c.injector().validation_url()));
+    // Each release is rendered with the charts of its generation: only istioctl's own (newer)
+    // charts have the `agentgateway-waypoint` injection template.
+    let old = scenario::manifest(c, "default", scenario::old_tag()).unwrap();
+    assert!(old.contains(&format!(
+        "image: docker.io/istio/pilot:{}",
+        scenario::old_tag()
+    )));
+    assert!(m.contains("agentgateway-waypoint:"), "new charts");
+    assert!(!old.contains("agentgateway-waypoint"), "old charts");
 }

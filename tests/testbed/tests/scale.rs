@@ -9,13 +9,16 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::ListParams;
 use mesh_testbed::rt::block;
+use mesh_testbed::scenario::{canary_revision, new_tag, old_tag};
 use mesh_testbed::{Cluster, ScaleRevision, ScaleSpec, scale};
 
+/// The test bed's releases as the generator's revisions (it creates pods already injected, so
+/// nothing is installed).
 fn revisions() -> Vec<ScaleRevision> {
     vec![
-        ScaleRevision::injection_enabled("1.29.6"),
-        ScaleRevision::revision("1-30-3", "1.30.3"),
-        ScaleRevision::tag("stable", "1-30-3", "1.30.3"),
+        ScaleRevision::injection_enabled(old_tag()),
+        ScaleRevision::revision(canary_revision(), new_tag()),
+        ScaleRevision::tag("stable", canary_revision(), new_tag()),
     ]
 }
 
@@ -70,20 +73,28 @@ fn generates_exactly_the_requested_namespaces_and_pods() {
     assert_eq!(report.pods, 36);
     let (by_label, by_proxy) = count_by(c, "sc-small");
     let want_ns: BTreeMap<String, usize> = [
-        ("istio-injection=enabled", 3),
-        ("istio.io/rev=1-30-3", 3),
-        ("istio.io/rev=stable", 3),
+        ("istio-injection=enabled".to_owned(), 3),
+        (format!("istio.io/rev={}", canary_revision()), 3),
+        ("istio.io/rev=stable".to_owned(), 3),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
     .collect();
     assert_eq!(by_label, want_ns);
     let want_pods: BTreeMap<String, usize> = [
-        ("docker.io/istio/proxyv2:1.29.6 default Running", 12),
-        ("docker.io/istio/proxyv2:1.30.3 1-30-3 Running", 24),
+        (
+            format!("docker.io/istio/proxyv2:{} default Running", old_tag()),
+            12,
+        ),
+        (
+            format!(
+                "docker.io/istio/proxyv2:{} {} Running",
+                new_tag(),
+                canary_revision()
+            ),
+            24,
+        ),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
     .collect();
     assert_eq!(by_proxy, want_pods);
 }

@@ -28,7 +28,10 @@ fn in_place_upgrade_changes_injected_proxies_after_restart() {
     let ns = c.unique_namespace("inplace").unwrap();
     scenario::label_namespace(&c, &ns, &[("istio-injection", "enabled")]).unwrap();
     scenario::sample_app(&c, &ns, 1).unwrap();
-    assert_eq!(proxy_images(&c, &ns), "docker.io/istio/proxyv2:1.29.6");
+    assert_eq!(
+        proxy_images(&c, &ns),
+        format!("docker.io/istio/proxyv2:{}", scenario::old_tag())
+    );
     let new_tag = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
     scenario::install_revision(&c, "default", &new_tag).unwrap();
     let mut cmd = c.kubectl();

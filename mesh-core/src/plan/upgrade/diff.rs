@@ -2,7 +2,8 @@
 //! versions" alert.
 //!
 //! Owns [`diff`]: the fields a platform engineer reads (images, env vars, replicas, resources,
-//! mesh config keys, injector values and templates, webhook endpoints, revision labels) as
+//! mesh config keys, injector values and templates, the installer's Helm values — where a
+//! chart default that changes shows up —, webhook endpoints, revision labels) as
 //! [`FieldChange`]s, and the paths of every other changed leaf; [`same`]: equality ignoring what
 //! the server owns; [`overlay`]: a manifest object laid over the live one, for offline planning.
 //! Pure: no I/O. Never prints Secret data or CA bundles, and never a whole injector template.
@@ -46,6 +47,9 @@ enum How {
     Leaves(Show),
     /// Env vars by name.
     Env,
+    /// An OpenAPI schema: each changed leaf as a path of property names, under the rule's first
+    /// key ([`schema_path`]).
+    Schema,
 }
 /// A field of a named element (its keys) and how it is reported.
 type Rule = (&'static [&'static str], How);
@@ -64,10 +68,21 @@ const WEBHOOK_FIELDS: [Rule; 6] = [
     (&["namespaceSelector"], How::Whole),
     (&["objectSelector"], How::Whole),
 ];
+/// CRD version fields that matter; the schema is named by property.
+const CRD_VERSION_FIELDS: [Rule; 4] = [
+    (&["served"], How::Whole),
+    (&["storage"], How::Whole),
+    (&["deprecated"], How::Whole),
+    (&["schema", "openAPIV3Schema"], How::Schema),
+];
 /// Longest rendered value, in characters.
 const MAX_RENDERED: usize = 80;
 /// Name of the injector ConfigMap (of the default revision).
 const INJECTOR: &str = "istio-sidecar-injector";
+/// Name of the ConfigMap where istioctl's installer records the Helm values (default revision).
+const VALUES: &str = "values";
+/// Its keys: the values merged with the charts' defaults, and as given.
+const VALUES_KEYS: [&str; 2] = ["merged-values", "original-values"];
 /// What a CA bundle renders as.
 const CA_BUNDLE: &str = "(CA bundle)";
 /// The value of an env var with neither `value` nor `valueFrom`.
@@ -132,19 +147,42 @@ pub fn diff(before: &Value, after: &Value) -> ObjectDiff {
         }
         "ConfigMap" if is_injector(name) => injector(&mut b, &mut a, &mut out),
         "ConfigMap" if is_mesh_config(name, &b, &a) => mesh_config(&mut b, &mut a, &mut out),
+        "ConfigMap" if is_values(name, &b, &a) => values(&mut b, &mut a, &mut out),
+        "CustomResourceDefinition" => crd(&mut b, &mut a, &mut out),
         _ => {}
     }
     out.rest(&b, &a);
     out.finish()
 }
 
+/// Lists whose members the API server fills with defaults (a container's
+/// `terminationMessagePath`, a port's `protocol`, a webhook's `timeoutSeconds`): merged by
+/// `name` in [`overlay`]. Other lists — a CRD's versions and their schemas, which the server
+/// stores as given — are replaced whole, so a field the manifest drops from them is a change.
+const MERGED_BY_NAME: [&str; 8] = [
+    "containers",
+    "initContainers",
+    "ephemeralContainers",
+    "env",
+    "ports",
+    "volumes",
+    "volumeMounts",
+    "webhooks",
+];
+
 /// The manifest object laid over the live one, as an approximation of a server-side apply for
-/// offline (--snapshot) planning: maps merge recursively; a list of named objects (containers,
-/// env vars, ports, volumes, webhooks, CRD versions: the lists Kubernetes merges by `name`)
-/// takes its members and order from `desired`, each laid over the live member of that name, so
-/// what the server defaulted inside them stays; other arrays and scalars from `desired` replace
-/// the live ones; fields only in `live` stay.
+/// offline (--snapshot) planning: maps merge recursively; the lists of [`MERGED_BY_NAME`], when
+/// every member is named, take their members and order from `desired`, each laid over the live
+/// member of that name, so what the server defaulted inside them stays; other arrays and
+/// scalars from `desired` replace the live ones; fields only in `live` stay. Not modelled: a
+/// field the manifest no longer sets inside a map or a merged member (an apply removes it when
+/// the installer owned it; here it stays).
 pub fn overlay(live: &Value, desired: &Value) -> Value {
+    overlay_field(None, live, desired)
+}
+
+/// [`overlay`] of the value of field `key`.
+fn overlay_field(key: Option<&str>, live: &Value, desired: &Value) -> Value {
     match (live, desired) {
         (Value::Object(l), Value::Object(d)) => {
             let mut merged = l.clone();
@@ -163,21 +201,25 @@ pub fn overlay(live: &Value, desired: &Value) -> Value {
                     {
                         continue;
                     }
-                    Some(have) => overlay(have, value),
+                    Some(have) => overlay_field(Some(key), have, value),
                 };
                 merged.insert(key.clone(), value);
             }
             Value::Object(merged)
         }
-        (Value::Array(l), Value::Array(d)) if all_named(l) && all_named(d) => Value::Array(
-            d.iter()
-                .map(|want| {
-                    l.iter()
-                        .find(|have| have["name"] == want["name"])
-                        .map_or_else(|| want.clone(), |have| overlay(have, want))
-                })
-                .collect(),
-        ),
+        (Value::Array(l), Value::Array(d))
+            if key.is_some_and(|k| MERGED_BY_NAME.contains(&k)) && all_named(l) && all_named(d) =>
+        {
+            Value::Array(
+                d.iter()
+                    .map(|want| {
+                        l.iter()
+                            .find(|have| have["name"] == want["name"])
+                            .map_or_else(|| want.clone(), |have| overlay(have, want))
+                    })
+                    .collect(),
+            )
+        }
         _ => desired.clone(),
     }
 }
@@ -333,6 +375,18 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 fn is_injector(name: &str) -> bool {
     name.strip_prefix(INJECTOR)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+fn is_values(name: &str, b: &Value, a: &Value) -> bool {
+    let named = name
+        .strip_prefix(VALUES)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+    let has = |v: &Value| {
+        VALUES_KEYS
+            .iter()
+            .any(|k| v.pointer(&format!("/data/{k}")).is_some())
+    };
+    named && (has(b) || has(a))
 }
 
 fn is_mesh_config(name: &str, b: &Value, a: &Value) -> bool {
@@ -572,6 +626,12 @@ fn by_name(out: &mut Out, names: (&str, &str), list: Pair, fields: &[Rule], show
                 How::Whole => out.change(f, fb, fa),
                 How::Leaves(show) => out.important(&f, fb, fa, *show),
                 How::Env => env(out, (&f, &format!("{path}[{name}].env")), fb, fa),
+                How::Schema => {
+                    let under = format!("{field}.{}", keys[0]);
+                    for (leaf, ..) in leaves("", fb, fa) {
+                        out.other.insert(format!("{under}.{}", schema_path(&leaf)));
+                    }
+                }
             }
         }
         out.other(&format!("{path}[{name}]"), Some(&x), Some(&y));
@@ -613,6 +673,53 @@ fn mesh_config(b: &mut Value, a: &mut Value, out: &mut Out) {
     for key in ["mesh", "meshNetworks"] {
         let (vb, va) = take2(b, a, &["data", key]);
         out.text(key, vb, va, yaml);
+    }
+}
+
+/// A CRD's versions by name: whether each is served, the storage version or deprecated matter;
+/// its schema's changes are named by property (`versions[v1].schema.spec.servers[].tls.mode.enum[3]`).
+fn crd(b: &mut Value, a: &mut Value, out: &mut Out) {
+    let list = take2(b, a, &["spec", "versions"]);
+    let names = ("versions", "spec.versions");
+    by_name(out, names, list, &CRD_VERSION_FIELDS, served);
+}
+
+/// A CRD version as the plan shows it when added or removed.
+fn served(v: &Value) -> String {
+    let served = v.get("served").and_then(Value::as_bool).unwrap_or(false);
+    let storage = v.get("storage").and_then(Value::as_bool).unwrap_or(false);
+    match (served, storage) {
+        (_, true) => "served, storage".into(),
+        (true, false) => "served".into(),
+        (false, false) => "not served".into(),
+    }
+}
+
+/// A leaf path inside an OpenAPI schema as property names: `properties.spec.properties.servers.
+/// items.properties.tls.description` → `spec.servers[].tls.description`.
+fn schema_path(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut segments = path.split('.');
+    while let Some(seg) = segments.next() {
+        match seg {
+            "properties" => match segments.next() {
+                Some(name) => out.push(name),
+                None => out.push(seg),
+            },
+            "items" if !out.is_empty() => out.push("[]"),
+            _ => out.push(seg),
+        }
+    }
+    out.join(".").replace(".[]", "[]")
+}
+
+/// The `values[-<rev>]` ConfigMap istioctl's installer writes: the Helm values merged with the
+/// charts' defaults and as given, leaf by leaf (`merged-values.global.tag`) — a default the new
+/// charts change shows up under `merged-values`.
+fn values(b: &mut Value, a: &mut Value, out: &mut Out) {
+    for key in VALUES_KEYS {
+        let (vb, va) = take2(b, a, &["data", key]);
+        out.text(key, vb, va, json);
     }
 }
 
@@ -715,8 +822,12 @@ mod tests {
         assert_eq!(d.changes, [fc("values.global.tag", "1.29.6", "1.30.3")]);
         assert!(d.other.is_empty());
         let d = upgrade("ConfigMap", "values");
-        assert!(d.changes.is_empty());
-        assert_eq!(d.other, ["data.merged-values", "data.original-values"]);
+        let tags = ["merged-values", "original-values"].map(|k| {
+            let field = format!("{k}.global.tag");
+            fc(&field, "1.29.6", "1.30.3")
+        });
+        assert_eq!(d.changes, tags);
+        assert!(d.other.is_empty());
         let (new, mut fields) = (objects(NEW), BTreeSet::new());
         for old in objects(OLD) {
             let key = |o: &Value| (o["kind"].clone(), o["metadata"]["name"].clone());
@@ -725,8 +836,100 @@ mod tests {
             assert_eq!(same(&old, after), d.is_empty());
             fields.extend(d.changes.into_iter().map(|c| c.field));
         }
-        let expected = ["containers[istio-proxy].image", field, "values.global.tag"];
+        let expected = [
+            "containers[istio-proxy].image",
+            field,
+            "merged-values.global.tag",
+            "original-values.global.tag",
+            "values.global.tag",
+        ];
         assert_eq!(fields, expected.map(String::from).into());
+    }
+
+    /// The test bed's two chart generations (trimmed, see the fixtures' headers).
+    const GEN_OLD: &str = include_str!("../../../fixtures/manifests/generation-old-1.30.5.yaml");
+    const GEN_NEW: &str = include_str!("../../../fixtures/manifests/generation-new-1.31.1.yaml");
+
+    #[test]
+    fn chart_generations_templates_added_changed_and_a_changed_default() {
+        let cm = |text: &str, name: &str| object(text, "ConfigMap", name);
+        let d = diff(
+            &cm(GEN_OLD, "istio-sidecar-injector"),
+            &cm(GEN_NEW, "istio-sidecar-injector"),
+        );
+        let fields: Vec<(&str, bool, bool)> = d
+            .changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.before.is_some(), c.after.is_some()))
+            .collect();
+        for want in [
+            ("templates.agentgateway-waypoint", false, true),
+            ("templates.sidecar", true, true),
+            ("templates.gateway", true, true),
+            ("values.global.tag", true, true),
+        ] {
+            assert!(fields.contains(&want), "{want:?} in {fields:?}");
+        }
+        let d = diff(&cm(GEN_OLD, "values"), &cm(GEN_NEW, "values"));
+        let taint = fc("merged-values.taint.name", "", "cni.istio.io/not-ready");
+        assert!(d.changes.contains(&taint), "{:?}", d.changes);
+        let back = diff(&cm(GEN_NEW, "values"), &cm(GEN_OLD, "values"));
+        let gone = fc("merged-values.taint.name", "cni.istio.io/not-ready", "");
+        assert!(back.changes.contains(&gone), "{:?}", back.changes);
+    }
+
+    #[test]
+    fn crd_versions_by_name_and_schema_changes_by_property() {
+        let d = diff(
+            &object(
+                GEN_OLD,
+                "CustomResourceDefinition",
+                "envoyfilters.networking.istio.io",
+            ),
+            &object(
+                GEN_NEW,
+                "CustomResourceDefinition",
+                "envoyfilters.networking.istio.io",
+            ),
+        );
+        assert!(d.changes.is_empty(), "{:?}", d.changes);
+        let op = "versions[v1alpha3].schema.spec.configPatches[].patch.operation";
+        assert_eq!(
+            d.other,
+            [format!("{op}.description"), format!("{op}.enum[8]")]
+        );
+        let crd = |versions: Value| json!({"kind": "CustomResourceDefinition", "spec": {"versions": versions}});
+        let schema =
+            |props: Value| json!({"openAPIV3Schema": {"type": "object", "properties": props}});
+        let before = crd(json!([
+            {"name": "v1beta1", "served": true, "storage": true, "schema": schema(json!({}))},
+            {"name": "v1alpha1", "served": true, "storage": false},
+        ]));
+        let list = json!({"type": "array", "items": {"type": "object", "properties":
+            {"port": {"type": "integer"}}}});
+        let after = crd(json!([
+            {"name": "v1beta1", "served": true, "storage": false,
+                "schema": schema(json!({"ports": list}))},
+            {"name": "v1", "served": true, "storage": true},
+        ]));
+        let d = diff(&before, &after);
+        let expected = [
+            fc("versions[v1]", "", "served, storage"),
+            fc("versions[v1alpha1]", "served", ""),
+            fc("versions[v1beta1].storage", "true", "false"),
+        ];
+        assert_eq!(d.changes, expected);
+        let port = "versions[v1beta1].schema.ports[].port.type";
+        let list = "versions[v1beta1].schema.ports.type";
+        assert_eq!(
+            d.other,
+            [list, port, "versions[v1beta1].schema.ports[].type"]
+        );
+        assert_eq!(
+            schema_path("properties.a.items.items.properties.b.enum[2]"),
+            "a[][].b.enum[2]"
+        );
+        assert_eq!(schema_path("items.type"), "items.type");
     }
 
     #[test]
@@ -900,9 +1103,16 @@ mod tests {
             defaulted["spec"]["volumes"][0]["downwardAPI"]["items"][0]["fieldRef"]["apiVersion"],
             "v1"
         );
-        // Duplicate or missing names: replaced whole.
-        let dup = json!([{"name": "a", "v": 1}, {"name": "a", "v": 2}]);
-        assert_eq!(overlay(&json!([{"name": "a", "w": 0}]), &dup), dup);
+        // Duplicate or missing names, or a list the server does not default into (a CRD's
+        // versions): replaced whole, so what the manifest drops from it is a change.
+        let dup = json!({"containers": [{"name": "a", "v": 1}, {"name": "a", "v": 2}]});
+        assert_eq!(
+            overlay(&json!({"containers": [{"name": "a", "w": 0}]}), &dup),
+            dup
+        );
+        let crd = json!({"spec": {"versions": [{"name": "v1", "schema": {"a": 1, "b": 2}}]}});
+        let older = json!({"spec": {"versions": [{"name": "v1", "schema": {"a": 1}}]}});
+        assert!(!super::same(&crd, &overlay(&crd, &older)));
     }
 
     #[test]
@@ -946,6 +1156,10 @@ mod tests {
                 "data": {"values": "[]", "config": "templates: [1]\ndefaultTemplates: [x]"}}),
             json!({"kind": "ValidatingWebhookConfiguration", "webhooks": [{"clientConfig": 3}]}),
             json!({"kind": "MutatingWebhookConfiguration", "webhooks": {"a": 1}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "values-1-30"},
+                "data": {"merged-values": "{not json", "original-values": 3}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "values"},
+                "data": {"merged-values": "[1]", "original-values": "null"}}),
         ];
         for b in &odd {
             for a in &odd {

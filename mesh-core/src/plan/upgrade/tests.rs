@@ -527,3 +527,148 @@ fn what_a_snapshot_cannot_show_is_unknown_never_create() {
         "not in the snapshot: it holds no ServiceAccounts"
     );
 }
+
+/// The test bed's two chart generations (trimmed, see the fixtures' headers).
+const GEN_OLD: &str = include_str!("../../../fixtures/manifests/generation-old-1.30.5.yaml");
+const GEN_NEW: &str = include_str!("../../../fixtures/manifests/generation-new-1.31.1.yaml");
+/// The CRDs whose schema differs between them.
+const CHANGED_CRDS: [&str; 6] = [
+    "destinationrules.networking.istio.io",
+    "envoyfilters.networking.istio.io",
+    "gateways.networking.istio.io",
+    "sidecars.networking.istio.io",
+    "trafficextensions.extensions.istio.io",
+    "virtualservices.networking.istio.io",
+];
+
+/// The offline plan from a live install of `from` (revision `default` at `from_tag`, the owner
+/// labels aligned with the target's so only real differences remain) to manifest `to`.
+fn plan_between(from: &str, from_tag: &str, to: &str) -> UpgradePlan {
+    let (snap, inv) = cluster(&[("default", from_tag)]);
+    let p = prep(&snap, &inv, to, &Request::default()).unwrap();
+    let mut live = prep(&snap, &inv, from, &Request::default()).unwrap();
+    let version = p.target.version.to_string();
+    for o in &mut live.objects {
+        o.object["metadata"]["labels"]["operator.istio.io/version"] = version.clone().into();
+    }
+    let before = live_from(&live);
+    finish(
+        &p,
+        &snap,
+        &inv,
+        &before,
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+/// Names of the objects of `kind` the plan updates (others of that kind must be unchanged).
+fn updated(plan: &UpgradePlan, kind: &str) -> BTreeSet<String> {
+    let of_kind = plan.objects.iter().filter(|o| o.object.kind == kind);
+    let mut names = BTreeSet::new();
+    for o in of_kind {
+        match o.action {
+            Action::Update => names.insert(o.object.name.clone()),
+            Action::Unchanged => false,
+            other => panic!("{} is {other:?}", o.object),
+        };
+    }
+    names
+}
+
+/// The fields an update changes, by object name.
+fn fields(plan: &UpgradePlan, kind: &str, name: &str) -> Vec<(String, bool, bool)> {
+    let o = plan
+        .objects
+        .iter()
+        .find(|o| o.object.kind == kind && o.object.name == name);
+    let d = o.and_then(|o| o.diff.as_ref()).unwrap();
+    let named = d
+        .changes
+        .iter()
+        .map(|c| (c.field.clone(), c.before.is_some(), c.after.is_some()));
+    named
+        .chain(d.other.iter().map(|f| (f.clone(), true, true)))
+        .collect()
+}
+
+#[test]
+fn across_chart_generations_the_plan_updates_the_changed_crds_injector_and_values() {
+    let plan = plan_between(GEN_OLD, "1.30.5", GEN_NEW);
+    assert_eq!(
+        plan.target.describe(),
+        "in-place upgrade of revision `default`: 1.30.5 → 1.31.1"
+    );
+    let crds = updated(&plan, "CustomResourceDefinition");
+    assert_eq!(crds, CHANGED_CRDS.map(String::from).into());
+    for crd in CHANGED_CRDS {
+        let f = fields(&plan, "CustomResourceDefinition", crd);
+        assert!(
+            !f.is_empty() && f.iter().all(|(p, ..)| p.starts_with("versions[")),
+            "{crd}: {f:?}"
+        );
+    }
+    let injector = fields(&plan, "ConfigMap", "istio-sidecar-injector");
+    for want in [
+        ("templates.agentgateway-waypoint", false, true),
+        ("templates.sidecar", true, true),
+        ("values.global.tag", true, true),
+    ] {
+        assert!(
+            injector.iter().any(|f| (f.0.as_str(), f.1, f.2) == want),
+            "{want:?}: {injector:?}"
+        );
+    }
+    let values = fields(&plan, "ConfigMap", "values");
+    assert!(
+        values.contains(&("merged-values.taint.name".into(), false, true)),
+        "{values:?}"
+    );
+    assert_eq!(
+        updated(&plan, "ConfigMap"),
+        ["istio-sidecar-injector", "values"]
+            .map(String::from)
+            .into(),
+        "the mesh config `istio` is the same in both generations"
+    );
+    assert!(updated(&plan, "ClusterRole").is_empty());
+    assert_eq!(
+        updated(&plan, "Deployment"),
+        ["istio-ingressgateway", "istiod"].map(String::from).into()
+    );
+    let applied: BTreeSet<String> = plan
+        .changes
+        .ops()
+        .filter_map(Op::target)
+        .map(|r| r.name)
+        .collect();
+    assert!(
+        CHANGED_CRDS.iter().all(|c| applied.contains(*c)),
+        "{applied:?}"
+    );
+    assert!(
+        !applied.contains("wasmplugins.extensions.istio.io"),
+        "unchanged CRDs are left alone"
+    );
+}
+
+#[test]
+fn across_chart_generations_a_downgrade_removes_what_the_new_charts_added() {
+    let plan = plan_between(GEN_NEW, "1.31.1", GEN_OLD);
+    assert_eq!(plan.target.direction, Some(Direction::Downgrade));
+    assert_eq!(
+        updated(&plan, "CustomResourceDefinition"),
+        CHANGED_CRDS.map(String::from).into()
+    );
+    let injector = fields(&plan, "ConfigMap", "istio-sidecar-injector");
+    assert!(
+        injector.contains(&("templates.agentgateway-waypoint".into(), true, false)),
+        "{injector:?}"
+    );
+    let values = fields(&plan, "ConfigMap", "values");
+    assert!(
+        values.contains(&("merged-values.taint.name".into(), true, false)),
+        "{values:?}"
+    );
+}

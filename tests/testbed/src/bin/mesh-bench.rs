@@ -6,8 +6,9 @@
 //! cargo run --release -p mesh-testbed --bin mesh-bench -- --out docs/benchmarks.md
 //! ```
 //!
-//! One cluster: Istio installed by the real istioctl (revision `default` at 1.29.6, `1-30-3`
-//! at 1.30.3, `1-30-2` at 1.30.2, tag `prod` on `1-30-3`), then namespaces spread over those
+//! One cluster: Istio installed by the real istioctl (revision `default` at the old release,
+//! the new release's canary revision, a third at the new minor's `.0` patch, tag `prod` on the
+//! canary; versions from `tests/testbed/versions.env`), then namespaces spread over those
 //! revisions and tags, each with injected pods that kwok makes Running, grown size by size.
 //! At each size every pair of commands runs `--runs` times, alternating which goes first,
 //! under GNU time (peak RSS) and through the test bed's counting proxy (API requests by verb
@@ -530,17 +531,23 @@ fn main() -> Result<()> {
 
     let t0 = Instant::now();
     let c = Cluster::start()?;
+    let (old_tag, new_tag, canary) = (
+        scenario::old_tag(),
+        scenario::new_tag(),
+        scenario::canary_revision(),
+    );
+    let third_tag = c.releases().new.minor_offset(0);
+    let third = third_tag.replace('.', "-");
     scenario::install_default(&c)?;
-    scenario::install_canary(&c, "1-30-3")?;
-    scenario::install_revision(&c, "1-30-2", "1.30.2")?;
+    scenario::install_canary(&c, canary)?;
+    scenario::install_revision(&c, &third, &third_tag)?;
     let tagged = c
         .istioctl()
-        .args(["tag", "set", "prod", "--revision", "1-30-3", "-y"])
+        .args(["tag", "set", "prod", "--revision", canary, "-y"])
         .output()?;
     ensure!(tagged.status.success(), "istioctl tag set prod failed");
-    let new_tag = c.versions().get("ISTIO_NEW_TAG")?.to_owned();
-    let manifest = scratch.path().join("istio-default-1.30.3.yaml");
-    std::fs::write(&manifest, scenario::manifest(&c, "default", &new_tag)?)?;
+    let manifest = scratch.path().join(format!("istio-default-{new_tag}.yaml"));
+    std::fs::write(&manifest, scenario::manifest(&c, "default", new_tag)?)?;
     let proxy = FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path())?)?;
     let kubeconfig = proxy
         .write_kubeconfig(scratch.path(), c.admin_token())?
@@ -589,15 +596,15 @@ fn main() -> Result<()> {
         (
             "uninstall --dry-run",
             Side {
-                label: "kubectl mesh uninstall --revision 1-30-2 --dry-run".into(),
-                argv: kc(&uninstall, &["--revision", "1-30-2", "--dry-run"]),
+                label: format!("kubectl mesh uninstall --revision {third} --dry-run"),
+                argv: kc(&uninstall, &["--revision", &third, "--dry-run"]),
                 ok_codes: &[0, 1],
             },
             Side {
-                label: "istioctl uninstall --revision 1-30-2 --dry-run".into(),
+                label: format!("istioctl uninstall --revision {third} --dry-run"),
                 argv: kc(
                     &istioctl,
-                    &["uninstall", "--revision", "1-30-2", "--dry-run", "-y"],
+                    &["uninstall", "--revision", &third, "--dry-run", "-y"],
                 ),
                 ok_codes: &[0],
             },
@@ -605,7 +612,7 @@ fn main() -> Result<()> {
         (
             "upgrade --dry-run",
             Side {
-                label: "kubectl mesh upgrade --dry-run -f (istiod 1.30.3)".into(),
+                label: format!("kubectl mesh upgrade --dry-run -f (istiod {new_tag})"),
                 argv: kc(&upgrade, &["--dry-run", "-f", &manifest_s]),
                 ok_codes: &[0, 1],
             },
@@ -645,11 +652,12 @@ fn main() -> Result<()> {
         report,
         "- kubectl-mesh: {} (release build); istioctl: {}; kubectl and apiserver: {}.\n\
          - The test bed: real etcd, kube-apiserver, controller-manager and scheduler, kwok nodes; \
-         Istio installed by the real istioctl (its one build, 1.31-dev: `1.29.6`, `1.30.2` and \
-         `1.30.3` are image tags on its charts): revision `default` at 1.29.6, `1-30-3` at \
-         1.30.3, `1-30-2` at 1.30.2, tag `prod` → `1-30-3`. Namespaces are spread over \
-         `istio-injection=enabled`, `istio.io/rev=1-30-3`, `istio.io/rev=prod` and \
-         `istio.io/rev=1-30-2`, each with injected pods kwok makes Running.\n\
+         Istio installed by the real istioctl (its one build, 1.31-dev; {old_tag} rendered from \
+         an older istio.io/istio commit's charts, {new_tag} and {third_tag} from istioctl's \
+         own): revision `default` at {old_tag}, `{canary}` at {new_tag}, `{third}` at \
+         {third_tag}, tag `prod` → `{canary}`. Namespaces are spread over \
+         `istio-injection=enabled`, `istio.io/rev={canary}`, `istio.io/rev=prod` and \
+         `istio.io/rev={third}`, each with injected pods kwok makes Running.\n\
          - Every command runs {} times per size after one warm-up, the two sides alternating \
          which goes first; figures are medians. Wall time is the whole process; peak RSS is GNU \
          time's; requests are counted by the test bed's proxy, by verb and resource, for the last \
@@ -677,10 +685,10 @@ fn main() -> Result<()> {
             namespaces: namespaces - made,
             pods_per_namespace: per_ns,
             revisions: vec![
-                ScaleRevision::injection_enabled("1.29.6"),
-                ScaleRevision::revision("1-30-3", "1.30.3"),
-                ScaleRevision::tag("prod", "1-30-3", "1.30.3"),
-                ScaleRevision::revision("1-30-2", "1.30.2"),
+                ScaleRevision::injection_enabled(old_tag),
+                ScaleRevision::revision(canary, new_tag),
+                ScaleRevision::tag("prod", canary, new_tag),
+                ScaleRevision::revision(&third, &third_tag),
             ],
             prefix: format!("bench{namespaces}"),
             wait_running: true,
