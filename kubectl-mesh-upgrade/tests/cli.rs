@@ -349,6 +349,19 @@ fn with_changed_crds(dir: &Path, n: usize) -> (String, Vec<String>) {
     )
 }
 
+/// The JSON report of `--dry-run -f MANIFEST` on the snapshot file `snapshot`.
+fn json_plan_on(snapshot: &str, manifest: &str) -> Value {
+    report(&run(&[
+        "--snapshot",
+        snapshot,
+        "--dry-run",
+        "-f",
+        manifest,
+        "-o",
+        "json",
+    ]))
+}
+
 /// `kind/name` → action of a JSON report.
 fn actions(r: &Value) -> std::collections::BTreeMap<String, String> {
     r["objects"]
@@ -376,15 +389,7 @@ fn actions(r: &Value) -> std::collections::BTreeMap<String, String> {
 fn a_plan_from_a_dump_compares_crds_and_every_kind_like_the_live_plan() {
     let dir = tempfile::tempdir().unwrap();
     let dump = fresh_dump();
-    let same = report(&run(&[
-        "--snapshot",
-        &dump,
-        "--dry-run",
-        "-f",
-        &manifest("default-1.30.3.yaml"),
-        "-o",
-        "json",
-    ]));
+    let same = json_plan_on(&dump, &manifest("default-1.30.3.yaml"));
     let acts = actions(&same);
     assert_eq!(acts.len(), 39, "{acts:#?}");
     assert!(acts.values().all(|a| a == "unchanged"), "{acts:#?}");
@@ -396,15 +401,7 @@ fn a_plan_from_a_dump_compares_crds_and_every_kind_like_the_live_plan() {
         stdout.contains("\nChanges (0 create, 6 update, 33 unchanged, 0 prune)\n"),
         "{stdout}"
     );
-    let r = report(&run(&[
-        "--snapshot",
-        &dump,
-        "--dry-run",
-        "-f",
-        &changed,
-        "-o",
-        "json",
-    ]));
+    let r = json_plan_on(&dump, &changed);
     let updated: Vec<String> = actions(&r)
         .into_iter()
         .filter(|(_, a)| a == "update")
@@ -457,15 +454,7 @@ fn a_dump_without_a_kind_says_unknown_never_create() {
         });
     });
     let old = file(dir.path(), "old-dump.yaml", &old);
-    let r = report(&run(&[
-        "--snapshot",
-        &old,
-        "--dry-run",
-        "-f",
-        &manifest("default-1.30.3.yaml"),
-        "-o",
-        "json",
-    ]));
+    let r = json_plan_on(&old, &manifest("default-1.30.3.yaml"));
     let objects = r["objects"].as_array().unwrap();
     assert!(
         objects.iter().all(|o| o["action"] != "create"),
@@ -539,15 +528,7 @@ fn a_hand_made_dump_is_compared_whole_and_lacks_only_what_it_lacks() {
         mesh_testbed::dump::kind(i) != "ServiceAccount"
     });
     let hand = file(dir.path(), "hand-made.yaml", &text);
-    let r = report(&run(&[
-        "--snapshot",
-        &hand,
-        "--dry-run",
-        "-f",
-        &manifest("default-1.30.3.yaml"),
-        "-o",
-        "json",
-    ]));
+    let r = json_plan_on(&hand, &manifest("default-1.30.3.yaml"));
     let acts = actions(&r);
     let unknown: Vec<&String> = acts
         .iter()
