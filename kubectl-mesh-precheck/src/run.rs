@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use mesh_common::{
+    ambient::{PlannedAgent, planned_agents},
     checks::{self, Context, ObjectKind, Outcome, Target},
     cli::OutputFormat,
     cluster::{self, FetchOptions},
@@ -24,6 +25,8 @@ struct Wanted {
     version: Option<IstioVersion>,
     revision: Option<String>,
     objects: Vec<ObjectKind>,
+    /// The istio-cni and ztunnel a manifest applies (`-f` only).
+    agents: Option<Vec<PlannedAgent>>,
 }
 
 fn wanted(args: &Args) -> Result<Wanted, MeshError> {
@@ -37,6 +40,7 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         })?;
         let objects = m.object_kinds();
         return Ok(Wanted {
+            agents: Some(planned_agents(&m.objects, &args.kube.istio_namespace)),
             revision: args.revision.clone().or(Some(m.revision)),
             version: Some(m.version),
             objects,
@@ -62,6 +66,7 @@ fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         version,
         revision: args.revision.clone(),
         objects: Vec::new(),
+        agents: None,
     })
 }
 
@@ -81,9 +86,10 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         return dump(snap, conn.as_ref(), path, &mut printer).await;
     }
     let (snap, inv) = scope(snap, args.namespace.as_deref())?;
-    let target = want
-        .version
-        .map(|v| Target::resolve(&inv, v, want.revision, args.canary));
+    let target = want.version.map(|v| Target {
+        agents: want.agents,
+        ..Target::resolve(&inv, v, want.revision, args.canary)
+    });
     let ctx = Context {
         snap: &snap,
         inv: &inv,
@@ -104,6 +110,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
                 kube_text(&snap)
             );
             text.push_str(&output::inventory_tables(&inv, color));
+            text.push_str(&output::ambient_tables(&inv.ambient, color));
             if let Some(t) = &target {
                 text.push_str(&format!(
                     "\nTarget: Istio {} as revision `{}` ({})\n",
@@ -177,6 +184,8 @@ fn scope(
     }
     inv.namespaces.retain(|n| n.name == ns);
     inv.proxies.retain(|p| p.namespace == ns);
+    inv.ambient.namespaces.retain(|n| n.name == ns);
+    inv.ambient.waypoints.retain(|w| w.namespace == ns);
     snap.pods.retain(|p| p.namespace() == ns);
     snap.envoy_filters
         .retain(|e| e.metadata.namespace.as_deref() == Some(ns));

@@ -2,14 +2,15 @@
 //!
 //! Functional core, imperative shell (DESIGN.md §2). The pure part lives in the `mesh-core`
 //! crate and is re-exported here ([`version`], [`snapshot`], [`selector`], [`inventory`],
-//! [`checks`], [`manifest`], [`plan`], [`change`]) so binaries depend on one library. The shell —
+//! [`ambient`], [`checks`], [`manifest`], [`plan`], [`change`]) so binaries depend on one library. The shell —
 //! [`cluster`] (the only code holding a `kube::Client`: connect, fetch, the change engine,
 //! backups), [`output`], [`cli`], [`input`] and [`exit`] — connects, fetches, carries plans out
 //! and renders. The core cannot reach the shell: it does not depend on this crate.
 #![warn(missing_docs)]
 
 pub use mesh_core::{
-    ObjRef, change, checks, error, inventory, manifest, objref, plan, selector, snapshot, version,
+    ObjRef, ambient, change, checks, error, inventory, manifest, objref, plan, selector, snapshot,
+    version,
 };
 
 pub mod carry;

@@ -8,6 +8,7 @@
 //! `kube-client`). The shell — `mesh-common` — connects, fetches, carries plans out and renders.
 #![warn(missing_docs)]
 
+pub mod ambient;
 pub mod change;
 pub mod checks;
 pub mod error;

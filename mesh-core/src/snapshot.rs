@@ -30,8 +30,8 @@ use serde_json::Value;
 use crate::version::KubeVersion;
 
 pub use presence::{
-    Presence, WHOLE_ANNOTATION, WHOLE_KINDS, WholeKind, WholeScope, in_whole_scope,
-    is_istio_daemonset, slimmed, whole_kind,
+    Presence, WHOLE_ANNOTATION, WHOLE_KINDS, WholeKind, WholeScope, in_whole_scope, slimmed,
+    whole_kind,
 };
 
 /// The data sources a snapshot is made of; each may be missing with a reason.
@@ -64,6 +64,12 @@ pub enum Source {
     Pods,
     /// EnvoyFilters cluster-wide.
     EnvoyFilters,
+    /// Gateway API Gateways cluster-wide (waypoints are Gateways of class `istio-waypoint`).
+    Gateways,
+    /// Nodes (name, labels, taints, readiness).
+    Nodes,
+    /// Services labelled `istio.io/use-waypoint`, cluster-wide (who uses a waypoint).
+    WaypointServices,
     /// SelfSubjectAccessReviews.
     Access,
 }
@@ -85,6 +91,9 @@ impl Source {
             Self::Pdbs => "poddisruptionbudgets",
             Self::Pods => "pods",
             Self::EnvoyFilters => "envoyfilters",
+            Self::Gateways => "gateways (gateway.networking.k8s.io)",
+            Self::Nodes => "nodes",
+            Self::WaypointServices => "services labelled istio.io/use-waypoint",
             Self::Access => "permissions (SelfSubjectAccessReview)",
         }
     }
@@ -204,6 +213,10 @@ pub struct ClusterSnapshot {
     pub pods: Vec<PodInfo>,
     /// EnvoyFilters (metadata only).
     pub envoy_filters: Vec<MetaOnly>,
+    /// Gateway API Gateways (class, status conditions).
+    pub gateways: Vec<GatewayInfo>,
+    /// Nodes (name, labels, taints, readiness).
+    pub nodes: Vec<NodeInfo>,
     /// Access reviews (live clusters only).
     pub access: Vec<AccessCheck>,
     /// Objects of kinds not modelled above, by type and metadata only (from snapshot files,
@@ -273,6 +286,7 @@ impl ClusterSnapshot {
         metas_of(&mut out, &self.crds);
         metas_of(&mut out, &self.pdbs);
         metas_of(&mut out, &self.envoy_filters);
+        metas_of(&mut out, &self.gateways);
         out.extend(self.others.iter().cloned());
         out
     }
@@ -333,6 +347,13 @@ macro_rules! minimal_resource {
         }
     };
 }
+
+mod ambient;
+
+pub use ambient::{
+    GatewayInfo, GatewaySpecInfo, GatewayStatusInfo, NodeInfo, NodeSpecInfo, NodeStatusInfo,
+    OS_LABEL, TaintInfo,
+};
 
 /// A pod as the API and snapshot files carry it, reduced by serde to what a check may read
 /// (full Pods are large; thousands are listed). Converted to a compact [`PodInfo`] to be kept.
@@ -398,11 +419,16 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 
 /// The pod annotations any check or planner reads; a pod keeps only these. Reading another
 /// one means adding it here (debug builds assert it).
-pub const POD_ANNOTATIONS: [&str; 4] = [
+pub const POD_ANNOTATIONS: [&str; 6] = [
     "sidecar.istio.io/status",
     "sidecar.istio.io/inject",
     "meta.helm.sh/release-name",
     "meta.helm.sh/release-namespace",
+    // Set by istio-cni on the pods ambient mode captured (`enabled`, or `pending`).
+    "ambient.istio.io/redirection",
+    // The revision that rendered a pod: injected sidecars and the Deployments istiod's gateway
+    // controller makes (gateways, waypoints), whose pods carry no injection status.
+    "istio.io/rev",
 ];
 
 /// A pod's owner reference.
@@ -832,7 +858,7 @@ pub enum SnapshotFileError {
 }
 
 /// Sources a snapshot file can hold (all but the version and the access reviews).
-pub const FILE_SOURCES: [Source; 12] = [
+pub const FILE_SOURCES: [Source; 15] = [
     Source::Namespaces,
     Source::Deployments,
     Source::DaemonSets,
@@ -845,6 +871,9 @@ pub const FILE_SOURCES: [Source; 12] = [
     Source::Pdbs,
     Source::Pods,
     Source::EnvoyFilters,
+    Source::Gateways,
+    Source::Nodes,
+    Source::WaypointServices,
 ];
 
 /// Annotation of the `List` `--dump-snapshot` writes: the sources it read (comma-separated,
@@ -921,6 +950,12 @@ impl ClusterSnapshot {
             Source::Pdbs => self.pdbs.len(),
             Source::Pods => self.pods.len(),
             Source::EnvoyFilters => self.envoy_filters.len(),
+            Source::Gateways => self.gateways.len(),
+            Source::Nodes => self.nodes.len(),
+            // A dump of services holds any that use a waypoint: it was read if it has services.
+            Source::WaypointServices => {
+                self.services.len() + self.others.iter().filter(|o| o.kind == "Service").count()
+            }
             Source::Version | Source::Access => 0,
         }
     }
@@ -1041,6 +1076,8 @@ impl ClusterSnapshot {
             ("policy", "PodDisruptionBudget") => self.pdbs.push(from(item)?),
             ("", "Pod") => self.pods.push(from(item)?),
             ("networking.istio.io", "EnvoyFilter") => self.envoy_filters.push(from(item)?),
+            ("gateway.networking.k8s.io", "Gateway") => self.gateways.push(from(item)?),
+            ("", "Node") => self.nodes.push(NodeInfo::kept(from(item)?)),
             _ => return Ok(Some(item)),
         }
         Ok(None)
@@ -1079,6 +1116,8 @@ impl ClusterSnapshot {
         push_items(&mut items, &self.pdbs);
         push_items(&mut items, &self.pods);
         push_items(&mut items, &self.envoy_filters);
+        push_items(&mut items, &self.gateways);
+        push_items(&mut items, &self.nodes);
         for o in &self.others {
             if let Ok(v) = serde_json::to_value(o) {
                 items.push(whole_or(&o.kind, &o.metadata, v));

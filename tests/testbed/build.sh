@@ -6,8 +6,10 @@
 #   $CACHE/krew-<v>/bin/{krew,validate-krew-manifest}   $CACHE/istioctl-<module>/bin/istioctl
 #   $CACHE/istio-charts-<module>/manifests   (an older chart generation istioctl renders with
 #                                             `--manifests`: every ISTIO_*_CHARTS not `istioctl`)
+#   $CACHE/gateway-api-<v>/crds/*.yaml (the Gateway API's standard CRDs, for waypoints)
 # CACHE = $KUBECTL_MESH_TESTBED_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/kubectl-mesh-testbed.
-# Usage: build.sh [component...]   (default: all; components: k8s etcd kwok krew istioctl charts)
+# Usage: build.sh [component...]
+#   (default: all; components: k8s etcd kwok krew istioctl charts gatewayapi)
 # Prints the cache root on the last line of stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -130,6 +132,21 @@ build_charts() {
   done
 }
 
+build_gatewayapi() {
+  local v=$GATEWAY_API_VERSION dir=$CACHE/gateway-api-$GATEWAY_API_VERSION src
+  is_built "$dir" "$v" && return 0
+  # Nothing to compile: the module (already in the module cache when istioctl was built, it is
+  # one of istio's dependencies) ships the CRDs Istio's waypoints are Gateways of.
+  cd "$CACHE"   # outside any go.mod: the download is of the module alone
+  src=$(go mod download -json "sigs.k8s.io/gateway-api@v$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$src/config/crd/standard" ]
+  rm -rf "$dir/crds"; mkdir -p "$dir/crds"
+  cp "$src"/config/crd/standard/*.yaml "$dir/crds/"
+  chmod u+w "$dir"/crds/*.yaml
+  grep -q "name: gateways.gateway.networking.k8s.io" "$dir/crds/gateway.networking.k8s.io_gateways.yaml"
+  echo "$v" >"$dir/.built"
+}
+
 run() { # run NAME: build one component, log to a file, report the time taken
   local name=$1 start rc=0
   start=$(date +%s)
@@ -148,7 +165,7 @@ run() { # run NAME: build one component, log to a file, report the time taken
 
 main() {
   local comps=("$@") pids=() failed=0 t0
-  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew charts k8s istioctl)
+  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew charts gatewayapi k8s istioctl)
   t0=$(date +%s)
   log "cache: $CACHE; building: ${comps[*]}"
   # The two large builds run side by side: their download and link phases overlap on 2 cores.

@@ -31,11 +31,12 @@ use super::{
 };
 use crate::{
     ObjRef,
+    ambient::{USE_WAYPOINT_LABEL, agent_kind},
     checks::AccessRequest,
     snapshot::{
-        AccessCheck, ClusterSnapshot, CrdInfo, GapCause, LAST_APPLIED, MetaOnly, PodInfo,
-        PodInterner, PodObject, Source, TypedMeta, WHOLE_KINDS, WholeKind, WholeScope,
-        in_whole_scope, name,
+        AccessCheck, ClusterSnapshot, CrdInfo, GapCause, GatewayInfo, LAST_APPLIED, MetaOnly,
+        NodeInfo, PodInfo, PodInterner, PodObject, Source, TypedMeta, WHOLE_KINDS, WholeKind,
+        WholeScope, in_whole_scope, name,
     },
     version::KubeVersion,
 };
@@ -258,7 +259,10 @@ fn settle<T>(
 ) -> Result<Vec<T>, Error> {
     match result {
         Ok(items) => Ok(items),
-        Err(kube::Error::Api(s)) if s.code == 404 && source == Source::EnvoyFilters => {
+        // A server without the CRD serves no such objects: none, not unknown.
+        Err(kube::Error::Api(s))
+            if s.code == 404 && matches!(source, Source::EnvoyFilters | Source::Gateways) =>
+        {
             Ok(Vec::new())
         }
         Err(e) => {
@@ -296,12 +300,68 @@ fn kube_version(
     Ok(())
 }
 
-fn is_istio_daemonset(d: &DaemonSet) -> bool {
-    crate::snapshot::is_istio_daemonset(&d.metadata)
+/// What [`ambient_lists`] read: Gateways, Nodes, the metadata of Services using a waypoint.
+type AmbientLists = (
+    Result<Vec<GatewayInfo>, kube::Error>,
+    Result<Vec<NodeInfo>, kube::Error>,
+    Result<Vec<ObjectMeta>, kube::Error>,
+);
+
+/// The lists ambient mode adds (one each, paged): Gateway API Gateways, Nodes, and the
+/// metadata of the Services labelled `istio.io/use-waypoint` (who uses a waypoint).
+async fn ambient_lists(conn: &Connection, opts: &FetchOptions) -> AmbientLists {
+    let c = &conn.client;
+    tokio::join!(
+        unless_skipped(
+            opts,
+            Source::Gateways,
+            list_all(Api::<GatewayInfo>::all(c.clone()), ListParams::default())
+        ),
+        unless_skipped(
+            opts,
+            Source::Nodes,
+            list_all(Api::<NodeInfo>::all(c.clone()), ListParams::default())
+        ),
+        unless_skipped(
+            opts,
+            Source::WaypointServices,
+            list_meta(
+                dynamic_api(conn, "v1", "Service", "services"),
+                USE_WAYPOINT_LABEL
+            )
+        ),
+    )
 }
 
-/// Reads the snapshot: one version call, up to twelve LISTs (none for a source in `opts.skip`)
-/// and the access reviews, all concurrent.
+/// Stores what [`ambient_lists`] read, or why it is missing.
+fn settle_ambient(
+    conn: &Connection,
+    snap: &mut ClusterSnapshot,
+    (gateways, nodes, services): AmbientLists,
+) -> Result<(), Error> {
+    snap.gateways = settle(conn, snap, Source::Gateways, gateways)?;
+    snap.nodes = settle(conn, snap, Source::Nodes, nodes)?
+        .into_iter()
+        .map(NodeInfo::kept)
+        .collect();
+    let istio_ns = snap.istio_namespace.clone();
+    let services = settle(conn, snap, Source::WaypointServices, services)?;
+    // Those in the Istio namespace are read whole with the other Services.
+    snap.others.extend(
+        services
+            .into_iter()
+            .filter(|m| m.namespace.as_deref() != Some(istio_ns.as_str()))
+            .map(|metadata| TypedMeta {
+                api_version: "v1".to_owned(),
+                kind: "Service".to_owned(),
+                metadata,
+            }),
+    );
+    Ok(())
+}
+
+/// Reads the snapshot: one version call, up to fifteen LISTs (none for a source in
+/// `opts.skip`) and the access reviews, all concurrent.
 pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnapshot, Error> {
     let ns = opts.istio_namespace.as_str();
     let mut snap = ClusterSnapshot {
@@ -326,6 +386,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         pods,
         filters,
         access,
+        ambient,
     ) = tokio::join!(
         retry(|| c.apiserver_version()),
         unless_skipped(opts, Source::Namespaces, async {
@@ -394,6 +455,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
             list_all(Api::<MetaOnly>::all(c.clone()), all.clone())
         ),
         review_access(conn, &opts.access),
+        ambient_lists(conn, opts),
     );
     kube_version(conn, &mut snap, version)?;
     for source in &opts.skip {
@@ -403,7 +465,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     snap.deployments = settle(conn, &mut snap, Source::Deployments, deployments)?;
     snap.daemonsets = settle(conn, &mut snap, Source::DaemonSets, daemonsets)?
         .into_iter()
-        .filter(is_istio_daemonset)
+        .filter(|d| agent_kind(d).is_some())
         .collect();
     snap.services = settle(conn, &mut snap, Source::Services, services)?;
     snap.endpoint_slices = settle(conn, &mut snap, Source::EndpointSlices, slices)?;
@@ -418,6 +480,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     snap.pods = settle(conn, &mut snap, Source::Pods, pods)?;
     snap.envoy_filters = settle(conn, &mut snap, Source::EnvoyFilters, filters)?;
     snap.access = settle(conn, &mut snap, Source::Access, access)?;
+    settle_ambient(conn, &mut snap, ambient)?;
     Ok(snap)
 }
 

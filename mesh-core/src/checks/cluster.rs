@@ -347,6 +347,7 @@ mod tests {
             version: IstioVersion::parse(v).unwrap(),
             revision: "default".into(),
             mode: TargetMode::InPlace,
+            agents: None,
         }
     }
 

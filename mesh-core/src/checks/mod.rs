@@ -4,6 +4,7 @@
 //! that could not run is `skipped` with the reason — never a silent pass. Finding ids are
 //! stable: scripts match on them. One module per family.
 
+mod ambient;
 mod cluster;
 mod controlplane;
 mod namespaces;
@@ -55,6 +56,8 @@ pub enum Category {
     Webhooks,
     /// Namespaces and pods.
     Namespaces,
+    /// Ambient mode: istio-cni, ztunnel, waypoints.
+    Ambient,
     /// Configuration at risk across the upgrade.
     Configuration,
 }
@@ -70,6 +73,7 @@ impl Category {
             Self::VersionSkew => "Version skew",
             Self::Webhooks => "Webhooks",
             Self::Namespaces => "Namespaces",
+            Self::Ambient => "Ambient",
             Self::Configuration => "Configuration",
         }
     }
@@ -154,6 +158,9 @@ pub struct Target {
     pub revision: String,
     /// In place, canary, or a first install.
     pub mode: TargetMode,
+    /// The istio-cni and ztunnel DaemonSets a manifest applies (`-f`); `None` without a
+    /// manifest (`--target-version`: only istiod moves).
+    pub agents: Option<Vec<crate::ambient::PlannedAgent>>,
 }
 
 /// How the target relates to what is installed.
@@ -216,6 +223,7 @@ impl Target {
             version,
             revision,
             mode,
+            agents: None,
         }
     }
 }
@@ -258,13 +266,13 @@ pub fn run_all(ctx: &Context<'_>) -> Vec<Finding> {
         controlplane::availability,
         skew::control_plane,
         skew::data_plane,
-        skew::ambient,
         webhooks::dangling_services,
         webhooks::overlapping_injectors,
         namespaces::conflicting_labels,
         namespaces::dangling_revisions,
         namespaces::stale_pods,
         namespaces::uninjected_pods,
+        ambient::all,
         controlplane::names,
         controlplane::envoy_filters,
         controlplane::deprecated_settings,
@@ -335,6 +343,7 @@ mod unread_input {
                 version: IstioVersion::parse("1.30.3").unwrap(),
                 revision: "default".into(),
                 mode,
+                agents: None,
             };
             let ctx = Context {
                 snap: &snap,

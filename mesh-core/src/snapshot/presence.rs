@@ -147,18 +147,11 @@ fn is_istio_deployment(obj: &Value) -> bool {
     obj.pointer("/metadata/labels/istio").is_some()
 }
 
-/// Istio's DaemonSets (ztunnel, istio-cni-node): the only ones the snapshot reads.
-pub fn is_istio_daemonset(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
-    let n = super::name(meta);
-    n == "ztunnel"
-        || n == "istio-cni-node"
-        || matches!(
-            super::label(meta, "app"),
-            Some("ztunnel" | "istio-cni-node")
-        )
-        || super::label(meta, "k8s-app") == Some("istio-cni-node")
+/// Istio's DaemonSets (ztunnel, istio-cni-node): the only ones the snapshot reads — recognised
+/// as the ambient view recognises them ([`crate::ambient::agent_kind`]).
+fn is_istio_daemonset(obj: &Value) -> bool {
+    serde_json::from_value::<k8s_openapi::api::apps::v1::DaemonSet>(obj.clone())
+        .is_ok_and(|d| crate::ambient::agent_kind(&d).is_some())
 }
 
 impl ClusterSnapshot {
@@ -259,14 +252,11 @@ impl ClusterSnapshot {
                 is_istio_deployment(obj),
                 "Deployments labelled `istio`",
             ),
-            ("apps", "DaemonSet") => {
-                let meta = serde_json::from_value(obj["metadata"].clone()).unwrap_or_default();
-                source(
-                    Source::DaemonSets,
-                    is_istio_daemonset(&meta),
-                    "Istio's DaemonSets (ztunnel, istio-cni-node)",
-                )
-            }
+            ("apps", "DaemonSet") => source(
+                Source::DaemonSets,
+                is_istio_daemonset(obj),
+                "Istio's DaemonSets (ztunnel, istio-cni-node)",
+            ),
             ("", "Service") => source(
                 Source::Services,
                 in_istio,

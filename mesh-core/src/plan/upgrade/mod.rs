@@ -267,7 +267,7 @@ pub fn prepare(
     snap.require(&REQUIRED)?;
     check_namespace(manifest, &snap.istio_namespace)?;
     let target = target(inv, manifest, req, &snap.istio_namespace)?;
-    let findings = guardrails(snap, inv, &target, req);
+    let findings = guardrails(snap, inv, &target, req, manifest);
     let owner = objects::Owner {
         revision: &target.revision,
         version: target.version.to_string(),
@@ -405,8 +405,18 @@ fn target(
     })
 }
 
-fn guardrails(snap: &ClusterSnapshot, inv: &Inventory, t: &Target, req: &Request) -> Vec<Finding> {
+fn guardrails(
+    snap: &ClusterSnapshot,
+    inv: &Inventory,
+    t: &Target,
+    req: &Request,
+    manifest: &Manifest,
+) -> Vec<Finding> {
     let target = checks::Target {
+        agents: Some(crate::ambient::planned_agents(
+            &manifest.objects,
+            &snap.istio_namespace,
+        )),
         version: t.version.clone(),
         revision: t.revision.clone(),
         mode: match t.mode {
