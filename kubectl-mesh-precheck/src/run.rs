@@ -86,21 +86,9 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     };
     printer.progress("reading cluster state...")?;
     let source = args.snapshot.source(&args.kube)?;
-    let (snap, _conn) = cluster::load(&source, &opts).await?;
+    let (snap, conn) = cluster::load(&source, &opts).await?;
     if let Some(path) = &args.dump_snapshot {
-        let text = snap
-            .to_yaml()
-            .context("cannot serialise the snapshot")
-            .map_err(MeshError::failed)?;
-        std::fs::write(path, text)
-            .with_context(|| format!("cannot write `{}`", path.display()))
-            .map_err(|e| MeshError::usage(e).hint("pass a writable path to --dump-snapshot"))?;
-        printer.note(&format!(
-            "snapshot of {} written to {}",
-            snap.origin,
-            path.display()
-        ))?;
-        return Ok(ExitStatus::Success);
+        return dump(snap, conn.as_ref(), path, &mut printer).await;
     }
     let (snap, inv) = scope(snap, args.namespace.as_deref())?;
     let target = want.version.map(|v| Target {
@@ -154,6 +142,32 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     } else {
         ExitStatus::Success
     })
+}
+
+/// `--dump-snapshot`: what precheck read, plus what a plan from the file compares besides (the
+/// kinds of an Istio manifest, kept whole), written to `path`.
+async fn dump(
+    mut snap: ClusterSnapshot,
+    conn: Option<&cluster::Connection>,
+    path: &std::path::Path,
+    printer: &mut Printer,
+) -> Result<ExitStatus, MeshError> {
+    if let Some(conn) = conn {
+        cluster::fetch_whole(conn, &mut snap).await?;
+    }
+    let text = snap
+        .to_yaml()
+        .context("cannot serialise the snapshot")
+        .map_err(MeshError::failed)?;
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot write `{}`", path.display()))
+        .map_err(|e| MeshError::usage(e).hint("pass a writable path to --dump-snapshot"))?;
+    printer.note(&format!(
+        "snapshot of {} written to {}",
+        snap.origin,
+        path.display()
+    ))?;
+    Ok(ExitStatus::Success)
 }
 
 /// Keeps only one namespace's namespace-level data (`-n`). The inventory is derived from the

@@ -432,9 +432,12 @@ fn tag_list_runs_through_kubectl_on_a_snapshot() {
         snapshot.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", show(&out));
+    let stdout = text(&out.stdout);
     assert!(
-        text(&out.stdout).contains("prod"),
-        "tag `prod` not listed: {}",
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["prod", "1-30-3"])),
+        "tag `prod` of revision `1-30-3` not listed: {}",
         show(&out)
     );
 }

@@ -34,8 +34,9 @@ use crate::{
     ambient::{USE_WAYPOINT_LABEL, agent_kind},
     checks::AccessRequest,
     snapshot::{
-        AccessCheck, ClusterSnapshot, CrdInfo, GatewayInfo, LAST_APPLIED, MetaOnly, NodeInfo,
-        PodInfo, PodInterner, PodObject, Source, TypedMeta, name,
+        AccessCheck, ClusterSnapshot, CrdInfo, GapCause, GatewayInfo, LAST_APPLIED, MetaOnly,
+        NodeInfo, PodInfo, PodInterner, PodObject, Source, TypedMeta, WHOLE_KINDS, WholeKind,
+        WholeScope, in_whole_scope, name,
     },
     version::KubeVersion,
 };
@@ -266,12 +267,14 @@ fn settle<T>(
         }
         Err(e) => {
             let e = fatal(conn, e)?;
-            let reason = match &e {
-                kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
-                kube::Error::Api(s) => s.message.clone(),
-                other => other.to_string(),
+            let (cause, reason) = match &e {
+                kube::Error::Api(s) if s.code == 403 => {
+                    (GapCause::Forbidden, format!("forbidden: {}", s.message))
+                }
+                kube::Error::Api(s) => (GapCause::Failed, s.message.clone()),
+                other => (GapCause::Failed, other.to_string()),
             };
-            snap.add_gap(source, reason);
+            snap.add_gap_because(source, cause, reason);
             Ok(Vec::new())
         }
     }
@@ -456,7 +459,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     );
     kube_version(conn, &mut snap, version)?;
     for source in &opts.skip {
-        snap.add_gap(*source, NOT_READ);
+        snap.add_gap_because(*source, GapCause::NotRead, NOT_READ);
     }
     snap.namespaces = settle(conn, &mut snap, Source::Namespaces, namespaces)?;
     snap.deployments = settle(conn, &mut snap, Source::Deployments, deployments)?;
@@ -586,6 +589,82 @@ pub async fn list_labelled(
         }));
     }
     Ok(out)
+}
+
+/// Every object of `api` (in `namespace`, or cluster-wide), whole, page by page, with its type
+/// (list items may omit it).
+async fn list_whole(
+    conn: &Connection,
+    (api_version, kind, plural, _): WholeKind,
+    namespace: Option<&str>,
+) -> Result<Vec<serde_json::Value>, kube::Error> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(conn.client.clone(), ns, &ar),
+        None => Api::all_with(conn.client.clone(), &ar),
+    };
+    let mut params = ListParams::default().limit(PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = retry(|| api.list(&params)).await?;
+        for item in page.items {
+            let mut v = serde_json::to_value(item).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.insert("apiVersion".into(), api_version.into());
+                m.insert("kind".into(), kind.into());
+            }
+            out.push(v);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Adds to a snapshot what a plan from it needs besides: the objects of [`WHOLE_KINDS`] whole
+/// (what `--dump-snapshot` writes). A kind that cannot be read (forbidden, not served) is left
+/// out and not declared, so a plan from the file says "unknown" for it; an unreachable server
+/// stops the run.
+pub async fn fetch_whole(conn: &Connection, snap: &mut ClusterSnapshot) -> Result<(), Error> {
+    let istio = snap.istio_namespace.clone();
+    let lists = futures::future::join_all(WHOLE_KINDS.iter().map(|k| {
+        let ns = (k.3 == WholeScope::IstioNamespace).then_some(istio.as_str());
+        list_whole(conn, *k, ns)
+    }))
+    .await;
+    for (k, listed) in WHOLE_KINDS.iter().zip(lists) {
+        let items = match listed {
+            Ok(items) => items,
+            Err(e) => {
+                fatal(conn, e)?;
+                continue;
+            }
+        };
+        // The `istio*` ConfigMaps are among the typed ones already: complete only with them.
+        let config_maps = k.1 == "ConfigMap";
+        if config_maps && snap.gap(Source::ConfigMaps).is_some() {
+            continue;
+        }
+        for item in items {
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let ns = item
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str);
+            let typed = config_maps && name.starts_with("istio");
+            if !typed && in_whole_scope(k.3, ns, name, &istio) {
+                snap.keep_whole(item);
+            }
+        }
+        snap.whole_kinds.insert(k.1.to_owned());
+    }
+    snap.sort_whole();
+    Ok(())
 }
 
 /// Counts the custom resources of each CRD (one paginated metadata LIST per CRD, four at a

@@ -81,12 +81,14 @@ pub fn health(ctx: &Context<'_>) -> Vec<Finding> {
         .collect()
 }
 
-/// istiod runs at least 2 replicas and has a PodDisruptionBudget.
+/// istiod runs at least 2 replicas and has a PodDisruptionBudget. Without the
+/// PodDisruptionBudgets the replica count is still judged; only the budget is `skipped`.
 pub fn availability(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "control-plane.availability";
-    if let Some(f) = ctx.missing(ID, CAT, &[Source::Deployments, Source::Pdbs]) {
+    if let Some(f) = ctx.missing(ID, CAT, &[Source::Deployments]) {
         return vec![f];
     }
+    let pdbs_unread = ctx.missing(ID, CAT, &[Source::Pdbs]);
     ctx.snap
         .deployments
         .iter()
@@ -95,34 +97,49 @@ pub fn availability(ctx: &Context<'_>) -> Vec<Finding> {
             let ns = namespace(&d.metadata);
             let o = obj("Deployment", ns, name(&d.metadata));
             let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let pod_labels = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .map(labels)
-                .cloned()
-                .unwrap_or_default();
-            let has_pdb = ctx.snap.pdbs.iter().any(|p| {
-                namespace(&p.metadata) == ns
-                    && p.spec.as_ref().is_some_and(|s| {
-                        s.selector.is_some() && selector::matches(s.selector.as_ref(), &pod_labels)
-                    })
-            });
-            match (replicas >= 2, has_pdb) {
-                (true, true) => Finding::ok(ID, CAT, format!("{o}: {replicas} replicas with a PodDisruptionBudget")),
-                (false, _) => Finding::warning(
+            if replicas < 2 {
+                return Finding::warning(
                     ID,
                     CAT,
                     format!("{o} runs {replicas} replica; a node drain or a failed rollout stops injection"),
                 )
                 .objects([o.clone()])
-                .hint("set 2 or more replicas (autoscaleMin: 2) before upgrading"),
-                (true, false) => Finding::warning(ID, CAT, format!("{o} has no PodDisruptionBudget"))
+                .hint("set 2 or more replicas (autoscaleMin: 2) before upgrading");
+            }
+            if let Some(f) = &pdbs_unread {
+                return Finding::skipped(
+                    ID,
+                    CAT,
+                    format!("{o} runs {replicas} replicas; its PodDisruptionBudget is not judged: {}", f.message),
+                );
+            }
+            if has_pdb(ctx, d) {
+                Finding::ok(ID, CAT, format!("{o}: {replicas} replicas with a PodDisruptionBudget"))
+            } else {
+                Finding::warning(ID, CAT, format!("{o} has no PodDisruptionBudget"))
                     .objects([o.clone()])
-                    .hint("add a PodDisruptionBudget with minAvailable: 1"),
+                    .hint("add a PodDisruptionBudget with minAvailable: 1")
             }
         })
         .collect()
+}
+
+/// Whether a PodDisruptionBudget of the Deployment's namespace selects its pods.
+fn has_pdb(ctx: &Context<'_>, d: &k8s_openapi::api::apps::v1::Deployment) -> bool {
+    let ns = namespace(&d.metadata);
+    let pod_labels = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .map(labels)
+        .cloned()
+        .unwrap_or_default();
+    ctx.snap.pdbs.iter().any(|p| {
+        namespace(&p.metadata) == ns
+            && p.spec.as_ref().is_some_and(|s| {
+                s.selector.is_some() && selector::matches(s.selector.as_ref(), &pod_labels)
+            })
+    })
 }
 
 /// Tag and revision names do not collide, and an in-place target matches how it is installed.
@@ -334,11 +351,26 @@ mod tests {
             run(availability, with_pdb, None, false)[0].result,
             Outcome::Ok
         );
-        let gap = Snap::new().with(|s| s.add_gap(Source::Pdbs, "forbidden"));
-        assert_eq!(
-            run(availability, gap, None, false)[0].result,
-            Outcome::Skipped
+        // Without the PodDisruptionBudgets only the budget is unknown: two replicas are not
+        // judged, one replica is still a warning.
+        let gap = Snap::new()
+            .control_plane("default", "1.29.6")
+            .with(|s| s.add_gap(Source::Pdbs, "forbidden"));
+        let f = run(availability, gap, None, false);
+        assert_eq!(f[0].result, Outcome::Skipped, "{f:#?}");
+        assert!(
+            f[0].message.contains("runs 2 replicas; its PodDisruptionBudget is not judged: cannot read poddisruptionbudgets: forbidden"),
+            "{}",
+            f[0].message
         );
+        let single = Snap::new().with(|s| {
+            s.deployments
+                .push(crate::testkit::istiod("default", "1.29.6", 1, 1));
+            s.add_gap(Source::Pdbs, "forbidden");
+        });
+        let f = run(availability, single, None, false);
+        assert_eq!(f[0].result, Outcome::Warning, "{f:#?}");
+        assert!(f[0].message.contains("runs 1 replica"), "{}", f[0].message);
     }
 
     #[test]

@@ -145,8 +145,12 @@ fn judge(
 }
 
 /// After an in-place move, the revision's proxies stay on their version until restarted.
+/// Without the pods they are not judged (`skipped`), never taken for none.
 fn proxies_after(ctx: &Context<'_>, to: &IstioVersion, revision: &str) -> Vec<Finding> {
     const ID: &str = "skew.in-place-proxies";
+    if let Some(f) = ctx.missing(ID, CAT, &[Source::Pods]) {
+        return vec![f];
+    }
     let mut too_old = Vec::new();
     let mut newer = Vec::new();
     for p in ctx

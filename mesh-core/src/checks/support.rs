@@ -416,8 +416,8 @@ fn retirement(h: &RetiredHost, today: Option<Date>) -> String {
 enum Detected {
     /// The objects that rely on the old default (possibly none).
     Objects(Vec<String>),
-    /// Its input was not read.
-    NotRead(Finding),
+    /// Its input was not read: why.
+    NotRead(String),
     /// This build has no such detector (a newer data file), or the data names none.
     Unknown,
 }
@@ -428,7 +428,7 @@ fn detect(ctx: &Context<'_>, detector: Option<&str>) -> Detected {
     match detector {
         Some("zipkin-service") => {
             match ctx.missing(ID, Category::Configuration, &[Source::Services]) {
-                Some(f) => Detected::NotRead(f),
+                Some(f) => Detected::NotRead(f.message),
                 None => Detected::Objects(
                     ctx.snap
                         .services
@@ -451,7 +451,7 @@ pub fn changed_defaults(ctx: &Context<'_>) -> Vec<Finding> {
     let Some(t) = ctx.target else {
         return vec![Finding::ok(ID, cat, "no target version given")];
     };
-    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments, Source::ConfigMaps]) {
+    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments]) {
         return vec![f];
     }
     let Some(from) = ctx
@@ -498,7 +498,15 @@ pub fn changed_defaults(ctx: &Context<'_>) -> Vec<Finding> {
                     .objects(objects)
                     .hint(keep_hint(target, from.minor(), r.minor, &d.setting)),
                 ),
-                Detected::NotRead(f) => out.push(f),
+                Detected::NotRead(why) => out.push(Finding::skipped(
+                    ID,
+                    cat,
+                    format!(
+                        "Istio {} changed {}; not judged: {why}",
+                        r.name(),
+                        d.setting
+                    ),
+                )),
                 Detected::Unknown => unjudged.push(format!("{} ({})", d.setting, r.name())),
             }
         }
@@ -963,14 +971,22 @@ mod tests {
         assert!(f.message.contains("not visible in what it reads: PILOT_SIDECAR_PICK_BEST_SERVICE_NAMESPACE (1.30); compatibilityVersion=1.29 keeps them"), "{}", f.message);
     }
 
+    /// The zipkin detector reads Services: it is judged without ConfigMaps (which it never
+    /// reads) and skipped without Services (never "no default affects the cluster").
     #[test]
     fn changed_defaults_missing_input_and_unknown_target() {
-        let unread = zipkin("1.21.0").with(|s| s.add_gap(Source::Services, "forbidden"));
-        let f = Run::new()
-            .target("1.22.0", TargetMode::InPlace)
-            .check(changed_defaults, unread);
-        assert_eq!(only(&f).result, Outcome::Skipped);
-        assert!(only(&f).message.contains("cannot read services"));
+        let t = Run::new().target("1.22.0", TargetMode::InPlace);
+        let no_config_maps = zipkin("1.21.2").with(|s| s.add_gap(Source::ConfigMaps, "not dumped"));
+        let f = t.check(changed_defaults, no_config_maps);
+        assert_eq!(only(&f).result, Outcome::Warning, "{f:#?}");
+        assert_eq!(only(&f).objects, ["Service/istio-system/zipkin"]);
+        let no_services = zipkin("1.21.2").with(|s| s.add_gap(Source::Services, "not dumped"));
+        let f = t.check(changed_defaults, no_services);
+        assert_eq!(only(&f).result, Outcome::Skipped, "{f:#?}");
+        assert_eq!(
+            only(&f).message,
+            "Istio 1.22 changed meshConfig.defaultConfig.tracer; not judged: cannot read services: not dumped"
+        );
         let unknown = Run::new()
             .target("1.99.0", TargetMode::InPlace)
             .check(changed_defaults, zipkin("1.31.0"));

@@ -24,6 +24,7 @@ pub mod ambient;
 pub mod bins;
 mod cluster;
 pub mod config;
+pub mod dump;
 pub mod fault;
 pub mod inject;
 pub mod pki;
