@@ -21,6 +21,18 @@ export CGO_ENABLED=0 GOFLAGS="-modcacherw -buildvcs=false"
 
 log() { printf '[testbed-build] %s\n' "$*" >&2; }
 
+# retry CMD...: runs a download step up to three times (the module proxy sometimes drops a
+# connection); its output goes to the component's log, so a failure says why.
+retry() {
+  local n
+  for n in 1 2 3; do
+    "$@" && return 0
+    echo "[testbed-build] attempt $n of 3 failed: $*" >&2
+    sleep $((n * 5))
+  done
+  return 1
+}
+
 # done_marker DIR KEY: true when DIR was built for KEY (the marker holds the key).
 is_built() { [ -f "$1/.built" ] && [ "$(cat "$1/.built")" = "$2" ]; }
 
@@ -31,15 +43,15 @@ build_k8s() {
   minor=$(cut -d. -f2 <<<"$v"); patch=$(cut -d. -f3 <<<"$v")
   mkdir -p "$dir/src" "$dir/bin"; cd "$dir/src"
   [ -f go.mod ] || go mod init testbed.local/k8sbuild >/dev/null 2>&1
-  gomod=$(go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  gomod=$(retry go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   # The tagged module replaces every staging module with ./staging/...; map each to its tag.
   for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod"); do
     go mod edit -replace="$m=$m@v0.$minor.$patch"
   done
   gd=$(sed -n 's/^godebug default=\(.*\)$/\1/p' "$gomod")
   if [ -n "$gd" ]; then go mod edit -godebug="default=$gd"; fi
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" \
-    "k8s.io/kubernetes/cmd/kube-scheduler@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v" >/dev/null 2>&1
+  retry go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v"
   ldf="-s -w"
   for kv in "gitVersion=v$v" gitMajor=1 "gitMinor=$minor" gitTreeState=clean \
             "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
@@ -58,7 +70,7 @@ build_etcd() {
   mkdir -p "$dir/src" "$dir/bin"; cd "$dir/src"
   [ -f go.mod ] || go mod init testbed.local/etcdbuild >/dev/null 2>&1
   # server/go.mod has replace directives, so `go install pkg@v` refuses it: build it as a dependency.
-  go get "go.etcd.io/etcd/server/v3@v$v" >/dev/null 2>&1
+  retry go get "go.etcd.io/etcd/server/v3@v$v"
   go build -trimpath -ldflags "-s -w" -o "$dir/bin/etcd" go.etcd.io/etcd/server/v3
   "$dir/bin/etcd" --version | grep -q "$v"
   echo "$v" >"$dir/.built"
@@ -86,7 +98,7 @@ build_krew() {
   # `go install pkg@v` reads the module's version list, which the proxy here refuses for krew:
   # build it as a dependency of a throwaway module instead.
   [ -f go.mod ] || go mod init testbed.local/krewbuild >/dev/null 2>&1
-  go get "sigs.k8s.io/krew/cmd/krew@v$v" "sigs.k8s.io/krew/cmd/validate-krew-manifest@v$v" >/dev/null 2>&1
+  retry go get "sigs.k8s.io/krew/cmd/krew@v$v" "sigs.k8s.io/krew/cmd/validate-krew-manifest@v$v"
   go build -trimpath -ldflags "-s -w -X sigs.k8s.io/krew/internal/version.gitTag=v$v" -o "$dir/bin/" \
     sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest
   "$dir/bin/krew" version | grep -q "v$v"
@@ -116,7 +128,7 @@ build_charts_of() {
   local v=$1 dir=$CACHE/istio-charts-$1 src
   is_built "$dir" "$v" && return 0
   cd "$CACHE"   # outside any go.mod: the download is of the module alone
-  src=$(go mod download -json "istio.io/istio@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  src=$(retry go mod download -json "istio.io/istio@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   [ -f "$src/manifests/charts/istio-control/istio-discovery/Chart.yaml" ]
   rm -rf "$dir"; mkdir -p "$dir"
   cp -R "$src/manifests" "$dir/manifests"
@@ -138,7 +150,7 @@ build_gatewayapi() {
   # Nothing to compile: the module (already in the module cache when istioctl was built, it is
   # one of istio's dependencies) ships the CRDs Istio's waypoints are Gateways of.
   cd "$CACHE"   # outside any go.mod: the download is of the module alone
-  src=$(go mod download -json "sigs.k8s.io/gateway-api@v$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  src=$(retry go mod download -json "sigs.k8s.io/gateway-api@v$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   [ -d "$src/config/crd/standard" ]
   rm -rf "$dir/crds"; mkdir -p "$dir/crds"
   cp "$src"/config/crd/standard/*.yaml "$dir/crds/"
