@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use mesh_common::cli::{FleetFlags, KubeFlags, OutputFlags, SnapshotFlags};
+use mesh_common::cli::{FleetFlags, KubeFlags, OutputFlags, ReleaseFlags, SnapshotFlags};
 
 /// Inventory, health and upgrade eligibility of an Istio mesh.
 ///
@@ -64,6 +64,8 @@ pub struct Args {
     pub kube: KubeFlags,
     #[command(flatten)]
     pub snapshot: SnapshotFlags,
+    #[command(flatten)]
+    pub release: ReleaseFlags,
     #[command(flatten)]
     pub output: OutputFlags,
     #[command(flatten)]

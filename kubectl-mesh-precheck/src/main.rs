@@ -8,6 +8,7 @@ mod run;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: args::Args = mesh_common::cli::parse_fleet(|a: &mut args::Args| &mut a.fleet);
+    let args: args::Args =
+        mesh_common::knowledge::parse_fleet_args(|a: &mut args::Args| &mut a.fleet);
     mesh_common::exit::run_main(args.output.color, run::run(args))
 }

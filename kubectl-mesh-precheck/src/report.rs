@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use mesh_common::{
+    ambient::AmbientView,
     checks::{Category, Finding, Summary, Target, TargetMode},
     inventory::{Injection, InstallMethod, Inventory},
     snapshot::ClusterSnapshot,
@@ -41,6 +42,7 @@ struct InventoryJson<'a> {
     tags: Vec<TagJson<'a>>,
     namespaces: Vec<NamespaceJson<'a>>,
     proxies: Vec<ProxyCount>,
+    ambient: &'a AmbientView,
 }
 
 #[derive(Serialize)]
@@ -170,5 +172,6 @@ fn inventory(inv: &Inventory) -> InventoryJson<'_> {
                 count,
             })
             .collect(),
+        ambient: &inv.ambient,
     }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use mesh_common::{
+    ambient::{PlannedAgent, planned_agents},
     checks::{self, Context, ObjectKind, Outcome, Target},
     cli::OutputFormat,
     cluster::{self, FetchOptions},
@@ -24,6 +25,10 @@ pub(crate) struct Wanted {
     pub(crate) version: Option<IstioVersion>,
     pub(crate) revision: Option<String>,
     pub(crate) objects: Vec<ObjectKind>,
+    /// The istio-cni and ztunnel a manifest applies (`-f` only).
+    pub(crate) agents: Option<Vec<PlannedAgent>>,
+    /// The images a manifest pulls (`-f` only).
+    pub(crate) images: Vec<String>,
 }
 
 pub(crate) fn wanted(args: &Args) -> Result<Wanted, MeshError> {
@@ -37,6 +42,8 @@ pub(crate) fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         })?;
         let objects = m.object_kinds();
         return Ok(Wanted {
+            agents: Some(planned_agents(&m.objects, &args.kube.istio_namespace)),
+            images: m.images(),
             revision: args.revision.clone().or(Some(m.revision)),
             version: Some(m.version),
             objects,
@@ -62,6 +69,8 @@ pub(crate) fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         version,
         revision: args.revision.clone(),
         objects: Vec::new(),
+        agents: None,
+        images: Vec::new(),
     })
 }
 
@@ -71,6 +80,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         return crate::fleet::run(args).await;
     }
     let want = wanted(&args)?;
+    let loaded = args.release.load()?;
     let mut printer = Printer::stdio(&args.output);
     let opts = FetchOptions {
         istio_namespace: args.kube.istio_namespace.clone(),
@@ -80,31 +90,22 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     };
     printer.progress("reading cluster state...")?;
     let source = args.snapshot.source(&args.kube)?;
-    let (snap, _conn) = cluster::load(&source, &opts).await?;
+    let (snap, conn) = cluster::load(&source, &opts).await?;
     if let Some(path) = &args.dump_snapshot {
-        let text = snap
-            .to_yaml()
-            .context("cannot serialise the snapshot")
-            .map_err(MeshError::failed)?;
-        std::fs::write(path, text)
-            .with_context(|| format!("cannot write `{}`", path.display()))
-            .map_err(|e| MeshError::usage(e).hint("pass a writable path to --dump-snapshot"))?;
-        printer.note(&format!(
-            "snapshot of {} written to {}",
-            snap.origin,
-            path.display()
-        ))?;
-        return Ok(ExitStatus::Success);
+        return dump(snap, conn.as_ref(), path, &mut printer).await;
     }
     let (snap, inv) = scope(snap, args.namespace.as_deref())?;
-    let target = want
-        .version
-        .map(|v| Target::resolve(&inv, v, want.revision, args.canary));
+    let target = want.version.map(|v| Target {
+        agents: want.agents,
+        images: want.images,
+        ..Target::resolve(&inv, v, want.revision, args.canary)
+    });
     let ctx = Context {
         snap: &snap,
         inv: &inv,
         target: target.as_ref(),
         canary_requested: args.canary,
+        knowledge: loaded.knowledge(),
     };
     let findings = checks::run_all(&ctx);
     let blocked = findings.iter().any(|f| blocks(args.fail_on, f));
@@ -117,6 +118,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
                 kube_text(&snap)
             );
             text.push_str(&output::inventory_tables(&inv, color));
+            text.push_str(&output::ambient_tables(&inv.ambient, color));
             if let Some(t) = &target {
                 text.push_str(&format!(
                     "\nTarget: Istio {} as revision `{}` ({})\n",
@@ -151,6 +153,32 @@ pub(crate) fn blocks(fail_on: FailOn, f: &mesh_common::checks::Finding) -> bool 
     }
 }
 
+/// `--dump-snapshot`: what precheck read, plus what a plan from the file compares besides (the
+/// kinds of an Istio manifest, kept whole), written to `path`.
+async fn dump(
+    mut snap: ClusterSnapshot,
+    conn: Option<&cluster::Connection>,
+    path: &std::path::Path,
+    printer: &mut Printer,
+) -> Result<ExitStatus, MeshError> {
+    if let Some(conn) = conn {
+        cluster::fetch_whole(conn, &mut snap).await?;
+    }
+    let text = snap
+        .to_yaml()
+        .context("cannot serialise the snapshot")
+        .map_err(MeshError::failed)?;
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot write `{}`", path.display()))
+        .map_err(|e| MeshError::usage(e).hint("pass a writable path to --dump-snapshot"))?;
+    printer.note(&format!(
+        "snapshot of {} written to {}",
+        snap.origin,
+        path.display()
+    ))?;
+    Ok(ExitStatus::Success)
+}
+
 /// Keeps only one namespace's namespace-level data (`-n`). The inventory is derived from the
 /// whole cluster first, so revisions and tags are still seen in full.
 fn scope(
@@ -172,6 +200,8 @@ fn scope(
     }
     inv.namespaces.retain(|n| n.name == ns);
     inv.proxies.retain(|p| p.namespace == ns);
+    inv.ambient.namespaces.retain(|n| n.name == ns);
+    inv.ambient.waypoints.retain(|w| w.namespace == ns);
     snap.pods.retain(|p| p.namespace() == ns);
     snap.envoy_filters
         .retain(|e| e.metadata.namespace.as_deref() == Some(ns));

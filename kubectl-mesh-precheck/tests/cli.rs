@@ -12,6 +12,8 @@ fn precheck(args: &[&str]) -> Output {
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
+        .env("KUBECTL_MESH_TODAY", "2026-12-04")
+        .env_remove("KUBECTL_MESH_RELEASE_DATA")
         .env_remove("KUBECONFIG")
         .output()
         .expect("run kubectl-mesh-precheck")
@@ -266,4 +268,60 @@ fn namespace_flag_scopes_namespace_findings_and_inventory() {
     let out = precheck(&["--snapshot", FIXTURE, "-n", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("namespace `nope` does not exist"));
+}
+
+/// A user's dump without ValidatingWebhookConfigurations (the fixture made hand-made by
+/// `mesh_testbed::dump`: no declaration of what was read), in which the default revision's
+/// istiod Service is gone: its injector and the `default` tag are still reported (exit 1); only
+/// the validating webhooks are not judged.
+#[test]
+fn a_dump_without_validating_webhooks_still_reports_a_dead_injector() {
+    let fixture =
+        std::fs::read_to_string(format!("{}/{FIXTURE}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = mesh_testbed::dump::hand_made(&fixture, |i| {
+        let kind = mesh_testbed::dump::kind(i);
+        let istiod_service = kind == "Service" && i["metadata"]["name"] == "istiod";
+        kind != "ValidatingWebhookConfiguration" && !istiod_service
+    });
+    let dir = std::env::temp_dir().join(format!("precheck-cli-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("no-validating-webhooks.yaml");
+    std::fs::write(&path, text).unwrap();
+    let out = precheck(&["--snapshot", path.to_str().unwrap(), "-o", "json"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let found = finding(&report, "webhooks.service");
+    let errors: Vec<&Value> = found
+        .iter()
+        .copied()
+        .filter(|f| f["result"] == "error")
+        .collect();
+    assert!(!errors.is_empty(), "{found:#?}");
+    for e in &errors {
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("calls Service istio-system/istiod, which does not exist"),
+            "{e}"
+        );
+    }
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["objects"][0] == "MutatingWebhookConfiguration/istio-revision-tag-default"),
+        "{errors:#?}"
+    );
+    let skipped: Vec<&str> = found
+        .iter()
+        .filter(|f| f["result"] == "skipped")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 1, "{found:#?}");
+    assert!(
+        skipped[0].starts_with("validating webhooks not judged: cannot read validatingwebhookconfigurations: the snapshot file has no validatingwebhookconfigurations"),
+        "{skipped:?}"
+    );
 }

@@ -123,6 +123,9 @@ fn inventory_of_a_real_istioctl_install() {
 #[test]
 fn in_place_skew_and_canary_targets_are_judged() {
     let (c, _, _) = mesh();
+    let (old, new) = (&c.releases().old.tag, &c.releases().new.tag);
+    // Two minors above the default revision: too far in place, fine as a canary from both
+    // installed control planes.
     let two_up = c.releases().old.minor_offset(2);
     let far = precheck(c, &["--target-version", &two_up, "-o", "json"]);
     assert_eq!(far.status.code(), Some(1));
@@ -131,16 +134,31 @@ fn in_place_skew_and_canary_targets_are_judged() {
     assert_eq!(
         by_id(&r, "skew.in-place")[0]["result"],
         "error",
-        "{} → {two_up} in place is two minors",
-        c.releases().old.tag
+        "{old} → {two_up} in place is two minors"
     );
     let canary = precheck(c, &["--target-version", &two_up, "--canary", "-o", "json"]);
     let r = report(&canary);
     assert_eq!(r["target"]["mode"], "canary");
-    assert!(
-        by_id(&r, "skew.canary").iter().all(|f| f["result"] == "ok"),
-        "canary may jump two minors"
-    );
+    // One verdict per installed control plane, each ok: the list is not empty by accident.
+    let judged: Vec<(&str, &str)> = by_id(&r, "skew.canary")
+        .iter()
+        .map(|f| {
+            (
+                f["result"].as_str().unwrap(),
+                f["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(judged.len(), 2, "{judged:#?}");
+    for (rev, from) in [("default", old), (scenario::canary_revision(), new)] {
+        let prefix = format!("`{rev}` {from} → {two_up} as a canary: ");
+        assert!(
+            judged
+                .iter()
+                .any(|(result, message)| *result == "ok" && message.starts_with(&prefix)),
+            "canary may jump two minors: {prefix} in {judged:#?}"
+        );
+    }
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! CLI tests of precheck over a fleet of snapshot files: the dumps `--dump-snapshot DIR` wrote
 //! of the fleet test bed (`tests/fleet_e2e.rs`; regenerate with
 //! `UPDATE_FIXTURES=1 cargo test -p kubectl-mesh-precheck --test fleet_e2e the_fleet_dumped`),
-//! trimmed of the injection templates: `east` (primary, 1.29.6), `west` (primary, 1.30.3) and
-//! `remote` (istioctl's remote profile, revisions `default` and `1-30-3`, both injected by
+//! trimmed of the injection templates: `east` (primary, 1.30.5), `west` (primary, 1.31.1) and
+//! `remote` (istioctl's remote profile, revisions `default` and `1-31-1`, both injected by
 //! east), one mesh `mesh1`. Cross-cluster findings are provoked by editing copies of them. The
-//! golden table is regenerated with `UPDATE_GOLDEN=1`.
+//! golden table is regenerated with `UPDATE_GOLDEN=1`; "today" is pinned for end-of-life verdicts.
 
 use std::{
     path::{Path, PathBuf},
@@ -20,6 +20,7 @@ fn precheck(args: &[&str]) -> Output {
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
+        .env("KUBECTL_MESH_TODAY", "2026-12-04")
         .env_remove("KUBECONFIG")
         .output()
         .expect("run kubectl-mesh-precheck")
@@ -95,7 +96,7 @@ fn edited(test: &str, name: &str, edit: impl Fn(String) -> String) -> String {
 fn the_fleet_table_matches_the_golden_file() {
     let mut args = snapshots(&three());
     args.extend(
-        ["--target-version", "1.30.3"]
+        ["--target-version", "1.31.1"]
             .iter()
             .map(|s| (*s).to_owned()),
     );
@@ -145,7 +146,7 @@ fn the_json_document_names_clusters_by_their_recorded_context() {
             && f["message"]
                 .as_str()
                 .unwrap()
-                .contains("runs no istiod of revision `1-30-3`")),
+                .contains("runs no istiod of revision `1-31-1`")),
         "{inj:#?}"
     );
     assert_eq!(results(&r, "fleet.control-plane-skew"), ["ok"]);
@@ -185,7 +186,7 @@ fn a_remote_no_primary_reads_is_an_error() {
 #[test]
 fn control_planes_two_minors_apart_across_clusters_are_an_error() {
     let west = edited("skew", "west", |t| {
-        t.replace("pilot:1.30.3", "pilot:1.31.0")
+        t.replace("pilot:1.31.1", "pilot:1.32.0")
     });
     let (code, r) = run_json(&[fixture("east"), west], &[]);
     assert_eq!(code, 1);
@@ -195,19 +196,19 @@ fn control_planes_two_minors_apart_across_clusters_are_an_error() {
         s[0]["message"]
             .as_str()
             .unwrap()
-            .contains("1.29.6 (east/default) and 1.31.0 (west/default)"),
+            .contains("1.30.5 (east/default) and 1.32.0 (west/default)"),
         "{}",
         s[0]["message"]
     );
-    // To 1.31 the oldest goes first; and no order can keep a 1.28 cluster within one minor.
+    // To 1.32 the oldest goes first, as a canary (two minors).
     let (_, r) = run_json(
         &[fixture("east"), fixture("west")],
-        &["--target-version", "1.31.1"],
+        &["--target-version", "1.32.0"],
     );
     assert_eq!(r["upgradeOrder"][0]["steps"][0]["cluster"], "east");
     assert_eq!(
         r["clusters"][0]["plan"]["way"], "canary",
-        "1.29 → 1.31 in place is refused: {:#}",
+        "1.30 → 1.32 in place is refused: {:#}",
         r["clusters"][0]["plan"]
     );
     assert_eq!(

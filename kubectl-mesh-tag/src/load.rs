@@ -13,7 +13,7 @@ use crate::args::{Args, Command};
 
 /// What `list` never reads: it shows tags, revisions and namespaces, so the pods (the bulk of a
 /// big cluster) and everything only the checks of `set`/`remove` read stay unread.
-const LIST_SKIPS: [Source; 8] = [
+const LIST_SKIPS: [Source; 11] = [
     Source::Pods,
     Source::DaemonSets,
     Source::EndpointSlices,
@@ -22,6 +22,9 @@ const LIST_SKIPS: [Source; 8] = [
     Source::Crds,
     Source::Pdbs,
     Source::EnvoyFilters,
+    Source::Gateways,
+    Source::Nodes,
+    Source::WaypointServices,
 ];
 
 /// The cluster as read once.

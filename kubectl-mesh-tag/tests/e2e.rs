@@ -173,6 +173,7 @@ fn a_tag_we_set_is_listed_by_istioctl() {
     )
     .unwrap();
     let labels = mwc["metadata"]["labels"].as_object().unwrap();
+    assert_eq!(labels["istio.io/tag"], "e2e-ours", "{labels:?}");
     assert!(
         labels.keys().all(|k| !k.contains("operator.istio.io")),
         "{labels:?}"
@@ -211,6 +212,7 @@ fn generate_matches_istioctl_generate() {
                 .map(|d| d["kind"].as_str().unwrap().to_owned())
                 .collect::<Vec<_>>()
         };
+        assert!(!ours.is_empty(), "tag {tag}: nothing generated");
         assert_eq!(kinds(ours), kinds(&theirs), "tag {tag}");
         for (o, t) in ours.iter().zip(&theirs) {
             assert_eq!(o["metadata"]["name"], t["metadata"]["name"]);
@@ -282,7 +284,10 @@ fn a_tag_istioctl_set_is_listed_moved_and_removed_by_us() {
     restart(c, &ns);
     assert_web(c, &ns, scenario::new_tag(), canary, 1);
     ok(c, &["remove", "e2e-theirs", "-y"]);
-    assert!(istioctl_tags(c).iter().all(|t| t.0 != "e2e-theirs"));
+    let after = istioctl_tags(c);
+    // istioctl still lists the revisions (so the list is not empty by accident), not the tag.
+    assert!(after.iter().any(|t| t.1 == canary), "{after:?}");
+    assert!(after.iter().all(|t| t.0 != "e2e-theirs"), "{after:?}");
     assert!(
         get_json(
             c,

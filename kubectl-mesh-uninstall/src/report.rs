@@ -128,6 +128,31 @@ pub fn plan_text(plan: &UninstallPlan, inv: &Inventory, origin: &str, color: boo
             out.push_str(&blocker_text(b, plan.force, color));
         }
     }
+    out.push_str(&unread_text(plan, color));
+    out
+}
+
+/// What the plan could not judge: the sources it lacks, and why.
+fn unread_text(plan: &UninstallPlan, color: bool) -> String {
+    if plan.unread.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{}\n",
+        paint(
+            "Not judged (the plan is incomplete without them):",
+            Style::Bold,
+            color
+        )
+    );
+    for g in &plan.unread {
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            paint("○", Style::Dim, color),
+            g.source.describe(),
+            g.reason
+        ));
+    }
     out
 }
 
@@ -183,6 +208,7 @@ mod tests {
             warnings: Vec::new(),
             crds: Vec::new(),
             force,
+            unread: Vec::new(),
         }
     }
 

@@ -210,8 +210,18 @@ fn refusal(plan: &UninstallPlan, what: &str) -> MeshError {
         );
     }
     let n = plan.blockers.len();
-    MeshError::blocked(anyhow::anyhow!(
+    let e = MeshError::blocked(anyhow::anyhow!(
         "{what} is still in use ({n} finding(s)): nothing was deleted"
-    ))
-    .hint("move what uses it with the commands shown, or pass --force to uninstall anyway")
+    ));
+    if plan.unread.is_empty() {
+        return e.hint(
+            "move what uses it with the commands shown, or pass --force to uninstall anyway",
+        );
+    }
+    let unread: Vec<&str> = plan.unread.iter().map(|g| g.source.describe()).collect();
+    e.hint("move what uses it with the commands shown")
+        .hint(format!(
+            "what else uses it is not known: {} could not be read (see `Not judged` above)",
+            unread.join(", ")
+        ))
 }

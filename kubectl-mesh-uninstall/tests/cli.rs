@@ -195,13 +195,14 @@ fn purge_plans_every_control_plane_but_crds_only_with_include_crds() {
         assert!(n.contains(&want.to_owned()), "{want}: {n:#?}");
     }
     assert!(!n.iter().any(|x| x.starts_with("CustomResourceDefinition")));
-    assert!(
-        r["crds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["deleted"] == false && c.get("resources").is_none())
-    );
+    // Every Istio CRD of the snapshot is listed, kept and not counted (a snapshot cannot count).
+    let crds = r["crds"].as_array().unwrap();
+    assert_eq!(crds.len(), 15, "{crds:#?}");
+    for c in crds {
+        assert!(c["name"].as_str().unwrap().ends_with(".istio.io"), "{c}");
+        assert_eq!(c["deleted"], false, "{c}");
+        assert!(c.get("resources").is_none(), "{c}");
+    }
     let all = report(&on(
         "canary-done.yaml",
         &["--purge", "--include-crds", "--force", "-o", "json"],
@@ -269,4 +270,89 @@ fn bad_input_is_a_one_line_usage_error() {
     ] {
         assert_eq!(code(&run(args)), Some(2), "{args:?}");
     }
+}
+
+/// `canary-started.yaml` as a user's `kubectl get … -A -o json` without
+/// ValidatingWebhookConfigurations: no declaration of what was read, one kind missing.
+fn without_validating_webhooks(dir: &std::path::Path) -> String {
+    let fixture = std::fs::read_to_string(fixture("canary-started.yaml")).unwrap();
+    let text = mesh_testbed::dump::hand_made(&fixture, |i| {
+        mesh_testbed::dump::kind(i) != "ValidatingWebhookConfiguration"
+    });
+    let path = dir.join("no-validating-webhooks.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// On a dump without ValidatingWebhookConfigurations the revision is still plainly in use by a
+/// tag and a namespace: refused (exit 1) naming them, the missing kind shown as not judged —
+/// never "could not complete" with a permission hint, since nothing is a permission problem.
+/// Forced past the refusal, the incomplete plan is bad input (exit 2) that says how to complete
+/// the dump.
+#[test]
+fn a_partial_dump_still_refuses_a_revision_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = without_validating_webhooks(dir.path());
+    let out = run(&["--snapshot", &snap, "--dry-run", "-r", "default"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(code(&out), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("  × namespace demo: new pods get the proxy of revision `default` (through tag `default`)\n"), "{stdout}");
+    assert!(
+        stdout.contains("  × tag default: points at revision `default`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Not judged (the plan is incomplete without them):\n  ○ validatingwebhookconfigurations: the snapshot file has no validatingwebhookconfigurations"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.starts_with(
+            "error: revision `default` (Istio 1.29.6, installed by istioctl) is still in use ("
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: what else uses it is not known: validatingwebhookconfigurations could not be read"),
+        "{stderr}"
+    );
+    for s in [&stdout, &stderr] {
+        assert!(!s.contains("auth can-i"), "{s}");
+        assert!(!s.contains("permission"), "{s}");
+    }
+    let r = report(&run(&[
+        "--snapshot",
+        &snap,
+        "--dry-run",
+        "-r",
+        "default",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(r["refused"], true);
+    let subjects: Vec<&str> = r["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects.contains(&"namespace demo") && subjects.contains(&"tag default"),
+        "{subjects:?}"
+    );
+    assert_eq!(r["unread"][0]["source"], "validating-webhooks", "{r:#}");
+    assert_eq!(r["unread"][0]["cause"], "not-in-file", "{r:#}");
+
+    // --force overrides the refusal, not the missing input.
+    let forced = run(&["--snapshot", &snap, "--dry-run", "-r", "default", "--force"]);
+    let stderr = text(&forced.stderr);
+    assert_eq!(code(&forced), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot read validatingwebhookconfigurations: the snapshot file has no validatingwebhookconfigurations"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: add them to the snapshot (`kubectl get validatingwebhookconfigurations -A -o yaml`), or write it with `kubectl mesh precheck --dump-snapshot`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("auth can-i"), "{stderr}");
 }

@@ -13,7 +13,7 @@ use std::{
 
 use mesh_testbed::{
     Cluster,
-    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, sibling_binary},
+    probe::{CONTROL_PLANE_KINDS, Uids, assert_same, expect, json, run_mesh, sibling_binary},
     run_with_stdin, scenario,
 };
 use serde_json::Value;
@@ -134,9 +134,12 @@ fn proxies(c: &Cluster, ns: &str) -> String {
     scenario::pod_images(c, ns, "app=web").unwrap()
 }
 
-/// Reinstalls the canary with the `default` profile: its ingress gateway replaces the old one
-/// (same Deployment, now labelled with the canary) — how IOP gateways move to a new revision.
-fn move_gateway_to_canary(c: &Cluster) {
+/// Moves the ingress gateway to the canary the way the refusal says, with kubectl-mesh alone:
+/// the canary's manifest (the new release on its charts) rendered with the `default` profile
+/// (so it holds the gateway) applied by `kubectl mesh upgrade -f` — the canary is re-applied in
+/// place and the gateway's objects (same names) now belong to it. Returns that command's
+/// stdout. Its backup goes under `home`, not under the uninstall's.
+fn move_gateway_to_canary(c: &Cluster, home: &Path) -> String {
     let canary = scenario::canary_revision();
     let tag = c.versions().get("ISTIO_NEW_TAG").unwrap().to_owned();
     let sets: Vec<String> = scenario::install_sets(c, canary, &tag)
@@ -150,8 +153,15 @@ fn move_gateway_to_canary(c: &Cluster) {
         })
         .collect();
     let mut cmd = c.istioctl();
-    cmd.args(["install", "-y"]).args(&sets);
-    run_with_stdin(cmd, "").unwrap();
+    cmd.args(["manifest", "generate"]).args(&sets);
+    let manifest = home.join("canary-with-gateway.yaml");
+    std::fs::write(&manifest, run_with_stdin(cmd, "").unwrap()).unwrap();
+    let upgrade = sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
+        "kubectl-mesh-upgrade",
+    );
+    let args = ["-f", manifest.to_str().unwrap(), "-y"];
+    expect(&run_mesh(&upgrade, c.kubeconfig(), home, &args), 0).0
 }
 
 /// A user allowed to read everything and delete webhooks and autoscalers — not Deployments.
@@ -187,7 +197,8 @@ fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
 /// `uninstall --revision default`:
 /// 1. while namespaces, the `default` tag, pods and the gateway still use the old release it is
 ///    refused (exit 1) with the command that moves each, and not one object changes;
-/// 2. after moving everything it plans exactly the old control plane's objects;
+/// 2. after moving everything — the gateway as the refusal says, with `kubectl mesh upgrade -f`
+///    of the canary's manifest holding it — it plans exactly the old control plane's objects;
 /// 3. a user who may not delete Deployments is refused by the server-side dry run before the
 ///    first delete: exit 3, the refusal named, nothing changed, no backup written;
 /// 4. run again it finishes: exactly the planned objects are gone, nothing of the canary or of
@@ -220,6 +231,8 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
         ),
         format!("fix: kubectl rollout restart -n {enabled} deployment/web"),
         "gateway istio-system/istio-ingressgateway: installed with revision `default`".to_owned(),
+        // kubectl-mesh's way to move it, not istioctl's (followed in step 2).
+        format!("fix: kubectl mesh upgrade -f <revision {canary}'s manifest with this gateway"),
     ] {
         assert!(stdout.contains(&needle), "{needle}\nin:\n{stdout}");
     }
@@ -243,14 +256,30 @@ fn canary_upgrade_ends_with_uninstalling_the_old_default_revision() {
     );
     assert_eq!(refused["refused"], true);
 
-    // 2. Move everything to the canary, with the real istioctl and kubectl.
+    // 2. Move everything to the canary: tag and namespaces with the real istioctl and kubectl,
+    //    the gateway with `kubectl mesh upgrade` as the refusal says.
     c.istioctl_out(&["tag", "set", "default", "--revision", canary, "--overwrite"]);
     scenario::label_namespace(&c, &pinned, &[("istio.io/rev", canary)]).unwrap();
     for ns in [&enabled, &pinned] {
         c.kubectl_out(&["rollout", "restart", "-n", ns, "deployment/web"]);
         c.wait_rollout(ns, "deployment/web").unwrap();
     }
-    move_gateway_to_canary(&c);
+    let upgrade_home = tempfile::tempdir().unwrap();
+    let moved = move_gateway_to_canary(&c, upgrade_home.path());
+    assert!(
+        moved.contains(&format!("in-place re-apply of revision `{canary}`")),
+        "{moved}"
+    );
+    let gateway = c.kubectl_out(&[
+        "get",
+        "deployment",
+        "-n",
+        "istio-system",
+        "istio-ingressgateway",
+        "-o",
+        "jsonpath={.metadata.labels.istio\\.io/rev}",
+    ]);
+    assert_eq!(gateway.trim(), canary, "the gateway moved in place");
     let plan = json(
         &mesh(
             &c,

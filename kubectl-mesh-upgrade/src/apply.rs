@@ -3,7 +3,6 @@
 //! back up, apply in phases with waits, verify — rolled back on failure → data-plane report.
 
 use mesh_common::{
-    ObjRef,
     carry::{self, How},
     checks::{self, Finding},
     cli::OutputFormat,
@@ -52,13 +51,13 @@ fn read_manifest(files: &[std::path::PathBuf]) -> Result<Manifest, MeshError> {
     Ok(Manifest::parse_files(&named)?)
 }
 
-fn refs(manifest: &Manifest, istio_ns: &str) -> Vec<ObjRef> {
-    let mut out: Vec<ObjRef> = manifest
-        .objects
-        .iter()
-        .filter_map(|o| ObjRef::of(&o.value))
-        .collect();
-    out.push(ObjRef::new("v1", "Namespace", None, istio_ns));
+/// The manifest's objects and the Istio namespace: what the plan needs the live version of.
+fn objects(manifest: &Manifest, istio_ns: &str) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> =
+        manifest.objects.iter().map(|o| o.value.clone()).collect();
+    out.push(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": istio_ns},
+    }));
     out
 }
 
@@ -73,13 +72,15 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
         );
     }
     let manifest = read_manifest(&a.files)?;
+    let known = args.release.load()?;
     let ns = args.kube.istio_namespace.clone();
     let asks = checks::required_access(&manifest.object_kinds(), &ns);
     let (loaded, live) =
-        load::load_with_live(args, asks, &refs(&manifest, &ns), &mut printer).await?;
+        load::load_with_live(args, asks, &objects(&manifest, &ns), &mut printer).await?;
     let req = upgrade::Request {
         canary: a.canary,
         force: a.force,
+        knowledge: known.knowledge(),
     };
     let prepared = upgrade::prepare(
         &loaded.snap,
@@ -108,7 +109,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
         &loaded.inv,
         &live.before,
         &after,
-        &live.partial,
+        &live.unseen,
     )?;
     let origin = loaded.snap.origin.clone();
     if printer.format == OutputFormat::Table {

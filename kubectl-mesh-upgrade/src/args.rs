@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use mesh_common::cli::{
-    ChangeFlags, KubeFlags, OutputFlags, SnapshotFlags, parse_positive_duration,
+    ChangeFlags, KubeFlags, OutputFlags, ReleaseFlags, SnapshotFlags, parse_positive_duration,
 };
 
 /// Upgrade, downgrade or canary-install an Istio control plane from a manifest, with the
@@ -41,6 +41,8 @@ pub struct Args {
     pub kube: KubeFlags,
     #[command(flatten)]
     pub snapshot: SnapshotFlags,
+    #[command(flatten)]
+    pub release: ReleaseFlags,
     #[command(flatten)]
     pub output: OutputFlags,
 }

@@ -2,7 +2,7 @@
 //! connection for a live cluster — and for an upgrade, the live version of each manifest object
 //! and the objects an installer labelled (what a prune may take).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::{StreamExt, stream};
 use mesh_common::{
@@ -12,8 +12,11 @@ use mesh_common::{
     exit::MeshError,
     inventory::Inventory,
     output::Printer,
-    plan::uninstall::{INSTALLED_SELECTOR, LISTED},
-    snapshot::{ClusterSnapshot, TypedMeta},
+    plan::{
+        uninstall::{INSTALLED_SELECTOR, LISTED},
+        upgrade::Unseen,
+    },
+    snapshot::{ClusterSnapshot, Presence, TypedMeta},
 };
 use serde_json::Value;
 
@@ -51,21 +54,23 @@ pub async fn load(
     Ok(Loaded { snap, inv, conn })
 }
 
-/// Reads the cluster like [`load`] and, at the same time, the live version of each object of
-/// `refs` (`None`: it does not exist) and the objects an installer labelled: the GETs and
-/// labelled LISTs run while the snapshot's LISTs do. From `--snapshot`, both come from the file.
+/// Reads the cluster like [`load`] and, at the same time, the live version of each of
+/// `objects` (manifest objects; `None`: it does not exist) and the objects an installer
+/// labelled: the GETs and labelled LISTs run while the snapshot's LISTs do. From
+/// `--snapshot`, both come from the file, with what it cannot show of each object.
 pub async fn load_with_live(
     args: &Args,
     access: Vec<AccessRequest>,
-    refs: &[ObjRef],
+    objects: &[Value],
     printer: &mut Printer,
 ) -> Result<(Loaded, Live), MeshError> {
     let source = args.snapshot.source(&args.kube)?;
     let StateSource::Cluster(options) = &source else {
         let loaded = load(args, access, printer).await?;
-        let live = live_from_snapshot(&loaded.snap, refs);
+        let live = live_from_snapshot(&loaded.snap, objects);
         return Ok((loaded, live));
     };
+    let refs: Vec<ObjRef> = objects.iter().filter_map(ObjRef::of).collect();
     let opts = FetchOptions {
         istio_namespace: args.kube.istio_namespace.clone(),
         access,
@@ -74,7 +79,10 @@ pub async fn load_with_live(
     };
     printer.progress("reading cluster state...")?;
     let conn = cluster::connect(options).await?;
-    let (snap, live) = tokio::join!(cluster::fetch(&conn, &opts), live_from_cluster(&conn, refs));
+    let (snap, live) = tokio::join!(
+        cluster::fetch(&conn, &opts),
+        live_from_cluster(&conn, &refs)
+    );
     let (snap, mut live) = (snap?, live?);
     live.installed.extend(
         snap.metas()
@@ -90,17 +98,28 @@ pub async fn load_with_live(
     Ok((loaded, live))
 }
 
-/// The live state as a snapshot file records it.
-fn live_from_snapshot(snap: &ClusterSnapshot, refs: &[ObjRef]) -> Live {
-    Live {
-        before: refs.iter().map(|r| (r.clone(), snap.object(r))).collect(),
+/// The live state as a snapshot file records it: each object whole, by its metadata only, known
+/// absent, or unknown (a kind or scope the file does not hold).
+fn live_from_snapshot(snap: &ClusterSnapshot, objects: &[Value]) -> Live {
+    let mut live = Live {
+        before: BTreeMap::new(),
         installed: snap.metas(),
-        partial: refs
-            .iter()
-            .filter(|r| snap.is_partial(r))
-            .cloned()
-            .collect(),
+        unseen: BTreeMap::new(),
+    };
+    for o in objects {
+        let Some(r) = ObjRef::of(o) else { continue };
+        let (before, unseen) = match snap.presence(o) {
+            Presence::Whole(v) => (Some(v), None),
+            Presence::Metadata(v) => (Some(v), Some(Unseen::MetadataOnly)),
+            Presence::Absent => (None, None),
+            Presence::Unknown(why) => (None, Some(Unseen::NotInSnapshot(why))),
+        };
+        live.before.insert(r.clone(), before);
+        if let Some(u) = unseen {
+            live.unseen.insert(r, u);
+        }
     }
+    live
 }
 
 /// The live version of each object and the objects an installer labelled (of the kinds in
@@ -126,7 +145,7 @@ async fn live_from_cluster(conn: &Connection, refs: &[ObjRef]) -> Result<Live, M
     Ok(Live {
         before,
         installed,
-        partial: BTreeSet::new(),
+        unseen: BTreeMap::new(),
     })
 }
 
@@ -136,6 +155,6 @@ pub struct Live {
     pub before: BTreeMap<ObjRef, Option<Value>>,
     /// Objects an installer labelled.
     pub installed: Vec<TypedMeta>,
-    /// Objects known only by their metadata (from a snapshot file).
-    pub partial: BTreeSet<ObjRef>,
+    /// What a snapshot file could not show of an object (nothing for a live cluster).
+    pub unseen: BTreeMap<ObjRef, Unseen>,
 }

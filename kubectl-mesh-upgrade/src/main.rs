@@ -11,10 +11,8 @@ mod show;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = args::Args::parse();
+    let args: args::Args = mesh_common::knowledge::parse_args();
     if let Err(e) = args.check() {
         use clap::CommandFactory;
         args::Args::command()

@@ -48,12 +48,16 @@ fn object_lines(o: &ObjectPlan) -> String {
         Action::Unchanged => "unchanged",
         Action::Prune => "prune",
         Action::Keep => "keep",
+        Action::Unknown => "unknown",
     };
     let mut out = format!("  {word:<9} {}", o.object);
     if o.action == Action::Keep {
         out.push_str("   (marked not-pruned)");
     }
     out.push('\n');
+    if let Some(why) = &o.reason {
+        out.push_str(&format!("              {why}\n"));
+    }
     let Some(d) = &o.diff else { return out };
     for c in d.changes.iter().take(FIELDS_MAX) {
         let before = c.before.as_deref().unwrap_or("(none)");
@@ -150,17 +154,21 @@ pub fn objects(plan: &UpgradePlan) -> String {
 
 fn counts(plan: &UpgradePlan) -> String {
     let n = |a| plan.count(a);
+    let some = |a, word: &str| {
+        if n(a) > 0 {
+            format!(", {} {word}", n(a))
+        } else {
+            String::new()
+        }
+    };
     format!(
-        "Changes ({} create, {} update, {} unchanged, {} prune{})",
+        "Changes ({} create, {} update, {} unchanged, {} prune{}{})",
         n(Action::Create),
         n(Action::Update),
         n(Action::Unchanged),
         n(Action::Prune),
-        if n(Action::Keep) > 0 {
-            format!(", {} kept", n(Action::Keep))
-        } else {
-            String::new()
-        }
+        some(Action::Keep, "kept"),
+        some(Action::Unknown, "unknown"),
     )
 }
 

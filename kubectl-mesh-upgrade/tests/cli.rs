@@ -1,9 +1,10 @@
 //! The binary on `--snapshot` files with `--dry-run`, without a cluster: exit codes, the human
-//! plan, the JSON report, and bad input. The snapshot is uninstall's `canary-started.yaml` (a
-//! `--dump-snapshot` of the test bed: default revision at 1.29.6 and canary `1-30-3` at 1.30.3,
-//! namespace `demo` injected by `default`, `prod` by `1-30-3`); the manifests are the trimmed
-//! `istioctl manifest generate` fixtures of mesh-core. A snapshot holds only the metadata of most
-//! objects, so their comparison is marked "not compared"; Deployments and webhooks are compared.
+//! plan, the JSON report, and bad input. Snapshots: uninstall's `canary-started.yaml` (a
+//! `--dump-snapshot` of the test bed from before it kept whole objects: default revision at
+//! 1.29.6 and canary `1-30-3` at 1.30.3, namespace `demo` injected by `default`, `prod` by
+//! `1-30-3`; most objects by their metadata only, so those are compared by their labels), and
+//! `fixtures/fresh-1.30.3.yaml` (today's `--dump-snapshot`, holding whole what a plan compares);
+//! the manifests are the trimmed `istioctl manifest generate` fixtures of mesh-core.
 
 use std::{
     path::{Path, PathBuf},
@@ -38,6 +39,8 @@ fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"))
         .args(args)
         .env("NO_COLOR", "1")
+        .env("KUBECTL_MESH_TODAY", "2026-12-04")
+        .env_remove("KUBECTL_MESH_RELEASE_DATA")
         .env("KUBECONFIG", "/nonexistent")
         .env("HOME", "/nonexistent")
         .output()
@@ -305,5 +308,247 @@ fn bad_manifests_are_refused_with_one_error_and_a_hint() {
             && stderr.contains("b.yaml:")
             && stderr.contains("is also defined at"),
         "{stderr}"
+    );
+}
+
+/// The real `--dump-snapshot` of a test-bed cluster onto which the trimmed 1.30.3 fixture was
+/// freshly installed (see its header).
+fn fresh_dump() -> String {
+    workspace()
+        .join("kubectl-mesh-upgrade/tests/fixtures/fresh-1.30.3.yaml")
+        .display()
+        .to_string()
+}
+
+/// The 1.30.3 manifest fixture with an `Age` printer column added to the first version of its
+/// first `n` CRDs — a newer chart generation whose CRDs differ — and the names of those CRDs.
+fn with_changed_crds(dir: &Path, n: usize) -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(manifest("default-1.30.3.yaml")).unwrap();
+    let mut changed = Vec::new();
+    let docs: Vec<String> = text
+        .split("\n---\n")
+        .map(|d| {
+            if !d.contains("\nkind: CustomResourceDefinition\n") || changed.len() == n {
+                return d.to_owned();
+            }
+            let name = d
+                .lines()
+                .find_map(|l| l.strip_prefix("  name: "))
+                .unwrap()
+                .to_owned();
+            changed.push(name);
+            d.replacen(
+                "  versions:\n  - name:",
+                "  versions:\n  - additionalPrinterColumns:\n    - jsonPath: .metadata.creationTimestamp\n      name: Age\n      type: date\n    name:",
+                1,
+            )
+        })
+        .collect();
+    assert_eq!(changed.len(), n);
+    (
+        file(dir, "changed-crds.yaml", &docs.join("\n---\n")),
+        changed,
+    )
+}
+
+/// The JSON report of `--dry-run -f MANIFEST` on the snapshot file `snapshot`.
+fn json_plan_on(snapshot: &str, manifest: &str) -> Value {
+    report(&run(&[
+        "--snapshot",
+        snapshot,
+        "--dry-run",
+        "-f",
+        manifest,
+        "-o",
+        "json",
+    ]))
+}
+
+/// `kind/name` → action of a JSON report.
+fn actions(r: &Value) -> std::collections::BTreeMap<String, String> {
+    r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                format!(
+                    "{}/{}",
+                    o["object"]["kind"].as_str().unwrap(),
+                    o["object"]["name"].as_str().unwrap()
+                ),
+                o["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A plan from the tool's own dump compares every object as the live plan does: the CRDs with
+/// their schemas (only the six a newer chart changes are "update"), the ServiceAccounts, RBAC,
+/// autoscalers and the `values` ConfigMap whole — nothing is "create" that exists, and nothing
+/// is unknown. (The live counterpart, on the test bed: `upgrade/tests/e2e.rs`.)
+#[test]
+fn a_plan_from_a_dump_compares_crds_and_every_kind_like_the_live_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = fresh_dump();
+    let same = json_plan_on(&dump, &manifest("default-1.30.3.yaml"));
+    let acts = actions(&same);
+    assert_eq!(acts.len(), 39, "{acts:#?}");
+    assert!(acts.values().all(|a| a == "unchanged"), "{acts:#?}");
+
+    let (changed, crds) = with_changed_crds(dir.path(), 6);
+    let out = run(&["--snapshot", &dump, "--dry-run", "-f", &changed]);
+    let (stdout, _) = expect(&out, 0);
+    assert!(
+        stdout.contains("\nChanges (0 create, 6 update, 33 unchanged, 0 prune)\n"),
+        "{stdout}"
+    );
+    let r = json_plan_on(&dump, &changed);
+    let updated: Vec<String> = actions(&r)
+        .into_iter()
+        .filter(|(_, a)| a == "update")
+        .map(|(k, _)| k)
+        .collect();
+    let want: Vec<String> = crds
+        .iter()
+        .map(|c| format!("CustomResourceDefinition/{c}"))
+        .collect();
+    assert_eq!(updated, want);
+    let crd = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["action"] == "update")
+        .unwrap();
+    assert_eq!(
+        crd["diff"]["other"][0], "spec.versions[v1].additionalPrinterColumns[0].jsonPath",
+        "{crd:#}"
+    );
+}
+
+/// A dump as `--dump-snapshot` wrote it before it kept those kinds (the fixture without the
+/// objects of the kinds it did not read, and without the annotation declaring them): the 16
+/// objects of kinds it never read are "unknown: not in the snapshot", never "create" — they
+/// exist — and the CRDs, of which it holds only names and versions, are not called updates when
+/// what it holds of them does not change.
+#[test]
+fn a_dump_without_a_kind_says_unknown_never_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(fresh_dump()).unwrap();
+    let unread = [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "HorizontalPodAutoscaler",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    ];
+    let old = mesh_testbed::dump::edited(&fixture, |list| {
+        list["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kubectl-mesh.dev/whole-kinds");
+        list["items"].as_array_mut().unwrap().retain(|i| {
+            let kind = mesh_testbed::dump::kind(i);
+            let name = i["metadata"]["name"].as_str().unwrap_or_default();
+            let other_config_map = kind == "ConfigMap" && !name.starts_with("istio");
+            !unread.contains(&kind) && !other_config_map
+        });
+    });
+    let old = file(dir.path(), "old-dump.yaml", &old);
+    let r = json_plan_on(&old, &manifest("default-1.30.3.yaml"));
+    let objects = r["objects"].as_array().unwrap();
+    assert!(
+        objects.iter().all(|o| o["action"] != "create"),
+        "{objects:#?}"
+    );
+    let unknown: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["action"] == "unknown")
+        .collect();
+    let of_unread_kinds: Vec<&&Value> = unknown
+        .iter()
+        .filter(|o| {
+            unread.contains(&o["object"]["kind"].as_str().unwrap())
+                || o["object"]["name"] == "values"
+        })
+        .collect();
+    assert_eq!(of_unread_kinds.len(), 16, "{unknown:#?}");
+    for o in &of_unread_kinds {
+        assert!(
+            o["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("not in the snapshot: it holds "),
+            "{o}"
+        );
+    }
+    let sa = unknown
+        .iter()
+        .find(|o| o["object"]["kind"] == "ServiceAccount" && o["object"]["name"] == "istiod")
+        .unwrap();
+    assert_eq!(
+        sa["reason"],
+        "not in the snapshot: it holds no ServiceAccounts of namespace `istio-system` (take it with `kubectl mesh precheck --dump-snapshot`)"
+    );
+    let crds: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["object"]["kind"] == "CustomResourceDefinition")
+        .collect();
+    assert_eq!(crds.len(), 15);
+    for c in crds {
+        assert_eq!(c["action"], "unknown", "{c}");
+        assert!(
+            c["reason"].as_str().unwrap().contains("only its metadata"),
+            "{c}"
+        );
+    }
+    let (stdout, _) = expect(
+        &run(&[
+            "--snapshot",
+            &old,
+            "--dry-run",
+            "-f",
+            &manifest("default-1.30.3.yaml"),
+        ]),
+        0,
+    );
+    assert!(
+        stdout.contains("  unknown   ServiceAccount/istio-system/istiod\n              not in the snapshot: it holds no ServiceAccounts"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(", 31 unknown)\n"), "{stdout}");
+}
+
+/// A hand-made `kubectl get … -A -o yaml` dump holds whole objects: they are compared, and a
+/// kind the user did not dump (here the ServiceAccounts) is unknown.
+#[test]
+fn a_hand_made_dump_is_compared_whole_and_lacks_only_what_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(fresh_dump()).unwrap();
+    let text = mesh_testbed::dump::hand_made(&fixture, |i| {
+        mesh_testbed::dump::kind(i) != "ServiceAccount"
+    });
+    let hand = file(dir.path(), "hand-made.yaml", &text);
+    let r = json_plan_on(&hand, &manifest("default-1.30.3.yaml"));
+    let acts = actions(&r);
+    let unknown: Vec<&String> = acts
+        .iter()
+        .filter(|(_, a)| *a == "unknown")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        unknown,
+        [
+            "ServiceAccount/istio-ingressgateway-service-account",
+            "ServiceAccount/istio-reader-service-account",
+            "ServiceAccount/istiod"
+        ],
+        "{acts:#?}"
+    );
+    assert_eq!(
+        acts.values().filter(|a| *a == "unchanged").count(),
+        36,
+        "{acts:#?}"
     );
 }

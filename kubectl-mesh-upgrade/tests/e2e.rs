@@ -462,14 +462,12 @@ fn refusals_and_dry_runs_change_nothing() {
         0,
     );
     assert_eq!(r["target"]["mode"], "canary");
+    let findings = r["findings"].as_array().unwrap();
     assert!(
-        r["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["result"] != "error"),
-        "{r:#}"
+        findings.iter().any(|f| f["id"] == "skew.canary"),
+        "the guardrails ran: {r:#}"
     );
+    assert!(findings.iter().all(|f| f["result"] != "error"), "{r:#}");
     assert_same(&older, &c.state(Uids::Compare), "dry runs");
     assert!(
         backups(home.path()).is_empty(),
@@ -602,9 +600,11 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
             )),
         "{added:#?}"
     );
+    // (`tag list` always contains "default" — the revision is named so: look at the tag.)
     assert!(
-        c.istioctl_out(&["tag", "list"]).contains("default"),
-        "the default tag stays"
+        istioctl_tags(&c).contains(&("default".to_owned(), "default".to_owned())),
+        "the default tag stays on revision `default`: {:?}",
+        istioctl_tags(&c)
     );
 
     let ours = revision_objects(&c, canary);
@@ -738,10 +738,106 @@ fn istioctl_would_uninstall(c: &Cluster, revision: &str) -> BTreeSet<String> {
     listed
 }
 
+/// `manifest` with an `Age` printer column added to the first version of its first `n` CRDs —
+/// a newer chart generation whose CRDs differ — as one JSON `List`, and those CRDs' names.
+fn with_changed_crds(manifest: &str, n: usize) -> (String, BTreeSet<String>) {
+    let m = mesh_common::manifest::Manifest::parse(manifest).unwrap();
+    let mut changed = BTreeSet::new();
+    let items: Vec<Value> = m
+        .objects
+        .into_iter()
+        .map(|o| {
+            let mut v = o.value;
+            if v["kind"] == "CustomResourceDefinition" && changed.len() < n {
+                changed.insert(v["metadata"]["name"].as_str().unwrap().to_owned());
+                let column = serde_json::json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "e2e"});
+                let version = &mut v["spec"]["versions"][0];
+                match version["additionalPrinterColumns"].as_array_mut() {
+                    Some(columns) => columns.push(column),
+                    None => version["additionalPrinterColumns"] = Value::Array(vec![column]),
+                }
+            }
+            v
+        })
+        .collect();
+    assert_eq!(changed.len(), n);
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    (list.to_string(), changed)
+}
+
+/// The CRDs a JSON report updates.
+fn updated_crds(report: &Value) -> BTreeSet<String> {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["object"]["kind"] == "CustomResourceDefinition" && o["action"] == "update")
+        .map(|o| o["object"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The plan of a manifest whose CRDs partly differ, made live (the API server's dry run) and
+/// from `kubectl mesh precheck --dump-snapshot` of the same cluster: both call exactly the
+/// changed CRDs "update", and agree on every other object too; the offline plan says "create"
+/// and "unknown" of nothing. Nothing is changed.
+fn offline_and_live_plans_agree(c: &Cluster, home: &Path, dir: &Path, installed: &str) {
+    let (changed, crds) = with_changed_crds(installed, 6);
+    let target = write(dir, "changed-crds.json", &changed);
+    let rvs = resource_versions(c);
+    let live = json(
+        &mesh(c, home, &["-f", s(&target), "--dry-run", "-o", "json"]),
+        0,
+    );
+    let precheck = sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade")),
+        "kubectl-mesh-precheck",
+    );
+    let dump = dir.join("dump.yaml");
+    expect(
+        &run_mesh(
+            &precheck,
+            c.kubeconfig(),
+            home,
+            &["--dump-snapshot", s(&dump)],
+        ),
+        0,
+    );
+    let offline = json(
+        &mesh_at(
+            Path::new("/nonexistent"),
+            home,
+            &[
+                "-f",
+                s(&target),
+                "--dry-run",
+                "--snapshot",
+                s(&dump),
+                "-o",
+                "json",
+            ],
+        ),
+        0,
+    );
+    assert_eq!(updated_crds(&live), crds, "the live plan");
+    assert_eq!(updated_crds(&offline), crds, "the plan from the dump");
+    let (live_acts, offline_acts) = (actions(&live), actions(&offline));
+    assert!(
+        offline_acts
+            .values()
+            .all(|a| a != "create" && a != "unknown"),
+        "{offline_acts:#?}"
+    );
+    assert_eq!(offline_acts, live_acts);
+    assert_eq!(resource_versions(c), rvs, "dry runs changed the cluster");
+}
+
 /// In place, with the guardrails satisfied, up and back down:
 /// 1. `-f <new> -y -o json`: exit 0; the plan prunes a ConfigMap an older release left
-///    behind and keeps one marked not-pruned; istiod and the ingress gateway run the new release; every
-///    applied object carries istioctl's owner labels; the backup is 0600;
+///    behind and keeps one marked not-pruned; istiod and the ingress gateway run the new
+///    release; every applied object carries istioctl's owner labels; the backup is 0600; then,
+///    for a manifest whose first six CRDs differ (a newer chart generation), the plan made from
+///    `kubectl mesh precheck --dump-snapshot` and the live plan (the real API server's dry run)
+///    agree on every object — exactly those six CRDs are "update" — and nothing is changed;
 /// 2. real istioctl reads the result back: `tag list` still has `default` on revision
 ///    `default`, and `uninstall --revision default --dry-run` lists the objects we applied;
 /// 3. `upgrade dataplane -A -y` restarts the injected workload onto the new proxy;
@@ -838,6 +934,14 @@ fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
     assert!(
         saved.contains(&format!("docker.io/istio/pilot:{old}")) && saved.contains("istio-retired"),
         "the backup holds istiod as it was and the pruned ConfigMap"
+    );
+
+    // 1b. A newer chart whose CRDs differ: the plan from a dump agrees with the live plan.
+    offline_and_live_plans_agree(
+        &c,
+        home.path(),
+        files.path(),
+        &std::fs::read_to_string(&target).unwrap(),
     );
 
     // 2. istioctl reads it back.
@@ -1074,7 +1178,9 @@ fn failed_upgrades_roll_back_and_rollback_undoes_a_good_one() {
         &c.state(Uids::Compare),
         "after the rollback of a 503",
     );
-    for b in backups(home.path()) {
+    let written = backups(home.path());
+    assert!(!written.is_empty(), "the failed upgrades wrote backups");
+    for b in written {
         let saved = std::fs::read_to_string(&b).unwrap();
         assert!(!saved.contains(c.admin_token()), "token in {}", b.display());
     }

@@ -36,7 +36,7 @@ pub const PRODUCT: &[Entry] = &[
 pub const BUILTIN: &[Entry] = &[
     Entry {
         name: "version",
-        summary: "Print the version of kubectl-mesh and of every subcommand",
+        summary: "Print the version of kubectl-mesh, of every subcommand, and of their Istio release data",
     },
     Entry {
         name: "completion",

@@ -478,7 +478,9 @@ Options:
         let c = complete(&words(&["ver"]), &finder);
         assert_eq!(
             c.candidates,
-            ["version\tPrint the version of kubectl-mesh and of every subcommand"]
+            [
+                "version\tPrint the version of kubectl-mesh, of every subcommand, and of their Istio release data"
+            ]
         );
         assert_eq!(c.directive, DIRECTIVE_NO_FILE_COMP);
         assert_eq!(

@@ -15,10 +15,12 @@ pub enum Invocation {
     Usage,
     /// `--version` / `-V`: print the dispatcher's version only.
     OwnVersion,
-    /// `version`: the dispatcher's and every subcommand's version.
-    Versions,
-    /// `version ARGS…` (`--context A --context B`, `--all-contexts`, …): what Istio runs in
-    /// each context, answered by `kubectl-mesh-precheck --mesh-versions ARGS…`.
+    /// `version [--release-data FILE]`: the dispatcher's and every subcommand's version, and
+    /// what their release data knows.
+    Versions(Vec<OsString>),
+    /// `version` naming clusters (`--context A --context B`, `--all-contexts`,
+    /// `--contexts-from FILE`, with any other flag of precheck): what Istio runs in each
+    /// context, answered by `kubectl-mesh-precheck --mesh-versions ARGS…`.
     MeshVersions(Vec<OsString>),
     /// `completion [SHELL]`.
     Completion(Vec<OsString>),
@@ -46,8 +48,8 @@ pub fn parse(args: Vec<OsString>) -> Invocation {
     match word {
         "-h" | "--help" => Invocation::Usage,
         "-V" | "--version" => Invocation::OwnVersion,
-        "version" if rest.is_empty() => Invocation::Versions,
-        "version" => Invocation::MeshVersions(rest),
+        "version" if version::names_clusters(&rest) => Invocation::MeshVersions(rest),
+        "version" => Invocation::Versions(rest),
         "completion" => Invocation::Completion(rest),
         "help" => Invocation::Help(rest.into_iter().next()),
         catalog::COMPLETE_BUILTIN => Invocation::Complete(
@@ -74,7 +76,7 @@ pub fn run(args: Vec<OsString>, finder: &Finder) -> ExitCode {
             exit::stdout(&format!("kubectl-mesh {}\n", crate::VERSION));
             ExitCode::SUCCESS
         }
-        Invocation::Versions => version::run(finder),
+        Invocation::Versions(rest) => version::run(finder, &rest),
         Invocation::MeshVersions(rest) => match resolve("precheck", finder) {
             Ok(found) => {
                 let args: Vec<OsString> = std::iter::once(OsString::from(MESH_VERSIONS))
@@ -220,7 +222,11 @@ mod tests {
         assert_eq!(parse(args(&["--help"])), Invocation::Usage);
         assert_eq!(parse(args(&["-h"])), Invocation::Usage);
         assert_eq!(parse(args(&["--version"])), Invocation::OwnVersion);
-        assert_eq!(parse(args(&["version"])), Invocation::Versions);
+        assert_eq!(parse(args(&["version"])), Invocation::Versions(Vec::new()));
+        assert_eq!(
+            parse(args(&["version", "--release-data", "r.yaml"])),
+            Invocation::Versions(args(&["--release-data", "r.yaml"]))
+        );
         assert_eq!(
             parse(args(&["version", "--context", "a", "--context", "b"])),
             Invocation::MeshVersions(args(&["--context", "a", "--context", "b"]))

@@ -446,6 +446,62 @@ fn version_reports_every_binary_and_flags_mismatches() {
     );
 }
 
+/// Shaped like the real `--version` of a binary that judges versions: a second line says what
+/// its release data knows, from `KUBECTL_MESH_RELEASE_DATA` when set.
+const FAKE_PRECHECK: &str = r#"case "$*" in
+  --version) echo "kubectl-mesh-precheck VERSION"
+    case "$KUBECTL_MESH_RELEASE_DATA" in
+      "") echo "release data: Istio 1.20 to 1.31 (built-in data, checked 2026-12-04)" ;;
+      *bad*) echo "release data: error: release data \`$KUBECTL_MESH_RELEASE_DATA\`, line 7: release 1.25: end_of_life 2024-09-30 is not after released 2025-03-03" ;;
+      *) echo "release data: Istio 1.20 to 1.32 (from \`$KUBECTL_MESH_RELEASE_DATA\`, checked 2026-12-20)" ;;
+    esac ;;
+esac"#;
+
+#[test]
+fn version_says_what_the_release_data_knows() {
+    let sb = Sandbox::new("version-releases");
+    fake_tag(&sb, "bin", VERSION);
+    sb.script(
+        "bin",
+        "kubectl-mesh-precheck",
+        &FAKE_PRECHECK.replace("VERSION", VERSION),
+    );
+    let out = sb.run(&["version"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "kubectl-mesh           {VERSION}\n\
+             kubectl-mesh-precheck  {VERSION}\n\
+             kubectl-mesh-tag       {VERSION}\n\
+             \n\
+             release data: Istio 1.20 to 1.31 (built-in data, checked 2026-12-04)\n"
+        )
+    );
+    let out = sb.run(&["version", "--release-data", "/data/new.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text(&out.stdout).ends_with(
+            "\nrelease data: Istio 1.20 to 1.32 (from `/data/new.yaml`, checked 2026-12-20)\n"
+        ),
+        "{out:?}"
+    );
+    let out = sb.run(&["version", "--release-data=/data/bad.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).starts_with(
+            "error: release data `/data/bad.yaml`, line 7: release 1.25: end_of_life 2024-09-30 is not after released 2025-03-03\nhint: "
+        ),
+        "{out:?}"
+    );
+    let out = sb.run(&["version", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).starts_with("error: `kubectl mesh version` takes no argument `-o`"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn completion_helper_completes_names_and_subcommand_flags() {
     let sb = Sandbox::new("complete");

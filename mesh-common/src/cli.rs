@@ -62,6 +62,21 @@ pub struct SnapshotFlags {
     pub kube_version: Option<String>,
 }
 
+/// Which Istio release knowledge judges versions (support windows, minimums, hazards).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReleaseFlags {
+    /// Istio release data to use instead of the built-in file, e.g. a newer one that knows a
+    /// newer Istio (format: docs/release-data.md)
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "KUBECTL_MESH_RELEASE_DATA",
+        hide_env_values = true
+    )]
+    pub release_data: Option<PathBuf>,
+}
+
 /// Output format of data on stdout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -221,13 +236,20 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let repeat = |a: clap::Arg| a.action(clap::ArgAction::Append);
-    let matches = P::command()
-        .mut_arg("context", repeat)
-        .mut_arg("snapshot", repeat)
-        .try_get_matches_from(args)?;
+    let matches = fleet_command(P::command()).try_get_matches_from(args)?;
     let mut parsed = P::from_arg_matches(&matches)?;
-    let f = fleet(&mut parsed);
+    fleet_values(&matches, fleet(&mut parsed));
+    Ok(parsed)
+}
+
+/// A command whose `--context` and `--snapshot` may repeat (clap keeps every occurrence).
+pub fn fleet_command(cmd: clap::Command) -> clap::Command {
+    let repeat = |a: clap::Arg| a.action(clap::ArgAction::Append);
+    cmd.mut_arg("context", repeat).mut_arg("snapshot", repeat)
+}
+
+/// Every `--context` and `--snapshot` of a [`fleet_command`]'s matches, in order.
+pub fn fleet_values(matches: &clap::ArgMatches, f: &mut FleetFlags) {
     f.contexts = matches
         .get_many::<String>("context")
         .into_iter()
@@ -240,7 +262,6 @@ where
         .flatten()
         .cloned()
         .collect();
-    Ok(parsed)
 }
 
 /// Context names from a `--contexts-from` file: one per line, blank lines and `#` comments

@@ -122,6 +122,7 @@ classified!(
     mesh_core::plan::uninstall::UninstallError,
     mesh_core::plan::upgrade::UpgradeError,
     mesh_core::plan::dataplane::DataplaneError,
+    mesh_core::releases::ReleaseDataError,
 );
 
 /// Output written to stdout or stderr.

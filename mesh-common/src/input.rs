@@ -81,6 +81,24 @@ impl Classify for InputError {
                 what: "snapshot", ..
             } => "pass a file written by `kubectl get ... -A -o yaml` or `--dump-snapshot`",
             Self::StdinTwice => "read one manifest from stdin and pass the others as files",
+            Self::Unreadable {
+                what: "release data",
+                ..
+            }
+            | Self::Directory {
+                what: "release data",
+                ..
+            }
+            | Self::NotText {
+                what: "release data",
+                ..
+            }
+            | Self::TooLarge {
+                what: "release data",
+                ..
+            } => {
+                "pass a release data file (format: docs/release-data.md), or drop --release-data and KUBECTL_MESH_RELEASE_DATA to use the built-in data"
+            }
             _ => {
                 "pass the output of `istioctl manifest generate` or `helm template` (a file, a directory of files, or `-` for stdin)"
             }

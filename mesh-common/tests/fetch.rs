@@ -25,6 +25,27 @@ fn connect(rt: &tokio::runtime::Runtime, kubeconfig: &Path) -> Connection {
     .unwrap()
 }
 
+/// The admin's connection through a counting fault proxy: (its home dir, the proxy, a
+/// runtime, the connection).
+fn through_proxy(
+    c: &Cluster,
+) -> (
+    tempfile::TempDir,
+    FaultProxy,
+    tokio::runtime::Runtime,
+    Connection,
+) {
+    let home = tempfile::tempdir().unwrap();
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let kubeconfig = proxy
+        .write_kubeconfig(home.path(), c.admin_token())
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conn = connect(&rt, &kubeconfig);
+    (home, proxy, rt, conn)
+}
+
 fn sorted(mut pods: Vec<PodInfo>) -> Vec<PodInfo> {
     pods.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
     pods
@@ -51,14 +72,7 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
         },
     )
     .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let proxy =
-        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
-    let kubeconfig = proxy
-        .write_kubeconfig(home.path(), c.admin_token())
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let conn = connect(&rt, &kubeconfig);
+    let (home, proxy, rt, conn) = through_proxy(c);
 
     proxy.clear_requests();
     let (proto, encoding) = rt.block_on(cluster::list_pods(&conn.client)).unwrap();
@@ -196,5 +210,56 @@ fn pods_read_as_protobuf_are_the_pods_read_as_json() {
             );
         }
         other => panic!("expected a 403, got {other:?}"),
+    }
+}
+
+/// The kinds ambient mode adds, read from the real apiserver: one paged LIST each of Nodes and
+/// Gateways (a server without the Gateway API CRDs answers 404 for Gateways: none installed,
+/// not a gap) and one metadata LIST of the Services labelled `istio.io/use-waypoint`; nodes
+/// keep their name, labels, taints and readiness only. A user who may list none of them gets
+/// gaps (their checks say `skipped`), never "none".
+#[test]
+fn nodes_gateways_and_waypoint_users_are_read_once_each() {
+    use mesh_common::{cluster::FetchOptions, snapshot::Source};
+    let c = Cluster::shared();
+    let (home, proxy, rt, conn) = through_proxy(c);
+    let opts = FetchOptions {
+        istio_namespace: "istio-system".into(),
+        ..FetchOptions::default()
+    };
+    let snap = rt.block_on(cluster::fetch(&conn, &opts)).unwrap();
+    for s in [Source::Nodes, Source::Gateways, Source::WaypointServices] {
+        assert!(snap.gap(s).is_none(), "{s:?}: {:?}", snap.gap(s));
+    }
+    assert!(snap.gateways.is_empty(), "no Gateway API CRDs: none");
+    assert_eq!(snap.nodes.len(), mesh_testbed::NODES);
+    for n in &snap.nodes {
+        assert!(n.is_ready() && n.is_linux(), "{n:?}");
+        assert!(
+            n.metadata.annotations.is_none(),
+            "only name, labels, taints, readiness"
+        );
+    }
+    let lists = |p: &str| proxy.count(|r| r.method == "GET" && r.path == p);
+    assert_eq!(lists("/api/v1/nodes"), 1);
+    assert_eq!(lists("/apis/gateway.networking.k8s.io/v1/gateways"), 1);
+    let labelled = proxy.count(|r| {
+        r.path == "/api/v1/services"
+            && r.query
+                .as_deref()
+                .is_some_and(|q| q.contains("labelSelector=istio.io%2Fuse-waypoint"))
+    });
+    assert_eq!(labelled, 1, "{:?}", proxy.requests());
+
+    let restricted = proxy
+        .write_kubeconfig(home.path(), c.restricted_token())
+        .unwrap();
+    let conn = connect(&rt, &restricted);
+    let snap = rt.block_on(cluster::fetch(&conn, &opts)).unwrap();
+    for s in [Source::Nodes, Source::Gateways, Source::WaypointServices] {
+        let gap = snap
+            .gap(s)
+            .unwrap_or_else(|| panic!("{s:?} read by a restricted user"));
+        assert!(gap.reason.starts_with("forbidden"), "{s:?}: {}", gap.reason);
     }
 }

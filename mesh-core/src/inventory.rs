@@ -9,11 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::{
     admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration},
-    apps::v1::{DaemonSet, Deployment},
+    apps::v1::Deployment,
 };
 use serde::Serialize;
 
 use crate::{
+    ambient::{AmbientView, is_waypoint_pod},
     selector,
     snapshot::{ClusterSnapshot, PodInfo, Source, annotation, label, labels, name, namespace},
     version::{IstioVersion, image_version},
@@ -209,19 +210,6 @@ pub struct Gateway {
     pub image: Option<String>,
 }
 
-/// An ambient-mode DaemonSet (ztunnel, istio-cni-node).
-#[derive(Debug, Clone, Serialize)]
-pub struct AmbientComponent {
-    /// Namespace.
-    pub namespace: String,
-    /// DaemonSet name.
-    pub name: String,
-    /// Revision label.
-    pub revision: Option<String>,
-    /// Version from the image tag.
-    pub version: Option<IstioVersion>,
-}
-
 /// The Istio view of a cluster.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Inventory {
@@ -237,8 +225,8 @@ pub struct Inventory {
     pub proxies: Vec<Proxy>,
     /// Gateways.
     pub gateways: Vec<Gateway>,
-    /// ztunnel / CNI.
-    pub ambient: Vec<AmbientComponent>,
+    /// Ambient mode: istio-cni and ztunnel, ambient namespaces, waypoints.
+    pub ambient: AmbientView,
 }
 
 impl Inventory {
@@ -256,7 +244,7 @@ impl Inventory {
             namespaces: Vec::new(),
             proxies: snap.pods.iter().filter_map(proxy).collect(),
             gateways: gateways(&snap.deployments),
-            ambient: ambient(&snap.daemonsets),
+            ambient: AmbientView::default(),
         };
         inv.tags = tags(&inv.injectors, &injectors);
         let by_webhooks = snap.gap(Source::MutatingWebhooks).is_none();
@@ -279,6 +267,12 @@ impl Inventory {
             })
             .collect();
         inv.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        inv.ambient = AmbientView::from_snapshot(
+            snap,
+            &inv.namespaces,
+            &|name| inv.resolve(name),
+            inv.default_revision(),
+        );
         inv
     }
 
@@ -526,24 +520,15 @@ fn gateways(deployments: &[Deployment]) -> Vec<Gateway> {
         .collect()
 }
 
-fn ambient(daemonsets: &[DaemonSet]) -> Vec<AmbientComponent> {
-    daemonsets
-        .iter()
-        .map(|d| {
-            let image = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.spec.as_ref())
-                .and_then(|s| s.containers.first())
-                .and_then(|c| c.image.clone());
-            AmbientComponent {
-                namespace: namespace(&d.metadata).to_owned(),
-                name: name(&d.metadata).to_owned(),
-                revision: label(&d.metadata, REV_LABEL).map(str::to_owned),
-                version: image.as_deref().and_then(image_version),
-            }
+/// Whether a pod is ztunnel's (label `app=ztunnel`, as istio-cni tells them, or the ztunnel
+/// image in its `istio-proxy` container).
+pub fn is_ztunnel_pod(pod: &PodInfo) -> bool {
+    pod.label("app") == Some("ztunnel")
+        || pod.proxy_image().is_some_and(|i| {
+            i.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("ztunnel:"))
         })
-        .collect()
 }
 
 /// The revision recorded in a pod's `sidecar.istio.io/status` annotation.
@@ -566,8 +551,10 @@ pub fn workload_of(pod: &PodInfo) -> Option<String> {
     Some(format!("{}/{}", owner.kind, owner.name))
 }
 
+/// A pod's proxy, if it runs one: sidecars and gateways. Waypoints (listed with ambient mode)
+/// and ztunnel (whose container is also named `istio-proxy`) are not sidecars.
 fn proxy(pod: &PodInfo) -> Option<Proxy> {
-    if pod.is_finished() {
+    if pod.is_finished() || is_waypoint_pod(pod) || is_ztunnel_pod(pod) {
         return None;
     }
     let image = pod.proxy_image()?;
@@ -575,7 +562,11 @@ fn proxy(pod: &PodInfo) -> Option<Proxy> {
         namespace: pod.namespace().to_owned(),
         pod: pod.name().to_owned(),
         workload: workload_of(pod),
-        revision: injected_revision(pod).or_else(|| pod.label(REV_LABEL).map(str::to_owned)),
+        // The injection status, else the revision label of gateways, else the revision
+        // annotation of what istiod's gateway controller renders (Gateway API gateways).
+        revision: injected_revision(pod)
+            .or_else(|| pod.label(REV_LABEL).map(str::to_owned))
+            .or_else(|| pod.annotation(REV_LABEL).map(str::to_owned)),
         version: image_version(image),
         ready: pod.is_ready(),
     })

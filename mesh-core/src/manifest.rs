@@ -207,6 +207,19 @@ impl Manifest {
             .collect()
     }
 
+    /// Every container image the manifest's workloads pull, sorted, once each.
+    pub fn images(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .objects
+            .iter()
+            .flat_map(|o| images(&o.value))
+            .map(str::to_owned)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Parses a manifest and finds its target.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
         Self::parse_files(&[(String::new(), text.to_owned())])

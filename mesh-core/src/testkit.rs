@@ -3,6 +3,8 @@
 //! Objects have the shapes the real istioctl makes (ISTIO.md §3), reduced to the fields the
 //! core reads: `Snap::new().control_plane("default", "1.29.6").namespace("a", &[..]).build()`.
 
+mod ambient;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
@@ -27,6 +29,8 @@ use crate::{
     },
     version::KubeVersion,
 };
+
+pub use ambient::{captured_pod, node, node_agent, waypoint_gateway, waypoint_pod};
 
 /// Builds a `BTreeMap` of labels.
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -1,4 +1,5 @@
-//! Istio and Kubernetes versions, revision names, and the support tables.
+//! Istio and Kubernetes versions, revision names, and Istio's skew rules. What each release
+//! supports (Kubernetes windows, end of life, ...) is data: [`crate::releases`].
 //!
 //! Versions always compare as semver (`1.28.10 > 1.28.9`); istioctl compares image tags as
 //! strings and reports such upgrades as downgrades. Image tags carry variants (`-distroless`,
@@ -138,6 +139,15 @@ impl IstioVersion {
     pub fn minors_since(&self, other: &IstioVersion) -> i64 {
         let at = |v: &IstioVersion| v.major() as i64 * 100 + v.minor() as i64;
         at(self) - at(other)
+    }
+
+    /// The version without its image variant, as messages show it (`1.30.3-distroless` names
+    /// an image; its version is `1.30.3`).
+    pub fn without_variant(&self) -> IstioVersion {
+        IstioVersion {
+            variant: None,
+            ..self.clone()
+        }
     }
 
     /// The revision name Istio's docs recommend for this version (`1-30-3`).
@@ -281,111 +291,6 @@ impl TryFrom<String> for KubeVersion {
     type Error = VersionError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Self::parse(&s)
-    }
-}
-
-/// One Istio minor in the support matrix (ISTIO.md §6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IstioRelease {
-    /// The minor (`30` for 1.30).
-    pub minor: u64,
-    /// Oldest Kubernetes minor the docs support.
-    pub kube_min: u64,
-    /// Newest Kubernetes minor the docs support.
-    pub kube_max: u64,
-    /// First Kubernetes minor istioctl enforces, from the first patch with it on.
-    /// Pairs of (from patch, minimum minor); the last entry not above the patch applies.
-    pub istioctl_min: &'static [(u64, u64)],
-}
-
-/// Istio 1.20–1.30: supported Kubernetes minors and istioctl's per-patch minimum.
-pub const RELEASES: &[IstioRelease] = &[
-    rel(20, 25, 29, &[(0, 25)]),
-    rel(21, 26, 29, &[(0, 26)]),
-    rel(22, 27, 30, &[(0, 26)]),
-    rel(23, 27, 30, &[(0, 26)]),
-    rel(24, 28, 31, &[(0, 28)]),
-    rel(25, 29, 32, &[(0, 28), (1, 29)]),
-    rel(26, 29, 33, &[(0, 29)]),
-    rel(27, 29, 33, &[(0, 29)]),
-    rel(28, 30, 34, &[(0, 29), (2, 30)]),
-    rel(29, 31, 35, &[(0, 30)]),
-    rel(30, 32, 36, &[(0, 32)]),
-];
-
-const fn rel(minor: u64, kube_min: u64, kube_max: u64, m: &'static [(u64, u64)]) -> IstioRelease {
-    IstioRelease {
-        minor,
-        kube_min,
-        kube_max,
-        istioctl_min: m,
-    }
-}
-
-/// The support data of an Istio 1.x minor, if this build knows it.
-pub fn release(version: &IstioVersion) -> Option<&'static IstioRelease> {
-    if version.major() != 1 {
-        return None;
-    }
-    RELEASES.iter().find(|r| r.minor == version.minor())
-}
-
-/// The newest minor this build knows (used to explain unknown versions).
-pub fn newest_known_minor() -> u64 {
-    RELEASES.iter().map(|r| r.minor).max().unwrap_or(0)
-}
-
-/// How a Kubernetes version fits an Istio version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KubeSupport {
-    /// Inside the published window.
-    Supported,
-    /// Below istioctl's enforced minimum: Istio refuses or breaks.
-    BelowMinimum {
-        /// Minimum minor.
-        minimum: u64,
-    },
-    /// At or above istioctl's minimum but below the docs' window.
-    BelowSupported {
-        /// First supported minor.
-        minimum: u64,
-    },
-    /// Newer than the docs' window: untested.
-    AboveSupported {
-        /// Last supported minor.
-        maximum: u64,
-    },
-    /// This build has no data for that Istio minor.
-    Unknown,
-}
-
-/// Checks a Kubernetes version against an Istio version's support data.
-pub fn kube_support(istio: &IstioVersion, kube: &KubeVersion) -> KubeSupport {
-    let Some(r) = release(istio) else {
-        return KubeSupport::Unknown;
-    };
-    let patch = istio.semver.patch;
-    let enforced = r
-        .istioctl_min
-        .iter()
-        .rev()
-        .find(|(from, _)| *from <= patch)
-        .map_or(r.kube_min, |(_, min)| *min);
-    if kube.major != 1 {
-        return KubeSupport::Unknown;
-    }
-    if kube.minor < enforced {
-        KubeSupport::BelowMinimum { minimum: enforced }
-    } else if kube.minor < r.kube_min {
-        KubeSupport::BelowSupported {
-            minimum: r.kube_min,
-        }
-    } else if kube.minor > r.kube_max {
-        KubeSupport::AboveSupported {
-            maximum: r.kube_max,
-        }
-    } else {
-        KubeSupport::Supported
     }
 }
 
@@ -543,33 +448,6 @@ mod tests {
         assert_eq!(KubeVersion::parse("v1.29.1+k3s1").unwrap().minor, 29);
         assert!(KubeVersion::parse("v0.0.0-master+$Format").is_ok());
         assert!(KubeVersion::parse("garbage").is_err());
-    }
-
-    #[test]
-    fn kube_support_uses_per_patch_minimum() {
-        let k = |m| KubeVersion::parse(&format!("v1.{m}.0")).unwrap();
-        assert_eq!(
-            kube_support(&v("1.25.0"), &k(28)),
-            KubeSupport::BelowSupported { minimum: 29 }
-        );
-        assert_eq!(
-            kube_support(&v("1.25.1"), &k(28)),
-            KubeSupport::BelowMinimum { minimum: 29 }
-        );
-        assert_eq!(
-            kube_support(&v("1.28.1"), &k(29)),
-            KubeSupport::BelowSupported { minimum: 30 }
-        );
-        assert_eq!(
-            kube_support(&v("1.28.2"), &k(29)),
-            KubeSupport::BelowMinimum { minimum: 30 }
-        );
-        assert_eq!(kube_support(&v("1.30.3"), &k(34)), KubeSupport::Supported);
-        assert_eq!(
-            kube_support(&v("1.30.3"), &k(37)),
-            KubeSupport::AboveSupported { maximum: 36 }
-        );
-        assert_eq!(kube_support(&v("1.31.0"), &k(34)), KubeSupport::Unknown);
     }
 
     #[test]

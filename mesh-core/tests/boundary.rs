@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// The only crates the core may depend on: plain data, parsing and versions.
-const ALLOWED: [&str; 6] = [
+/// The only crates the core may depend on: plain data, parsing, versions and calendar dates.
+const ALLOWED: [&str; 7] = [
+    "jiff",
     "k8s-openapi",
     "semver",
     "serde",

@@ -6,8 +6,10 @@
 #   $CACHE/krew-<v>/bin/{krew,validate-krew-manifest}   $CACHE/istioctl-<module>/bin/istioctl
 #   $CACHE/istio-charts-<module>/manifests   (an older chart generation istioctl renders with
 #                                             `--manifests`: every ISTIO_*_CHARTS not `istioctl`)
+#   $CACHE/gateway-api-<v>/crds/*.yaml (the Gateway API's standard CRDs, for waypoints)
 # CACHE = $KUBECTL_MESH_TESTBED_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/kubectl-mesh-testbed.
-# Usage: build.sh [component...]   (default: all; components: k8s etcd kwok krew istioctl charts)
+# Usage: build.sh [component...]
+#   (default: all; components: k8s etcd kwok krew istioctl charts gatewayapi)
 # Prints the cache root on the last line of stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +21,18 @@ export CGO_ENABLED=0 GOFLAGS="-modcacherw -buildvcs=false"
 
 log() { printf '[testbed-build] %s\n' "$*" >&2; }
 
+# retry CMD...: runs a download step up to three times (the module proxy sometimes drops a
+# connection); its output goes to the component's log, so a failure says why.
+retry() {
+  local n
+  for n in 1 2 3; do
+    "$@" && return 0
+    echo "[testbed-build] attempt $n of 3 failed: $*" >&2
+    sleep $((n * 5))
+  done
+  return 1
+}
+
 # done_marker DIR KEY: true when DIR was built for KEY (the marker holds the key).
 is_built() { [ -f "$1/.built" ] && [ "$(cat "$1/.built")" = "$2" ]; }
 
@@ -29,15 +43,15 @@ build_k8s() {
   minor=$(cut -d. -f2 <<<"$v"); patch=$(cut -d. -f3 <<<"$v")
   mkdir -p "$dir/src" "$dir/bin"; cd "$dir/src"
   [ -f go.mod ] || go mod init testbed.local/k8sbuild >/dev/null 2>&1
-  gomod=$(go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  gomod=$(retry go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   # The tagged module replaces every staging module with ./staging/...; map each to its tag.
   for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$gomod"); do
     go mod edit -replace="$m=$m@v0.$minor.$patch"
   done
   gd=$(sed -n 's/^godebug default=\(.*\)$/\1/p' "$gomod")
   if [ -n "$gd" ]; then go mod edit -godebug="default=$gd"; fi
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" \
-    "k8s.io/kubernetes/cmd/kube-scheduler@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v" >/dev/null 2>&1
+  retry go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v"
   ldf="-s -w"
   for kv in "gitVersion=v$v" gitMajor=1 "gitMinor=$minor" gitTreeState=clean \
             "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
@@ -56,7 +70,7 @@ build_etcd() {
   mkdir -p "$dir/src" "$dir/bin"; cd "$dir/src"
   [ -f go.mod ] || go mod init testbed.local/etcdbuild >/dev/null 2>&1
   # server/go.mod has replace directives, so `go install pkg@v` refuses it: build it as a dependency.
-  go get "go.etcd.io/etcd/server/v3@v$v" >/dev/null 2>&1
+  retry go get "go.etcd.io/etcd/server/v3@v$v"
   go build -trimpath -ldflags "-s -w" -o "$dir/bin/etcd" go.etcd.io/etcd/server/v3
   "$dir/bin/etcd" --version | grep -q "$v"
   echo "$v" >"$dir/.built"
@@ -84,7 +98,7 @@ build_krew() {
   # `go install pkg@v` reads the module's version list, which the proxy here refuses for krew:
   # build it as a dependency of a throwaway module instead.
   [ -f go.mod ] || go mod init testbed.local/krewbuild >/dev/null 2>&1
-  go get "sigs.k8s.io/krew/cmd/krew@v$v" "sigs.k8s.io/krew/cmd/validate-krew-manifest@v$v" >/dev/null 2>&1
+  retry go get "sigs.k8s.io/krew/cmd/krew@v$v" "sigs.k8s.io/krew/cmd/validate-krew-manifest@v$v"
   go build -trimpath -ldflags "-s -w -X sigs.k8s.io/krew/internal/version.gitTag=v$v" -o "$dir/bin/" \
     sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest
   "$dir/bin/krew" version | grep -q "v$v"
@@ -114,7 +128,7 @@ build_charts_of() {
   local v=$1 dir=$CACHE/istio-charts-$1 src
   is_built "$dir" "$v" && return 0
   cd "$CACHE"   # outside any go.mod: the download is of the module alone
-  src=$(go mod download -json "istio.io/istio@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  src=$(retry go mod download -json "istio.io/istio@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   [ -f "$src/manifests/charts/istio-control/istio-discovery/Chart.yaml" ]
   rm -rf "$dir"; mkdir -p "$dir"
   cp -R "$src/manifests" "$dir/manifests"
@@ -128,6 +142,21 @@ build_charts() {
   for c in "$ISTIO_OLD_CHARTS" "$ISTIO_NEW_CHARTS"; do
     [ "$c" = istioctl ] || build_charts_of "$c"
   done
+}
+
+build_gatewayapi() {
+  local v=$GATEWAY_API_VERSION dir=$CACHE/gateway-api-$GATEWAY_API_VERSION src
+  is_built "$dir" "$v" && return 0
+  # Nothing to compile: the module (already in the module cache when istioctl was built, it is
+  # one of istio's dependencies) ships the CRDs Istio's waypoints are Gateways of.
+  cd "$CACHE"   # outside any go.mod: the download is of the module alone
+  src=$(retry go mod download -json "sigs.k8s.io/gateway-api@v$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$src/config/crd/standard" ]
+  rm -rf "$dir/crds"; mkdir -p "$dir/crds"
+  cp "$src"/config/crd/standard/*.yaml "$dir/crds/"
+  chmod u+w "$dir"/crds/*.yaml
+  grep -q "name: gateways.gateway.networking.k8s.io" "$dir/crds/gateway.networking.k8s.io_gateways.yaml"
+  echo "$v" >"$dir/.built"
 }
 
 run() { # run NAME: build one component, log to a file, report the time taken
@@ -148,7 +177,7 @@ run() { # run NAME: build one component, log to a file, report the time taken
 
 main() {
   local comps=("$@") pids=() failed=0 t0
-  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew charts k8s istioctl)
+  [ ${#comps[@]} -gt 0 ] || comps=(etcd kwok krew charts gatewayapi k8s istioctl)
   t0=$(date +%s)
   log "cache: $CACHE; building: ${comps[*]}"
   # The two large builds run side by side: their download and link phases overlap on 2 cores.

@@ -6,7 +6,7 @@ use mesh_common::{
     checks::{Context, Finding, run_all},
     fleet::{
         MeshFacts, Row,
-        plan::{Blocked, Want, Way, plan},
+        plan::{Basis, Blocked, Want, Way, plan},
     },
     inventory::Inventory,
     snapshot::ClusterSnapshot,
@@ -27,6 +27,8 @@ pub struct Ask {
     pub report: bool,
     /// Only the row (`kubectl mesh version`).
     pub row_only: bool,
+    /// Release data and today's date.
+    pub releases: std::sync::Arc<mesh_common::knowledge::Loaded>,
 }
 
 /// A cluster's plan for the target, as reported.
@@ -86,7 +88,13 @@ pub fn judge(ask: &Ask, snap: ClusterSnapshot) -> Judged {
     let blocking = move |f: &Finding| blocks(fail_on, f);
     let (findings, target) = match &ask.want {
         Some(want) => {
-            let p = plan(&snap, &inv, &out.facts, want, &blocking);
+            let on = Basis {
+                snap: &snap,
+                inv: &inv,
+                knowledge: ask.releases.knowledge(),
+                blocks: &blocking,
+            };
+            let p = plan(on, &out.facts, want);
             out.plan = Some(PlanView {
                 way: p.way,
                 revision: p.target.revision.clone(),
@@ -101,6 +109,7 @@ pub fn judge(ask: &Ask, snap: ClusterSnapshot) -> Judged {
                 inv: &inv,
                 target: None,
                 canary_requested: false,
+                knowledge: ask.releases.knowledge(),
             };
             (run_all(&ctx), None)
         }

@@ -21,7 +21,7 @@ use mesh_common::{
     cli::{OutputFormat, context_list},
     cluster::{
         self, FetchOptions,
-        fleet::{ClusterRead, Failure, read_contexts},
+        fleet::{ClusterRead, Failure, FleetRead, read_contexts},
     },
     exit::{ExitStatus, MeshError},
     fleet::{Member, check, plan::Want},
@@ -51,7 +51,10 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
             version,
             revision: want.revision.clone(),
             canary: args.canary,
+            agents: want.agents.clone(),
+            images: want.images.clone(),
         }),
+        releases: std::sync::Arc::new(args.release.load()?),
         fail_on: args.fail_on,
         report: printer.format != OutputFormat::Table,
         row_only: args.mesh_versions,
@@ -204,14 +207,13 @@ async fn read(
         read_remote_secrets: !args.mesh_versions,
     };
     printer.progress(&format!("reading {} cluster(s)...", names.len()))?;
-    let parallel = usize::from(args.fleet.parallel);
+    let how = FleetRead {
+        fetch: opts,
+        parallel: usize::from(args.fleet.parallel),
+        whole: false,
+    };
     let base = args.kube.connect_options();
-    Ok(
-        read_contexts(&base, &names, &opts, parallel, move |_, snap| {
-            judge::judge(&ask, snap)
-        })
-        .await,
-    )
+    Ok(read_contexts(&base, &names, &how, move |_, snap| judge::judge(&ask, snap)).await)
 }
 
 /// Snapshot files, one at a time, each named by the context it records or its file name.
@@ -294,11 +296,15 @@ async fn dump(args: &Args, dir: &Path, printer: &mut Printer) -> Result<ExitStat
         read_remote_secrets: true,
     };
     let target = dir.to_owned();
+    let how = FleetRead {
+        fetch: opts,
+        parallel: usize::from(args.fleet.parallel),
+        whole: true,
+    };
     let writes = read_contexts(
         &args.kube.connect_options(),
         &names,
-        &opts,
-        usize::from(args.fleet.parallel),
+        &how,
         move |name, snap| write_dump(&target, name, &snap),
     )
     .await;

@@ -31,11 +31,12 @@ use super::{
 };
 use crate::{
     ObjRef,
+    ambient::{USE_WAYPOINT_LABEL, agent_kind},
     checks::AccessRequest,
     snapshot::{
-        AccessCheck, ClusterSnapshot, CrdInfo, LAST_APPLIED, MetaOnly, PodInfo, PodInterner,
-        PodObject, REMOTE_SECRET_LABEL, SecretMeta, Source, TypedMeta, is_istio_config_map, label,
-        name,
+        AccessCheck, ClusterSnapshot, CrdInfo, GapCause, GatewayInfo, LAST_APPLIED, MetaOnly,
+        NodeInfo, PodInfo, PodInterner, PodObject, REMOTE_SECRET_LABEL, SecretMeta, Source,
+        TypedMeta, WHOLE_KINDS, WholeKind, WholeScope, in_whole_scope, is_istio_config_map,
     },
     version::KubeVersion,
 };
@@ -261,17 +262,22 @@ fn settle<T>(
 ) -> Result<Vec<T>, Error> {
     match result {
         Ok(items) => Ok(items),
-        Err(kube::Error::Api(s)) if s.code == 404 && source == Source::EnvoyFilters => {
+        // A server without the CRD serves no such objects: none, not unknown.
+        Err(kube::Error::Api(s))
+            if s.code == 404 && matches!(source, Source::EnvoyFilters | Source::Gateways) =>
+        {
             Ok(Vec::new())
         }
         Err(e) => {
             let e = fatal(conn, e)?;
-            let reason = match &e {
-                kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
-                kube::Error::Api(s) => s.message.clone(),
-                other => other.to_string(),
+            let (cause, reason) = match &e {
+                kube::Error::Api(s) if s.code == 403 => {
+                    (GapCause::Forbidden, format!("forbidden: {}", s.message))
+                }
+                kube::Error::Api(s) => (GapCause::Failed, s.message.clone()),
+                other => (GapCause::Failed, other.to_string()),
             };
-            snap.add_gap(source, reason);
+            snap.add_gap_because(source, cause, reason);
             Ok(Vec::new())
         }
     }
@@ -297,19 +303,68 @@ fn kube_version(
     Ok(())
 }
 
-fn is_istio_daemonset(d: &DaemonSet) -> bool {
-    let n = name(&d.metadata);
-    n == "ztunnel"
-        || n == "istio-cni-node"
-        || matches!(
-            label(&d.metadata, "app"),
-            Some("ztunnel" | "istio-cni-node")
-        )
-        || label(&d.metadata, "k8s-app") == Some("istio-cni-node")
+/// What [`ambient_lists`] read: Gateways, Nodes, the metadata of Services using a waypoint.
+type AmbientLists = (
+    Result<Vec<GatewayInfo>, kube::Error>,
+    Result<Vec<NodeInfo>, kube::Error>,
+    Result<Vec<ObjectMeta>, kube::Error>,
+);
+
+/// The lists ambient mode adds (one each, paged): Gateway API Gateways, Nodes, and the
+/// metadata of the Services labelled `istio.io/use-waypoint` (who uses a waypoint).
+async fn ambient_lists(conn: &Connection, opts: &FetchOptions) -> AmbientLists {
+    let c = &conn.client;
+    tokio::join!(
+        unless_skipped(
+            opts,
+            Source::Gateways,
+            list_all(Api::<GatewayInfo>::all(c.clone()), ListParams::default())
+        ),
+        unless_skipped(
+            opts,
+            Source::Nodes,
+            list_all(Api::<NodeInfo>::all(c.clone()), ListParams::default())
+        ),
+        unless_skipped(
+            opts,
+            Source::WaypointServices,
+            list_meta(
+                dynamic_api(conn, "v1", "Service", "services"),
+                USE_WAYPOINT_LABEL
+            )
+        ),
+    )
 }
 
-/// Reads the snapshot: one version call, up to twelve LISTs (none for a source in `opts.skip`)
-/// and the access reviews, all concurrent.
+/// Stores what [`ambient_lists`] read, or why it is missing.
+fn settle_ambient(
+    conn: &Connection,
+    snap: &mut ClusterSnapshot,
+    (gateways, nodes, services): AmbientLists,
+) -> Result<(), Error> {
+    snap.gateways = settle(conn, snap, Source::Gateways, gateways)?;
+    snap.nodes = settle(conn, snap, Source::Nodes, nodes)?
+        .into_iter()
+        .map(NodeInfo::kept)
+        .collect();
+    let istio_ns = snap.istio_namespace.clone();
+    let services = settle(conn, snap, Source::WaypointServices, services)?;
+    // Those in the Istio namespace are read whole with the other Services.
+    snap.others.extend(
+        services
+            .into_iter()
+            .filter(|m| m.namespace.as_deref() != Some(istio_ns.as_str()))
+            .map(|metadata| TypedMeta {
+                api_version: "v1".to_owned(),
+                kind: "Service".to_owned(),
+                metadata,
+            }),
+    );
+    Ok(())
+}
+
+/// Reads the snapshot: one version call, up to fifteen LISTs (none for a source in
+/// `opts.skip`) and the access reviews, all concurrent.
 pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnapshot, Error> {
     let ns = opts.istio_namespace.as_str();
     let mut snap = ClusterSnapshot {
@@ -336,6 +391,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         filters,
         secrets,
         access,
+        ambient,
     ) = tokio::join!(
         retry(|| c.apiserver_version()),
         unless_skipped(opts, Source::Namespaces, async {
@@ -405,10 +461,11 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
         ),
         remote_secrets(c, opts),
         review_access(conn, &opts.access),
+        ambient_lists(conn, opts),
     );
     kube_version(conn, &mut snap, version)?;
     for source in &opts.skip {
-        snap.add_gap(*source, NOT_READ);
+        snap.add_gap_because(*source, GapCause::NotRead, NOT_READ);
     }
     if !opts.read_remote_secrets {
         snap.add_gap(Source::RemoteSecrets, NOT_READ);
@@ -417,7 +474,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     snap.deployments = settle(conn, &mut snap, Source::Deployments, deployments)?;
     snap.daemonsets = settle(conn, &mut snap, Source::DaemonSets, daemonsets)?
         .into_iter()
-        .filter(is_istio_daemonset)
+        .filter(|d| agent_kind(d).is_some())
         .collect();
     snap.services = settle(conn, &mut snap, Source::Services, services)?;
     snap.endpoint_slices = settle(conn, &mut snap, Source::EndpointSlices, slices)?;
@@ -433,6 +490,7 @@ pub async fn fetch(conn: &Connection, opts: &FetchOptions) -> Result<ClusterSnap
     snap.envoy_filters = settle(conn, &mut snap, Source::EnvoyFilters, filters)?;
     snap.remote_secrets = settle(conn, &mut snap, Source::RemoteSecrets, secrets)?;
     snap.access = settle(conn, &mut snap, Source::Access, access)?;
+    settle_ambient(conn, &mut snap, ambient)?;
     Ok(snap)
 }
 
@@ -567,6 +625,85 @@ pub async fn list_labelled(
         }));
     }
     Ok(out)
+}
+
+/// Every object of `api` (in `namespace`, or cluster-wide), whole, page by page, with its type
+/// (list items may omit it).
+async fn list_whole(
+    conn: &Connection,
+    (api_version, kind, plural, _): WholeKind,
+    namespace: Option<&str>,
+) -> Result<Vec<serde_json::Value>, kube::Error> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(conn.client.clone(), ns, &ar),
+        None => Api::all_with(conn.client.clone(), &ar),
+    };
+    let mut params = ListParams::default().limit(PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = retry(|| api.list(&params)).await?;
+        for item in page.items {
+            let mut v = serde_json::to_value(item).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.insert("apiVersion".into(), api_version.into());
+                m.insert("kind".into(), kind.into());
+            }
+            out.push(v);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Adds to a snapshot what a plan from it needs besides: the objects of [`WHOLE_KINDS`] whole
+/// (what `--dump-snapshot` writes). A kind that cannot be read (forbidden, not served) is left
+/// out and not declared, so a plan from the file says "unknown" for it; an unreachable server
+/// stops the run.
+pub async fn fetch_whole(conn: &Connection, snap: &mut ClusterSnapshot) -> Result<(), Error> {
+    let istio = snap.istio_namespace.clone();
+    let lists = futures::future::join_all(WHOLE_KINDS.iter().map(|k| {
+        let ns = (k.3 == WholeScope::IstioNamespace).then_some(istio.as_str());
+        list_whole(conn, *k, ns)
+    }))
+    .await;
+    for (k, listed) in WHOLE_KINDS.iter().zip(lists) {
+        let items = match listed {
+            Ok(items) => items,
+            Err(e) => {
+                fatal(conn, e)?;
+                continue;
+            }
+        };
+        // Istio's ConfigMaps (`istio*`, `values[-<rev>]`) are among the typed ones already:
+        // complete only with them.
+        let config_maps = k.1 == "ConfigMap";
+        if config_maps && snap.gap(Source::ConfigMaps).is_some() {
+            continue;
+        }
+        for item in items {
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let ns = item
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str);
+            let typed = config_maps
+                && serde_json::from_value::<kube::core::ObjectMeta>(item["metadata"].clone())
+                    .is_ok_and(|m| is_istio_config_map(&m));
+            if !typed && in_whole_scope(k.3, ns, name, &istio) {
+                snap.keep_whole(item);
+            }
+        }
+        snap.whole_kinds.insert(k.1.to_owned());
+    }
+    snap.sort_whole();
+    Ok(())
 }
 
 /// Counts the custom resources of each CRD (one paginated metadata LIST per CRD, four at a

@@ -130,14 +130,24 @@ pub fn check_contexts(opts: &ConnectOptions, names: &[String]) -> Result<(), Err
     }
 }
 
-/// Reads `contexts` (each with `base`'s flags and its own context), at most `parallel` at once,
-/// and hands each snapshot to `judge` as soon as it is read. Results come back in `contexts`'
-/// order.
+/// How a fleet is read.
+#[derive(Debug, Clone)]
+pub struct FleetRead {
+    /// What each cluster's snapshot holds.
+    pub fetch: FetchOptions,
+    /// Clusters read at once (at least 1).
+    pub parallel: usize,
+    /// Also read what a plan from a dump needs ([`super::fetch_whole`]; `--dump-snapshot`).
+    pub whole: bool,
+}
+
+/// Reads `contexts` (each with `base`'s flags and its own context), at most `how.parallel` at
+/// once, and hands each snapshot to `judge` as soon as it is read. Results come back in
+/// `contexts`' order.
 pub async fn read_contexts<T, F>(
     base: &ConnectOptions,
     contexts: &[String],
-    opts: &FetchOptions,
-    parallel: usize,
+    how: &FleetRead,
     judge: F,
 ) -> Vec<ClusterRead<T>>
 where
@@ -150,9 +160,9 @@ where
             context: Some(name.clone()),
             ..base.clone()
         };
-        let (opts, judge, name) = (opts.clone(), Arc::clone(&judge), name.clone());
+        let (how, judge, name) = (how.clone(), Arc::clone(&judge), name.clone());
         tokio::spawn(async move {
-            let read = read_one(&options, &opts).await;
+            let read = read_one(&options, &how).await;
             let server = read.as_ref().ok().map(|(server, _)| server.clone());
             let result = read.map(|(_, s)| judge(&name, s));
             ClusterRead {
@@ -163,7 +173,7 @@ where
         })
     });
     let joined: Vec<_> = stream::iter(reads)
-        .buffered(parallel.max(1))
+        .buffered(how.parallel.max(1))
         .collect()
         .await;
     joined
@@ -186,12 +196,19 @@ where
 /// The API server's URL and the snapshot, or why the cluster could not be read.
 async fn read_one(
     options: &ConnectOptions,
-    opts: &FetchOptions,
+    how: &FleetRead,
 ) -> Result<(String, ClusterSnapshot), Failure> {
     let conn = connect(options).await.map_err(|e| Failure::of(&e))?;
-    let snap = fetch(&conn, opts).await.map_err(|e| Failure::of(&e))?;
-    match Failure::forbidden(&snap) {
-        Some(f) => Err(f),
-        None => Ok((conn.server, snap)),
+    let mut snap = fetch(&conn, &how.fetch)
+        .await
+        .map_err(|e| Failure::of(&e))?;
+    if let Some(f) = Failure::forbidden(&snap) {
+        return Err(f);
     }
+    if how.whole {
+        super::fetch_whole(&conn, &mut snap)
+            .await
+            .map_err(|e| Failure::of(&e))?;
+    }
+    Ok((conn.server, snap))
 }

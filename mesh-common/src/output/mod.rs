@@ -5,6 +5,7 @@
 //! never carries meaning alone: every finding has its symbol and word. Progress goes to stderr
 //! and only when stderr is a terminal.
 
+mod ambient;
 mod render;
 
 use std::{
@@ -14,6 +15,7 @@ use std::{
 
 use serde::Serialize;
 
+pub use ambient::ambient_tables;
 pub use render::{finding_lines, findings, inventory_tables, proxies_table};
 
 use crate::cli::{ColorChoice, OutputFlags, OutputFormat};

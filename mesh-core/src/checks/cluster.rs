@@ -1,11 +1,13 @@
-//! Cluster-level checks: Kubernetes version window, permissions, Gateway API CRDs.
+//! Cluster-level checks: Kubernetes version window, permissions, Gateway API CRDs. The
+//! windows and minimums come from the release data ([`crate::releases`]).
 
 use std::collections::BTreeSet;
 
 use super::{Category, Context, Finding};
 use crate::{
-    snapshot::{Source, annotation},
-    version::{IstioVersion, KubeSupport, kube_support, newest_known_minor},
+    releases::{KubeSupport, Release, Severity},
+    snapshot::{CrdInfo, Source, annotation},
+    version::IstioVersion,
 };
 
 const CAT_K: Category = Category::Kubernetes;
@@ -46,9 +48,10 @@ pub fn kubernetes_version(ctx: &Context<'_>) -> Vec<Finding> {
             format!("Kubernetes {kube}; no Istio version to check it against"),
         )];
     }
+    let data = ctx.knowledge.releases;
     scope
         .into_iter()
-        .map(|(istio, what)| match kube_support(istio, kube) {
+        .map(|(istio, what)| match data.kube_support(istio, kube) {
             KubeSupport::Supported => Finding::ok(
                 ID,
                 CAT_K,
@@ -72,15 +75,15 @@ pub fn kubernetes_version(ctx: &Context<'_>) -> Vec<Finding> {
                 format!("Kubernetes {kube} is newer than 1.{maximum}, the newest version {what} supports"),
             )
             .hint("upgrade Istio to a release that supports this Kubernetes version"),
-            KubeSupport::Unknown => Finding::warning(
-                ID,
-                CAT_K,
-                format!(
-                    "no support data for {what} (this build knows Istio up to 1.{})",
-                    newest_known_minor()
-                ),
-            )
-            .hint("check Istio's supported-releases page, or update kubectl-mesh"),
+            KubeSupport::Unknown => {
+                let (why, hint) = data.unknown(istio);
+                Finding::warning(
+                    ID,
+                    CAT_K,
+                    format!("no support data for {what} ({why})"),
+                )
+                .hint(hint)
+            }
         })
         .collect()
 }
@@ -215,21 +218,9 @@ pub fn permissions(ctx: &Context<'_>) -> Vec<Finding> {
     ]
 }
 
-/// Minimum Gateway API bundle version Istio filters CRDs on (`MinimumCRDVersions`, 1.30+).
-fn min_bundle(istio: &IstioVersion, crd: &str) -> Option<semver::Version> {
-    let table: &[(&str, u64, u64)] = &[
-        ("grpcroutes.gateway.networking.k8s.io", 30, 1),
-        ("backendtlspolicies.gateway.networking.k8s.io", 30, 4),
-        ("tlsroutes.gateway.networking.k8s.io", 30, 5),
-        ("tcproutes.gateway.networking.k8s.io", 31, 6),
-    ];
-    table
-        .iter()
-        .find(|(name, since, _)| *name == crd && istio.major() == 1 && istio.minor() >= *since)
-        .map(|(_, _, minor)| semver::Version::new(1, *minor, 0))
-}
-
-/// Gateway API CRDs serve the versions Istio reads, at a bundle version it accepts.
+/// Gateway API CRDs serve the versions Istio reads, at a bundle version it accepts (the
+/// target's rules, else the newest installed control plane's; istioctl's IST0156, IST0172 and
+/// IST0176).
 pub fn gateway_api(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "gateway-api.crds";
     const CAT: Category = Category::GatewayApi;
@@ -245,45 +236,31 @@ pub fn gateway_api(ctx: &Context<'_>) -> Vec<Finding> {
     if crds.is_empty() {
         return vec![Finding::ok(ID, CAT, "Gateway API CRDs are not installed")];
     }
-    let target = versions_in_scope(ctx)
+    let data = ctx.knowledge.releases;
+    let istio = versions_in_scope(ctx)
         .into_iter()
         .map(|(v, _)| v)
         .max()
-        .cloned();
+        .map(IstioVersion::without_variant);
+    let release = istio.as_ref().and_then(|v| data.release(v));
     let mut out = Vec::new();
+    if let (Some(v), None) = (&istio, release) {
+        let (why, hint) = data.unknown(v);
+        out.push(
+            Finding::warning(
+                "gateway-api.bundle-version",
+                CAT,
+                format!("no Gateway API minimums for Istio {v} ({why}); served versions judged by Istio {}'s rules", data.newest().name()),
+            )
+            .hint(hint),
+        );
+    }
+    // With no version in scope (nothing installed, no target): the newest release's rules.
+    let rules = release.unwrap_or(data.newest());
     for crd in &crds {
-        let kind = crd.spec.names.kind.as_str();
-        let served: Vec<&str> = crd.served().collect();
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        let object = format!("CustomResourceDefinition/{name}");
-        if ["Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"].contains(&kind)
-            && !served.contains(&"v1beta1")
-        {
-            out.push(
-                Finding::error(
-                    ID,
-                    CAT,
-                    format!("{kind} CRD does not serve v1beta1, which Istio reads"),
-                )
-                .objects([object.clone()])
-                .hint("install a Gateway API bundle (v1.0 or newer) that serves v1beta1"),
-            );
-        }
-        if ["Gateway", "GatewayClass", "HTTPRoute", "GRPCRoute"].contains(&kind)
-            && !served.contains(&"v1")
-        {
-            out.push(
-                Finding::warning(
-                    ID,
-                    CAT,
-                    format!("{kind} CRD does not serve v1; future Istio releases need it"),
-                )
-                .objects([object.clone()])
-                .hint("upgrade the Gateway API CRDs to a bundle that serves v1"),
-            );
-        }
-        if let Some(f) = bundle_finding(target.as_ref(), crd, &name, &object) {
-            out.push(f);
+        out.extend(served_findings(rules, crd));
+        if let (Some(v), Some(r)) = (&istio, release) {
+            out.extend(bundle_finding(r, v, crd));
         }
     }
     if out.is_empty() {
@@ -291,35 +268,101 @@ pub fn gateway_api(ctx: &Context<'_>) -> Vec<Finding> {
             ID,
             CAT,
             format!(
-                "{} Gateway API CRDs serve the versions Istio needs",
-                crds.len()
+                "{} Gateway API CRDs serve the versions and bundle versions Istio {} needs",
+                crds.len(),
+                istio.map_or(rules.name(), |v| v.to_string())
             ),
         ));
     }
     out
 }
 
-fn bundle_finding(
-    target: Option<&IstioVersion>,
-    crd: &crate::snapshot::CrdInfo,
-    name: &str,
-    object: &str,
-) -> Option<Finding> {
-    let istio = target?;
-    let minimum = min_bundle(istio, name)?;
-    let raw = annotation(&crd.metadata, "gateway.networking.k8s.io/bundle-version")?;
-    let bundle = semver::Version::parse(raw.trim_start_matches('v')).ok()?;
-    (bundle < minimum).then(|| {
+fn crd_object(crd: &CrdInfo) -> String {
+    format!(
+        "CustomResourceDefinition/{}",
+        crd.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// A CRD without a served version a rule of the release requires.
+fn served_findings(release: &Release, crd: &CrdInfo) -> Vec<Finding> {
+    const ID: &str = "gateway-api.crds";
+    let kind = crd.spec.names.kind.as_str();
+    let served: Vec<&str> = crd.served().collect();
+    release
+        .gateway_api
+        .served
+        .iter()
+        .filter(|r| r.kinds.iter().any(|k| k == kind) && !served.contains(&r.version.as_str()))
+        .map(|r| {
+            let f = match r.missing {
+                Severity::Error => Finding::error(
+                    ID,
+                    Category::GatewayApi,
+                    format!(
+                        "{kind} CRD does not serve {}, which Istio {} reads ({})",
+                        r.version,
+                        release.name(),
+                        r.code
+                    ),
+                ),
+                Severity::Warning => Finding::warning(
+                    ID,
+                    Category::GatewayApi,
+                    format!(
+                        "{kind} CRD does not serve {}; newer Istio releases need it ({})",
+                        r.version, r.code
+                    ),
+                ),
+            };
+            f.objects([crd_object(crd)]).hint(format!(
+                "install a Gateway API bundle that serves {} for {kind}{}",
+                r.version,
+                bundled(release)
+            ))
+        })
+        .collect()
+}
+
+/// `: Istio 1.31 is built with v1.6.0`.
+fn bundled(release: &Release) -> String {
+    release
+        .bundled_gateway_api(u64::MAX)
+        .map(|b| format!(" (Istio {} is built with {b})", release.name()))
+        .unwrap_or_default()
+}
+
+/// istiod ignores a filtered CRD whose bundle version is below its minimum, missing or not a
+/// version: its routes stop working with no error (istioctl's IST0176 only warns).
+fn bundle_finding(release: &Release, istio: &IstioVersion, crd: &CrdInfo) -> Option<Finding> {
+    let name = crd.metadata.name.as_deref().unwrap_or_default();
+    let minimum = release.minimum_bundle(name, istio.semver.patch)?;
+    let raw = annotation(&crd.metadata, "gateway.networking.k8s.io/bundle-version");
+    let bundle = raw.and_then(|r| semver::Version::parse(r.trim_start_matches('v')).ok());
+    let found = match (raw, &bundle) {
+        (_, Some(b)) if b >= minimum => return None,
+        (Some(r), Some(_)) => {
+            format!("is from Gateway API {r}; Istio {istio} ignores it below v{minimum}")
+        }
+        (Some(r), None) => format!(
+            "has bundle version `{r}`, which is not a version; Istio {istio} ignores it (it needs v{minimum} or newer)"
+        ),
+        (None, _) => format!(
+            "has no gateway.networking.k8s.io/bundle-version annotation; Istio {istio} ignores it (it needs v{minimum} or newer)"
+        ),
+    };
+    Some(
         Finding::error(
             "gateway-api.bundle-version",
             Category::GatewayApi,
-            format!(
-                "{name} is from Gateway API {raw}; Istio {istio} ignores it below v{minimum}, so its routes stop working",
-            ),
+            format!("{name} {found}, so its routes stop working (IST0176)"),
         )
-        .objects([object.to_owned()])
-        .hint(format!("install Gateway API v{minimum} or newer before upgrading Istio"))
-    })
+        .objects([crd_object(crd)])
+        .hint(format!(
+            "install Gateway API v{minimum} or newer{} before this Istio version runs",
+            bundled(release)
+        )),
+    )
 }
 
 #[cfg(test)]
@@ -339,6 +382,7 @@ mod tests {
             inv: &inv,
             target,
             canary_requested: false,
+            knowledge: Default::default(),
         })
     }
 
@@ -347,6 +391,8 @@ mod tests {
             version: IstioVersion::parse(v).unwrap(),
             revision: "default".into(),
             mode: TargetMode::InPlace,
+            agents: None,
+            images: Vec::new(),
         }
     }
 
@@ -509,5 +555,102 @@ mod tests {
         );
         let gap = Snap::new().with(|s| s.add_gap(Source::Crds, "forbidden"));
         assert_eq!(run(gateway_api, gap, None)[0].result, Outcome::Skipped);
+    }
+
+    fn with_knowledge(s: Snap, target: &Target, data: &crate::releases::Releases) -> Vec<Finding> {
+        let (snap, inv) = s.build();
+        gateway_api(&Context {
+            snap: &snap,
+            inv: &inv,
+            target: Some(target),
+            canary_requested: false,
+            knowledge: crate::checks::Knowledge {
+                releases: data,
+                today: None,
+            },
+        })
+    }
+
+    #[test]
+    fn gateway_api_rules_come_from_the_data() {
+        let grpc = || {
+            Snap::new().with(|s| {
+                s.crds.push(crd(
+                    "grpcroutes.gateway.networking.k8s.io",
+                    "GRPCRoute",
+                    &["v1alpha2"],
+                    "v1.0.0",
+                ));
+            })
+        };
+        let f = run(gateway_api, grpc(), Some(&target("1.25.5")));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(
+            (f[0].id, f[0].result),
+            ("gateway-api.bundle-version", Outcome::Error)
+        );
+        assert!(
+            f[0].message
+                .contains("Istio 1.25.5 ignores it below v1.1.0"),
+            "{}",
+            f[0].message
+        );
+        let f = run(gateway_api, grpc(), Some(&target("1.26.0")));
+        let v1 = f.iter().find(|f| f.id == "gateway-api.crds").unwrap();
+        assert_eq!(v1.result, Outcome::Warning, "IST0172 from 1.26 on");
+        assert!(v1.message.contains("does not serve v1"), "{}", v1.message);
+        let bare = Snap::new().with(|s| {
+            let mut c = crd(
+                "tlsroutes.gateway.networking.k8s.io",
+                "TLSRoute",
+                &["v1alpha2"],
+                "",
+            );
+            c.metadata.annotations = None;
+            s.crds.push(c);
+        });
+        let f = run(gateway_api, bare, Some(&target("1.30.3")));
+        assert!(
+            f[0].message
+                .contains("has no gateway.networking.k8s.io/bundle-version annotation"),
+            "{f:#?}"
+        );
+        let tls = || {
+            Snap::new().with(|s| {
+                s.crds.push(crd(
+                    "tlsroutes.gateway.networking.k8s.io",
+                    "TLSRoute",
+                    &["v1alpha2"],
+                    "v1.4.1",
+                ));
+            })
+        };
+        let text = crate::releases::BUILTIN.replacen(
+            "        - { crd: tlsroutes.gateway.networking.k8s.io, version: v1.5.0 }\n        - { crd: tcproutes",
+            "        - { crd: tlsroutes.gateway.networking.k8s.io, version: v1.4.0 }\n        - { crd: tcproutes",
+            1,
+        );
+        assert_ne!(text, crate::releases::BUILTIN);
+        let relaxed =
+            crate::releases::Releases::parse(&text, crate::releases::Origin::BuiltIn).unwrap();
+        let strict = crate::releases::Releases::builtin();
+        assert_eq!(
+            with_knowledge(tls(), &target("1.31.1"), strict)[0].result,
+            Outcome::Error
+        );
+        assert_eq!(
+            with_knowledge(tls(), &target("1.31.1"), &relaxed)[0].result,
+            Outcome::Ok,
+            "the verdict follows the data"
+        );
+        let unknown = run(gateway_api, tls(), Some(&target("1.99.0")));
+        assert_eq!(unknown[0].result, Outcome::Warning);
+        assert!(
+            unknown[0]
+                .message
+                .starts_with("no Gateway API minimums for Istio 1.99.0"),
+            "{}",
+            unknown[0].message
+        );
     }
 }

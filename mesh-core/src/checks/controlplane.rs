@@ -1,5 +1,5 @@
 //! Control-plane checks: presence, health, availability (replicas and PDB), revision and tag
-//! names, and configuration the upgrade puts at risk (EnvoyFilters, changed defaults).
+//! names, and EnvoyFilters the upgrade puts at risk.
 
 use super::{Category, Context, Finding, TargetMode, obj};
 use crate::{
@@ -92,12 +92,14 @@ pub fn health(ctx: &Context<'_>) -> Vec<Finding> {
         .collect()
 }
 
-/// istiod runs at least 2 replicas and has a PodDisruptionBudget.
+/// istiod runs at least 2 replicas and has a PodDisruptionBudget. Without the
+/// PodDisruptionBudgets the replica count is still judged; only the budget is `skipped`.
 pub fn availability(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "control-plane.availability";
-    if let Some(f) = ctx.missing(ID, CAT, &[Source::Deployments, Source::Pdbs]) {
+    if let Some(f) = ctx.missing(ID, CAT, &[Source::Deployments]) {
         return vec![f];
     }
+    let pdbs_unread = ctx.missing(ID, CAT, &[Source::Pdbs]);
     ctx.snap
         .deployments
         .iter()
@@ -106,34 +108,49 @@ pub fn availability(ctx: &Context<'_>) -> Vec<Finding> {
             let ns = namespace(&d.metadata);
             let o = obj("Deployment", ns, name(&d.metadata));
             let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let pod_labels = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .map(labels)
-                .cloned()
-                .unwrap_or_default();
-            let has_pdb = ctx.snap.pdbs.iter().any(|p| {
-                namespace(&p.metadata) == ns
-                    && p.spec.as_ref().is_some_and(|s| {
-                        s.selector.is_some() && selector::matches(s.selector.as_ref(), &pod_labels)
-                    })
-            });
-            match (replicas >= 2, has_pdb) {
-                (true, true) => Finding::ok(ID, CAT, format!("{o}: {replicas} replicas with a PodDisruptionBudget")),
-                (false, _) => Finding::warning(
+            if replicas < 2 {
+                return Finding::warning(
                     ID,
                     CAT,
                     format!("{o} runs {replicas} replica; a node drain or a failed rollout stops injection"),
                 )
                 .objects([o.clone()])
-                .hint("set 2 or more replicas (autoscaleMin: 2) before upgrading"),
-                (true, false) => Finding::warning(ID, CAT, format!("{o} has no PodDisruptionBudget"))
+                .hint("set 2 or more replicas (autoscaleMin: 2) before upgrading");
+            }
+            if let Some(f) = &pdbs_unread {
+                return Finding::skipped(
+                    ID,
+                    CAT,
+                    format!("{o} runs {replicas} replicas; its PodDisruptionBudget is not judged: {}", f.message),
+                );
+            }
+            if has_pdb(ctx, d) {
+                Finding::ok(ID, CAT, format!("{o}: {replicas} replicas with a PodDisruptionBudget"))
+            } else {
+                Finding::warning(ID, CAT, format!("{o} has no PodDisruptionBudget"))
                     .objects([o.clone()])
-                    .hint("add a PodDisruptionBudget with minAvailable: 1"),
+                    .hint("add a PodDisruptionBudget with minAvailable: 1")
             }
         })
         .collect()
+}
+
+/// Whether a PodDisruptionBudget of the Deployment's namespace selects its pods.
+fn has_pdb(ctx: &Context<'_>, d: &k8s_openapi::api::apps::v1::Deployment) -> bool {
+    let ns = namespace(&d.metadata);
+    let pod_labels = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .map(labels)
+        .cloned()
+        .unwrap_or_default();
+    ctx.snap.pdbs.iter().any(|p| {
+        namespace(&p.metadata) == ns
+            && p.spec.as_ref().is_some_and(|s| {
+                s.selector.is_some() && selector::matches(s.selector.as_ref(), &pod_labels)
+            })
+    })
 }
 
 /// Tag and revision names do not collide, and an in-place target matches how it is installed.
@@ -227,89 +244,13 @@ pub fn envoy_filters(ctx: &Context<'_>) -> Vec<Finding> {
     }
 }
 
-/// A default Istio changed between the installed and the target minor, whose old behaviour
-/// this cluster relies on (data-driven; ISTIO.md §1.2).
-struct ChangedDefault {
-    /// Minor that changed it.
-    since: u64,
-    /// Setting.
-    setting: &'static str,
-    /// Objects that rely on the old default.
-    affected: fn(&Context<'_>) -> Vec<String>,
-}
-
-const CHANGED_DEFAULTS: &[ChangedDefault] = &[ChangedDefault {
-    since: 22,
-    setting: "meshConfig.defaultConfig.tracer (zipkin no longer the default tracer)",
-    affected: |ctx| {
-        ctx.snap
-            .services
-            .iter()
-            .filter(|s| name(&s.metadata) == "zipkin")
-            .map(|s| obj("Service", namespace(&s.metadata), "zipkin"))
-            .collect()
-    },
-}];
-
-/// Defaults the target changes that this cluster relies on.
-pub fn deprecated_settings(ctx: &Context<'_>) -> Vec<Finding> {
-    const ID: &str = "config.changed-defaults";
-    let cat = Category::Configuration;
-    let Some(t) = ctx.target else {
-        return vec![Finding::ok(ID, cat, "no target version given")];
-    };
-    if let Some(f) = ctx.missing(ID, cat, &[Source::Deployments, Source::ConfigMaps]) {
-        return vec![f];
-    }
-    let oldest = ctx
-        .inv
-        .control_planes
-        .iter()
-        .filter_map(|c| c.version.as_ref())
-        .min();
-    let Some(from) = oldest else {
-        return vec![Finding::ok(ID, cat, "no installed version to compare with")];
-    };
-    let mut out = Vec::new();
-    for d in CHANGED_DEFAULTS {
-        if from.minor() < d.since && t.version.minor() >= d.since {
-            let objects = (d.affected)(ctx);
-            if !objects.is_empty() {
-                out.push(
-                    Finding::warning(
-                        ID,
-                        cat,
-                        format!("Istio 1.{} changed {}", d.since, d.setting),
-                    )
-                    .objects(objects)
-                    .hint(format!(
-                        "keep the old behaviour with --set compatibilityVersion=1.{}",
-                        d.since - 1
-                    )),
-                );
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(Finding::ok(
-            ID,
-            cat,
-            format!(
-                "no changed default between {from} and {} affects this cluster",
-                t.version
-            ),
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
         checks::{Outcome, Target},
         snapshot::MetaOnly,
-        testkit::{Snap, meta, service},
+        testkit::{Snap, meta},
         version::IstioVersion,
     };
     use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -326,6 +267,7 @@ mod tests {
             inv: &inv,
             target,
             canary_requested: canary,
+            knowledge: Default::default(),
         })
     }
 
@@ -420,11 +362,26 @@ mod tests {
             run(availability, with_pdb, None, false)[0].result,
             Outcome::Ok
         );
-        let gap = Snap::new().with(|s| s.add_gap(Source::Pdbs, "forbidden"));
-        assert_eq!(
-            run(availability, gap, None, false)[0].result,
-            Outcome::Skipped
+        // Without the PodDisruptionBudgets only the budget is unknown: two replicas are not
+        // judged, one replica is still a warning.
+        let gap = Snap::new()
+            .control_plane("default", "1.29.6")
+            .with(|s| s.add_gap(Source::Pdbs, "forbidden"));
+        let f = run(availability, gap, None, false);
+        assert_eq!(f[0].result, Outcome::Skipped, "{f:#?}");
+        assert!(
+            f[0].message.contains("runs 2 replicas; its PodDisruptionBudget is not judged: cannot read poddisruptionbudgets: forbidden"),
+            "{}",
+            f[0].message
         );
+        let single = Snap::new().with(|s| {
+            s.deployments
+                .push(crate::testkit::istiod("default", "1.29.6", 1, 1));
+            s.add_gap(Source::Pdbs, "forbidden");
+        });
+        let f = run(availability, single, None, false);
+        assert_eq!(f[0].result, Outcome::Warning, "{f:#?}");
+        assert!(f[0].message.contains("runs 1 replica"), "{}", f[0].message);
     }
 
     #[test]
@@ -460,25 +417,6 @@ mod tests {
         assert_eq!(
             run(envoy_filters, gap, None, false)[0].result,
             Outcome::Skipped
-        );
-    }
-
-    #[test]
-    fn changed_defaults_fire_only_across_their_release() {
-        let zipkin = |v: &str| {
-            Snap::new()
-                .control_plane("default", v)
-                .with(|s| s.services.push(service("zipkin", &[])))
-        };
-        let t = target(&zipkin("1.21.0"), "1.22.0", false);
-        assert_eq!(
-            run(deprecated_settings, zipkin("1.21.0"), Some(&t), false)[0].result,
-            Outcome::Warning
-        );
-        let t = target(&zipkin("1.29.6"), "1.30.3", false);
-        assert_eq!(
-            run(deprecated_settings, zipkin("1.29.6"), Some(&t), false)[0].result,
-            Outcome::Ok
         );
     }
 }

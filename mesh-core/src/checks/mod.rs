@@ -4,16 +4,19 @@
 //! that could not run is `skipped` with the reason — never a silent pass. Finding ids are
 //! stable: scripts match on them. One module per family.
 
+mod ambient;
 mod cluster;
 mod controlplane;
 mod namespaces;
 mod skew;
+mod support;
 mod webhooks;
 
 use serde::Serialize;
 
 use crate::{
     inventory::{DEFAULT_REVISION, Inventory},
+    releases::Releases,
     snapshot::{ClusterSnapshot, Source},
     version::{IstioVersion, UpgradeMode},
 };
@@ -43,6 +46,8 @@ pub enum Outcome {
 pub enum Category {
     /// Kubernetes version window.
     Kubernetes,
+    /// What is known about the Istio releases in use: support, hazards, retired image hosts.
+    Releases,
     /// Access reviews.
     Permissions,
     /// Gateway API CRDs.
@@ -55,6 +60,8 @@ pub enum Category {
     Webhooks,
     /// Namespaces and pods.
     Namespaces,
+    /// Ambient mode: istio-cni, ztunnel, waypoints.
+    Ambient,
     /// Configuration at risk across the upgrade.
     Configuration,
     /// Across the clusters of a multi-cluster mesh (fleet runs).
@@ -66,12 +73,14 @@ impl Category {
     pub fn title(self) -> &'static str {
         match self {
             Self::Kubernetes => "Kubernetes",
+            Self::Releases => "Istio releases",
             Self::Permissions => "Permissions",
             Self::GatewayApi => "Gateway API",
             Self::ControlPlane => "Control plane",
             Self::VersionSkew => "Version skew",
             Self::Webhooks => "Webhooks",
             Self::Namespaces => "Namespaces",
+            Self::Ambient => "Ambient",
             Self::Configuration => "Configuration",
             Self::MultiCluster => "Multi-cluster mesh",
         }
@@ -157,6 +166,11 @@ pub struct Target {
     pub revision: String,
     /// In place, canary, or a first install.
     pub mode: TargetMode,
+    /// The istio-cni and ztunnel DaemonSets a manifest applies (`-f`); `None` without a
+    /// manifest (`--target-version`: only istiod moves).
+    pub agents: Option<Vec<crate::ambient::PlannedAgent>>,
+    /// Container images the target's manifest pulls (empty for a bare `--target-version`).
+    pub images: Vec<String>,
 }
 
 /// How the target relates to what is installed.
@@ -219,6 +233,34 @@ impl Target {
             version,
             revision,
             mode,
+            agents: None,
+            images: Vec::new(),
+        }
+    }
+
+    /// The same target, pulling these images (from its manifest).
+    #[must_use]
+    pub fn with_images(mut self, images: Vec<String>) -> Self {
+        self.images = images;
+        self
+    }
+}
+
+/// What the checks know about Istio releases, and the day they judge support on.
+#[derive(Debug, Clone, Copy)]
+pub struct Knowledge<'a> {
+    /// The release data (built in, or `--release-data`).
+    pub releases: &'a Releases,
+    /// Today, from the shell; `None` leaves dates unjudged (end-of-life is skipped).
+    pub today: Option<jiff::civil::Date>,
+}
+
+impl Default for Knowledge<'_> {
+    /// The built-in data and no date.
+    fn default() -> Self {
+        Self {
+            releases: Releases::builtin(),
+            today: None,
         }
     }
 }
@@ -233,6 +275,8 @@ pub struct Context<'a> {
     pub target: Option<&'a Target>,
     /// Whether the user asked for a canary (`--canary`).
     pub canary_requested: bool,
+    /// Release data and today's date.
+    pub knowledge: Knowledge<'a>,
 }
 
 impl Context<'_> {
@@ -254,6 +298,9 @@ impl Context<'_> {
 pub fn run_all(ctx: &Context<'_>) -> Vec<Finding> {
     let checks: &[fn(&Context<'_>) -> Vec<Finding>] = &[
         cluster::kubernetes_version,
+        support::end_of_life,
+        support::known_hazards,
+        support::retired_image_hosts,
         cluster::permissions,
         cluster::gateway_api,
         controlplane::inventory_present,
@@ -261,16 +308,16 @@ pub fn run_all(ctx: &Context<'_>) -> Vec<Finding> {
         controlplane::availability,
         skew::control_plane,
         skew::data_plane,
-        skew::ambient,
         webhooks::dangling_services,
         webhooks::overlapping_injectors,
         namespaces::conflicting_labels,
         namespaces::dangling_revisions,
         namespaces::stale_pods,
         namespaces::uninjected_pods,
+        ambient::all,
         controlplane::names,
         controlplane::envoy_filters,
-        controlplane::deprecated_settings,
+        support::changed_defaults,
     ];
     let mut out: Vec<Finding> = checks.iter().flat_map(|c| c(ctx)).collect();
     out.sort_by_key(|f| f.category);
@@ -321,8 +368,8 @@ mod unread_input {
     use crate::{snapshot::FILE_SOURCES, testkit::Snap};
 
     /// No verdict from data that was never read: with every source of a snapshot unread, each
-    /// check says `skipped` (or, for the few that read nothing from the cluster, judges only
-    /// the target it was given).
+    /// check says `skipped` (or, for the one that needs nothing from the cluster, judges only
+    /// the target it was given: whether that version is still supported).
     #[test]
     fn every_check_is_skipped_when_its_input_was_never_read() {
         let (mut snap, _) = Snap::new().control_plane("default", "1.29.6").build();
@@ -338,16 +385,28 @@ mod unread_input {
                 version: IstioVersion::parse("1.30.3").unwrap(),
                 revision: "default".into(),
                 mode,
+                agents: None,
+                images: Vec::new(),
             };
             let ctx = Context {
                 snap: &snap,
                 inv: &inv,
                 target: Some(&target),
                 canary_requested: true,
+                knowledge: Knowledge {
+                    today: Some(jiff::civil::date(2026, 12, 4)),
+                    ..Knowledge::default()
+                },
             };
-            let judged: Vec<String> = run_all(&ctx)
+            let all = run_all(&ctx);
+            // Support of the target version itself needs nothing from the cluster.
+            let target_only = |f: &Finding| {
+                f.id == "release.end-of-life" && f.message.starts_with("the target Istio 1.30.3:")
+            };
+            assert!(all.iter().any(target_only), "{all:#?}");
+            let judged: Vec<String> = all
                 .into_iter()
-                .filter(|f| f.result != Outcome::Skipped)
+                .filter(|f| f.result != Outcome::Skipped && !target_only(f))
                 .map(|f| format!("{} ({:?}): {}", f.id, f.result, f.message))
                 .collect();
             assert!(

@@ -184,6 +184,7 @@ mod tests {
             inv: &inv,
             target: None,
             canary_requested: false,
+            knowledge: Default::default(),
         })
     }
 

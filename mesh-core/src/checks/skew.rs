@@ -1,5 +1,6 @@
-//! Version skew: control plane moves (in place ≤ 1 minor, canary ≤ 2 up), proxies versus the
-//! control plane that serves them, and ztunnel/CNI versus istiod (ISTIO.md §6.2).
+//! Version skew: control plane moves (in place ≤ 1 minor, canary ≤ 2 up) and proxies versus
+//! the control plane that serves them (ISTIO.md §6.2). ztunnel, istio-cni and waypoints are
+//! judged with ambient mode (`checks/ambient/skew.rs`).
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,8 @@ const CAT: Category = Category::VersionSkew;
 /// How many objects a finding lists before summarising.
 const LIST_MAX: usize = 10;
 
-fn short_list(mut items: Vec<String>) -> Vec<String> {
+/// The first [`LIST_MAX`] items and a count of the rest (shared with the release checks).
+pub(super) fn short_list(mut items: Vec<String>) -> Vec<String> {
     if items.len() > LIST_MAX {
         let more = items.len() - LIST_MAX;
         items.truncate(LIST_MAX);
@@ -143,8 +145,12 @@ fn judge(
 }
 
 /// After an in-place move, the revision's proxies stay on their version until restarted.
+/// Without the pods they are not judged (`skipped`), never taken for none.
 fn proxies_after(ctx: &Context<'_>, to: &IstioVersion, revision: &str) -> Vec<Finding> {
     const ID: &str = "skew.in-place-proxies";
+    if let Some(f) = ctx.missing(ID, CAT, &[Source::Pods]) {
+        return vec![f];
+    }
     let mut too_old = Vec::new();
     let mut newer = Vec::new();
     for p in ctx
@@ -268,51 +274,6 @@ fn judge_group(ctx: &Context<'_>, rev: &str, proxies: &[&Proxy]) -> Option<Findi
     }
 }
 
-/// ztunnel and istio-cni are the same version as istiod or one older.
-pub fn ambient(ctx: &Context<'_>) -> Vec<Finding> {
-    const ID: &str = "skew.ambient";
-    if let Some(f) = ctx.missing(ID, CAT, &[Source::DaemonSets]) {
-        return vec![f];
-    }
-    if ctx.inv.ambient.is_empty() {
-        return vec![Finding::ok(ID, CAT, "no ztunnel or istio-cni DaemonSets")];
-    }
-    ctx.inv
-        .ambient
-        .iter()
-        .map(|a| {
-            let rev = a
-                .revision
-                .as_deref()
-                .unwrap_or(crate::inventory::DEFAULT_REVISION);
-            let o = super::obj("DaemonSet", &a.namespace, &a.name);
-            let istiod = ctx
-                .target
-                .filter(|t| t.revision == rev)
-                .map(|t| &t.version)
-                .or(ctx.inv.revision_version(rev));
-            match (a.version.as_ref(), istiod) {
-                (Some(v), Some(cp)) => match proxy_skew(v, cp) {
-                    ProxySkew::Same | ProxySkew::OneBehind => {
-                        Finding::ok(ID, CAT, format!("{o} {v} fits istiod {cp}"))
-                    }
-                    _ => Finding::error(
-                        ID,
-                        CAT,
-                        format!(
-                            "{o} runs {v}; it must be istiod's version ({cp}) or one minor older"
-                        ),
-                    )
-                    .objects([o.clone()])
-                    .hint("upgrade istiod first, then ztunnel and CNI"),
-                },
-                _ => Finding::warning(ID, CAT, format!("{o}: version or its istiod unknown"))
-                    .objects([o.clone()]),
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +297,7 @@ mod tests {
             inv: &inv,
             target: target.as_ref(),
             canary_requested: canary,
+            knowledge: Default::default(),
         })
     }
 
@@ -437,71 +399,6 @@ mod tests {
             run(data_plane, gap, None, false)[0].result,
             Outcome::Skipped
         );
-    }
-
-    fn ztunnel(version: &str) -> k8s_openapi::api::apps::v1::DaemonSet {
-        use k8s_openapi::api::{
-            apps::v1::{DaemonSet, DaemonSetSpec},
-            core::v1::{Container, PodSpec, PodTemplateSpec},
-        };
-        DaemonSet {
-            metadata: crate::testkit::meta("istio-system", "ztunnel", &[("app", "ztunnel")]),
-            spec: Some(DaemonSetSpec {
-                template: PodTemplateSpec {
-                    spec: Some(PodSpec {
-                        containers: vec![Container {
-                            name: "istio-proxy".into(),
-                            image: Some(format!("docker.io/istio/ztunnel:{version}")),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                ..Default::default()
-            }),
-            status: None,
-        }
-    }
-
-    #[test]
-    fn ambient_ok_too_old_newer_missing() {
-        let with = |v: &str| {
-            Snap::new()
-                .control_plane("default", "1.30.3")
-                .with(|s| s.daemonsets.push(ztunnel(v)))
-        };
-        assert_eq!(
-            run(ambient, Snap::new(), None, false)[0].result,
-            Outcome::Ok
-        );
-        assert_eq!(
-            run(ambient, with("1.29.6"), None, false)[0].result,
-            Outcome::Ok,
-            "one older is fine"
-        );
-        let old = run(ambient, with("1.28.0"), None, false);
-        assert_eq!(old[0].result, Outcome::Error);
-        assert_eq!(old[0].objects, ["DaemonSet/istio-system/ztunnel"]);
-        assert_eq!(
-            run(ambient, with("1.31.0"), None, false)[0].result,
-            Outcome::Error,
-            "never newer than istiod"
-        );
-        let upgrade = run(
-            ambient,
-            with("1.29.6")
-                .with(|s| s.deployments[0] = crate::testkit::istiod("default", "1.29.6", 2, 2)),
-            Some("1.31.0"),
-            false,
-        );
-        assert_eq!(
-            upgrade[0].result,
-            Outcome::Error,
-            "judged against the target istiod"
-        );
-        let gap = Snap::new().with(|s| s.add_gap(Source::DaemonSets, "forbidden"));
-        assert_eq!(run(ambient, gap, None, false)[0].result, Outcome::Skipped);
     }
 
     #[test]

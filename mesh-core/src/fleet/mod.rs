@@ -32,13 +32,11 @@ pub use facts::{Endpoint, MeshFacts};
 pub use mesh::{Mesh, meshes};
 
 use crate::{
-    inventory::{Injection, Inventory},
+    ambient::AgentKind,
+    inventory::{Injection, Inventory, STATUS_ANNOTATION},
     snapshot::{ClusterSnapshot, Source},
     version::IstioVersion,
 };
-
-/// Namespace label selecting ambient mode.
-pub const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";
 
 /// How a cluster's workloads join the mesh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,19 +64,20 @@ impl std::fmt::Display for DataPlaneMode {
 }
 
 /// The data-plane mode a snapshot shows: ambient from a ztunnel DaemonSet or namespaces labelled
-/// `istio.io/dataplane-mode=ambient`, sidecar from injection-enabled namespaces or proxies.
-/// `None` (unknown) when namespaces, DaemonSets and pods were all unread.
+/// `istio.io/dataplane-mode=ambient`, sidecar from injection-enabled namespaces or injected pods
+/// (a gateway with its own proxy image is neither). `None` (unknown) when namespaces,
+/// DaemonSets and pods were all unread.
 pub fn data_plane_mode(snap: &ClusterSnapshot, inv: &Inventory) -> Option<DataPlaneMode> {
     let unread = [Source::Namespaces, Source::DaemonSets, Source::Pods];
     if unread.iter().all(|s| snap.gap(*s).is_some()) {
         return None;
     }
-    let ambient = inv.ambient.iter().any(|a| a.name == "ztunnel")
-        || snap
-            .namespaces
-            .iter()
-            .any(|n| crate::snapshot::label(&n.metadata, DATAPLANE_MODE_LABEL) == Some("ambient"));
-    let sidecar = !inv.proxies.is_empty()
+    let ambient = inv.ambient.agents_of(AgentKind::Ztunnel).next().is_some()
+        || !inv.ambient.namespaces.is_empty();
+    let sidecar = snap
+        .pods
+        .iter()
+        .any(|p| p.annotation(STATUS_ANNOTATION).is_some())
         || inv
             .namespaces
             .iter()

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::MeshFacts;
 use crate::{
-    checks::{Context, Finding, Target, TargetMode, run_all},
+    ambient::PlannedAgent,
+    checks::{Context, Finding, Knowledge, Target, TargetMode, run_all},
     inventory::{DEFAULT_REVISION, Inventory},
     snapshot::ClusterSnapshot,
     version::IstioVersion,
@@ -27,6 +28,21 @@ pub struct Want {
     pub revision: Option<String>,
     /// `--canary`.
     pub canary: bool,
+    /// The istio-cni and ztunnel a manifest applies (`-f` only).
+    pub agents: Option<Vec<PlannedAgent>>,
+    /// The images a manifest pulls (`-f` only).
+    pub images: Vec<String>,
+}
+
+impl Want {
+    /// A target of this want: its manifest's agents and images on `t`.
+    fn target(&self, t: Target) -> Target {
+        Target {
+            agents: self.agents.clone(),
+            images: self.images.clone(),
+            ..t
+        }
+    }
 }
 
 /// The way a cluster takes the target.
@@ -92,6 +108,7 @@ impl ClusterPlan {
 struct Judge<'a> {
     snap: &'a ClusterSnapshot,
     inv: &'a Inventory,
+    knowledge: Knowledge<'a>,
     blocks: &'a dyn Fn(&Finding) -> bool,
 }
 
@@ -103,6 +120,7 @@ impl Judge<'_> {
             inv: self.inv,
             target: Some(&target),
             canary_requested: canary,
+            knowledge: self.knowledge,
         };
         let findings = run_all(&ctx);
         let mut blocked_by: Vec<&'static str> = findings
@@ -121,15 +139,28 @@ impl Judge<'_> {
     }
 }
 
-/// Judges one cluster for `want`; `blocks` says which findings block (`--fail-on`).
-pub fn plan(
-    snap: &ClusterSnapshot,
-    inv: &Inventory,
-    facts: &MeshFacts,
-    want: &Want,
-    blocks: &dyn Fn(&Finding) -> bool,
-) -> ClusterPlan {
-    let j = Judge { snap, inv, blocks };
+/// What a cluster is judged with: its snapshot and inventory, the release data, and which
+/// findings block (`--fail-on`).
+pub struct Basis<'a> {
+    /// The snapshot.
+    pub snap: &'a ClusterSnapshot,
+    /// Its inventory.
+    pub inv: &'a Inventory,
+    /// Release data and today's date.
+    pub knowledge: Knowledge<'a>,
+    /// Which findings block.
+    pub blocks: &'a dyn Fn(&Finding) -> bool,
+}
+
+/// Judges one cluster for `want`.
+pub fn plan(on: Basis<'_>, facts: &MeshFacts, want: &Want) -> ClusterPlan {
+    let (snap, inv) = (on.snap, on.inv);
+    let j = Judge {
+        snap,
+        inv,
+        knowledge: on.knowledge,
+        blocks: on.blocks,
+    };
     if inv.control_planes.is_empty() {
         let way = if facts.is_remote() {
             Way::Remote
@@ -140,20 +171,22 @@ pub fn plan(
             .revision
             .clone()
             .unwrap_or_else(|| DEFAULT_REVISION.into());
-        let target = Target {
+        let target = want.target(Target {
             version: want.version.clone(),
             revision,
             mode: TargetMode::Fresh,
-        };
+            agents: None,
+            images: Vec::new(),
+        });
         return j.way(target, way, false);
     }
     if want.canary || want.revision.is_some() {
-        let t = Target::resolve(
+        let t = want.target(Target::resolve(
             inv,
             want.version.clone(),
             want.revision.clone(),
             want.canary,
-        );
+        ));
         let way = match t.mode {
             TargetMode::InPlace => Way::InPlace,
             TargetMode::Canary => Way::Canary,
@@ -168,17 +201,19 @@ pub fn plan(
 /// blocks, else in place with the canary's blockers beside it.
 fn in_place_else_canary(j: &Judge<'_>, want: &Want) -> ClusterPlan {
     let revision = in_place_revision(j.inv);
-    let target = Target {
+    let target = want.target(Target {
         version: want.version.clone(),
         revision: revision.clone(),
         mode: TargetMode::InPlace,
-    };
+        agents: None,
+        images: Vec::new(),
+    });
     let in_place = j.way(target, Way::InPlace, false);
     if !in_place.blocked() {
         return in_place;
     }
     let canary = j.way(
-        Target::resolve(j.inv, want.version.clone(), None, true),
+        want.target(Target::resolve(j.inv, want.version.clone(), None, true)),
         Way::Canary,
         true,
     );

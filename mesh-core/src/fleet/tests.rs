@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{
     DataPlaneMode, Member, MeshFacts, check, data_plane_mode, meshes,
     order::StepAction,
-    plan::{Want, Way, plan},
+    plan::{Basis, Want, Way, plan},
 };
 use crate::{
     checks::{Finding, Outcome},
@@ -575,6 +575,15 @@ fn blocks(f: &Finding) -> bool {
     f.result == Outcome::Error
 }
 
+fn on<'a>(snap: &'a ClusterSnapshot, inv: &'a crate::inventory::Inventory) -> Basis<'a> {
+    Basis {
+        snap,
+        inv,
+        knowledge: crate::checks::Knowledge::default(),
+        blocks: &blocks,
+    }
+}
+
 #[test]
 fn a_cluster_takes_the_target_in_place_else_as_a_canary_and_says_what_blocks() {
     let (snap, inv) = primary("east", "1.29.6", None).build();
@@ -583,8 +592,10 @@ fn a_cluster_takes_the_target_in_place_else_as_a_canary_and_says_what_blocks() {
         version: v(version),
         revision: None,
         canary: false,
+        agents: None,
+        images: Vec::new(),
     };
-    let p = plan(&snap, &inv, &facts, &want("1.30.3"), &blocks);
+    let p = plan(on(&snap, &inv), &facts, &want("1.30.3"));
     assert_eq!(
         (p.way, p.blocked()),
         (Way::InPlace, false),
@@ -593,7 +604,7 @@ fn a_cluster_takes_the_target_in_place_else_as_a_canary_and_says_what_blocks() {
     );
     assert!(p.other.is_none());
     // Two minors: in place is refused, a canary is allowed.
-    let p = plan(&snap, &inv, &facts, &want("1.31.1"), &blocks);
+    let p = plan(on(&snap, &inv), &facts, &want("1.31.1"));
     assert_eq!(
         (p.way, p.blocked()),
         (Way::Canary, false),
@@ -604,7 +615,7 @@ fn a_cluster_takes_the_target_in_place_else_as_a_canary_and_says_what_blocks() {
     assert_eq!(other.way, Way::InPlace);
     assert!(other.blocked_by.contains(&"skew.in-place"), "{other:?}");
     // Three minors: both are blocked; the plan says in place and names the canary's blockers.
-    let p = plan(&snap, &inv, &facts, &want("1.32.0"), &blocks);
+    let p = plan(on(&snap, &inv), &facts, &want("1.32.0"));
     assert_eq!((p.way, p.blocked()), (Way::InPlace, true));
     assert_eq!(p.other.unwrap().way, Way::Canary);
     // --canary fixes the way.
@@ -612,12 +623,12 @@ fn a_cluster_takes_the_target_in_place_else_as_a_canary_and_says_what_blocks() {
         canary: true,
         ..want("1.30.3")
     };
-    assert_eq!(plan(&snap, &inv, &facts, &canary, &blocks).way, Way::Canary);
+    assert_eq!(plan(on(&snap, &inv), &facts, &canary).way, Way::Canary);
     // A remote follows its primary.
     let (snap, inv) = remote("r", "east", "default", None).build();
     let facts = MeshFacts::of(&snap, &inv);
     assert_eq!(
-        plan(&snap, &inv, &facts, &want("1.30.3"), &blocks).way,
+        plan(on(&snap, &inv), &facts, &want("1.30.3")).way,
         Way::Remote
     );
 }
@@ -708,6 +719,7 @@ fn a_remote_cluster_alone_says_so_and_its_proxies_are_judged_against_its_primary
         inv: &inv,
         target: None,
         canary_requested: false,
+        knowledge: crate::checks::Knowledge::default(),
     });
     let present = ids(&findings, "control-plane.present");
     assert_eq!(present[0].result, Outcome::Ok, "{present:#?}");

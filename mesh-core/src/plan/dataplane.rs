@@ -33,7 +33,7 @@ use crate::{
         resolve_revision_or_tag,
         tag::{Injects, resolve},
     },
-    snapshot::{ClusterSnapshot, PodInfo, Source, labels, name},
+    snapshot::{ClusterSnapshot, PodInfo, Source, Unread, labels, name},
     version::{IstioVersion, image_version},
 };
 
@@ -79,19 +79,14 @@ pub enum DataplaneError {
     #[error(transparent)]
     Revision(#[from] RevisionError),
     /// A source the plan needs could not be read.
-    #[error("cannot read {}: {reason}", what.describe())]
-    Unreadable {
-        /// What.
-        what: Source,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Unreadable(#[from] Unread),
 }
 
 impl Classify for DataplaneError {
     fn class(&self) -> Class {
         match self {
-            Self::Unreadable { .. } => Class::Failed,
+            Self::Unreadable(e) => e.class(),
             _ => Class::Usage,
         }
     }
@@ -108,10 +103,7 @@ impl Classify for DataplaneError {
                 "pass --batch N with N of 1 or more (workloads restarted at a time)".to_owned(),
             ],
             Self::Revision(e) => e.hints(),
-            Self::Unreadable { what, .. } => vec![format!(
-                "check your permissions with `kubectl auth can-i list {}`",
-                what.describe()
-            )],
+            Self::Unreadable(e) => e.hints(),
         }
     }
 }
@@ -249,14 +241,7 @@ pub fn plan(
     req: &Request,
 ) -> Result<DataplanePlan, DataplaneError> {
     check_request(req)?;
-    for source in REQUIRED {
-        if let Some(g) = snap.gap(source) {
-            return Err(DataplaneError::Unreadable {
-                what: source,
-                reason: g.reason.clone(),
-            });
-        }
-    }
+    snap.require(&REQUIRED)?;
     let scope = scope(snap, req)?;
     let target = match &req.to_revision {
         Some(name) => Some(target(inv, name)?),
@@ -952,12 +937,9 @@ mod tests {
             .with(|s| s.add_gap(Source::Pods, "forbidden"))
             .build();
         let e = plan(&snap, &inv, &all(None)).unwrap_err();
-        assert_eq!(
-            e,
-            DataplaneError::Unreadable {
-                what: Source::Pods,
-                reason: "forbidden".into()
-            }
+        assert!(
+            matches!(&e, DataplaneError::Unreadable(u) if u.gap.source == Source::Pods && u.gap.reason == "forbidden"),
+            "{e:?}"
         );
         assert_eq!(e.class(), Class::Failed);
         assert_eq!(e.to_string(), "cannot read pods: forbidden");

@@ -38,7 +38,7 @@ use crate::{
     checks::{Category, Finding, Outcome},
     error::{Class, Classify, RevisionError},
     inventory::{DEFAULT_REVISION, Inventory, REV_LABEL, TAG_LABEL, is_deactivated, is_injector},
-    snapshot::{ClusterSnapshot, Source, label, name},
+    snapshot::{ClusterSnapshot, Source, Unread, label, name},
     version::{IstioVersion, ProxySkew, proxy_skew},
 };
 
@@ -110,11 +110,8 @@ pub enum TagError {
         known: Vec<String>,
     },
     /// Webhooks could not be read.
-    #[error("cannot read {}: {reason}", Source::MutatingWebhooks.describe())]
-    Unreadable {
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Unreadable(#[from] Unread),
 }
 
 impl Classify for TagError {
@@ -127,15 +124,16 @@ impl Classify for TagError {
             | Self::Exists { .. }
             | Self::UnknownTag { .. } => Class::Usage,
             Self::NoInjector { .. } | Self::AmbiguousInjector { .. } => Class::Blocked,
-            Self::Unreadable { .. } => Class::Failed,
+            Self::Unreadable(e) => e.class(),
         }
     }
 
     fn hints(&self) -> Vec<String> {
-        if let Self::Revision(e) = self {
-            return e.hints();
+        match self {
+            Self::Unreadable(e) => e.hints(),
+            Self::Revision(e) => e.hints(),
+            _ => vec![self.hint()],
         }
-        vec![self.hint()]
     }
 }
 
@@ -156,7 +154,7 @@ impl TagError {
             Self::InvalidWebhookName { .. } => {
                 "use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".to_owned()
             }
-            Self::Revision(_) => String::new(),
+            Self::Revision(_) | Self::Unreadable(_) => String::new(),
             Self::ShadowsRevision { tag } => format!(
                 "namespaces labelled `istio.io/rev={tag}` mean the revision; choose another tag name"
             ),
@@ -170,7 +168,6 @@ impl TagError {
                 "delete the stale one(s) after checking which one istiod manages".to_owned()
             }
             Self::UnknownTag { known, .. } => format!("tags in this cluster: {}", list(known)),
-            Self::Unreadable { .. } => "check your permissions with `kubectl auth can-i list mutatingwebhookconfigurations`".to_owned(),
         }
     }
 }
@@ -349,12 +346,7 @@ fn validate_object_name(name: &str) -> Result<(), TagError> {
 }
 
 pub(crate) fn require_webhooks(snap: &ClusterSnapshot) -> Result<(), TagError> {
-    match snap.gap(Source::MutatingWebhooks) {
-        Some(g) => Err(TagError::Unreadable {
-            reason: g.reason.clone(),
-        }),
-        None => Ok(()),
-    }
+    Ok(snap.require(&[Source::MutatingWebhooks])?)
 }
 
 /// MutatingWebhookConfigurations labelled with a tag.

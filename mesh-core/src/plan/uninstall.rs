@@ -35,7 +35,7 @@ use crate::{
     change::{self, ChangePlan, Op, Wait},
     error::{Class, Classify, RevisionError},
     inventory::{Inventory, TAG_LABEL},
-    snapshot::{ClusterSnapshot, PodInfo, SharedMap, Source, annotation},
+    snapshot::{ClusterSnapshot, Gap, PodInfo, SharedMap, Source, Unread, annotation},
 };
 
 /// Label naming the installer component of an object.
@@ -363,6 +363,10 @@ pub struct UninstallPlan {
     pub crds: Vec<CrdUse>,
     /// `--force` was given.
     pub force: bool,
+    /// Sources a complete plan reads that could not be read: what uses the revision was found
+    /// in the rest, but the plan cannot be carried out (only a refusal is reported with them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<Gap>,
 }
 
 impl UninstallPlan {
@@ -434,59 +438,47 @@ pub enum UninstallError {
     #[error(transparent)]
     Revision(#[from] RevisionError),
     /// A source the plan needs could not be read.
-    #[error("cannot read {}: {reason}", what.describe())]
-    Unreadable {
-        /// What.
-        what: Source,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Unreadable(#[from] Unread),
 }
 
 impl Classify for UninstallError {
     fn class(&self) -> Class {
         match self {
             Self::Revision(_) => Class::Usage,
-            Self::Unreadable { .. } => Class::Failed,
+            Self::Unreadable(e) => e.class(),
         }
     }
 
     fn hints(&self) -> Vec<String> {
         match self {
             Self::Revision(e) => e.hints(),
-            Self::Unreadable { what, .. } => vec![format!(
-                "check your permissions with `kubectl auth can-i list {}`",
-                what.describe()
-            )],
+            Self::Unreadable(e) => e.hints(),
         }
     }
 }
 
-/// Sources the plan cannot do without.
-const REQUIRED: [Source; 6] = [
+/// Sources without which the revision and its objects cannot be found at all.
+const IDENTIFY: [Source; 2] = [Source::Deployments, Source::MutatingWebhooks];
+/// Sources a complete plan also reads. Without one, what still uses the revision is still found
+/// in the rest and refuses (a namespace or a tag on the revision is a fact whatever else is
+/// unknown); only a plan that would go ahead needs them all.
+const COMPLETE: [Source; 4] = [
     Source::Namespaces,
-    Source::Deployments,
-    Source::MutatingWebhooks,
     Source::ValidatingWebhooks,
     Source::Pods,
     Source::Services,
 ];
 
-/// Plans an uninstall.
+/// Plans an uninstall: refused (with what uses the revision) from whatever was read, or
+/// complete — never a plan to carry out from partial input.
 pub fn plan(input: &Input<'_>, req: &Request) -> Result<UninstallPlan, UninstallError> {
-    for source in REQUIRED {
-        if let Some(g) = input.snapshot.gap(source) {
-            return Err(UninstallError::Unreadable {
-                what: source,
-                reason: g.reason.clone(),
-            });
-        }
-    }
+    input.snapshot.require(&IDENTIFY)?;
     let sel = select::select(input, req)?;
     let blockers = blockers::find(input, req, &sel);
     let crds = crd_uses(input, req);
     let warnings = blockers::warnings(input, req, &sel, &crds);
-    Ok(UninstallPlan {
+    let plan = UninstallPlan {
         target: req.target.clone(),
         revisions: sel.revisions.clone(),
         steps: sel.steps,
@@ -494,7 +486,15 @@ pub fn plan(input: &Input<'_>, req: &Request) -> Result<UninstallPlan, Uninstall
         warnings,
         crds,
         force: req.force,
-    })
+        unread: COMPLETE
+            .iter()
+            .filter_map(|s| input.snapshot.gap(*s).cloned())
+            .collect(),
+    };
+    match plan.unread.first() {
+        Some(gap) if !plan.refused() => Err(Unread { gap: gap.clone() }.into()),
+        _ => Ok(plan),
+    }
 }
 
 fn crd_uses(input: &Input<'_>, req: &Request) -> Vec<CrdUse> {

@@ -309,6 +309,7 @@ mod tests {
             "ISTIO_OLD_CHARTS",
             "ISTIO_NEW_TAG",
             "ISTIO_NEW_CHARTS",
+            "GATEWAY_API_VERSION",
         ] {
             v.get(k).unwrap();
         }

@@ -20,9 +20,11 @@
 //! panics or is killed. If the binaries are not built, [`Cluster::start`] fails with a message
 //! naming `tests/testbed/build.sh`.
 
+pub mod ambient;
 pub mod bins;
 mod cluster;
 pub mod config;
+pub mod dump;
 pub mod fault;
 pub mod inject;
 pub mod multicluster;

@@ -65,6 +65,19 @@ pub fn json(out: &Output, code: i32) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\nstderr:\n{stderr}"))
 }
 
+/// The findings with `id` of a precheck report (`precheck -o json`); asserts there is one.
+pub fn findings<'a>(report: &'a Value, id: &str) -> Vec<&'a Value> {
+    let found: Vec<&Value> = report["categories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["checks"].as_array().into_iter().flatten())
+        .filter(|f| f["id"] == id)
+        .collect();
+    assert!(!found.is_empty(), "no {id} finding in {report:#}");
+    found
+}
+
 /// One object of a kubectl-mesh change report (`upgrade -o json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {

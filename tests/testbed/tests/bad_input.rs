@@ -141,6 +141,26 @@ fn bad_files_and_flags_are_one_line_errors_with_a_hint() {
             vec![
                 "--snapshot".into(),
                 s.into(),
+                "--release-data".into(),
+                m("release-data-gap.yaml"),
+            ],
+            "line 22: release 1.22 follows 1.20",
+        ),
+        (
+            "kubectl-mesh-precheck",
+            vec![
+                "--snapshot".into(),
+                s.into(),
+                "--release-data".into(),
+                dir.clone(),
+            ],
+            "release data",
+        ),
+        (
+            "kubectl-mesh-precheck",
+            vec![
+                "--snapshot".into(),
+                s.into(),
                 "--target-version".into(),
                 "1.3O.3".into(),
             ],
@@ -410,6 +430,21 @@ fn bad_input_against_a_cluster_writes_nothing() {
             with(v(&["-f", &corpus("manifest-mixed-versions.yaml"), "-y"])),
             2,
             "mixes Istio versions",
+        ),
+        (
+            "kubectl-mesh-upgrade",
+            with(v(&[
+                "-f",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../mesh-core/fixtures/manifests/default-1.30.3.yaml"
+                ),
+                "--release-data",
+                &corpus("release-data-gap.yaml"),
+                "-y",
+            ])),
+            2,
+            "release 1.22 follows 1.20",
         ),
         (
             "kubectl-mesh-upgrade",

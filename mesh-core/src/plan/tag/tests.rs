@@ -146,6 +146,8 @@ fn tag_webhook_copies_a_url_based_injector() {
         "MutatingWebhookConfiguration",
         "istio-revision-tag-prod",
     );
+    // rev.namespace and rev.object, both copied from the URL-based injector.
+    assert_eq!(mwc["webhooks"].as_array().unwrap().len(), 2, "{mwc}");
     for w in mwc["webhooks"].as_array().unwrap() {
         assert_eq!(w["clientConfig"]["url"], URL);
         assert!(w["clientConfig"].get("service").is_none());
@@ -175,7 +177,12 @@ fn tag_service_selects_the_revisions_istiod_from_1_28_on() {
     // A 1.27 control plane gets no Service (istioctl 1.27 made none).
     let (snap, inv) = Snap::new().control_plane("1-27-1", "1.27.1").build();
     let plan = plan_set(&snap, &inv, &set("old", "1-27-1")).unwrap();
-    assert!(plan.apply.iter().all(|o| o["kind"] != "Service"));
+    let kinds: Vec<&str> = plan
+        .apply
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["MutatingWebhookConfiguration"]);
 }
 
 #[test]

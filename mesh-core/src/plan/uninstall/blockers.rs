@@ -264,20 +264,17 @@ fn gateways(
     for g in &inv.gateways {
         let subject = format!("gateway {}/{}", g.namespace, g.name);
         if sel.deletes("Deployment", &g.namespace, &g.name) {
-            let (what, command) = match (rev, other) {
-                (Some(r), Some(o)) => (
+            let (what, command) = match rev {
+                Some(r) => (
                     format!("installed with revision `{r}`"),
-                    Some(format!(
-                        "istioctl install --revision {o} -f <the IstioOperator of this gateway>"
-                    )),
+                    Some(gateway_move(other)),
                 ),
-                (Some(r), None) => (format!("installed with revision `{r}`"), None),
-                (None, _) => ("installed with a control plane".to_owned(), None),
+                None => ("installed with a control plane".to_owned(), None),
             };
             out.push(blocker(
                 BlockerKind::Gateway,
                 subject,
-                format!("{what}, it is deleted too: traffic through it stops; install its replacement first"),
+                format!("{what}, it is deleted too: traffic through it stops; move it to the new revision first (the same Deployment, updated in place)"),
                 command,
             ));
         } else if let Some(r) = rev.filter(|r| g.revision.as_deref() == Some(r)) {
@@ -296,6 +293,21 @@ fn gateways(
         }
     }
     out
+}
+
+/// How a gateway installed with a control plane moves to another revision, with kubectl-mesh:
+/// its objects in that revision's manifest, applied over the old ones (same names), as
+/// istioctl's "gateways with multiple revisions" does. The new revision installed already is
+/// upgraded in place with the gateway added (`--canary` would be refused: the revision
+/// exists); a new revision is installed as a canary with its gateway.
+fn gateway_move(other: Option<&str>) -> String {
+    match other {
+        Some(o) => format!(
+            "kubectl mesh upgrade -f <revision {o}'s manifest with this gateway, e.g. istioctl manifest generate --set revision={o} --set profile=default>"
+        ),
+        None => "kubectl mesh upgrade --canary -f <the new revision's manifest with this gateway>"
+            .to_owned(),
+    }
 }
 
 /// What the user should know that does not block.

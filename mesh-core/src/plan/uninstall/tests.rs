@@ -483,6 +483,43 @@ fn a_namespace_labelled_with_the_revision_blocks_with_the_relabel_command() {
             .iter()
             .any(|b| b.subject.contains("istio-ingressgateway") && b.kind == BlockerKind::Pods)
     );
+    // The way to move it is kubectl-mesh's own: the other revision's manifest with the gateway,
+    // applied in place (that revision is installed, so not as a canary).
+    assert_eq!(
+        gw.command.as_deref(),
+        Some(
+            "kubectl mesh upgrade -f <revision default's manifest with this gateway, e.g. istioctl manifest generate --set revision=default --set profile=default>"
+        )
+    );
+}
+
+/// No other revision is installed yet: the gateway goes with the new revision's canary install.
+#[test]
+fn a_gateway_with_no_revision_to_move_to_is_moved_by_the_canary_install() {
+    let plan = World::new()
+        .install("default", "1.29.6")
+        .gateway("default", "1.29.6")
+        .base("default")
+        .plan(rev("default"), false)
+        .unwrap();
+    let gw = plan
+        .blockers
+        .iter()
+        .find(|b| b.kind == BlockerKind::Gateway)
+        .unwrap();
+    assert_eq!(
+        gw.command.as_deref(),
+        Some("kubectl mesh upgrade --canary -f <the new revision's manifest with this gateway>")
+    );
+    for b in &plan.blockers {
+        assert!(
+            !b.command
+                .as_deref()
+                .unwrap_or_default()
+                .contains("istioctl install"),
+            "{b:?}"
+        );
+    }
 }
 
 #[test]
@@ -646,6 +683,60 @@ fn unknown_revisions_and_tags_are_usage_errors() {
     assert_eq!(
         (err.class(), err.to_string().as_str()),
         (Class::Failed, "cannot read pods: forbidden")
+    );
+}
+
+/// Without one of the kinds a complete plan reads, what uses the revision is still found and
+/// refuses; only a plan that would go ahead fails, classified by why the kind is missing: a
+/// snapshot file that lacks it is bad input (never a permission problem), a refusal by the
+/// server is.
+#[test]
+fn a_missing_kind_still_refuses_and_only_a_plan_to_carry_out_needs_it() {
+    use crate::snapshot::GapCause;
+    let partial = || {
+        let mut w = canary_started().ns("demo", &[("istio-injection", "enabled")]);
+        w.snap = w.snap.with(|x| {
+            x.validating_webhooks.clear();
+            x.add_gap_because(
+                Source::ValidatingWebhooks,
+                GapCause::NotInFile,
+                "not in the file",
+            );
+        });
+        w
+    };
+    let plan = partial().plan(rev("default"), false).unwrap();
+    assert!(plan.refused());
+    let subjects: Vec<&str> = plan.blockers.iter().map(|b| b.subject.as_str()).collect();
+    assert!(
+        subjects.contains(&"namespace demo") && subjects.contains(&"tag default"),
+        "{subjects:?}"
+    );
+    assert_eq!(plan.unread.len(), 1);
+    assert_eq!(plan.unread[0].source, Source::ValidatingWebhooks);
+
+    let err = partial().plan(rev("default"), true).unwrap_err();
+    assert_eq!(err.class(), Class::Usage, "{err}");
+    assert!(!err.hints()[0].contains("auth can-i"), "{:?}", err.hints());
+    let mut done = canary_done();
+    done.snap = done.snap.with(|x| {
+        x.add_gap_because(Source::Pods, GapCause::Forbidden, "forbidden: no");
+    });
+    let err = done.plan(rev("default"), false).unwrap_err();
+    assert_eq!(err.class(), Class::Failed, "{err}");
+    assert_eq!(
+        err.hints(),
+        ["check your permissions with `kubectl auth can-i list pods`"]
+    );
+    // Without the webhooks or the Deployments the revision itself cannot be found.
+    let mut blind = canary_started();
+    blind.snap = blind
+        .snap
+        .with(|x| x.add_gap_because(Source::MutatingWebhooks, GapCause::NotInFile, "x"));
+    let err = blind.plan(rev("default"), false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read mutatingwebhookconfigurations: x"
     );
 }
 

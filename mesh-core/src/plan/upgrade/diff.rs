@@ -155,23 +155,180 @@ pub fn diff(before: &Value, after: &Value) -> ObjectDiff {
     out.finish()
 }
 
+/// Lists whose members the API server fills with defaults (a container's
+/// `terminationMessagePath`, a port's `protocol`, a webhook's `timeoutSeconds`): merged by
+/// `name` in [`overlay`]. Other lists — a CRD's versions and their schemas, which the server
+/// stores as given — are replaced whole, so a field the manifest drops from them is a change.
+const MERGED_BY_NAME: [&str; 8] = [
+    "containers",
+    "initContainers",
+    "ephemeralContainers",
+    "env",
+    "ports",
+    "volumes",
+    "volumeMounts",
+    "webhooks",
+];
+
 /// The manifest object laid over the live one, as an approximation of a server-side apply for
-/// offline (--snapshot) planning: maps merge recursively, arrays and scalars from `desired`
-/// replace the live ones; fields only in `live` stay.
+/// offline (--snapshot) planning: maps merge recursively; the lists of [`MERGED_BY_NAME`], when
+/// every member is named, take their members and order from `desired`, each laid over the live
+/// member of that name, so what the server defaulted inside them stays; other arrays and
+/// scalars from `desired` replace the live ones; fields only in `live` stay. Not modelled: a
+/// field the manifest no longer sets inside a map or a merged member (an apply removes it when
+/// the installer owned it; here it stays).
 pub fn overlay(live: &Value, desired: &Value) -> Value {
+    overlay_field(None, live, desired)
+}
+
+/// [`overlay`] of the value of field `key`.
+fn overlay_field(key: Option<&str>, live: &Value, desired: &Value) -> Value {
     match (live, desired) {
         (Value::Object(l), Value::Object(d)) => {
             let mut merged = l.clone();
             for (key, value) in d {
-                let value = l
-                    .get(key)
-                    .map_or_else(|| value.clone(), |l| overlay(l, value));
+                let value = match l.get(key) {
+                    // The server keeps no empty field the live object lacks, and null unsets
+                    // nothing an apply does not own.
+                    None => match pruned(value) {
+                        Some(v) => v,
+                        None => continue,
+                    },
+                    Some(_) if value.is_null() => continue,
+                    // A quantity the server wrote in its canonical form (`2000m` is `2`).
+                    Some(Value::String(have))
+                        if is_quantity_key(key) && same_quantity(have, value) =>
+                    {
+                        continue;
+                    }
+                    Some(have) => overlay_field(Some(key), have, value),
+                };
                 merged.insert(key.clone(), value);
             }
             Value::Object(merged)
         }
+        (Value::Array(l), Value::Array(d))
+            if key.is_some_and(|k| MERGED_BY_NAME.contains(&k)) && all_named(l) && all_named(d) =>
+        {
+            Value::Array(
+                d.iter()
+                    .map(|want| {
+                        l.iter()
+                            .find(|have| have["name"] == want["name"])
+                            .map_or_else(|| want.clone(), |have| overlay(have, want))
+                    })
+                    .collect(),
+            )
+        }
         _ => desired.clone(),
     }
+}
+
+/// The defaults the API server writes into members of unnamed lists, which [`overlay`] cannot
+/// take from the live object (such lists are replaced whole): a webhook rule's `scope` (`*`)
+/// and a `fieldRef`'s `apiVersion` (`v1`). Added where absent, as the server would.
+pub fn with_server_defaults(mut v: Value) -> Value {
+    if let Some(hooks) = v.get_mut("webhooks").and_then(Value::as_array_mut) {
+        for rule in hooks
+            .iter_mut()
+            .filter_map(|h| h.get_mut("rules").and_then(Value::as_array_mut))
+            .flatten()
+        {
+            if let Some(r) = rule.as_object_mut() {
+                r.entry("scope").or_insert_with(|| "*".into());
+            }
+        }
+    }
+    default_field_refs(&mut v);
+    v
+}
+
+fn default_field_refs(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Object(f)) = m.get_mut("fieldRef") {
+                f.entry("apiVersion").or_insert_with(|| "v1".into());
+            }
+            m.values_mut().for_each(default_field_refs);
+        }
+        Value::Array(a) => a.iter_mut().for_each(default_field_refs),
+        _ => {}
+    }
+}
+
+/// A new field as the server keeps it: without nulls, empty strings, maps and lists (what it
+/// drops from fields that omit empties), `None` when nothing is left.
+fn pruned(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::Array(a) if a.is_empty() => None,
+        Value::Object(m) => {
+            let kept: serde_json::Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), pruned(v)?)))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// Keys whose values are resource quantities (`resources.limits.cpu`, `requests.memory`, ...).
+fn is_quantity_key(key: &str) -> bool {
+    matches!(key, "cpu" | "memory" | "ephemeral-storage" | "storage")
+        || key.starts_with("hugepages-")
+}
+
+/// Whether a desired value is the same quantity as the live string (`1024Mi` and `1Gi`).
+fn same_quantity(live: &str, desired: &Value) -> bool {
+    let desired = match desired {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return false,
+    };
+    matches!((milli(live), milli(&desired)), (Some(a), Some(b)) if a == b)
+}
+
+/// A Kubernetes quantity in thousandths of its unit (`100m` → 100, `1Gi` → 1073741824000),
+/// exactly; `None` for anything else.
+fn milli(q: &str) -> Option<u128> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let (factor, divisor): (u128, u128) = match suffix {
+        "m" => (1, 1),
+        "" => (1000, 1),
+        "k" => (1000 * 1000, 1),
+        "M" => (1000 * 1000u128.pow(2), 1),
+        "G" => (1000 * 1000u128.pow(3), 1),
+        "T" => (1000 * 1000u128.pow(4), 1),
+        "P" => (1000 * 1000u128.pow(5), 1),
+        "E" => (1000 * 1000u128.pow(6), 1),
+        "Ki" => (1000 << 10, 1),
+        "Mi" => (1000 << 20, 1),
+        "Gi" => (1000 << 30, 1),
+        "Ti" => (1000 << 40, 1),
+        "Pi" => (1000 << 50, 1),
+        "Ei" => (1000 << 60, 1),
+        _ => return None,
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.len() > 9 {
+        return None;
+    }
+    let scale = 10u128.pow(u32::try_from(fraction.len()).ok()?);
+    let digits: u128 = format!("{whole}{fraction}").parse().ok()?;
+    let value = digits.checked_mul(factor)? / divisor;
+    (value % scale == 0).then(|| value / scale)
+}
+
+/// Whether every member of a list is an object with a string `name`, each name once.
+fn all_named(list: &[Value]) -> bool {
+    let names: BTreeSet<&str> = list.iter().filter_map(|v| v["name"].as_str()).collect();
+    names.len() == list.len()
 }
 
 /// A copy of an object without the server-owned fields.
@@ -880,6 +1037,82 @@ mod tests {
             [&["metadata.labels.b"][..], &ports].concat()
         );
         assert_eq!(overlay(&json!(1), &json!({"a": 1})), json!({"a": 1}));
+    }
+
+    /// Lists of named members merge by name, as a server-side apply does: what the server
+    /// defaulted inside a container or a CRD version stays; a member the manifest drops goes.
+    #[test]
+    fn overlay_merges_named_lists_by_name() {
+        let live = json!({"spec": {"containers": [
+            {"name": "discovery", "image": "pilot:1", "imagePullPolicy": "IfNotPresent"},
+            {"name": "gone", "image": "x"}]}});
+        let desired = json!({"spec": {"containers": [{"name": "discovery", "image": "pilot:1"}]}});
+        let merged = overlay(&live, &desired);
+        assert_eq!(
+            merged,
+            json!({"spec": {"containers": [
+                {"name": "discovery", "image": "pilot:1", "imagePullPolicy": "IfNotPresent"}]}})
+        );
+        let same = overlay(
+            &live,
+            &json!({"spec": {"containers": [
+            {"name": "discovery", "image": "pilot:1"}, {"name": "gone", "image": "x"}]}}),
+        );
+        assert!(super::same(&live, &same), "{same}");
+        let changed = overlay(
+            &live,
+            &json!({"spec": {"containers": [
+            {"name": "discovery", "image": "pilot:2"}, {"name": "gone", "image": "x"}]}}),
+        );
+        assert!(!super::same(&live, &changed), "{changed}");
+        assert_eq!(
+            changed["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        // What the server drops or rewrites is not a change: empty fields it omits, null, and
+        // quantities in their canonical form.
+        let live = json!({"spec": {"resources": {"limits": {"cpu": "2", "memory": "1Gi"}},
+            "env": [{"name": "PLATFORM"}]}});
+        let desired = json!({"spec": {"resources": {"limits": {"cpu": "2000m", "memory": "1024Mi"}},
+            "affinity": {"nodeAffinity": null}, "nodeSelector": {}, "annotations": null,
+            "env": [{"name": "PLATFORM", "value": ""}]}});
+        assert!(
+            super::same(&live, &overlay(&live, &desired)),
+            "{}",
+            overlay(&live, &desired)
+        );
+        let more = json!({"spec": {"resources": {"limits": {"cpu": "3", "memory": "1Gi"}}}});
+        assert_eq!(
+            overlay(&live, &more)["spec"]["resources"]["limits"]["cpu"],
+            "3"
+        );
+        assert_eq!(super::milli("100m"), Some(100));
+        assert_eq!(super::milli("0.5"), Some(500));
+        assert_eq!(super::milli("1Gi"), super::milli("1024Mi"));
+        assert_eq!(super::milli("2k"), Some(2_000_000));
+        for bad in ["", "x", "1.2.3", "1Q", ".", "1e3"] {
+            assert_eq!(super::milli(bad), None, "{bad}");
+        }
+        // Defaults inside unnamed lists are added as the server adds them.
+        let hook = json!({"webhooks": [{"name": "w", "rules": [{"operations": ["CREATE"]}]}],
+            "spec": {"volumes": [{"name": "v", "downwardAPI": {"items": [
+                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}});
+        let defaulted = super::with_server_defaults(hook);
+        assert_eq!(defaulted["webhooks"][0]["rules"][0]["scope"], "*");
+        assert_eq!(
+            defaulted["spec"]["volumes"][0]["downwardAPI"]["items"][0]["fieldRef"]["apiVersion"],
+            "v1"
+        );
+        // Duplicate or missing names, or a list the server does not default into (a CRD's
+        // versions): replaced whole, so what the manifest drops from it is a change.
+        let dup = json!({"containers": [{"name": "a", "v": 1}, {"name": "a", "v": 2}]});
+        assert_eq!(
+            overlay(&json!({"containers": [{"name": "a", "w": 0}]}), &dup),
+            dup
+        );
+        let crd = json!({"spec": {"versions": [{"name": "v1", "schema": {"a": 1, "b": 2}}]}});
+        let older = json!({"spec": {"versions": [{"name": "v1", "schema": {"a": 1}}]}});
+        assert!(!super::same(&crd, &overlay(&crd, &older)));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::{
     error::{Class, Classify},
     inventory::{InstallMethod, Inventory, injected_revision},
     manifest::Manifest,
-    snapshot::{ClusterSnapshot, Source, TypedMeta},
+    snapshot::{ClusterSnapshot, Source, TypedMeta, Unread},
     version::{IstioVersion, image_version},
 };
 
@@ -54,12 +54,14 @@ pub const INSTALLER_MANAGERS: [&str; 6] = [
 ];
 
 /// What is asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
     /// `--canary`: install a new revision beside the installed ones.
     pub canary: bool,
     /// `--force`: proceed despite version-skew errors.
     pub force: bool,
+    /// Release data and today's date, for the guardrails.
+    pub knowledge: checks::Knowledge<'a>,
 }
 
 /// How the target relates to what is installed.
@@ -189,26 +191,22 @@ pub enum UpgradeError {
         forceable: bool,
     },
     /// A source the plan needs could not be read.
-    #[error("cannot read {}: {reason}", what.describe())]
-    Unreadable {
-        /// What.
-        what: Source,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Unreadable(#[from] Unread),
 }
 
 impl Classify for UpgradeError {
     fn class(&self) -> Class {
         match self {
             Self::CanaryExists { .. } | Self::Namespace { .. } => Class::Usage,
-            Self::Unreadable { .. } => Class::Failed,
+            Self::Unreadable(e) => e.class(),
             _ => Class::Blocked,
         }
     }
 
     fn hints(&self) -> Vec<String> {
         vec![match self {
+            Self::Unreadable(e) => return e.hints(),
             Self::CanaryNotAsked { .. } => "pass --canary to install it beside them, or generate the manifest for an installed revision (`--set revision=<rev>`) to upgrade in place".to_owned(),
             Self::CanaryExists { revision } => format!("drop --canary to upgrade `{revision}` in place, or generate the manifest with another revision (`--set revision=<new>`)"),
             Self::Helm { release, namespace, version, .. } => format!("helm upgrade istio-base istio/base -n {namespace} --version {version} && helm upgrade {release} istio/istiod -n {namespace} --version {version} --reuse-values"),
@@ -216,7 +214,6 @@ impl Classify for UpgradeError {
             Self::Namespace { manifest, .. } => format!("pass -i {manifest}, or generate the manifest for the Istio namespace"),
             Self::Refused { forceable: true, .. } => "fix what the checks above report, or pass --force to override version-skew checks".to_owned(),
             Self::Refused { .. } => "fix what the checks above report (--force overrides version-skew checks only)".to_owned(),
-            Self::Unreadable { what, .. } => format!("check your permissions with `kubectl auth can-i list {}`", what.describe()),
         }]
     }
 }
@@ -265,21 +262,14 @@ pub fn prepare(
     snap: &ClusterSnapshot,
     inv: &Inventory,
     manifest: &Manifest,
-    req: &Request,
+    req: &Request<'_>,
     before: &BTreeMap<ObjRef, Option<Value>>,
     installed: &[TypedMeta],
 ) -> Result<Prepared, UpgradeError> {
-    for source in REQUIRED {
-        if let Some(g) = snap.gap(source) {
-            return Err(UpgradeError::Unreadable {
-                what: source,
-                reason: g.reason.clone(),
-            });
-        }
-    }
+    snap.require(&REQUIRED)?;
     check_namespace(manifest, &snap.istio_namespace)?;
     let target = target(inv, manifest, req, &snap.istio_namespace)?;
-    let findings = guardrails(snap, inv, &target, req);
+    let findings = guardrails(snap, inv, &target, req, manifest);
     let owner = objects::Owner {
         revision: &target.revision,
         version: target.version.to_string(),
@@ -417,8 +407,18 @@ fn target(
     })
 }
 
-fn guardrails(snap: &ClusterSnapshot, inv: &Inventory, t: &Target, req: &Request) -> Vec<Finding> {
+fn guardrails(
+    snap: &ClusterSnapshot,
+    inv: &Inventory,
+    t: &Target,
+    req: &Request<'_>,
+    manifest: &Manifest,
+) -> Vec<Finding> {
     let target = checks::Target {
+        agents: Some(crate::ambient::planned_agents(
+            &manifest.objects,
+            &snap.istio_namespace,
+        )),
         version: t.version.clone(),
         revision: t.revision.clone(),
         mode: match t.mode {
@@ -426,12 +426,14 @@ fn guardrails(snap: &ClusterSnapshot, inv: &Inventory, t: &Target, req: &Request
             Mode::Canary => TargetMode::Canary,
             Mode::Fresh => TargetMode::Fresh,
         },
+        images: manifest.images(),
     };
     let ctx = Context {
         snap,
         inv,
         target: Some(&target),
         canary_requested: req.canary,
+        knowledge: req.knowledge,
     };
     checks::run_all(&ctx)
 }
@@ -516,7 +518,21 @@ pub enum Action {
     Prune,
     /// The manifest no longer has it, but it is marked not-pruned: kept.
     Keep,
+    /// A plan from a snapshot cannot tell (the reason says why): never taken for a create.
+    Unknown,
 }
+
+/// What a plan from a snapshot file cannot see of a manifest object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unseen {
+    /// The snapshot holds only its type and metadata: those are compared, the rest is not.
+    MetadataOnly,
+    /// The snapshot cannot tell whether it exists; why.
+    NotInSnapshot(String),
+}
+
+/// Why an object's metadata-only comparison is not the whole story.
+const METADATA_ONLY: &str = "(the rest not compared: the snapshot holds only its metadata)";
 
 /// One object of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -531,6 +547,9 @@ pub struct ObjectPlan {
     /// For updates: what changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<ObjectDiff>,
+    /// For `unknown`: why the plan cannot tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Pods of a namespace whose proxy is not the target's yet.
@@ -574,14 +593,15 @@ impl UpgradePlan {
 }
 
 /// Compares live objects with what they become: `after` holds the server's dry-run results
-/// (empty offline: then the manifest laid over the live object stands in for them).
+/// (empty offline: then the manifest laid over the live object stands in for them); `unseen`
+/// what a snapshot file could not show of an object.
 pub fn finish(
     prepared: &Prepared,
     snap: &ClusterSnapshot,
     inv: &Inventory,
     before: &BTreeMap<ObjRef, Option<Value>>,
     after: &BTreeMap<ObjRef, Value>,
-    partial: &BTreeSet<ObjRef>,
+    unseen: &BTreeMap<ObjRef, Unseen>,
 ) -> Result<UpgradePlan, UpgradeError> {
     let mut objects = Vec::new();
     let mut changed = BTreeSet::new();
@@ -593,32 +613,18 @@ pub fn finish(
                 release,
             });
         }
-        let (action, diff) = compare(p, live, after.get(&p.r), partial.contains(&p.r));
-        if matches!(action, Action::Create | Action::Update) {
+        let mut o = compare(p, live, after.get(&p.r), unseen.get(&p.r));
+        if matches!(o.action, Action::Create | Action::Update) {
             changed.insert(p.r.clone());
         }
-        objects.push(ObjectPlan {
-            object: p.r.clone(),
-            component: p.component.clone(),
-            action,
-            diff,
-        });
+        o.component.clone_from(&p.component);
+        objects.push(o);
     }
     for (r, _) in &prepared.prune {
-        objects.push(ObjectPlan {
-            object: r.clone(),
-            component: String::new(),
-            action: Action::Prune,
-            diff: None,
-        });
+        objects.push(ObjectPlan::of(r, Action::Prune));
     }
     for r in &prepared.kept {
-        objects.push(ObjectPlan {
-            object: r.clone(),
-            component: String::new(),
-            action: Action::Keep,
-            diff: None,
-        });
+        objects.push(ObjectPlan::of(r, Action::Keep));
     }
     let changes = phases(&prepared.objects, &prepared.prune, &|r| changed.contains(r));
     let target = &prepared.target;
@@ -655,29 +661,76 @@ fn helm_release(obj: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+impl ObjectPlan {
+    fn of(r: &ObjRef, action: Action) -> Self {
+        Self {
+            object: r.clone(),
+            component: String::new(),
+            action,
+            diff: None,
+            reason: None,
+        }
+    }
+}
+
+/// What happens to one manifest object, from its live version (`None`: absent), the server's
+/// dry-run result if any, and what a snapshot could not show of it.
 fn compare(
     p: &Planned,
     live: Option<&Value>,
     after: Option<&Value>,
-    partial: bool,
-) -> (Action, Option<ObjectDiff>) {
-    let Some(live) = live else {
-        return (Action::Create, None);
+    unseen: Option<&Unseen>,
+) -> ObjectPlan {
+    let plan = |action, diff| ObjectPlan {
+        diff,
+        ..ObjectPlan::of(&p.r, action)
     };
-    if partial {
-        let d = ObjectDiff {
-            changes: Vec::new(),
-            other: vec!["(not compared: the snapshot holds only its metadata)".to_owned()],
+    if let Some(Unseen::NotInSnapshot(why)) = unseen {
+        return ObjectPlan {
+            reason: Some(why.clone()),
+            ..ObjectPlan::of(&p.r, Action::Unknown)
         };
-        return (Action::Update, Some(d));
+    }
+    let Some(live) = live else {
+        return plan(Action::Create, None);
+    };
+    if unseen == Some(&Unseen::MetadataOnly) {
+        return metadata_only(p, live);
     }
     let after = after
         .cloned()
-        .unwrap_or_else(|| diff::overlay(live, &p.object));
+        .unwrap_or_else(|| diff::with_server_defaults(diff::overlay(live, &p.object)));
     if diff::same(live, &after) {
-        return (Action::Unchanged, None);
+        return plan(Action::Unchanged, None);
     }
-    (Action::Update, Some(diff::diff(live, &after)))
+    plan(Action::Update, Some(diff::diff(live, &after)))
+}
+
+/// An object a snapshot holds only the metadata of: its labels and annotations are compared;
+/// when they change it is an update (the rest not compared), else the plan cannot tell.
+fn metadata_only(p: &Planned, live: &Value) -> ObjectPlan {
+    let meta = |v: &Value| {
+        serde_json::json!({
+            "apiVersion": v["apiVersion"], "kind": v["kind"], "metadata": v["metadata"],
+        })
+    };
+    let live = meta(live);
+    let after = diff::overlay(&live, &meta(&p.object));
+    if diff::same(&live, &after) {
+        return ObjectPlan {
+            reason: Some(
+                "the snapshot holds only its metadata, which does not change; the rest is not compared"
+                    .to_owned(),
+            ),
+            ..ObjectPlan::of(&p.r, Action::Unknown)
+        };
+    }
+    let mut d = diff::diff(&live, &after);
+    d.other.push(METADATA_ONLY.to_owned());
+    ObjectPlan {
+        diff: Some(d),
+        ..ObjectPlan::of(&p.r, Action::Update)
+    }
 }
 
 /// Pods that do not run the target's proxy yet, per namespace (in place: those of the revision

@@ -62,6 +62,12 @@ fn in_place_upgrade_plans_every_object_with_istioctls_owner_labels_in_phases() {
             "gateways"
         ]
     );
+    assert_eq!(
+        p.full.ops().count(),
+        p.objects.len(),
+        "every object is applied"
+    );
+    assert!(p.objects.len() >= 30, "{}", p.objects.len());
     for op in p.full.ops() {
         let Op::Apply { object } = op else {
             panic!("{op:?}")
@@ -140,7 +146,7 @@ fn two_minors_in_place_is_refused_unless_forced_and_allowed_as_a_canary() {
     assert!(p.refusal(true).is_none(), "--force overrides skew");
     let canary = Request {
         canary: true,
-        force: false,
+        ..Request::default()
     };
     let c = prep(&snap, &inv, CANARY, &canary).unwrap();
     assert_eq!(c.target.mode, Mode::Canary);
@@ -155,7 +161,7 @@ fn a_new_revision_needs_canary_and_canary_needs_a_new_revision() {
     assert!(e.to_string().contains("beside `default`"), "{e}");
     let canary = Request {
         canary: true,
-        force: false,
+        ..Request::default()
     };
     let e = prep(&snap, &inv, NEW, &canary).unwrap_err();
     assert_eq!(
@@ -427,6 +433,8 @@ fn a_deactivated_legacy_injector_stays_deactivated() {
     )
     .unwrap();
     let applied = &again.objects.iter().find(|o| o.r == mwc).unwrap().object;
+    // The default revision's injector: rev.namespace, rev.object, namespace and object hooks.
+    assert_eq!(applied["webhooks"].as_array().unwrap().len(), 4);
     for h in applied["webhooks"].as_array().unwrap() {
         assert_eq!(
             h["namespaceSelector"],
@@ -441,6 +449,82 @@ fn a_deactivated_legacy_injector_stays_deactivated() {
     assert_ne!(
         active["webhooks"][0]["namespaceSelector"],
         crate::plan::tag::never_match()
+    );
+}
+
+/// What a snapshot file cannot show is never a create: an object whose kind it did not read is
+/// `unknown` with the reason, and is not carried out; one it holds only the metadata of is an
+/// update when its labels change (the rest not compared), else unknown.
+#[test]
+fn what_a_snapshot_cannot_show_is_unknown_never_create() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let p = prep(&snap, &inv, NEW, &Request::default()).unwrap();
+    let mut before = live_from(&p);
+    let sa = ObjRef::new("v1", "ServiceAccount", Some("istio-system"), "istiod");
+    let crd = ObjRef::new(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "gateways.networking.istio.io",
+    );
+    let hpa = ObjRef::new(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        Some("istio-system"),
+        "istiod",
+    );
+    before.insert(sa.clone(), None);
+    let meta_of = |r: &ObjRef, before: &BTreeMap<ObjRef, Option<Value>>| {
+        let v = before[r].clone().unwrap();
+        serde_json::json!({"apiVersion": v["apiVersion"], "kind": v["kind"], "metadata": v["metadata"]})
+    };
+    let mut crd_meta = meta_of(&crd, &before);
+    crd_meta["metadata"]["labels"]["istio.io/rev"] = "1-30-3".into();
+    before.insert(crd.clone(), Some(crd_meta));
+    before.insert(hpa.clone(), Some(meta_of(&hpa, &before)));
+    let unseen: BTreeMap<ObjRef, Unseen> = [
+        (
+            sa.clone(),
+            Unseen::NotInSnapshot("not in the snapshot: it holds no ServiceAccounts".into()),
+        ),
+        (crd.clone(), Unseen::MetadataOnly),
+        (hpa.clone(), Unseen::MetadataOnly),
+    ]
+    .into_iter()
+    .collect();
+    let plan = finish(&p, &snap, &inv, &before, &BTreeMap::new(), &unseen).unwrap();
+    let of = |r: &ObjRef| plan.objects.iter().find(|o| o.object == *r).unwrap();
+    assert_eq!(of(&sa).action, Action::Unknown);
+    assert_eq!(
+        of(&sa).reason.as_deref(),
+        Some("not in the snapshot: it holds no ServiceAccounts")
+    );
+    assert_eq!(of(&crd).action, Action::Update);
+    let d = of(&crd).diff.as_ref().unwrap();
+    assert!(
+        d.changes
+            .iter()
+            .any(|c| c.field == "metadata.labels.istio.io/rev"),
+        "{d:?}"
+    );
+    assert_eq!(d.other.last().map(String::as_str), Some(METADATA_ONLY));
+    assert_eq!(of(&hpa).action, Action::Unknown, "{:?}", of(&hpa));
+    assert!(
+        of(&hpa)
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("only its metadata")
+    );
+    assert_eq!(plan.count(Action::Create), 0);
+    let applied: Vec<ObjRef> = plan.changes.ops().filter_map(Op::target).collect();
+    assert!(!applied.contains(&sa) && !applied.contains(&hpa));
+    assert!(applied.contains(&crd));
+    let json = serde_json::to_value(of(&sa)).unwrap();
+    assert_eq!(json["action"], "unknown");
+    assert_eq!(
+        json["reason"],
+        "not in the snapshot: it holds no ServiceAccounts"
     );
 }
 
