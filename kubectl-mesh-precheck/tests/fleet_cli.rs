@@ -304,3 +304,24 @@ fn bad_fleet_input_is_a_usage_error_before_anything_is_read() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// Every check across clusters links to its section of docs/checks.md.
+#[test]
+fn every_fleet_finding_has_its_section_in_the_catalogue() {
+    let (_, r) = run_json(&three(), &["--target-version", "1.31.1", "-v"]);
+    let catalogue =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/checks.md"))
+            .unwrap();
+    let checks = r["multiCluster"]["checks"].as_array().unwrap();
+    let ids: std::collections::BTreeSet<&str> =
+        checks.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert!(ids.len() >= 6, "the fleet checks ran: {ids:?}");
+    for f in checks {
+        let anchor = f["docs"].as_str().unwrap().rsplit_once('#').unwrap().1;
+        assert!(
+            catalogue.contains(&format!("\n### {anchor}\n")),
+            "no section {anchor} for {}",
+            f["id"]
+        );
+    }
+}
