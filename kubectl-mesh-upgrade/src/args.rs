@@ -128,9 +128,18 @@ pub struct DataplaneArgs {
     #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespaces")]
     pub all: bool,
     /// Relabel the namespaces to this revision or tag first (`istio.io/rev=<it>`, without
-    /// `istio-injection`)
+    /// `istio-injection`; ambient namespaces keep their labels) and move their waypoints onto it
     #[arg(long, value_name = "REV|TAG")]
     pub to_revision: Option<String>,
+    /// Waypoint to move onto --to-revision besides those of the namespaces (repeatable, or
+    /// comma-separated)
+    #[arg(
+        long = "waypoint",
+        visible_alias = "waypoints",
+        value_name = "NS/NAME",
+        value_delimiter = ','
+    )]
+    pub waypoints: Vec<String>,
     /// Workloads restarted at once; each batch must be ready before the next
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
@@ -188,6 +197,11 @@ mod tests {
         assert!(mixed.check().unwrap_err().contains("before `dataplane`"));
         assert!(parse(&["dataplane", "-A", "-n", "x"]).is_err());
         assert!(parse(&["dataplane", "-A", "--batch", "0"]).is_err());
+        let w = parse(&["dataplane", "--waypoint", "a/w", "--waypoints", "b/x,c/y"]).unwrap();
+        let Some(Command::Dataplane(d)) = w.command else {
+            panic!("dataplane")
+        };
+        assert_eq!(d.waypoints, ["a/w", "b/x", "c/y"]);
         assert!(parse(&["rollback", "b.yaml", "--dry-run"]).is_ok());
         assert!(parse(&["-f", "x", "--timeout", "0s"]).is_err());
         assert!(parse(&["-f", "x", "--request-timeout", "99999999999999999999"]).is_err());

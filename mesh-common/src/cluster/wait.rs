@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, api::ListParams};
 use mesh_core::{
+    ambient::waypoint_revision,
     change::{Expected, Wait},
     inventory::injected_revision,
     snapshot::{PodInfo, PodObject},
@@ -189,7 +190,7 @@ pub fn runs_expected(pod: &PodInfo, expect: &Expected) -> Option<String> {
         }
     }
     if let Some(p) = &expect.proxy {
-        let rev = injected_revision(pod);
+        let rev = injected_revision(pod).or_else(|| waypoint_revision(pod));
         if rev.as_deref() != Some(p.revision.as_str()) {
             return Some(format!(
                 "proxy injected by {}, not `{}`",

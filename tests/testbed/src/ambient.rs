@@ -317,6 +317,114 @@ fn programmed(c: &Cluster, ns: &str, name: &str) -> Result<()> {
     run_with_stdin(cmd, "").map(drop)
 }
 
+/// Emulates istiod's gateway controller **running**: until stopped, it re-renders every
+/// waypoint whose managing revision (the Gateway's `istio.io/rev`, else its namespace's, else
+/// `default`, as `IsMine` decides) differs from the revision that rendered its Deployment (the
+/// pod template's `istio.io/rev` annotation), as the controller of the new revision does when a
+/// Gateway is relabelled. [`waypoint`] is the one-shot form. Stop it with
+/// [`WaypointController::stop`], which returns what it re-rendered (`ns/name@revision`).
+pub struct WaypointController {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl WaypointController {
+    /// Starts polling the cluster's waypoints every 300 ms.
+    pub fn start(c: &'static Cluster) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut rendered = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                // A failed pass (a conflict, a rollout still under way) is retried on the next.
+                if let Ok(mut done) = reconcile_waypoints(c) {
+                    rendered.append(&mut done);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            rendered
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops it; returns the waypoints it re-rendered, in order (`ns/name@revision`).
+    pub fn stop(mut self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for WaypointController {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One pass of the emulated gateway controller: re-renders each waypoint whose Deployment was
+/// rendered by another revision than the one that manages it now.
+pub fn reconcile_waypoints(c: &Cluster) -> Result<Vec<String>> {
+    let gateways = kubectl_json(c, &["get", "gateways", "-A"])?;
+    let mut done = Vec::new();
+    for g in gateways["items"].as_array().into_iter().flatten() {
+        if g["spec"]["gatewayClassName"] != "istio-waypoint" {
+            continue;
+        }
+        let (ns, name) = (
+            g["metadata"]["namespace"].as_str().unwrap_or_default(),
+            g["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let label = g["metadata"]["labels"]["istio.io/rev"].as_str();
+        let Some(revision) = managing_revision(c, ns, label)? else {
+            continue;
+        };
+        let deployment = kubectl_json(
+            c,
+            &[
+                "get",
+                "deployments",
+                "-n",
+                ns,
+                "-l",
+                &format!("gateway.networking.k8s.io/gateway-name={name}"),
+            ],
+        )?;
+        let by =
+            deployment["items"][0]["spec"]["template"]["metadata"]["annotations"]["istio.io/rev"]
+                .as_str();
+        if by == Some(revision.as_str()) {
+            continue;
+        }
+        let uid = g["metadata"]["uid"]
+            .as_str()
+            .context("the Gateway has no uid")?;
+        let (client, r) = (c.client(), revision.clone());
+        let image = block(async move { webhook::proxy_image_of(client, &r).await })?;
+        let yaml: Vec<String> = rendered(ns, name, uid, &revision, &image)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut cmd = c.kubectl();
+        cmd.args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            &format!("--field-manager={WAYPOINT_FIELD_MANAGER}"),
+            "-f",
+            "-",
+        ]);
+        run_with_stdin(cmd, &yaml.join("\n---\n"))?;
+        programmed(c, ns, name)?;
+        done.push(format!("{ns}/{name}@{revision}"));
+    }
+    Ok(done)
+}
+
 /// The current UTC time as RFC 3339 (`2026-12-04T10:00:00Z`), from the system clock.
 fn chrono_now() -> String {
     let out = std::process::Command::new("date")
