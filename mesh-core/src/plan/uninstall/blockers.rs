@@ -60,6 +60,12 @@ pub(super) fn find(input: &Input<'_>, req: &Request, sel: &Selection) -> Vec<Blo
                 other.as_deref(),
                 sel,
             ));
+            out.extend(super::ambient::blockers(
+                input.inventory,
+                revision,
+                other.as_deref(),
+                sel,
+            ));
         }
         Target::Purge { .. } => {
             out.extend(purge_namespaces(input.inventory));
