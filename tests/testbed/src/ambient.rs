@@ -317,6 +317,42 @@ fn programmed(c: &Cluster, ns: &str, name: &str) -> Result<()> {
     run_with_stdin(cmd, "").map(drop)
 }
 
+/// The two-revision ambient mesh of the data-plane and uninstall tests: the Gateway API CRDs;
+/// the default revision of the old release installed with `profile=ambient` (istiod, istio-cni
+/// and ztunnel on every node; ztunnel talks to `istiod`); the new release's canary
+/// ([`scenario::canary_revision`], istiod only); namespace `shop` in ambient mode
+/// (`istio.io/use-waypoint=waypoint`) with [`scenario::sample_app`] (2 replicas, captured) and
+/// waypoint `shop/waypoint` rendered by `default`; namespace `legacy` with sidecars
+/// (`istio-injection=enabled`, 1 replica). Once per cluster.
+pub fn canary_mesh(c: &Cluster) -> Result<()> {
+    install_gateway_api(c)?;
+    install_ambient(c, scenario::old_tag())?;
+    scenario::install_canary(c, scenario::canary_revision())?;
+    once(c, "ambient-canary-mesh", || {
+        for ns in ["shop", "legacy"] {
+            c.apply(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+            ))?;
+        }
+        scenario::label_namespace(
+            c,
+            "shop",
+            &[
+                ("istio.io/dataplane-mode", "ambient"),
+                ("istio.io/use-waypoint", "waypoint"),
+            ],
+        )?;
+        scenario::label_namespace(c, "legacy", &[("istio-injection", "enabled")])?;
+        scenario::sample_app(c, "shop", 2)?;
+        capture(c, "shop")?;
+        let rev = waypoint(c, "shop", "waypoint", None)?;
+        if rev.as_deref() != Some("default") {
+            bail!("the default revision did not render shop/waypoint: {rev:?}");
+        }
+        scenario::sample_app(c, "legacy", 1)
+    })
+}
+
 /// Emulates istiod's gateway controller **running**: until stopped, it re-renders every
 /// waypoint whose managing revision (the Gateway's `istio.io/rev`, else its namespace's, else
 /// `default`, as `IsMine` decides) differs from the revision that rendered its Deployment (the
