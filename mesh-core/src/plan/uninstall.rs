@@ -316,6 +316,8 @@ pub enum BlockerKind {
     Webhook,
     /// ztunnel talks to the revision's istiod (or is deleted with it).
     Ztunnel,
+    /// istio-cni is deleted with the revision while namespaces are in ambient mode.
+    Cni,
     /// A waypoint is rendered and configured by the revision's istiod.
     Waypoint,
 }

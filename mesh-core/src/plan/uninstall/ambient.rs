@@ -1,6 +1,7 @@
 //! What of ambient mode still uses the revision an uninstall removes: ztunnel, whose
 //! `XDS_ADDRESS`/`CA_ADDRESS` name that revision's istiod (or whose DaemonSet the uninstall
-//! deletes with the revision), and waypoints that revision's istiod renders. Each blocks, with
+//! deletes with the revision), istio-cni deleted with it while namespaces are in ambient mode,
+//! and waypoints that revision's istiod renders. Each blocks, with
 //! the kubectl-mesh command that moves it; `--force` overrides them like the other uses.
 //!
 //! ztunnel is one per node and cannot be canaried: it moves to another revision by applying
@@ -24,13 +25,42 @@ pub(super) fn blockers(
         .ambient
         .agents_of(AgentKind::Ztunnel)
         .filter_map(|z| ztunnel(z, rev, other, sel));
+    let cni = inv
+        .ambient
+        .agents_of(AgentKind::Cni)
+        .filter(|a| sel.deletes("DaemonSet", &a.namespace, &a.name))
+        .filter_map(|a| cni(inv, a, rev, other));
     let waypoints = inv
         .ambient
         .waypoints
         .iter()
         .filter(|w| w.revision.as_deref() == Some(rev))
         .map(|w| waypoint(w, rev, other));
-    ztunnels.chain(waypoints).collect()
+    ztunnels.chain(cni).chain(waypoints).collect()
+}
+
+/// istio-cni deleted with the revision while namespaces are in ambient mode: their new pods
+/// would start uncaptured, their traffic outside the mesh.
+fn cni(inv: &Inventory, a: &NodeAgent, rev: &str, other: Option<&str>) -> Option<Blocker> {
+    if inv.ambient.namespaces.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = inv
+        .ambient
+        .namespaces
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    Some(Blocker {
+        kind: BlockerKind::Cni,
+        subject: format!("istio-cni {}/{}", a.namespace, a.name),
+        message: format!(
+            "is deleted with revision `{rev}`: new pods of the ambient namespace(s) {} would start without being captured, their traffic outside the mesh",
+            names.join(", ")
+        ),
+        command: Some(agent_move("istio-cni", other)),
+        overridable: true,
+    })
 }
 
 fn ztunnel(z: &NodeAgent, rev: &str, other: Option<&str>, sel: &Selection) -> Option<Blocker> {
@@ -62,17 +92,18 @@ fn ztunnel(z: &NodeAgent, rev: &str, other: Option<&str>, sel: &Selection) -> Op
         message: format!(
             "{why}; every ambient pod{nodes} depends on it. ztunnel cannot be canaried: moving it moves every ambient namespace"
         ),
-        command: Some(ztunnel_move(other)),
+        command: Some(agent_move("ztunnel", other)),
         overridable: true,
     })
 }
 
-/// The command that puts ztunnel on revision `other`: its ztunnel, applied over this one (the
-/// same DaemonSet, updated in place, node by node).
-fn ztunnel_move(other: Option<&str>) -> String {
+/// The command that puts ztunnel (or istio-cni) on revision `other`: that revision's, applied
+/// over this one (the same DaemonSet, updated in place, node by node; its `istio.io/rev` and
+/// istiod address change with it).
+fn agent_move(agent: &str, other: Option<&str>) -> String {
     let rev = other.unwrap_or("<new revision>");
     format!(
-        "kubectl mesh upgrade -f <ztunnel of revision {rev}: istioctl manifest generate --set profile=ambient --set revision={rev}>"
+        "kubectl mesh upgrade -f <{agent} of revision {rev}: istioctl manifest generate --set profile=ambient --set revision={rev}>"
     )
 }
 

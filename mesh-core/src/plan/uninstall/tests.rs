@@ -963,6 +963,18 @@ fn ztunnel_and_waypoints_on_the_revision_block_with_the_commands_that_move_them(
         Some("kubectl mesh upgrade dataplane --waypoint shop/waypoint --to-revision 1-30-3")
     );
     assert!(w[0].overridable && z[0].overridable);
+    let cni = of_kind(&p, BlockerKind::Cni);
+    assert_eq!(cni.len(), 1, "{:#?}", p.blockers);
+    assert_eq!(
+        cni[0].message,
+        "is deleted with revision `default`: new pods of the ambient namespace(s) shop would start without being captured, their traffic outside the mesh"
+    );
+    assert_eq!(
+        cni[0].command.as_deref(),
+        Some(
+            "kubectl mesh upgrade -f <istio-cni of revision 1-30-3: istioctl manifest generate --set profile=ambient --set revision=1-30-3>"
+        )
+    );
     let forced = ambient_world("default", "1.29.6")
         .plan(rev("default"), true)
         .unwrap();
@@ -988,6 +1000,10 @@ fn a_moved_waypoint_blocks_its_new_revision_and_not_the_old() {
     assert!(
         of_kind(&p, BlockerKind::Ztunnel).is_empty(),
         "ztunnel talks to `default`"
+    );
+    assert!(
+        of_kind(&p, BlockerKind::Cni).is_empty(),
+        "istio-cni is `default`'s"
     );
     let w = of_kind(&p, BlockerKind::Waypoint);
     assert_eq!(w.len(), 1);
