@@ -112,7 +112,8 @@ pub struct UpgradeArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Move namespaces to a revision or tag and restart workloads onto its proxy, in batches
+    /// Move namespaces (and their waypoints) to a revision or tag and restart workloads onto
+    /// its proxy, in batches; ambient namespaces need no restart
     Dataplane(DataplaneArgs),
     /// Undo a change: restore the latest backup of this cluster (or the one named)
     Rollback(RollbackArgs),
@@ -143,7 +144,7 @@ pub struct DataplaneArgs {
     /// Workloads restarted at once; each batch must be ready before the next
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
-    /// How long each batch may take to become ready
+    /// How long each batch (and the waypoints) may take to become ready
     #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// Show the plan, checked by the API server in a dry run; change nothing
