@@ -302,4 +302,28 @@ mod tests {
         assert_eq!(humantime(Duration::from_secs(300)), "5m0s");
         assert_eq!(humantime(Duration::from_secs(30)), "30s");
     }
+
+    /// A waypoint's pod carries no injection status: the revision that rendered it is its
+    /// `istio.io/rev` annotation (istiod's waypoint template).
+    #[test]
+    fn a_waypoint_pod_runs_the_revision_that_rendered_it() {
+        use mesh_core::{change::ExpectedProxy, testkit::waypoint_pod, version::IstioVersion};
+        let expect = |revision: &str, version: &str| Expected {
+            images: std::collections::BTreeMap::new(),
+            proxy: Some(ExpectedProxy {
+                revision: revision.into(),
+                version: Some(IstioVersion::parse(version).unwrap()),
+            }),
+        };
+        let pod = waypoint_pod("shop", "waypoint", "1-31-1", "1.31.1");
+        assert_eq!(runs_expected(&pod, &expect("1-31-1", "1.31.1")), None);
+        assert_eq!(
+            runs_expected(&pod, &expect("default", "1.31.1")).unwrap(),
+            "proxy injected by `1-31-1`, not `default`"
+        );
+        assert_eq!(
+            runs_expected(&pod, &expect("1-31-1", "1.30.5")).unwrap(),
+            "proxy 1.31.1, not 1.30.5"
+        );
+    }
 }
