@@ -144,10 +144,21 @@ pub fn waypoint(c: &Cluster, ns: &str, name: &str, rev: Option<&str>) -> Result<
         .as_str()
         .context("the Gateway has no uid")?
         .to_owned();
-    let (client, r) = (c.client(), revision.clone());
+    apply_rendered(c, ns, name, &uid, &revision)?;
+    c.wait_rollout(ns, &format!("deployment/{name}"))?;
+    programmed(c, ns, name)?;
+    Ok(Some(revision))
+}
+
+/// Applies what the gateway controller of `revision` renders for waypoint `name` (Gateway
+/// `uid`), with the proxy image of the revision's injector ConfigMap, as its field manager.
+fn apply_rendered(c: &Cluster, ns: &str, name: &str, uid: &str, revision: &str) -> Result<()> {
+    let (client, r) = (c.client(), revision.to_owned());
     let image = block(async move { webhook::proxy_image_of(client, &r).await })?;
-    let docs = rendered(ns, name, &uid, &revision, &image);
-    let yaml: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+    let yaml: Vec<String> = rendered(ns, name, uid, revision, &image)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let mut cmd = c.kubectl();
     cmd.args([
         "apply",
@@ -157,10 +168,7 @@ pub fn waypoint(c: &Cluster, ns: &str, name: &str, rev: Option<&str>) -> Result<
         "-f",
         "-",
     ]);
-    run_with_stdin(cmd, &yaml.join("\n---\n"))?;
-    c.wait_rollout(ns, &format!("deployment/{name}"))?;
-    programmed(c, ns, name)?;
-    Ok(Some(revision))
+    run_with_stdin(cmd, &yaml.join("\n---\n")).map(drop)
 }
 
 /// The revision whose istiod would manage the waypoint (as `pkg/revisions` `IsMine` decides:
@@ -439,22 +447,7 @@ pub fn reconcile_waypoints(c: &Cluster) -> Result<Vec<String>> {
         let uid = g["metadata"]["uid"]
             .as_str()
             .context("the Gateway has no uid")?;
-        let (client, r) = (c.client(), revision.clone());
-        let image = block(async move { webhook::proxy_image_of(client, &r).await })?;
-        let yaml: Vec<String> = rendered(ns, name, uid, &revision, &image)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let mut cmd = c.kubectl();
-        cmd.args([
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            &format!("--field-manager={WAYPOINT_FIELD_MANAGER}"),
-            "-f",
-            "-",
-        ]);
-        run_with_stdin(cmd, &yaml.join("\n---\n"))?;
+        apply_rendered(c, ns, name, uid, &revision)?;
         programmed(c, ns, name)?;
         done.push(format!("{ns}/{name}@{revision}"));
     }
