@@ -39,6 +39,29 @@ pub(super) fn blockers(
     ztunnels.chain(cni).chain(waypoints).collect()
 }
 
+/// `--purge` deletes istio-cni and ztunnel with every control plane: each namespace in ambient
+/// mode would leave the mesh (its pods' traffic no longer goes through ztunnel, new pods are not
+/// captured), so each blocks, with the label that takes it out of ambient mode first.
+pub(super) fn purge(inv: &Inventory) -> Vec<Blocker> {
+    inv.ambient
+        .namespaces
+        .iter()
+        .map(|n| Blocker {
+            kind: BlockerKind::Namespace,
+            subject: format!("namespace {}", n.name),
+            message: format!(
+                "is in ambient mode ({} of {} pod(s) captured): --purge deletes ztunnel and istio-cni, so its traffic would leave the mesh",
+                n.captured, n.pods
+            ),
+            command: Some(format!(
+                "kubectl label namespace {} istio.io/dataplane-mode-",
+                n.name
+            )),
+            overridable: true,
+        })
+        .collect()
+}
+
 /// istio-cni deleted with the revision while namespaces are in ambient mode: their new pods
 /// would start uncaptured, their traffic outside the mesh.
 fn cni(inv: &Inventory, a: &NodeAgent, rev: &str, other: Option<&str>) -> Option<Blocker> {

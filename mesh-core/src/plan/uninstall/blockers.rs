@@ -69,6 +69,7 @@ pub(super) fn find(input: &Input<'_>, req: &Request, sel: &Selection) -> Vec<Blo
         }
         Target::Purge { .. } => {
             out.extend(purge_namespaces(input.inventory));
+            out.extend(super::ambient::purge(input.inventory));
             out.extend(pods(input.inventory, None, sel));
             out.extend(gateways(input.inventory, None, None, sel));
         }

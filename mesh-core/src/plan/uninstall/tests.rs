@@ -1059,3 +1059,30 @@ fn a_ztunnel_that_talks_to_another_revision_but_is_deleted_with_this_one_blocks(
         z[0].message
     );
 }
+
+#[test]
+fn purge_is_refused_while_namespaces_are_in_ambient_mode() {
+    let p = ambient_world("default", "1.29.6")
+        .plan(
+            Target::Purge {
+                include_crds: false,
+            },
+            false,
+        )
+        .unwrap();
+    let shop: Vec<&Blocker> = p
+        .blockers
+        .iter()
+        .filter(|b| b.subject == "namespace shop")
+        .collect();
+    assert_eq!(shop.len(), 1, "{:#?}", p.blockers);
+    assert_eq!(
+        shop[0].message,
+        "is in ambient mode (2 of 2 pod(s) captured): --purge deletes ztunnel and istio-cni, so its traffic would leave the mesh"
+    );
+    assert_eq!(
+        shop[0].command.as_deref(),
+        Some("kubectl label namespace shop istio.io/dataplane-mode-")
+    );
+    assert!(p.refused());
+}
