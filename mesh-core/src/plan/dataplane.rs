@@ -302,7 +302,8 @@ pub fn plan(
     let ambient_scope = ambient::scope(inv, &names);
     let waypoints = match (&target, &req.to_revision) {
         (Some(t), Some(to)) => {
-            if !named.is_empty() || !ambient_scope.is_empty() {
+            // Which waypoints move is unknown without them (`-A` moves every one).
+            if req.all || !named.is_empty() || !ambient_scope.is_empty() {
                 snap.require(&[Source::Gateways])?;
             }
             ambient::moves(inv, &names, &named, t, to)?

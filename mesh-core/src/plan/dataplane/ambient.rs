@@ -407,5 +407,9 @@ mod tests {
             sidecars_only.is_ok(),
             "no ambient namespace, no named waypoint"
         );
+        let all = plan(&snap, &inv, &req(&[], true, &[], Some("canary")));
+        assert!(all.is_err(), "-A moves every waypoint: they must be known");
+        let no_move = plan(&snap, &inv, &req(&[], true, &[], None));
+        assert!(no_move.is_ok(), "no move, no need");
     }
 }
