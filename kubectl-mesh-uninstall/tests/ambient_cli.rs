@@ -151,3 +151,24 @@ fn force_overrides_them_like_the_other_uses() {
         "{kinds:?}"
     );
 }
+
+#[test]
+fn purge_is_refused_while_a_namespace_is_in_ambient_mode() {
+    let all = blockers(&uninstall(
+        "ambient-canary.yaml",
+        &["--purge", "-o", "json"],
+    ));
+    let shop: Vec<&(String, String, String)> = all
+        .iter()
+        .filter(|(_, subject, _)| subject == "namespace shop")
+        .collect();
+    assert_eq!(
+        shop,
+        [&b(
+            "namespace",
+            "namespace shop",
+            "kubectl label namespace shop istio.io/dataplane-mode-"
+        )],
+        "{all:#?}"
+    );
+}
