@@ -3,10 +3,10 @@
 //! back up, apply in phases with waits, verify — rolled back on failure → data-plane report.
 
 use mesh_common::{
-    carry::{self, How},
+    carry::{self, Carried, How},
     checks::{self, Finding},
     cli::OutputFormat,
-    cluster::Engine,
+    cluster::Checked,
     exit::{ExitStatus, MeshError},
     input,
     manifest::Manifest,
@@ -94,15 +94,8 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
         return refuse(&prepared, refusal, &loaded, &mut printer);
     }
     let how = how(a);
-    let engine = loaded
-        .conn
-        .clone()
-        .map(|c| Engine::new(c, how.engine_options()));
-    let checked = match &engine {
-        Some(e) => Some(carry::check(e, &prepared.full, &mut printer).await?),
-        None => None,
-    };
-    let after = checked.as_ref().map(|c| c.applied()).unwrap_or_default();
+    let ready = carry::check_plan(loaded.conn.as_ref(), &prepared.full, &how, &mut printer).await?;
+    let after = ready.checked().map(Checked::applied).unwrap_or_default();
     let plan = upgrade::finish(
         &prepared,
         &loaded.snap,
@@ -115,10 +108,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     if printer.format == OutputFormat::Table {
         printer.data(&show::plan(&plan, &origin, printer.color()))?;
     }
-    let (Some(engine), Some(checked), false) = (engine, checked, a.dry_run) else {
-        return dry_run(&plan, &origin, loaded.conn.is_some(), &mut printer);
-    };
-    if plan.changes.is_empty() {
+    if !a.dry_run && plan.changes.is_empty() {
         printer.note(&format!(
             "nothing to change: revision `{}` already matches the manifest",
             plan.target.revision
@@ -126,10 +116,13 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
         report(&mut printer, &plan, &origin, false, Ok(None))?;
         return Ok(ExitStatus::Success);
     }
-    let checked = checked.retain(|op| plan.keeps(op));
     let question = format!("Proceed with the {}?", plan.target.describe());
-    match engine.execute(checked, &mut printer, &question).await {
-        Ok(done) => {
+    let carried = ready
+        .retain(|op| plan.keeps(op))
+        .carry_out(&question, &mut printer)
+        .await;
+    match carried {
+        Ok(Carried::Done(done)) => {
             let backup = done.backup.display().to_string();
             if printer.format == OutputFormat::Table {
                 printer.data(&show::after(&plan, printer.color()))?;
@@ -137,20 +130,23 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
             report(&mut printer, &plan, &origin, false, Ok(Some(backup)))?;
             Ok(ExitStatus::Success)
         }
+        Ok(Carried::Snapshot | Carried::DryRun) => {
+            report(&mut printer, &plan, &origin, true, Ok(None))?;
+            Ok(ExitStatus::Success)
+        }
         Err(stopped) => {
             let backup = stopped
                 .execution
                 .as_ref()
                 .map(|e| e.backup.display().to_string());
-            let e = MeshError::from(stopped.error);
             report(
                 &mut printer,
                 &plan,
                 &origin,
                 false,
-                Err((e.error.to_string(), backup)),
+                Err((stopped.error.error.to_string(), backup)),
             )?;
-            Err(e)
+            Err(stopped.error)
         }
     }
 }
@@ -166,26 +162,6 @@ fn how(a: &UpgradeArgs) -> How<'_> {
         rollback: !a.no_rollback,
         timeout: a.timeout,
     }
-}
-
-fn dry_run(
-    plan: &UpgradePlan,
-    origin: &str,
-    checked: bool,
-    printer: &mut Printer,
-) -> Result<ExitStatus, MeshError> {
-    let note = if checked {
-        format!(
-            "dry run: the API server accepted all {} change(s); nothing was changed",
-            plan.changes.len()
-        )
-    } else {
-        "dry run against a snapshot: the plan was not checked by an API server; nothing was changed"
-            .to_owned()
-    };
-    printer.note(&note)?;
-    report(printer, plan, origin, true, Ok(None))?;
-    Ok(ExitStatus::Success)
 }
 
 fn report(

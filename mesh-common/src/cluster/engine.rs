@@ -6,8 +6,9 @@
 //!    before the first change, naming the object and the server's reason. Fields another manager
 //!    owns are a conflict unless that manager is the installer the plan takes over from, or
 //!    `--force-conflicts`. Only a [`Checked`] plan can be carried out.
-//! 2. [`Engine::execute`] — confirmation (a TTY) or `--yes`; a backup of every object the plan
-//!    touches; the phases in order, progress on stderr, each followed by its waits.
+//! 2. [`Engine::execute`] — confirmation (asked through the caller's [`Sink`]) or `--yes`; a
+//!    backup of every object the plan touches; the phases in order, each followed by its waits,
+//!    reported as [`Event`]s to the caller's sink (the engine prints nothing).
 //! 3. On failure (a rejected operation, a wait that times out, the API gone, Ctrl-C/SIGTERM):
 //!    unless the command asks otherwise, an automatic restore from the backup, and one error
 //!    saying what state the cluster is in, what was restored and where the backup is. A second
@@ -32,13 +33,11 @@ use serde_json::{Value, json};
 use super::{
     Connection, Error,
     backup::{Backup, ClusterIdentity},
+    events::{Confirmation, Event, Sink},
     objects::{Deleted, FIELD_MANAGER, Objects},
     wait::wait_for,
 };
-use crate::{
-    ObjRef,
-    output::{Confirmation, Printer},
-};
+use crate::ObjRef;
 
 /// Dry runs in flight at once.
 const CONCURRENCY: usize = 8;
@@ -385,28 +384,27 @@ impl Engine {
     pub async fn execute(
         &self,
         checked: Checked,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
         question: &str,
     ) -> Result<Execution, Stopped> {
-        let answer = printer
-            .confirm(question, self.opts.yes)
-            .map_err(|e| Error::Backup {
+        let answer = if self.opts.yes {
+            Confirmation::Yes
+        } else {
+            sink.confirm(question).map_err(|e| Error::Backup {
                 what: "cannot ask for confirmation".into(),
                 source: e,
-            })?;
+            })?
+        };
         match answer {
             Confirmation::Yes => {}
             Confirmation::No => return Err(Error::Declined.into()),
             Confirmation::NoTerminal => return Err(Error::NoTerminal.into()),
         }
         let (backup, path) = self.take_backup(&checked.plan).await?;
-        printer
-            .note(&format!(
-                "backup of {} object(s) written to {}",
-                backup.objects.len(),
-                path.display()
-            ))
-            .ok();
+        sink.event(Event::BackupWritten {
+            objects: backup.objects.len(),
+            path: &path,
+        });
         let created: BTreeSet<ObjRef> = backup
             .created_objects
             .iter()
@@ -414,7 +412,7 @@ impl Engine {
             .collect();
         let mut run = Run::new(checked, path.clone(), created);
         let outcome = tokio::select! {
-            r = self.run_phases(&mut run, printer) => r,
+            r = self.run_phases(&mut run, sink) => r,
             sig = interrupted() => Err(Error::Interrupted(sig)),
         };
         let mut backup = backup;
@@ -430,7 +428,7 @@ impl Engine {
             Ok(()) => {
                 backup.complete = true;
                 if let Err(e) = backup.rewrite(&path) {
-                    printer.note(&format!("warning: {e}")).ok();
+                    sink.event(Event::BackupNotUpdated { error: &e });
                 }
                 Ok(run.execution())
             }
@@ -438,7 +436,7 @@ impl Engine {
                 let _ = backup.rewrite(&path);
                 let execution = run.execution();
                 let error = self
-                    .after_failure(cause, &backup, &path, &execution, printer)
+                    .after_failure(cause, &backup, &path, &execution, sink)
                     .await;
                 Err(Stopped {
                     error,
@@ -501,27 +499,25 @@ impl Engine {
         })
     }
 
-    async fn run_phases(&self, run: &mut Run, printer: &mut Printer) -> Result<(), Error> {
+    async fn run_phases(&self, run: &mut Run, sink: &mut dyn Sink) -> Result<(), Error> {
         let phases = run.checked.plan.phases.clone();
         let total = phases.len();
         let mut index = 0;
         for (n, phase) in phases.iter().enumerate() {
             run.phase = Some(n);
-            printer
-                .progress(&format!(
-                    "[{}/{total}] {} ({} change(s))...",
-                    n + 1,
-                    phase.name,
-                    phase.ops.len()
-                ))
-                .ok();
+            sink.event(Event::Phase {
+                number: n + 1,
+                total,
+                name: &phase.name,
+                changes: phase.ops.len(),
+            });
             for op in &phase.ops {
                 run.current = Some(index);
                 self.run_op(run, index, op).await?;
                 run.current = None;
                 index += 1;
             }
-            self.run_waits(&phase.waits, printer).await?;
+            self.run_waits(&phase.waits, sink).await?;
         }
         run.phase = None;
         Ok(())
@@ -590,13 +586,13 @@ impl Engine {
         }
     }
 
-    async fn run_waits(&self, waits: &[Wait], printer: &mut Printer) -> Result<(), Error> {
+    async fn run_waits(&self, waits: &[Wait], sink: &mut dyn Sink) -> Result<(), Error> {
         if waits.is_empty() {
             return Ok(());
         }
-        printer
-            .progress(&format!("  waiting for {} condition(s)...", waits.len()))
-            .ok();
+        sink.event(Event::Waiting {
+            conditions: waits.len(),
+        });
         try_join_all(
             waits
                 .iter()
@@ -612,7 +608,7 @@ impl Engine {
         backup: &Backup,
         path: &std::path::Path,
         execution: &Execution,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Error {
         let changed = execution.done().count();
         if changed == 0 && !matches!(cause, Error::Interrupted(_) | Error::Timeout { .. }) {
@@ -639,12 +635,10 @@ impl Engine {
                 backup: Some(path.to_owned()),
             };
         }
-        printer
-            .note(&format!("error: {cause}\nrolling back from the backup..."))
-            .ok();
+        sink.event(Event::RollingBack { cause: &cause });
         let touched = execution.touched.clone();
         let restored = tokio::select! {
-            r = self.restore_only(backup, Some(&touched), printer) => r,
+            r = self.restore_only(backup, Some(&touched), sink) => r,
             sig = interrupted() => Err(Error::Interrupted(sig)),
         };
         let state = match restored {
@@ -676,9 +670,9 @@ impl Engine {
     pub async fn restore(
         &self,
         backup: &Backup,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Result<RestoreReport, Error> {
-        self.restore_only(backup, None, printer).await
+        self.restore_only(backup, None, sink).await
     }
 
     /// [`Engine::restore`] of the objects in `only` (all when `None`): an automatic rollback
@@ -688,7 +682,7 @@ impl Engine {
         &self,
         backup: &Backup,
         only: Option<&BTreeSet<ObjRef>>,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Result<RestoreReport, Error> {
         let wanted = |r: &ObjRef| only.is_none_or(|o| o.contains(r));
         let mut report = RestoreReport::default();
@@ -698,7 +692,7 @@ impl Engine {
             .rev()
             .filter(|c| wanted(&c.object))
         {
-            printer.progress(&format!("removing {}...", c.object)).ok();
+            sink.event(Event::Removing { object: &c.object });
             match self.remove_created(&c.object, c.uid.as_deref()).await {
                 Ok(true) => report.removed += 1,
                 Ok(false) => {}
@@ -713,7 +707,7 @@ impl Engine {
             if !wanted(&r) {
                 continue;
             }
-            printer.progress(&format!("restoring {r}...")).ok();
+            sink.event(Event::Restoring { object: &r });
             match self.objects.restore(obj, false).await {
                 Ok(_) => {
                     report.restored += 1;

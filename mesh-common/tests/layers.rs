@@ -1,0 +1,88 @@
+//! The shell's layers point one way (DESIGN.md §2): `cluster` — connecting, fetching, the change
+//! engine — holds no printer, prompt, flag or exit code. It reports events to a sink its caller
+//! owns, so `output`, `cli`, `carry`, `exit`, `input` and `knowledge` may use `cluster`, never
+//! the reverse (once `cluster` imported the printer: `cluster` → `output` → `cli` → `cluster`).
+
+use std::path::{Path, PathBuf};
+
+/// Modules of mesh-common that `cluster` must not reach.
+const ABOVE_CLUSTER: [&str; 6] = ["output", "cli", "carry", "exit", "input", "knowledge"];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The crate-level modules a source names: `crate::x` paths and `use crate::{x, y::z}` lists.
+fn crate_modules(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(list) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let mut item = String::new();
+            let mut items = Vec::new();
+            for c in list.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 1 => items.push(std::mem::take(&mut item)),
+                    _ => {}
+                }
+                if depth == 0 {
+                    break;
+                }
+                if depth == 1 && c != ',' && c != '{' {
+                    item.push(c);
+                }
+            }
+            items.push(item);
+            out.extend(items.iter().map(|i| head(i)));
+        } else {
+            out.push(head(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+fn head(path: &str) -> String {
+    path.trim()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+#[test]
+fn the_module_reader_sees_nested_lists() {
+    let text = "use crate::{\n    ObjRef,\n    output::{Confirmation, Printer},\n};\nfn f() { crate::cli::x(); }";
+    assert_eq!(crate_modules(text), ["ObjRef", "output", "cli"]);
+}
+
+#[test]
+fn the_cluster_layer_imports_no_printer_flags_or_exit_codes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cluster");
+    let mut files = Vec::new();
+    sources(&dir, &mut files);
+    assert!(files.len() > 5, "found {files:?}");
+    let mut offences = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for m in crate_modules(&text) {
+            if ABOVE_CLUSTER.contains(&m.as_str()) {
+                offences.push(format!("{}: crate::{m}", f.display()));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "`cluster` reaches a layer above it (report events to a Sink instead): {offences:#?}"
+    );
+}
