@@ -65,7 +65,7 @@ fn objects(manifest: &Manifest, istio_ns: &str) -> Vec<serde_json::Value> {
 pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     let a = &args.upgrade;
     let mut printer = Printer::stdio(&args.output);
-    if args.snapshot.snapshot.is_some() && !a.dry_run {
+    if args.snapshot.snapshot.is_some() && !a.change.dry_run {
         return Err(
             MeshError::usage(anyhow::anyhow!("--snapshot cannot change a cluster"))
                 .hint("add --dry-run to see the plan against the snapshot, or drop --snapshot"),
@@ -108,7 +108,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     if printer.format == OutputFormat::Table {
         printer.data(&show::plan(&plan, &origin, printer.color()))?;
     }
-    if !a.dry_run && plan.changes.is_empty() {
+    if !a.change.dry_run && plan.changes.is_empty() {
         printer.note(&format!(
             "nothing to change: revision `{}` already matches the manifest",
             plan.target.revision
@@ -153,14 +153,12 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
 
 fn how(a: &UpgradeArgs) -> How<'_> {
     How {
-        dry_run: a.dry_run,
-        yes: a.yes,
         question: String::new(),
         operation: "upgrade".to_owned(),
         command: "upgrade",
         flags: &a.change,
-        rollback: !a.no_rollback,
-        timeout: a.timeout,
+        rollback: !a.rollback.no_rollback,
+        timeout: a.wait.timeout,
     }
 }
 

@@ -45,7 +45,7 @@ struct Report<'a> {
 /// `kubectl mesh upgrade dataplane`.
 pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError> {
     let mut printer = Printer::stdio(&args.output);
-    if args.snapshot.snapshot.is_some() && !d.dry_run {
+    if args.snapshot.snapshot.is_some() && !d.change.dry_run {
         return Err(
             MeshError::usage(anyhow::anyhow!("--snapshot cannot change a cluster"))
                 .hint("add --dry-run to see the plan against the snapshot, or drop --snapshot"),
@@ -67,12 +67,10 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
     if changes.is_empty() {
         printer
             .note("nothing to do: every workload in scope runs the proxy its namespace selects")?;
-        report(&mut printer, &plan, &origin, d.dry_run, None, None)?;
+        report(&mut printer, &plan, &origin, d.change.dry_run, None, None)?;
         return Ok(ExitStatus::Success);
     }
     let how = How {
-        dry_run: d.dry_run,
-        yes: d.yes,
         question: format!(
             "Relabel {} namespace(s) and restart {} workload(s)?",
             plan.relabel.len(),
@@ -82,7 +80,7 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
         command: "upgrade dataplane",
         flags: &d.change,
         rollback: false,
-        timeout: d.timeout,
+        timeout: d.wait.timeout,
     };
     match carry_out(loaded.conn.as_ref(), &changes, &how, &mut printer).await {
         Ok(Carried::Done(done)) => {

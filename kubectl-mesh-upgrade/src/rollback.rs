@@ -14,7 +14,7 @@ use mesh_common::{
     cluster::{self, Engine, backup::Backup},
     exit::{ExitStatus, MeshError},
     output::Printer,
-    plan::rollback::{self, RollbackPlan},
+    plan::rollback::{self, Restore, RollbackPlan},
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -54,14 +54,12 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     }
     let conn = cluster::connect(&args.kube.connect_options()).await?;
     let how = How {
-        dry_run: r.dry_run,
-        yes: r.yes,
         question: String::new(),
         operation: "upgrade-rollback".to_owned(),
         command: "upgrade rollback",
         flags: &r.change,
         rollback: true,
-        timeout: r.timeout,
+        timeout: r.wait.timeout,
     };
     let engine = Engine::new(conn.clone(), how.engine_options());
     let identity = engine.identity().await?;
@@ -79,7 +77,7 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     }
     if plan.changes.is_empty() {
         printer.note("nothing to restore: the cluster already matches the backup")?;
-        return finish(&mut printer, &plan, shown, r.dry_run, None);
+        return finish(&mut printer, &plan, shown, r.change.dry_run, None);
     }
     let how = How {
         question: format!(
@@ -97,18 +95,27 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
             "\n✔ rolled back: the saved objects are restored and the created ones removed\n",
         )?;
     }
-    finish(&mut printer, &plan, shown, r.dry_run, carried.backup())
+    finish(
+        &mut printer,
+        &plan,
+        shown,
+        r.change.dry_run,
+        carried.backup(),
+    )
 }
 
 fn restored(plan: &RollbackPlan) -> usize {
     plan.steps
         .iter()
-        .filter(|s| matches!(s.action.as_str(), "restore" | "recreate"))
+        .filter(|s| matches!(s.action, Restore::Restore | Restore::Recreate))
         .count()
 }
 
 fn removed(plan: &RollbackPlan) -> usize {
-    plan.steps.iter().filter(|s| s.action == "delete").count()
+    plan.steps
+        .iter()
+        .filter(|s| s.action == Restore::Delete)
+        .count()
 }
 
 fn find(

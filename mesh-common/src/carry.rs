@@ -15,17 +15,13 @@ use crate::{
 /// How a command wants its plan carried out.
 #[derive(Debug, Clone)]
 pub struct How<'a> {
-    /// `--dry-run`: a server-side dry run only.
-    pub dry_run: bool,
-    /// `--yes`.
-    pub yes: bool,
     /// The confirmation question.
     pub question: String,
     /// What the change is (`tag-set`, `uninstall`, `upgrade`, `dataplane`).
     pub operation: String,
     /// The subcommand, for the command line recorded in the backup (`tag`, `uninstall`).
     pub command: &'static str,
-    /// `--backup-dir`, `--force-conflicts`.
+    /// `--dry-run`, `--yes`, `--backup-dir`, `--force-conflicts`.
     pub flags: &'a ChangeFlags,
     /// Restore the backup automatically on failure.
     pub rollback: bool,
@@ -37,7 +33,7 @@ impl How<'_> {
     /// The engine's options.
     pub fn engine_options(&self) -> EngineOptions {
         EngineOptions {
-            yes: self.yes,
+            yes: self.flags.yes,
             force_conflicts: self.flags.force_conflicts,
             rollback: self.rollback,
             backup_dir: self.flags.backup_dir(),
@@ -155,7 +151,7 @@ impl Ready<'_> {
             )?;
             return Ok(Carried::Snapshot);
         };
-        if self.how.dry_run {
+        if self.how.flags.dry_run {
             printer.note(&format!(
                 "dry run: the API server accepted all {} change(s); nothing was changed",
                 checked.plan().len()
@@ -182,7 +178,7 @@ pub async fn check_plan<'a>(
     printer: &mut Printer,
 ) -> Result<Ready<'a>, NotCarried> {
     let Some(conn) = conn else {
-        if how.dry_run {
+        if how.flags.dry_run {
             return Ok(Ready { checked: None, how });
         }
         return Err(

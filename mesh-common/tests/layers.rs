@@ -86,3 +86,55 @@ fn the_cluster_layer_imports_no_printer_flags_or_exit_codes() {
         "`cluster` reaches a layer above it (report events to a Sink instead): {offences:#?}"
     );
 }
+
+/// Fields of the flags every changing command shares (`cli::ChangeFlags`, `TimeoutFlag`,
+/// `NoRollbackFlag`): declared once, in mesh-common, never again in a binary.
+const SHARED_FLAGS: [&str; 6] = [
+    "pub dry_run: bool",
+    "pub yes: bool",
+    "pub timeout: Duration",
+    "pub no_rollback: bool",
+    "pub backup_dir: Option<PathBuf>",
+    "pub force_conflicts: bool",
+];
+
+#[test]
+fn the_shared_change_flags_are_declared_once_in_mesh_common() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cli = std::fs::read_to_string(root.join("src/cli.rs")).unwrap();
+    for field in SHARED_FLAGS {
+        assert_eq!(
+            cli.matches(field).count(),
+            1,
+            "`{field}` in mesh-common's cli.rs"
+        );
+    }
+    let workspace = root.parent().unwrap();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(workspace).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("kubectl-mesh") && dir.join("src").is_dir() {
+            sources(&dir.join("src"), &mut files);
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("kubectl-mesh-upgrade/src/args.rs")),
+        "found {files:?}"
+    );
+    let mut again = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for field in SHARED_FLAGS {
+            if text.contains(field) {
+                again.push(format!("{}: {field}", f.display()));
+            }
+        }
+    }
+    assert!(
+        again.is_empty(),
+        "flatten mesh_common::cli::{{ChangeFlags, TimeoutFlag, NoRollbackFlag}} instead: {again:#?}"
+    );
+}

@@ -795,29 +795,13 @@ pub fn restart_patch() -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}})
 }
 
-/// RFC 3339 UTC timestamp of now (what kubectl writes), without a date library.
+/// RFC 3339 UTC timestamp of now to the second (what `kubectl rollout restart` writes).
 fn chrono_like_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
-    let (y, mo, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+    rfc3339_seconds(jiff::Timestamp::now())
 }
 
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
+fn rfc3339_seconds(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Waits for Ctrl-C or SIGTERM; returns which.
@@ -952,8 +936,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_424), (2025, 12, 2));
+        let at = |secs| rfc3339_seconds(jiff::Timestamp::from_second(secs).unwrap());
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(1_764_683_999), "2025-12-02T13:59:59Z");
         let now = chrono_like_now();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.ends_with('Z'));
