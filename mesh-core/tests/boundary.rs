@@ -29,29 +29,47 @@ const FORBIDDEN: [&str; 10] = [
     "kube::",
 ];
 
-fn manifest_dependencies(toml: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut in_deps = false;
-    for line in toml.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_deps = line == "[dependencies]";
-            continue;
-        }
-        if in_deps && !line.is_empty() && !line.starts_with('#') {
-            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
-            out.push(name.trim().to_owned());
-        }
-    }
-    out
+/// The core's normal (non-dev, non-build) dependencies as cargo resolves them: `cargo metadata`
+/// reads every way of declaring one (tables, `[target.'cfg(..)'.dependencies]`, renames) that
+/// a line scan of the TOML would miss.
+fn core_dependencies() -> Vec<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let core = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == env!("CARGO_PKG_NAME"))
+        .expect("mesh-core in the metadata");
+    core["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"].is_null())
+        .map(|d| d["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[test]
 fn the_core_depends_only_on_data_crates() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let deps = manifest_dependencies(&toml);
-    assert!(deps.contains(&"serde".to_owned()), "parsed: {deps:?}");
+    let deps = core_dependencies();
+    assert!(deps.contains(&"serde".to_owned()), "read: {deps:?}");
     let extra: Vec<&String> = deps
         .iter()
         .filter(|d| !ALLOWED.contains(&d.as_str()))
