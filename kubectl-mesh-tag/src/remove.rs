@@ -77,6 +77,7 @@ pub async fn remove(
     let how = How {
         question: format!("Remove tag `{}`?", plan.tag),
         operation: format!("tag-remove-{}", plan.tag),
+        revision: None,
         command: "tag",
         flags: &args.change,
         rollback: true,

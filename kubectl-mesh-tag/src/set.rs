@@ -96,6 +96,7 @@ pub async fn set(
     let how = How {
         question: format!("Point tag `{}` at revision `{}`?", plan.tag, plan.revision),
         operation: format!("tag-set-{}", plan.tag),
+        revision: None,
         command: "tag",
         flags: &args.change,
         rollback: true,

@@ -116,6 +116,7 @@ async fn proceed(
             Target::Revision { revision } => format!("uninstall-{revision}"),
             Target::Purge { .. } => "uninstall-purge".to_owned(),
         },
+        revision: None,
         command: "uninstall",
         flags: &args.change,
         rollback: !args.rollback.no_rollback,

@@ -93,7 +93,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     if let Some(refusal) = prepared.refusal(a.force) {
         return refuse(&prepared, refusal, &loaded, &mut printer);
     }
-    let how = how(a);
+    let how = how(a, &prepared.target.revision);
     let ready = carry::check_plan(loaded.conn.as_ref(), &prepared.full, &how, &mut printer).await?;
     let after = ready.checked().map(Checked::applied).unwrap_or_default();
     let plan = upgrade::finish(
@@ -151,10 +151,11 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     }
 }
 
-fn how(a: &UpgradeArgs) -> How<'_> {
+fn how<'a>(a: &'a UpgradeArgs, revision: &str) -> How<'a> {
     How {
         question: String::new(),
         operation: "upgrade".to_owned(),
+        revision: Some(revision.to_owned()),
         command: "upgrade",
         flags: &a.change,
         rollback: !a.rollback.no_rollback,

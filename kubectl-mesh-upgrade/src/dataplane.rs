@@ -77,7 +77,8 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
             plan.restart.len()
         ),
         operation: "upgrade-dataplane".to_owned(),
-        command: "upgrade dataplane",
+        revision: d.to_revision.clone(),
+        command: "upgrade",
         flags: &d.change,
         rollback: false,
         timeout: d.wait.timeout,

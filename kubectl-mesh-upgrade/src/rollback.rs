@@ -56,7 +56,8 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     let how = How {
         question: String::new(),
         operation: "upgrade-rollback".to_owned(),
-        command: "upgrade rollback",
+        revision: None,
+        command: "upgrade",
         flags: &r.change,
         rollback: true,
         timeout: r.wait.timeout,

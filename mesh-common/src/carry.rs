@@ -19,7 +19,11 @@ pub struct How<'a> {
     pub question: String,
     /// What the change is (`tag-set`, `uninstall`, `upgrade`, `dataplane`).
     pub operation: String,
-    /// The subcommand, for the command line recorded in the backup (`tag`, `uninstall`).
+    /// The revision it is about, when the operation does not name it: the backup file is named
+    /// `<date>-<operation>-<revision>.yaml`.
+    pub revision: Option<String>,
+    /// The plugin command (`tag`, `uninstall`, `upgrade`: the binary's, never a subcommand of
+    /// it), for the command line recorded in the backup: its arguments follow as typed.
     pub command: &'static str,
     /// `--dry-run`, `--yes`, `--backup-dir`, `--force-conflicts`.
     pub flags: &'a ChangeFlags,
@@ -38,6 +42,10 @@ impl How<'_> {
             rollback: self.rollback,
             backup_dir: self.flags.backup_dir(),
             operation: self.operation.clone(),
+            backup_name: match &self.revision {
+                Some(rev) => format!("{}-{rev}", self.operation),
+                None => self.operation.clone(),
+            },
             command: crate::cli::command_line(self.command),
             timeout: self.timeout,
         }

@@ -43,6 +43,7 @@ fn engine(rt: &tokio::runtime::Runtime, kubeconfig: &Path, backups: &Path) -> En
             rollback: true,
             backup_dir: backups.to_owned(),
             operation: "engine-test".into(),
+            backup_name: "engine-test".into(),
             command: "engine test".into(),
             timeout: Duration::from_secs(20),
         },
@@ -444,6 +445,7 @@ fn the_engine_asks_its_caller_and_reports_events_without_printing() {
         rollback: true,
         backup_dir: tmp.path().join("b"),
         operation: "engine-test".into(),
+        backup_name: "engine-test".into(),
         command: "engine test".into(),
         timeout: Duration::from_secs(20),
     };

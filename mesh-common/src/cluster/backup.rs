@@ -2,8 +2,10 @@
 //! the identity of the cluster, so the change can be undone — automatically when it fails, or
 //! later with `kubectl mesh upgrade rollback`. A backup is never restored into another cluster.
 //!
-//! Files are created with mode 0600 in a directory created with mode 0700, under names that are
-//! unique even within one second (nanoseconds, process id, and a counter on collision).
+//! Files are created with mode 0600 in a directory created with mode 0700, named by their UTC
+//! date and what they are (`20261205T081502Z-upgrade-1-31-1.yaml`), unique by a counter when
+//! two land in one second. Names are for people: reading never depends on them, so files named
+//! by earlier versions (`1796398807-118292004-upgrade-12088.yaml`) are read like any other.
 //! Server-owned fields are dropped. Secrets are never written: [`Backup::new`] drops them and
 //! [`Backup::write`] refuses a backup that holds one, so no credential reaches a backup file.
 
@@ -153,16 +155,12 @@ impl Backup {
         }
     }
 
-    /// Writes the backup into a new file in `dir` (created 0700 if needed), mode 0600.
+    /// Writes the backup into a new file in `dir` (created 0700 if needed), mode 0600, named
+    /// `<UTC date>-<label>.yaml` (`20261205T081502Z-upgrade-1-31-1.yaml`: `ls` sorts them by
+    /// date), with `-1`, `-2`… added when that name is taken.
     pub fn write(&self, dir: &Path, label: &str) -> Result<PathBuf, Error> {
         create_dir(dir)?;
-        let stem = format!(
-            "{}-{:09}-{}-{}",
-            self.created,
-            self.created_nanos,
-            sanitize(label),
-            std::process::id()
-        );
+        let stem = format!("{}-{}", file_date(self.created), sanitize(label));
         for n in 0..1000 {
             let name = if n == 0 {
                 format!("{stem}.yaml")
@@ -280,6 +278,16 @@ impl Backup {
 /// Largest backup file read (a backup holds a control plane's objects: a few MB at most).
 pub const MAX_BACKUP_BYTES: u64 = 64 * 1024 * 1024;
 
+/// A backup's date in file names: basic ISO 8601 in UTC, to the second.
+fn file_date(created: u64) -> String {
+    i64::try_from(created)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
+}
+
 fn sanitize(label: &str) -> String {
     label
         .chars()
@@ -377,6 +385,15 @@ mod tests {
         let listed = Backup::list(tmp.path(), &id());
         assert_eq!(listed.len(), 3);
         assert_eq!(listed[0].0, p3);
+        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        let date = file_date(b.created);
+        assert_eq!(name(&p1), format!("{date}-upgrade.yaml"));
+        assert_eq!(
+            name(&p2),
+            format!("{date}-upgrade-1.yaml"),
+            "taken: a counter"
+        );
+        assert!(name(&p3) > name(&p2), "names sort by date");
         let other = ClusterIdentity {
             uid: "other".into(),
             ..id()
@@ -386,6 +403,32 @@ mod tests {
             b.check_cluster(&p1, &other),
             Err(Error::OtherCluster { .. })
         ));
+    }
+
+    #[test]
+    fn file_names_carry_the_utc_date_and_label_and_old_names_still_read() {
+        assert_eq!(file_date(0), "19700101T000000Z");
+        assert_eq!(file_date(1_796_458_502), "20261205T081502Z");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut b = Backup::new(id(), "c", "upgrade", vec![], vec![]);
+        b.created = 1_796_458_502;
+        let p = b.write(tmp.path(), "upgrade-1-31-1").unwrap();
+        assert_eq!(
+            p.file_name().unwrap(),
+            "20261205T081502Z-upgrade-1-31-1.yaml"
+        );
+        // A file named the way earlier versions named backups is read and listed all the same.
+        let old = tmp
+            .path()
+            .join("1796398807-118292004-upgrade-dataplane-12088.yaml");
+        b.created = 1_796_398_807;
+        std::fs::write(&old, serde_saphyr::to_string(&b).unwrap()).unwrap();
+        assert_eq!(Backup::read(&old).unwrap().created, 1_796_398_807);
+        let listed: Vec<PathBuf> = Backup::list(tmp.path(), &id())
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert!(listed.contains(&old) && listed.contains(&p), "{listed:?}");
     }
 
     #[test]

@@ -55,8 +55,11 @@ pub struct EngineOptions {
     /// Where backups go.
     pub backup_dir: PathBuf,
     /// What the change is (`tag-set`, `uninstall`, `upgrade`, `dataplane`), recorded in the
-    /// backup and used in its file name.
+    /// backup.
     pub operation: String,
+    /// The backup file's name after its date: the operation and, when it has one, the revision
+    /// (`upgrade-1-31-1`).
+    pub backup_name: String,
     /// The command line, recorded in the backup.
     pub command: String,
     /// Longest each wait may take.
@@ -476,7 +479,7 @@ impl Engine {
             objects,
             created,
         );
-        let path = backup.write(&self.opts.backup_dir, &self.opts.operation)?;
+        let path = backup.write(&self.opts.backup_dir, &self.opts.backup_name)?;
         Ok((backup, path))
     }
 
