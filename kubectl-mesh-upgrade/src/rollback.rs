@@ -128,7 +128,7 @@ fn find(
         return Ok((p.clone(), Backup::read(p)?));
     }
     let dir = how.flags.backup_dir();
-    Backup::list(&dir, identity)
+    Backup::list(&dir, identity)?
         .into_iter()
         .find(|(_, b)| ROLLED_BACK.contains(&b.operation.as_str()))
         .ok_or_else(|| {

@@ -508,3 +508,31 @@ fn e_conn(rt: &tokio::runtime::Runtime, kubeconfig: &Path) -> cluster::Connectio
     }))
     .unwrap()
 }
+
+#[cfg(unix)]
+#[test]
+fn a_backup_directory_others_can_write_to_is_refused_before_any_change() {
+    // Real: the API server and the file system (a 0777 directory, as a shared /tmp path is).
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-shared-dir").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), &shared);
+    let p = plan(vec![("one", vec![Op::apply(cm(&ns, "a", "1"))])]);
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let stopped = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap_err();
+    assert!(
+        matches!(stopped.error, Error::UntrustedBackup { .. }),
+        "{}",
+        stopped.error
+    );
+    assert!(stopped.execution.is_none(), "the change never started");
+    assert!(configmaps(c, &ns).is_empty(), "nothing was changed");
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "no backup");
+}
