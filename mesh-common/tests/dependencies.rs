@@ -4,54 +4,25 @@
 //! TOML text: a normal dependency must be named in the crate's `src/` (or `build.rs`), a
 //! dev-dependency in `src/`, `tests/`, `benches/` or `examples/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "../../mesh-core/tests/common/workspace.rs"]
+mod workspace;
 
 use serde_json::Value;
 
-fn metadata() -> Value {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
+/// The Rust text of a crate's directories (and its `build.rs`), joined.
 fn rust_text(root: &Path, dirs: &[&str]) -> String {
-    fn walk(dir: &Path, out: &mut String) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let path: PathBuf = e.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|x| x == "rs") {
-                out.push_str(&std::fs::read_to_string(&path).unwrap());
-                out.push('\n');
-            }
-        }
-    }
-    let mut out = String::new();
+    let mut files = Vec::new();
     for d in dirs {
-        walk(&root.join(d), &mut out);
+        workspace::rust_files(&root.join(d), &mut files);
     }
-    if let Ok(build) = std::fs::read_to_string(root.join("build.rs")) {
-        out.push_str(&build);
-    }
-    out
+    files.push(root.join("build.rs"));
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether `name` occurs in `text` as a whole identifier (`serde_json::`, `use semver;`).
@@ -74,7 +45,7 @@ fn the_identifier_search_is_whole_words() {
 
 #[test]
 fn every_declared_dependency_is_used() {
-    let meta = metadata();
+    let meta = workspace::metadata(env!("CARGO_MANIFEST_DIR"));
     let members: Vec<&str> = meta["workspace_members"]
         .as_array()
         .unwrap()

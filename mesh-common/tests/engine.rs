@@ -29,14 +29,8 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn engine(rt: &tokio::runtime::Runtime, kubeconfig: &Path, backups: &Path) -> Engine {
-    let conn = rt
-        .block_on(cluster::connect(&ConnectOptions {
-            kubeconfig: Some(kubeconfig.to_owned()),
-            ..Default::default()
-        }))
-        .unwrap();
     Engine::new(
-        conn,
+        e_conn(rt, kubeconfig),
         EngineOptions {
             yes: true,
             force_conflicts: false,

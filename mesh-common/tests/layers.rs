@@ -3,21 +3,13 @@
 //! owns, so `output`, `cli`, `carry`, `exit`, `input` and `knowledge` may use `cluster`, never
 //! the reverse (once `cluster` imported the printer: `cluster` → `output` → `cli` → `cluster`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "../../mesh-core/tests/common/workspace.rs"]
+mod workspace;
 
 /// Modules of mesh-common that `cluster` must not reach.
 const ABOVE_CLUSTER: [&str; 6] = ["output", "cli", "carry", "exit", "input", "knowledge"];
-
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The crate-level modules a source names: `crate::x` paths and `use crate::{x, y::z}` lists.
 fn crate_modules(text: &str) -> Vec<String> {
@@ -70,7 +62,7 @@ fn the_module_reader_sees_nested_lists() {
 fn the_cluster_layer_imports_no_printer_flags_or_exit_codes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cluster");
     let mut files = Vec::new();
-    sources(&dir, &mut files);
+    workspace::rust_files(&dir, &mut files);
     assert!(files.len() > 5, "found {files:?}");
     let mut offences = Vec::new();
     for f in &files {
@@ -115,7 +107,7 @@ fn the_shared_change_flags_are_declared_once_in_mesh_common() {
         let dir = entry.unwrap().path();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("kubectl-mesh") && dir.join("src").is_dir() {
-            sources(&dir.join("src"), &mut files);
+            workspace::rust_files(&dir.join("src"), &mut files);
         }
     }
     assert!(

@@ -2,7 +2,10 @@
 //! (so it cannot import the shell: the shell crate depends on it, not the reverse), and its
 //! sources do no I/O of their own — no files, environment, processes, network or printing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "common/workspace.rs"]
+mod workspace;
 
 /// The only crates the core may depend on: plain data, parsing, versions and calendar dates.
 const ALLOWED: [&str; 7] = [
@@ -33,24 +36,7 @@ const FORBIDDEN: [&str; 10] = [
 /// reads every way of declaring one (tables, `[target.'cfg(..)'.dependencies]`, renames) that
 /// a line scan of the TOML would miss.
 fn core_dependencies() -> Vec<String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let meta = workspace::metadata(env!("CARGO_MANIFEST_DIR"));
     let core = meta["packages"]
         .as_array()
         .unwrap()
@@ -80,17 +66,6 @@ fn the_core_depends_only_on_data_crates() {
     );
 }
 
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// The text of a source file before its `#[cfg(test)]` module, if any.
 fn non_test_part(text: &str) -> &str {
     text.find("#[cfg(test)]").map_or(text, |i| &text[..i])
@@ -100,7 +75,7 @@ fn non_test_part(text: &str) -> &str {
 fn the_core_does_no_io() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    sources(&src, &mut files);
+    workspace::rust_files(&src, &mut files);
     assert!(files.len() > 10, "found {files:?}");
     let mut offences = Vec::new();
     for f in files {
