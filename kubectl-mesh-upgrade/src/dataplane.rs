@@ -7,6 +7,7 @@
 
 use mesh_common::{
     carry::{Carried, How, carry_out},
+    change::Verb,
     cli::OutputFormat,
     cluster::{Execution, OpStatus},
     exit::{ExitStatus, MeshError},
@@ -125,7 +126,7 @@ fn outcome(e: &Execution) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut failed = Vec::new();
     let mut untouched = Vec::new();
     for (i, (r, verb, s)) in e.ops.iter().enumerate() {
-        if *verb != "restart" {
+        if *verb != Verb::Restart {
             continue;
         }
         match s {

@@ -25,7 +25,7 @@ use std::{
 
 use futures::{StreamExt, future::try_join_all, stream};
 use mesh_core::{
-    change::{ChangePlan, Op, RESTARTED_AT, Wait, rollout_to},
+    change::{ChangePlan, Op, RESTARTED_AT, Verb, Wait, rollout_to},
     error::Classify,
 };
 use serde_json::{Value, json};
@@ -183,7 +183,7 @@ pub struct Execution {
     /// The backup file.
     pub backup: PathBuf,
     /// Status per operation, in plan order.
-    pub ops: Vec<(ObjRef, &'static str, OpStatus)>,
+    pub ops: Vec<(ObjRef, Verb, OpStatus)>,
     /// Index of the phase that failed, if one did.
     pub failed_phase: Option<usize>,
     /// The phase of each operation (same order as `ops`).
