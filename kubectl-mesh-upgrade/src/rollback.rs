@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use futures::{StreamExt, stream};
 use mesh_common::{
     ObjRef,
     carry::{Carried, How, carry_out},
@@ -17,7 +16,6 @@ use mesh_common::{
     plan::rollback::{self, Restore, RollbackPlan},
 };
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::{
     args::{Args, RollbackArgs},
@@ -145,11 +143,7 @@ fn find(
 async fn plan(engine: &Engine, backup: &Backup) -> Result<RollbackPlan, MeshError> {
     let mut refs: Vec<ObjRef> = backup.objects.iter().filter_map(ObjRef::of).collect();
     refs.extend(backup.created_objects.iter().map(|c| c.object.clone()));
-    let got: Vec<Result<Option<Value>, cluster::Error>> = stream::iter(&refs)
-        .map(|r| engine.objects().get(r))
-        .buffered(8)
-        .collect()
-        .await;
+    let got = engine.objects().get_all(&refs, false).await;
     let mut live = std::collections::BTreeMap::new();
     for (r, g) in refs.into_iter().zip(got) {
         live.insert(r, g?);

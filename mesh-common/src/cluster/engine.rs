@@ -452,17 +452,8 @@ impl Engine {
     async fn take_backup(&self, plan: &ChangePlan) -> Result<(Backup, PathBuf), Error> {
         let identity = self.identity().await?;
         let targets = plan.targets();
-        let live: Vec<Result<Option<Value>, Error>> = stream::iter(&targets)
-            .map(|r| async move {
-                match self.objects.get(r).await {
-                    // A kind whose CRD this plan creates: no such object yet.
-                    Err(Error::NotServed { .. }) => Ok(None),
-                    other => other,
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
+        // A kind whose CRD this plan creates: no such object yet.
+        let live = self.objects.get_all(&targets, true).await;
         let live = live.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut objects = Vec::new();
         let mut created = Vec::new();
