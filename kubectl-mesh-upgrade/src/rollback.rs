@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use futures::{StreamExt, stream};
 use mesh_common::{
     ObjRef,
     carry::{Carried, How, carry_out},
@@ -14,10 +13,9 @@ use mesh_common::{
     cluster::{self, Engine, backup::Backup},
     exit::{ExitStatus, MeshError},
     output::Printer,
-    plan::rollback::{self, RollbackPlan},
+    plan::rollback::{self, Restore, RollbackPlan},
 };
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::{
     args::{Args, RollbackArgs},
@@ -54,14 +52,13 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     }
     let conn = cluster::connect(&args.kube.connect_options()).await?;
     let how = How {
-        dry_run: r.dry_run,
-        yes: r.yes,
         question: String::new(),
         operation: "upgrade-rollback".to_owned(),
-        command: "upgrade rollback",
+        revision: None,
+        command: "upgrade",
         flags: &r.change,
         rollback: true,
-        timeout: r.timeout,
+        timeout: r.wait.timeout,
     };
     let engine = Engine::new(conn.clone(), how.engine_options());
     let identity = engine.identity().await?;
@@ -79,7 +76,7 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     }
     if plan.changes.is_empty() {
         printer.note("nothing to restore: the cluster already matches the backup")?;
-        return finish(&mut printer, &plan, shown, r.dry_run, None);
+        return finish(&mut printer, &plan, shown, r.change.dry_run, None);
     }
     let how = How {
         question: format!(
@@ -97,18 +94,27 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
             "\n✔ rolled back: the saved objects are restored and the created ones removed\n",
         )?;
     }
-    finish(&mut printer, &plan, shown, r.dry_run, carried.backup())
+    finish(
+        &mut printer,
+        &plan,
+        shown,
+        r.change.dry_run,
+        carried.backup(),
+    )
 }
 
 fn restored(plan: &RollbackPlan) -> usize {
     plan.steps
         .iter()
-        .filter(|s| matches!(s.action.as_str(), "restore" | "recreate"))
+        .filter(|s| matches!(s.action, Restore::Restore | Restore::Recreate))
         .count()
 }
 
 fn removed(plan: &RollbackPlan) -> usize {
-    plan.steps.iter().filter(|s| s.action == "delete").count()
+    plan.steps
+        .iter()
+        .filter(|s| s.action == Restore::Delete)
+        .count()
 }
 
 fn find(
@@ -120,7 +126,7 @@ fn find(
         return Ok((p.clone(), Backup::read(p)?));
     }
     let dir = how.flags.backup_dir();
-    Backup::list(&dir, identity)
+    Backup::list(&dir, identity)?
         .into_iter()
         .find(|(_, b)| ROLLED_BACK.contains(&b.operation.as_str()))
         .ok_or_else(|| {
@@ -137,11 +143,7 @@ fn find(
 async fn plan(engine: &Engine, backup: &Backup) -> Result<RollbackPlan, MeshError> {
     let mut refs: Vec<ObjRef> = backup.objects.iter().filter_map(ObjRef::of).collect();
     refs.extend(backup.created_objects.iter().map(|c| c.object.clone()));
-    let got: Vec<Result<Option<Value>, cluster::Error>> = stream::iter(&refs)
-        .map(|r| engine.objects().get(r))
-        .buffered(8)
-        .collect()
-        .await;
+    let got = engine.objects().get_all(&refs, false).await;
     let mut live = std::collections::BTreeMap::new();
     for (r, g) in refs.into_iter().zip(got) {
         live.insert(r, g?);

@@ -404,7 +404,7 @@ pub fn rollback(plan: &RollbackPlan, backup: &str, taken: &str, color: bool) -> 
     let rows = plan
         .steps
         .iter()
-        .map(|s| vec![s.action.clone(), s.object.to_string()])
+        .map(|s| vec![s.action.word().to_owned(), s.object.to_string()])
         .collect();
     section(
         &mut out,

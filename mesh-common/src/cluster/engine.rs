@@ -6,8 +6,9 @@
 //!    before the first change, naming the object and the server's reason. Fields another manager
 //!    owns are a conflict unless that manager is the installer the plan takes over from, or
 //!    `--force-conflicts`. Only a [`Checked`] plan can be carried out.
-//! 2. [`Engine::execute`] — confirmation (a TTY) or `--yes`; a backup of every object the plan
-//!    touches; the phases in order, progress on stderr, each followed by its waits.
+//! 2. [`Engine::execute`] — confirmation (asked through the caller's [`Sink`]) or `--yes`; a
+//!    backup of every object the plan touches; the phases in order, each followed by its waits,
+//!    reported as [`Event`]s to the caller's sink (the engine prints nothing).
 //! 3. On failure (a rejected operation, a wait that times out, the API gone, Ctrl-C/SIGTERM):
 //!    unless the command asks otherwise, an automatic restore from the backup, and one error
 //!    saying what state the cluster is in, what was restored and where the backup is. A second
@@ -24,7 +25,7 @@ use std::{
 
 use futures::{StreamExt, future::try_join_all, stream};
 use mesh_core::{
-    change::{ChangePlan, Op, RESTARTED_AT, Wait, rollout_to},
+    change::{ChangePlan, Op, RESTARTED_AT, Verb, Wait, rollout_to},
     error::Classify,
 };
 use serde_json::{Value, json};
@@ -32,13 +33,11 @@ use serde_json::{Value, json};
 use super::{
     Connection, Error,
     backup::{Backup, ClusterIdentity},
+    events::{Confirmation, Event, Sink},
     objects::{Deleted, FIELD_MANAGER, Objects},
     wait::wait_for,
 };
-use crate::{
-    ObjRef,
-    output::{Confirmation, Printer},
-};
+use crate::ObjRef;
 
 /// Dry runs in flight at once.
 const CONCURRENCY: usize = 8;
@@ -56,8 +55,11 @@ pub struct EngineOptions {
     /// Where backups go.
     pub backup_dir: PathBuf,
     /// What the change is (`tag-set`, `uninstall`, `upgrade`, `dataplane`), recorded in the
-    /// backup and used in its file name.
+    /// backup.
     pub operation: String,
+    /// The backup file's name after its date: the operation and, when it has one, the revision
+    /// (`upgrade-1-31-1`).
+    pub backup_name: String,
     /// The command line, recorded in the backup.
     pub command: String,
     /// Longest each wait may take.
@@ -181,7 +183,7 @@ pub struct Execution {
     /// The backup file.
     pub backup: PathBuf,
     /// Status per operation, in plan order.
-    pub ops: Vec<(ObjRef, &'static str, OpStatus)>,
+    pub ops: Vec<(ObjRef, Verb, OpStatus)>,
     /// Index of the phase that failed, if one did.
     pub failed_phase: Option<usize>,
     /// The phase of each operation (same order as `ops`).
@@ -385,28 +387,27 @@ impl Engine {
     pub async fn execute(
         &self,
         checked: Checked,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
         question: &str,
     ) -> Result<Execution, Stopped> {
-        let answer = printer
-            .confirm(question, self.opts.yes)
-            .map_err(|e| Error::Backup {
+        let answer = if self.opts.yes {
+            Confirmation::Yes
+        } else {
+            sink.confirm(question).map_err(|e| Error::Backup {
                 what: "cannot ask for confirmation".into(),
                 source: e,
-            })?;
+            })?
+        };
         match answer {
             Confirmation::Yes => {}
             Confirmation::No => return Err(Error::Declined.into()),
             Confirmation::NoTerminal => return Err(Error::NoTerminal.into()),
         }
         let (backup, path) = self.take_backup(&checked.plan).await?;
-        printer
-            .note(&format!(
-                "backup of {} object(s) written to {}",
-                backup.objects.len(),
-                path.display()
-            ))
-            .ok();
+        sink.event(Event::BackupWritten {
+            objects: backup.objects.len(),
+            path: &path,
+        });
         let created: BTreeSet<ObjRef> = backup
             .created_objects
             .iter()
@@ -414,7 +415,7 @@ impl Engine {
             .collect();
         let mut run = Run::new(checked, path.clone(), created);
         let outcome = tokio::select! {
-            r = self.run_phases(&mut run, printer) => r,
+            r = self.run_phases(&mut run, sink) => r,
             sig = interrupted() => Err(Error::Interrupted(sig)),
         };
         let mut backup = backup;
@@ -430,7 +431,7 @@ impl Engine {
             Ok(()) => {
                 backup.complete = true;
                 if let Err(e) = backup.rewrite(&path) {
-                    printer.note(&format!("warning: {e}")).ok();
+                    sink.event(Event::BackupNotUpdated { error: &e });
                 }
                 Ok(run.execution())
             }
@@ -438,7 +439,7 @@ impl Engine {
                 let _ = backup.rewrite(&path);
                 let execution = run.execution();
                 let error = self
-                    .after_failure(cause, &backup, &path, &execution, printer)
+                    .after_failure(cause, &backup, &path, &execution, sink)
                     .await;
                 Err(Stopped {
                     error,
@@ -451,17 +452,8 @@ impl Engine {
     async fn take_backup(&self, plan: &ChangePlan) -> Result<(Backup, PathBuf), Error> {
         let identity = self.identity().await?;
         let targets = plan.targets();
-        let live: Vec<Result<Option<Value>, Error>> = stream::iter(&targets)
-            .map(|r| async move {
-                match self.objects.get(r).await {
-                    // A kind whose CRD this plan creates: no such object yet.
-                    Err(Error::NotServed { .. }) => Ok(None),
-                    other => other,
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
+        // A kind whose CRD this plan creates: no such object yet.
+        let live = self.objects.get_all(&targets, true).await;
         let live = live.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut objects = Vec::new();
         let mut created = Vec::new();
@@ -478,7 +470,7 @@ impl Engine {
             objects,
             created,
         );
-        let path = backup.write(&self.opts.backup_dir, &self.opts.operation)?;
+        let path = backup.write(&self.opts.backup_dir, &self.opts.backup_name)?;
         Ok((backup, path))
     }
 
@@ -501,27 +493,25 @@ impl Engine {
         })
     }
 
-    async fn run_phases(&self, run: &mut Run, printer: &mut Printer) -> Result<(), Error> {
+    async fn run_phases(&self, run: &mut Run, sink: &mut dyn Sink) -> Result<(), Error> {
         let phases = run.checked.plan.phases.clone();
         let total = phases.len();
         let mut index = 0;
         for (n, phase) in phases.iter().enumerate() {
             run.phase = Some(n);
-            printer
-                .progress(&format!(
-                    "[{}/{total}] {} ({} change(s))...",
-                    n + 1,
-                    phase.name,
-                    phase.ops.len()
-                ))
-                .ok();
+            sink.event(Event::Phase {
+                number: n + 1,
+                total,
+                name: &phase.name,
+                changes: phase.ops.len(),
+            });
             for op in &phase.ops {
                 run.current = Some(index);
                 self.run_op(run, index, op).await?;
                 run.current = None;
                 index += 1;
             }
-            self.run_waits(&phase.waits, printer).await?;
+            self.run_waits(&phase.waits, sink).await?;
         }
         run.phase = None;
         Ok(())
@@ -590,13 +580,13 @@ impl Engine {
         }
     }
 
-    async fn run_waits(&self, waits: &[Wait], printer: &mut Printer) -> Result<(), Error> {
+    async fn run_waits(&self, waits: &[Wait], sink: &mut dyn Sink) -> Result<(), Error> {
         if waits.is_empty() {
             return Ok(());
         }
-        printer
-            .progress(&format!("  waiting for {} condition(s)...", waits.len()))
-            .ok();
+        sink.event(Event::Waiting {
+            conditions: waits.len(),
+        });
         try_join_all(
             waits
                 .iter()
@@ -612,7 +602,7 @@ impl Engine {
         backup: &Backup,
         path: &std::path::Path,
         execution: &Execution,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Error {
         let changed = execution.done().count();
         if changed == 0 && !matches!(cause, Error::Interrupted(_) | Error::Timeout { .. }) {
@@ -639,12 +629,10 @@ impl Engine {
                 backup: Some(path.to_owned()),
             };
         }
-        printer
-            .note(&format!("error: {cause}\nrolling back from the backup..."))
-            .ok();
+        sink.event(Event::RollingBack { cause: &cause });
         let touched = execution.touched.clone();
         let restored = tokio::select! {
-            r = self.restore_only(backup, Some(&touched), printer) => r,
+            r = self.restore_only(backup, Some(&touched), sink) => r,
             sig = interrupted() => Err(Error::Interrupted(sig)),
         };
         let state = match restored {
@@ -676,9 +664,9 @@ impl Engine {
     pub async fn restore(
         &self,
         backup: &Backup,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Result<RestoreReport, Error> {
-        self.restore_only(backup, None, printer).await
+        self.restore_only(backup, None, sink).await
     }
 
     /// [`Engine::restore`] of the objects in `only` (all when `None`): an automatic rollback
@@ -688,7 +676,7 @@ impl Engine {
         &self,
         backup: &Backup,
         only: Option<&BTreeSet<ObjRef>>,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Result<RestoreReport, Error> {
         let wanted = |r: &ObjRef| only.is_none_or(|o| o.contains(r));
         let mut report = RestoreReport::default();
@@ -698,7 +686,7 @@ impl Engine {
             .rev()
             .filter(|c| wanted(&c.object))
         {
-            printer.progress(&format!("removing {}...", c.object)).ok();
+            sink.event(Event::Removing { object: &c.object });
             match self.remove_created(&c.object, c.uid.as_deref()).await {
                 Ok(true) => report.removed += 1,
                 Ok(false) => {}
@@ -713,7 +701,7 @@ impl Engine {
             if !wanted(&r) {
                 continue;
             }
-            printer.progress(&format!("restoring {r}...")).ok();
+            sink.event(Event::Restoring { object: &r });
             match self.objects.restore(obj, false).await {
                 Ok(_) => {
                     report.restored += 1;
@@ -801,29 +789,13 @@ pub fn restart_patch() -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}})
 }
 
-/// RFC 3339 UTC timestamp of now (what kubectl writes), without a date library.
+/// RFC 3339 UTC timestamp of now to the second (what `kubectl rollout restart` writes).
 fn chrono_like_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
-    let (y, mo, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+    rfc3339_seconds(jiff::Timestamp::now())
 }
 
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
+fn rfc3339_seconds(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Waits for Ctrl-C or SIGTERM; returns which.
@@ -958,8 +930,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_424), (2025, 12, 2));
+        let at = |secs| rfc3339_seconds(jiff::Timestamp::from_second(secs).unwrap());
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(1_764_683_999), "2025-12-02T13:59:59Z");
         let now = chrono_like_now();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.ends_with('Z'));

@@ -20,16 +20,34 @@ use crate::{
     plan::upgrade::diff,
 };
 
-/// What happens to one saved object.
+/// What happens to one saved or created object (`restore`, `recreate`, `unchanged`, `delete`,
+/// `gone` in reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restore {
-    /// It differs from the saved version: put back.
+    /// Saved, and it differs from the saved version: put back.
     Restore,
-    /// It is gone: created again.
+    /// Saved, and it is gone: created again.
     Recreate,
-    /// It is as saved: left alone.
+    /// Saved, and it is as saved: left alone.
     Unchanged,
+    /// Created by the change and still there: deleted.
+    Delete,
+    /// Created by the change and gone (or recreated by someone else): left alone.
+    Gone,
+}
+
+impl Restore {
+    /// The word reports and tables use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Restore => "restore",
+            Self::Recreate => "recreate",
+            Self::Unchanged => "unchanged",
+            Self::Delete => "delete",
+            Self::Gone => "gone",
+        }
+    }
 }
 
 /// One step of a rollback, for display and reports.
@@ -37,8 +55,8 @@ pub enum Restore {
 pub struct Step {
     /// The object.
     pub object: ObjRef,
-    /// `restore`, `recreate`, `unchanged`, `delete` or `gone`.
-    pub action: String,
+    /// What happens to it.
+    pub action: Restore,
 }
 
 /// A rollback plan.
@@ -80,7 +98,7 @@ pub fn plan(
         if now.is_none() || !ours {
             steps.push(Step {
                 object: r.clone(),
-                action: "gone".into(),
+                action: Restore::Gone,
             });
             continue;
         }
@@ -95,7 +113,7 @@ pub fn plan(
         });
         steps.push(Step {
             object: r.clone(),
-            action: "delete".into(),
+            action: Restore::Delete,
         });
     }
     let mut restore = Phase::new("restore saved objects");
@@ -108,12 +126,9 @@ pub fn plan(
             Some(l) if diff::same(l, obj) => Restore::Unchanged,
             Some(_) => Restore::Restore,
         };
-        let action = serde_json::to_value(state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
         steps.push(Step {
             object: r.clone(),
-            action: action.unwrap_or_default(),
+            action: state,
         });
         if state == Restore::Unchanged {
             continue;
@@ -198,9 +213,24 @@ mod tests {
             matches!(&p.changes.phases[1].waits[0], Wait::Rollout { expect, .. } if expect.images["discovery"] == "pilot:1.29.6")
         );
         let gone = p.steps.iter().find(|s| s.object == recreated).unwrap();
-        assert_eq!(gone.action, "gone");
+        assert_eq!(gone.action, Restore::Gone);
         let unchanged = p.steps.iter().find(|s| s.object == c).unwrap();
-        assert_eq!(unchanged.action, "unchanged");
+        assert_eq!(unchanged.action, Restore::Unchanged);
+        // Reports keep the words.
+        let json = serde_json::to_value(&p).unwrap();
+        let words: Vec<&str> = json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["action"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = p.steps.iter().map(|s| s.action.word()).collect();
+        assert!(!words.is_empty());
+        assert_eq!(words, expected);
+        assert!(
+            words.contains(&"gone") && words.contains(&"delete"),
+            "{words:?}"
+        );
     }
 
     /// A data-plane rollback: the namespace's and the waypoint's labels are put back before
@@ -239,7 +269,7 @@ mod tests {
         let d = ObjRef::of(&old).unwrap();
         let live = [(d.clone(), None)].into_iter().collect();
         let p = plan(&[old], &[], &live);
-        assert_eq!(p.steps[0].action, "recreate");
+        assert_eq!(p.steps[0].action, Restore::Recreate);
         assert!(matches!(p.changes.phases[0].ops[0], Op::Restore { .. }));
     }
 }
