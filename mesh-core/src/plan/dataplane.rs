@@ -302,8 +302,11 @@ pub fn plan(
     let ambient_scope = ambient::scope(inv, &names);
     let waypoints = match (&target, &req.to_revision) {
         (Some(t), Some(to)) => {
-            // Which waypoints move is unknown without them (`-A` moves every one).
-            if req.all || !named.is_empty() || !ambient_scope.is_empty() {
+            // Which waypoints move is unknown without them: named ones, those of ambient
+            // namespaces in scope, and with `-A` every one — known to exist when their pods run
+            // (a mesh with no ambient namespace and no waypoint pod has none to move).
+            let waypoint_pods = req.all && snap.pods.iter().any(is_waypoint_pod);
+            if waypoint_pods || !named.is_empty() || !ambient_scope.is_empty() {
                 snap.require(&[Source::Gateways])?;
             }
             ambient::moves(inv, &names, &named, t, to)?

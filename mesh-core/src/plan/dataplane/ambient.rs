@@ -412,4 +412,41 @@ mod tests {
         let no_move = plan(&snap, &inv, &req(&[], true, &[], None));
         assert!(no_move.is_ok(), "no move, no need");
     }
+
+    /// A sidecar-only mesh (no ambient namespace, no waypoint pod) read without Gateways — a dump
+    /// from before ambient, say — still moves every namespace with `-A`: it has no waypoint.
+    #[test]
+    fn a_sidecar_mesh_moves_all_namespaces_without_gateways() {
+        let (snap, inv) = Snap::new()
+            .control_plane("default", "1.29.6")
+            .control_plane("1-30-3", "1.30.3")
+            .tag("canary", "1-30-3")
+            .namespace("istio-system", &[])
+            .namespace("legacy", &[("istio-injection", "enabled")])
+            .pod("legacy", "web-1", Some("default"), "1.29.6")
+            .with(|s| {
+                s.gateways.clear();
+                s.add_gap(Source::Gateways, "not in the snapshot");
+            })
+            .build();
+        let all = plan(&snap, &inv, &req(&[], true, &[], Some("canary"))).unwrap();
+        assert!(all.waypoints.is_empty());
+        assert_eq!(
+            all.restart.len(),
+            1,
+            "legacy/web-1 restarts onto the canary"
+        );
+        let (with_waypoint, inv) = mesh()
+            .with(|s| {
+                s.gateways.clear();
+                s.add_gap(Source::Gateways, "not in the snapshot");
+                s.namespaces
+                    .retain(|n| n.metadata.name.as_deref() != Some("shop"));
+            })
+            .build();
+        assert!(
+            plan(&with_waypoint, &inv, &req(&[], true, &[], Some("canary"))).is_err(),
+            "waypoint pods run: -A cannot know which Gateways to move"
+        );
+    }
 }
