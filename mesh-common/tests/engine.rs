@@ -412,3 +412,135 @@ fn a_backup_restores_deleted_objects_and_removes_created_ones() {
         Err(Error::OtherCluster { .. })
     ));
 }
+
+/// Runs a one-operation-first plan whose first apply lands on the real apiserver while the
+/// fault proxy loses every answer to it (the client sees only broken connections, retried until
+/// the engine gives up). Returns the error and the backup.
+fn first_answer_lost(
+    c: &Cluster,
+    ns: &str,
+    first: Value,
+    rollback: bool,
+) -> (String, Backup, FaultProxy, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (proxy, kc) = proxy(c, tmp.path());
+    let name = first["metadata"]["name"].as_str().unwrap().to_owned();
+    proxy.set_rules(vec![
+        Rule::delay(Duration::ZERO).query_contains("dryRun"),
+        Rule::lose_answer()
+            .method("PATCH")
+            .path_contains(format!("/namespaces/{ns}/configmaps/{name}")),
+    ]);
+    let rt = rt();
+    let mut e = engine(&rt, &kc, &tmp.path().join("b"));
+    if !rollback {
+        let mut opts = e.options().clone();
+        opts.rollback = false;
+        e = Engine::new(e.objects().connection().clone(), opts);
+    }
+    let mut p = plan(vec![
+        ("first", vec![Op::apply(first)]),
+        ("second", vec![Op::apply(cm(ns, "later", "1"))]),
+    ]);
+    p.takeover.insert("mesh-testbed".into());
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let stopped = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap_err();
+    let exec = stopped.execution.unwrap();
+    assert_eq!(exec.done().count(), 0, "no operation was acknowledged");
+    let landed = proxy.count(|r| {
+        r.method == "PATCH"
+            && r.path.ends_with(&format!("/configmaps/{name}"))
+            && !r.query.as_deref().unwrap_or("").contains("dryRun")
+            && matches!(r.status, Some(200 | 201))
+    });
+    assert!(landed > 0, "the apiserver carried the apply out");
+    let backup = Backup::read(&exec.backup).unwrap();
+    (stopped.error.to_string(), backup, proxy, tmp)
+}
+
+/// Real: the apiserver, which applies the ConfigMap. Emulated: a network that loses the
+/// answers (the fault proxy forwards each PATCH and closes the connection instead of replying).
+#[test]
+fn a_first_change_whose_answer_was_lost_is_compared_and_rolled_back() {
+    let c = Cluster::shared();
+    // An existing object changed by the lost apply: put back, not called "as before" unseen.
+    let ns = c.unique_namespace("eng-lost").unwrap();
+    c.apply(&serde_json::to_string(&cm(&ns, "a", "v1")).unwrap())
+        .unwrap();
+    let before = configmaps(c, &ns);
+    let (msg, _, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "a", "v2"), true);
+    assert!(msg.contains("was rolled back: the cluster is as before"), "{msg}");
+    assert!(msg.contains("1 object(s) restored"), "{msg}");
+    assert_eq!(content(&configmaps(c, &ns)), content(&before));
+
+    // An object the lost apply created: found (created since the backup, by kubectl-mesh's
+    // apply), its UID recorded, and removed by that UID.
+    let ns = c.unique_namespace("eng-lost-new").unwrap();
+    let (msg, backup, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "n", "new"), true);
+    assert!(msg.contains("1 created object(s) removed"), "{msg}");
+    assert!(configmaps(c, &ns).is_empty(), "the created object is gone");
+    assert!(
+        backup.created_objects.iter().any(|o| o.object.name == "n" && o.uid.is_some()),
+        "the backup records the UID found: {:?}",
+        backup.created_objects
+    );
+
+    // Without a rollback, the message names what changed instead of calling it unchanged.
+    let ns = c.unique_namespace("eng-lost-norb").unwrap();
+    c.apply(&serde_json::to_string(&cm(&ns, "a", "v1")).unwrap())
+        .unwrap();
+    let (msg, _, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "a", "v2"), false);
+    assert!(!msg.contains("as before"), "{msg}");
+    assert!(msg.contains("nothing was rolled back") && msg.contains("/a"), "{msg}");
+    assert_eq!(configmaps(c, &ns)["a"].0, json!({"k": "v2"}));
+}
+
+/// Real: the apiserver, the objects and their UIDs. The backup is the one a change left when it
+/// was killed after creating an object and before recording its UID (the UID taken out of a real
+/// backup); someone then deleted that object and made their own of the same name.
+#[test]
+fn a_rollback_never_deletes_a_created_name_whose_uid_the_backup_lacks() {
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-nouid").unwrap();
+    c.apply(&serde_json::to_string(&cm(&ns, "kept", "v1")).unwrap())
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), tmp.path());
+    let p = plan(vec![(
+        "change",
+        vec![
+            Op::apply(cm(&ns, "made", "by the change")),
+            Op::apply(cm(&ns, "kept", "v2")),
+        ],
+    )]);
+    let mut p = p;
+    p.takeover.insert("mesh-testbed".into());
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let done = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap();
+    let mut backup = Backup::read(&done.backup).unwrap();
+    assert_eq!(backup.created_objects.len(), 1);
+    assert!(backup.created_objects[0].uid.is_some(), "recorded at once");
+    backup.created_objects[0].uid = None;
+    kubectl(c, &["delete", "configmap", "-n", &ns, "made", "--wait"]);
+    c.apply(&serde_json::to_string(&cm(&ns, "made", "someone else's")).unwrap())
+        .unwrap();
+    let theirs = configmaps(c, &ns)["made"].2.clone();
+
+    let rp = rt.block_on(e.rollback_plan(&backup, None)).unwrap();
+    assert_eq!(
+        rp.kept().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["made"]
+    );
+    let report = rt.block_on(e.restore(&backup, &mut printer())).unwrap();
+    assert_eq!((report.restored, report.removed), (1, 0), "{report:?}");
+    assert_eq!(report.kept.len(), 1, "{report:?}");
+    let now = configmaps(c, &ns);
+    assert_eq!(now["made"].2, theirs, "their object is left alone");
+    assert_eq!(now["made"].0, json!({"k": "someone else's"}));
+    assert_eq!(now["kept"].0, json!({"k": "v1"}), "the saved object is put back");
+}

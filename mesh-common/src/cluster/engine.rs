@@ -15,6 +15,13 @@
 //!
 //! Deletes carry a UID precondition and waits follow UIDs, so an object recreated meanwhile is
 //! never deleted or waited on by mistake. Transient API errors are retried ([`super::retry`]).
+//!
+//! What a failed change did is never assumed: an operation whose answer was lost may have
+//! landed, so the objects it touched are compared with the backup before the cluster is called
+//! "as before". The UID of every object the change creates is written into the backup file as
+//! soon as it is known. The automatic rollback and `kubectl mesh upgrade rollback` share one
+//! plan ([`Engine::rollback_plan`]) and one rule: put back what differs from the backup, and
+//! delete only objects the backup records as created by the change, by their UID.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -24,8 +31,9 @@ use std::{
 
 use futures::{StreamExt, future::try_join_all, stream};
 use mesh_core::{
-    change::{ChangePlan, Op, RESTARTED_AT, Wait, rollout_to},
+    change::{ChangePlan, Op, RESTARTED_AT, Wait},
     error::Classify,
+    plan::rollback::{self, RollbackPlan},
 };
 use serde_json::{Value, json};
 
@@ -407,38 +415,29 @@ impl Engine {
                 path.display()
             ))
             .ok();
-        let created: BTreeSet<ObjRef> = backup
-            .created_objects
-            .iter()
-            .map(|c| c.object.clone())
-            .collect();
-        let mut run = Run::new(checked, path.clone(), created);
+        let mut run = Run::new(checked, backup, path.clone());
         let outcome = tokio::select! {
             r = self.run_phases(&mut run, printer) => r,
             sig = interrupted() => Err(Error::Interrupted(sig)),
         };
-        let mut backup = backup;
-        backup.created_objects = backup
-            .created_objects
-            .into_iter()
-            .map(|mut c| {
-                c.uid = run.created_uids.get(&c.object).cloned();
-                c
-            })
-            .collect();
         match outcome {
             Ok(()) => {
-                backup.complete = true;
-                if let Err(e) = backup.rewrite(&path) {
-                    printer.note(&format!("warning: {e}")).ok();
+                run.record.complete = true;
+                if let Err(e) = run.record.rewrite(&path) {
+                    // Every UID is already in the file (written as each object was created):
+                    // only the mark of completion is missing.
+                    printer
+                        .note(&format!(
+                            "warning: the change completed, but its backup could not be marked complete: {e}"
+                        ))
+                        .ok();
                 }
                 Ok(run.execution())
             }
             Err(cause) => {
-                let _ = backup.rewrite(&path);
                 let execution = run.execution();
                 let error = self
-                    .after_failure(cause, &backup, &path, &execution, printer)
+                    .after_failure(cause, &mut run.record, &path, &execution, printer)
                     .await;
                 Err(Stopped {
                     error,
@@ -536,18 +535,16 @@ impl Engine {
         let result = match op {
             Op::Apply { object } => {
                 let force = matches!(verdict, Verdict::TakesOver(..));
-                let existed = run.existed(object);
                 match self.objects.apply(object, false, force).await {
                     Ok(after) => {
-                        if !existed
-                            && let (Some(r), Some(uid)) = (
-                                ObjRef::of(object),
-                                after.pointer("/metadata/uid").and_then(Value::as_str),
-                            )
-                        {
-                            run.created_uids.insert(r, uid.to_owned());
-                        }
-                        Ok(OpStatus::Done)
+                        run.status[index] = OpStatus::Done;
+                        // The UID of an object this change created goes into the backup file at
+                        // once: killed a moment later, the backup still says which object to
+                        // remove, and a rollback removes that one and no other.
+                        return match ObjRef::of(object) {
+                            Some(r) if run.record_uid(&r, &after) => run.save(),
+                            _ => Ok(()),
+                        };
                     }
                     Err(e) => Err(e),
                 }
@@ -609,52 +606,94 @@ impl Engine {
     async fn after_failure(
         &self,
         cause: Error,
-        backup: &Backup,
+        backup: &mut Backup,
         path: &std::path::Path,
         execution: &Execution,
         printer: &mut Printer,
     ) -> Error {
         let changed = execution.done().count();
-        if changed == 0 && !matches!(cause, Error::Interrupted(_) | Error::Timeout { .. }) {
-            return Error::Failed {
-                state: format!(
-                    "the change failed before changing anything: the cluster is as before ({cause})"
-                ),
-                cause: Box::new(cause),
-                backup: Some(path.to_owned()),
-                hints: Vec::new(),
-            };
+        let touched = execution.touched.clone();
+        let mut notes = Vec::new();
+        if self.recover_uids(backup, execution).await
+            && let Err(e) = backup.rewrite(path)
+        {
+            notes.push(format!("the backup file could not be updated: {e}"));
         }
-        if !self.opts.rollback {
-            return Error::Failed {
-                state: format!(
-                    "the change stopped after {changed} of {} change(s); nothing was rolled back",
-                    execution.ops.len()
+        let failed = |state: String, hints: Vec<String>, cause: Error| Error::Failed {
+            state,
+            cause: Box::new(cause),
+            backup: Some(path.to_owned()),
+            hints,
+        };
+        // An operation that failed without an answer (a lost connection, a 5xx, Ctrl-C while it
+        // was in flight) may have landed: what changed is found by comparing the touched objects
+        // with the backup, never assumed.
+        let pending = match self.rollback_plan(backup, Some(&touched)).await {
+            Ok(p) => p,
+            Err(e) => {
+                return failed(
+                    format!(
+                        "the change stopped after {changed} of {} change(s) and the cluster cannot be read to check what else landed ({e}); nothing was rolled back",
+                        execution.ops.len()
+                    ),
+                    vec![format!(
+                        "once the API server answers, undo it with `kubectl mesh upgrade rollback {}`",
+                        path.display()
+                    )],
+                    cause,
+                );
+            }
+        };
+        if pending.changes.is_empty() && pending.kept().next().is_none() {
+            let when = if changed == 0 {
+                "before changing anything".to_owned()
+            } else {
+                format!("after {changed} operation(s) that left every object as it was")
+            };
+            return failed(
+                format!(
+                    "the change failed {when}: the cluster is as before, checked against the backup ({cause})"
                 ),
-                hints: vec![format!(
+                notes,
+                cause,
+            );
+        }
+        let landed: Vec<String> = pending
+            .steps
+            .iter()
+            .filter(|s| s.action != "unchanged" && s.action != "gone")
+            .map(|s| s.object.to_string())
+            .collect();
+        if !self.opts.rollback {
+            return failed(
+                format!(
+                    "the change stopped after {changed} of {} change(s) ({} changed: {}); nothing was rolled back",
+                    execution.ops.len(),
+                    landed.len(),
+                    landed.join(", ")
+                ),
+                vec![format!(
                     "run the same command again to finish, or `kubectl mesh upgrade rollback {}` to undo",
                     path.display()
                 )],
-                cause: Box::new(cause),
-                backup: Some(path.to_owned()),
-            };
+                cause,
+            );
         }
         printer
             .note(&format!("error: {cause}\nrolling back from the backup..."))
             .ok();
-        let touched = execution.touched.clone();
         let restored = tokio::select! {
-            r = self.restore_only(backup, Some(&touched), printer) => r,
+            r = self.carry_restore(&pending, printer) => Ok(r),
             sig = interrupted() => Err(Error::Interrupted(sig)),
         };
         let state = match restored {
-            Ok(report) if report.failures.is_empty() => format!(
+            Ok(report) if report.failures.is_empty() && report.kept.is_empty() => format!(
                 "the change failed and was rolled back: the cluster is as before ({} object(s) restored, {} created object(s) removed)",
                 report.restored, report.removed
             ),
             Ok(report) => format!(
                 "the change failed and the rollback is incomplete: {}",
-                report.failures.join("; ")
+                report.failures.iter().chain(&report.kept).cloned().collect::<Vec<_>>().join("; ")
             ),
             Err(Error::Interrupted(sig)) => format!(
                 "the change failed and the rollback was stopped by {sig}: the cluster is partly changed; restore it with `kubectl mesh upgrade rollback {}`",
@@ -662,102 +701,136 @@ impl Engine {
             ),
             Err(e) => format!("the change failed and the rollback failed too: {e}"),
         };
-        Error::Failed {
-            state,
-            cause: Box::new(cause),
-            backup: Some(path.to_owned()),
-            hints: Vec::new(),
-        }
+        failed(state, notes, cause)
     }
 
-    /// Puts every object of a backup back as it was and removes what the change created (by
-    /// UID, or — without a recorded UID — only objects kubectl-mesh applied), in reverse order,
-    /// then waits for restored workloads to roll back.
+    /// For each object the change was creating when it failed (its answer never came, so its
+    /// UID is not known): if it exists now, was created after the backup was taken and carries
+    /// kubectl-mesh's apply, it is the one this change created; its UID goes into the backup.
+    /// Whether a UID was recovered.
+    async fn recover_uids(&self, backup: &mut Backup, execution: &Execution) -> bool {
+        let done: BTreeSet<&ObjRef> = execution.done().collect();
+        let taken = backup.created;
+        let mut recovered = false;
+        for c in &mut backup.created_objects {
+            if c.uid.is_some() || !execution.touched.contains(&c.object) || done.contains(&c.object)
+            {
+                continue;
+            }
+            let Ok(Some(live)) = self.objects.get(&c.object).await else {
+                continue;
+            };
+            if created_by_us_since(&live, taken) {
+                c.uid = live
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                recovered |= c.uid.is_some();
+            }
+        }
+        recovered
+    }
+
+    /// The rollback of a backup (of the objects in `only`, or all): each saved object compared
+    /// with its live state, each created object by the UID the backup recorded. The one plan
+    /// behind both the automatic rollback and `kubectl mesh upgrade rollback`.
+    pub async fn rollback_plan(
+        &self,
+        backup: &Backup,
+        only: Option<&BTreeSet<ObjRef>>,
+    ) -> Result<RollbackPlan, Error> {
+        let wanted = |r: &ObjRef| only.is_none_or(|o| o.contains(r));
+        let saved: Vec<Value> = backup
+            .objects
+            .iter()
+            .filter(|o| ObjRef::of(o).is_some_and(|r| wanted(&r)))
+            .cloned()
+            .collect();
+        let created: Vec<(ObjRef, Option<String>)> = backup
+            .created_objects
+            .iter()
+            .filter(|c| wanted(&c.object))
+            .map(|c| (c.object.clone(), c.uid.clone()))
+            .collect();
+        let refs: Vec<ObjRef> = saved
+            .iter()
+            .filter_map(ObjRef::of)
+            .chain(created.iter().map(|(r, _)| r.clone()))
+            .collect();
+        let got: Vec<Result<Option<Value>, Error>> = stream::iter(&refs)
+            .map(|r| async move {
+                match self.objects.get(r).await {
+                    // Its CRD is gone (a purge deleted it): so is the object.
+                    Err(Error::NotServed { .. }) => Ok(None),
+                    other => other,
+                }
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut live = BTreeMap::new();
+        for (r, g) in refs.into_iter().zip(got) {
+            live.insert(r, g?);
+        }
+        Ok(rollback::plan(&saved, &created, &live))
+    }
+
+    /// Puts every object of a backup back as it was and removes what the change created (only
+    /// objects whose UID the backup recorded), then waits for restored workloads to roll back.
     pub async fn restore(
         &self,
         backup: &Backup,
         printer: &mut Printer,
     ) -> Result<RestoreReport, Error> {
-        self.restore_only(backup, None, printer).await
+        let plan = self.rollback_plan(backup, None).await?;
+        Ok(self.carry_restore(&plan, printer).await)
     }
 
-    /// [`Engine::restore`] of the objects in `only` (all when `None`): an automatic rollback
-    /// puts back only what the change touched, so an edit someone made meanwhile to an object
-    /// the change never reached is not reverted.
-    pub async fn restore_only(
-        &self,
-        backup: &Backup,
-        only: Option<&BTreeSet<ObjRef>>,
-        printer: &mut Printer,
-    ) -> Result<RestoreReport, Error> {
-        let wanted = |r: &ObjRef| only.is_none_or(|o| o.contains(r));
-        let mut report = RestoreReport::default();
-        for c in backup
-            .created_objects
-            .iter()
-            .rev()
-            .filter(|c| wanted(&c.object))
-        {
-            printer.progress(&format!("removing {}...", c.object)).ok();
-            match self.remove_created(&c.object, c.uid.as_deref()).await {
-                Ok(true) => report.removed += 1,
-                Ok(false) => {}
-                Err(e) => report
-                    .failures
-                    .push(format!("cannot remove {}: {e}", c.object)),
-            }
-        }
-        let mut waits = Vec::new();
-        for obj in backup.objects.iter().rev() {
-            let Some(r) = ObjRef::of(obj) else { continue };
-            if !wanted(&r) {
-                continue;
-            }
-            printer.progress(&format!("restoring {r}...")).ok();
-            match self.objects.restore(obj, false).await {
-                Ok(_) => {
-                    report.restored += 1;
-                    if let Some(w) = rollout_to(&r, obj) {
-                        waits.push(w);
+    /// Carries out a rollback plan without stopping at the first failure: each operation is
+    /// tried, each wait waited on, and what could not be done is reported.
+    async fn carry_restore(&self, plan: &RollbackPlan, printer: &mut Printer) -> RestoreReport {
+        let mut report = RestoreReport {
+            kept: plan
+                .kept()
+                .map(|r| format!("{r} was left alone: created by the change, but its UID was never recorded"))
+                .collect(),
+            ..RestoreReport::default()
+        };
+        for phase in &plan.changes.phases {
+            for op in &phase.ops {
+                let Some(r) = op.target() else { continue };
+                let result = match op {
+                    Op::Delete { target, uid } => {
+                        printer.progress(&format!("removing {r}...")).ok();
+                        self.objects
+                            .delete(target, uid.as_deref(), false)
+                            .await
+                            .map(|d| {
+                                if d == Deleted::Deleted {
+                                    report.removed += 1;
+                                }
+                            })
                     }
-                }
-                Err(e) => report.failures.push(format!("cannot restore {r}: {e}")),
-            }
-        }
-        for w in waits {
-            if let Err(e) = wait_for(&self.objects, &w, self.opts.timeout).await {
-                report.failures.push(e.to_string());
-            }
-        }
-        Ok(report)
-    }
-
-    async fn remove_created(&self, r: &ObjRef, uid: Option<&str>) -> Result<bool, Error> {
-        let uid = match uid {
-            Some(u) => u.to_owned(),
-            None => {
-                let Some(live) = self.objects.get(r).await? else {
-                    return Ok(false);
+                    Op::Restore { object } => {
+                        printer.progress(&format!("restoring {r}...")).ok();
+                        self.objects
+                            .restore(object, false)
+                            .await
+                            .map(|_| report.restored += 1)
+                    }
+                    _ => Err(Error::Unexpected(format!("a rollback does not {}", op.verb()))),
                 };
-                if !applied_by_us(&live) {
-                    return Ok(false);
+                if let Err(e) = result {
+                    report.failures.push(format!("cannot {} {r}: {e}", op.verb()));
                 }
-                live.pointer("/metadata/uid")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
             }
-        };
-        let deleted = self.objects.delete(r, Some(&uid), false).await?;
-        if deleted != Deleted::Deleted {
-            return Ok(false);
+            for w in &phase.waits {
+                if let Err(e) = wait_for(&self.objects, w, self.opts.timeout).await {
+                    report.failures.push(e.to_string());
+                }
+            }
         }
-        let gone = Wait::Gone {
-            target: r.clone(),
-            uid: Some(uid),
-        };
-        wait_for(&self.objects, &gone, self.opts.timeout).await?;
-        Ok(true)
+        report
     }
 }
 
@@ -768,16 +841,27 @@ pub struct RestoreReport {
     pub restored: usize,
     /// Created objects removed.
     pub removed: usize,
+    /// Objects the change created that were left alone (no UID recorded), in words.
+    pub kept: Vec<String>,
     /// What could not be done.
     pub failures: Vec<String>,
 }
 
-fn applied_by_us(obj: &Value) -> bool {
-    obj.pointer("/metadata/managedFields")
+/// Whether `obj` was created at or after `since` (seconds since the epoch) by an apply of
+/// kubectl-mesh.
+fn created_by_us_since(obj: &Value, since: u64) -> bool {
+    let applied = obj
+        .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|m| m["manager"] == FIELD_MANAGER)
+        .any(|m| m["manager"] == FIELD_MANAGER && m["operation"] == "Apply");
+    let created = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .and_then(|t| u64::try_from(t.as_second()).ok());
+    applied && created.is_some_and(|c| c >= since)
 }
 
 fn crd_for(crds: &BTreeSet<String>, group: &str, kind: &str) -> bool {
@@ -856,37 +940,56 @@ pub async fn interrupted() -> &'static str {
 struct Run {
     checked: Checked,
     status: Vec<OpStatus>,
-    created_uids: BTreeMap<ObjRef, String>,
-    /// Objects that did not exist when the backup was taken.
-    created: BTreeSet<ObjRef>,
-    backup: PathBuf,
+    /// The backup, as written to `path`: what existed, what the change creates and, once
+    /// created, their UIDs.
+    record: Backup,
+    path: PathBuf,
     phase: Option<usize>,
     /// The operation in flight.
     current: Option<usize>,
 }
 
 impl Run {
-    fn new(checked: Checked, backup: PathBuf, created: BTreeSet<ObjRef>) -> Self {
+    fn new(checked: Checked, record: Backup, path: PathBuf) -> Self {
         let n = checked.verdicts.len();
         Self {
             checked,
             status: vec![OpStatus::Pending; n],
-            created_uids: BTreeMap::new(),
-            created,
-            backup,
+            record,
+            path,
             phase: None,
             current: None,
         }
     }
 
-    /// Whether the object existed when the backup was taken.
-    fn existed(&self, object: &Value) -> bool {
-        ObjRef::of(object).is_some_and(|r| !self.created.contains(&r))
+    /// Records the UID of `after` if the backup lists `r` as created by the change and holds
+    /// no UID for it yet; whether it did.
+    fn record_uid(&mut self, r: &ObjRef, after: &Value) -> bool {
+        let Some(uid) = after.pointer("/metadata/uid").and_then(Value::as_str) else {
+            return false;
+        };
+        match self
+            .record
+            .created_objects
+            .iter_mut()
+            .find(|c| &c.object == r && c.uid.is_none())
+        {
+            Some(c) => {
+                c.uid = Some(uid.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes the backup file again (what it records changed).
+    fn save(&self) -> Result<(), Error> {
+        self.record.rewrite(&self.path)
     }
 
     fn execution(&self) -> Execution {
         Execution {
-            backup: self.backup.clone(),
+            backup: self.path.clone(),
             ops: self
                 .checked
                 .plan

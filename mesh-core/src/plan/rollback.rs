@@ -29,12 +29,16 @@ pub enum Restore {
     Unchanged,
 }
 
+/// The action of a created object the rollback leaves alone: it exists, but the backup holds no
+/// UID for it, so nothing proves the change created it.
+pub const KEPT: &str = "kept";
+
 /// One step of a rollback, for display and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     /// The object.
     pub object: ObjRef,
-    /// `restore`, `recreate`, `unchanged`, `delete` or `gone`.
+    /// `restore`, `recreate`, `unchanged`, `delete`, `gone` or `kept` ([`KEPT`]).
     pub action: String,
 }
 
@@ -48,11 +52,22 @@ pub struct RollbackPlan {
     pub changes: ChangePlan,
 }
 
+impl RollbackPlan {
+    /// Objects listed as created by the change that are left alone ([`KEPT`]).
+    pub fn kept(&self) -> impl Iterator<Item = &ObjRef> {
+        self.steps
+            .iter()
+            .filter(|s| s.action == KEPT)
+            .map(|s| &s.object)
+    }
+}
+
 fn webhook_first(r: &ObjRef) -> u8 {
     u8::from(!r.kind.ends_with("WebhookConfiguration"))
 }
 
-/// Plans the rollback of `saved` objects and `created` ones against the `live` state.
+/// Plans the rollback of `saved` objects and `created` ones against the `live` state. A created
+/// object is deleted only if the backup recorded its UID and the live object still has it.
 pub fn plan(
     saved: &[Value],
     created: &[(ObjRef, Option<String>)],
@@ -67,8 +82,16 @@ pub fn plan(
         let live_uid = now
             .and_then(|o| o.pointer("/metadata/uid"))
             .and_then(Value::as_str);
-        let ours = uid.as_deref().is_none_or(|u| Some(u) == live_uid);
-        if now.is_none() || !ours {
+        if now.is_some() && uid.is_none() {
+            // Killed between creating it and recording its UID, or never created and made by
+            // someone else since: which one cannot be told, so it is not deleted.
+            steps.push(Step {
+                object: r.clone(),
+                action: KEPT.into(),
+            });
+            continue;
+        }
+        if now.is_none() || uid.as_deref() != live_uid {
             steps.push(Step {
                 object: r.clone(),
                 action: "gone".into(),
@@ -190,6 +213,24 @@ mod tests {
         assert_eq!(gone.action, "gone");
         let unchanged = p.steps.iter().find(|s| s.object == c).unwrap();
         assert_eq!(unchanged.action, "unchanged");
+    }
+
+    #[test]
+    fn a_created_object_without_a_recorded_uid_is_never_deleted() {
+        // The backup of a change killed before it recorded the UID: the live object of that
+        // name may be someone else's.
+        let wh = ObjRef::of(&mwc("istio-sidecar-injector-1-30-3", "theirs")).unwrap();
+        let live = [(wh.clone(), Some(mwc("istio-sidecar-injector-1-30-3", "theirs")))]
+            .into_iter()
+            .collect();
+        let p = plan(&[], &[(wh.clone(), None)], &live);
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+        assert_eq!(p.kept().collect::<Vec<_>>(), [&wh]);
+        assert_eq!(p.steps[0].action, KEPT);
+        // Gone, or recreated under another UID: nothing to remove either.
+        let gone = [(wh.clone(), None)].into_iter().collect();
+        let p = plan(&[], &[(wh.clone(), None)], &gone);
+        assert_eq!((p.steps[0].action.as_str(), p.changes.is_empty()), ("gone", true));
     }
 
     #[test]
