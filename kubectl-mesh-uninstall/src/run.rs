@@ -58,18 +58,24 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     printer.progress("reading cluster state...")?;
     let loaded = load(&args).await?;
     let inv = Inventory::from_snapshot(&loaded.snap);
-    let counts = match (&req.target, &loaded.conn) {
+    let listed = match (&req.target, &loaded.conn) {
         (Target::Purge { .. }, Some(conn)) => {
-            printer.progress("counting Istio resources...")?;
-            cluster::count_resources(conn, &uninstall::istio_crds(&loaded.snap)).await?
+            printer.progress("listing Istio resources...")?;
+            cluster::list_resources(conn, &uninstall::istio_crds(&loaded.snap)).await?
         }
         _ => BTreeMap::new(),
     };
+    let counts: BTreeMap<String, usize> = listed
+        .iter()
+        .map(|(crd, rs)| (crd.clone(), rs.len()))
+        .collect();
+    let resources: Vec<_> = listed.into_values().flatten().collect();
     let input = Input {
         snapshot: &loaded.snap,
         inventory: &inv,
         listed: &loaded.listed,
         crd_counts: &counts,
+        resources: &resources,
     };
     let plan = uninstall::plan(&input, &req)?;
     let table = printer.format == OutputFormat::Table;

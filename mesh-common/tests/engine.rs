@@ -471,7 +471,10 @@ fn a_first_change_whose_answer_was_lost_is_compared_and_rolled_back() {
         .unwrap();
     let before = configmaps(c, &ns);
     let (msg, _, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "a", "v2"), true);
-    assert!(msg.contains("was rolled back: the cluster is as before"), "{msg}");
+    assert!(
+        msg.contains("was rolled back: the cluster is as before"),
+        "{msg}"
+    );
     assert!(msg.contains("1 object(s) restored"), "{msg}");
     assert_eq!(content(&configmaps(c, &ns)), content(&before));
 
@@ -482,7 +485,10 @@ fn a_first_change_whose_answer_was_lost_is_compared_and_rolled_back() {
     assert!(msg.contains("1 created object(s) removed"), "{msg}");
     assert!(configmaps(c, &ns).is_empty(), "the created object is gone");
     assert!(
-        backup.created_objects.iter().any(|o| o.object.name == "n" && o.uid.is_some()),
+        backup
+            .created_objects
+            .iter()
+            .any(|o| o.object.name == "n" && o.uid.is_some()),
         "the backup records the UID found: {:?}",
         backup.created_objects
     );
@@ -493,7 +499,10 @@ fn a_first_change_whose_answer_was_lost_is_compared_and_rolled_back() {
         .unwrap();
     let (msg, _, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "a", "v2"), false);
     assert!(!msg.contains("as before"), "{msg}");
-    assert!(msg.contains("nothing was rolled back") && msg.contains("/a"), "{msg}");
+    assert!(
+        msg.contains("nothing was rolled back") && msg.contains("/a"),
+        "{msg}"
+    );
     assert_eq!(configmaps(c, &ns)["a"].0, json!({"k": "v2"}));
 }
 
@@ -542,5 +551,109 @@ fn a_rollback_never_deletes_a_created_name_whose_uid_the_backup_lacks() {
     let now = configmaps(c, &ns);
     assert_eq!(now["made"].2, theirs, "their object is left alone");
     assert_eq!(now["made"].0, json!({"k": "someone else's"}));
-    assert_eq!(now["kept"].0, json!({"k": "v1"}), "the saved object is put back");
+    assert_eq!(
+        now["kept"].0,
+        json!({"k": "v1"}),
+        "the saved object is put back"
+    );
+}
+
+fn crd(plural: &str, group: &str, kind: &str) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": plural, "kind": kind, "singular": kind.to_lowercase(),
+                "listKind": format!("{kind}List")},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+/// A fresh install's plan: CRDs, then resources of their kinds. Real: the apiserver, which
+/// serves a kind only once its CRD exists. Nothing emulated.
+#[test]
+fn resources_of_crds_the_plan_creates_are_matched_by_the_crds_names() {
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-crds").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), tmp.path());
+    let crds = [
+        ("telemetries", "telemetry.istio.io", "Telemetry"),
+        (
+            "authorizationpolicies",
+            "security.istio.io",
+            "AuthorizationPolicy",
+        ),
+        ("serviceentries", "networking.istio.io", "ServiceEntry"),
+        (
+            "gatewayclasses",
+            "gateway.networking.k8s.io",
+            "GatewayClass",
+        ),
+    ];
+    let mut first = Phase::new("CRDs");
+    for (plural, group, kind) in crds {
+        let mut object = crd(plural, group, kind);
+        if group.ends_with(".k8s.io") {
+            // What the Gateway API's own CRDs carry (a protected group).
+            object["metadata"]["annotations"] = json!({
+                "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/2466"
+            });
+        }
+        first.ops.push(Op::apply(object));
+        first.waits.push(Wait::Established {
+            crd: format!("{plural}.{group}"),
+        });
+    }
+    let resource = |api: &str, kind: &str| {
+        json!({"apiVersion": api, "kind": kind,
+            "metadata": {"name": "r", "namespace": ns}, "spec": {}})
+    };
+    let mut second = Phase::new("resources");
+    second.ops = vec![
+        Op::apply(resource("telemetry.istio.io/v1", "Telemetry")),
+        Op::apply(resource("security.istio.io/v1", "AuthorizationPolicy")),
+        Op::apply(resource("networking.istio.io/v1", "ServiceEntry")),
+    ];
+    let mut p = ChangePlan::default();
+    p.push(first.clone());
+    p.push(second.clone());
+    // A Gateway is not a GatewayClass: no CRD of this plan serves it, so the dry run refuses it
+    // before the first change.
+    let mut with_gateway = p.clone();
+    with_gateway.phases[1].ops.push(Op::apply(resource(
+        "gateway.networking.k8s.io/v1",
+        "Gateway",
+    )));
+    let err = rt.block_on(e.check(&with_gateway)).unwrap_err();
+    let Error::DryRun { problems, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(problems.len(), 1, "{err}");
+    assert!(err.to_string().contains("Gateway"), "{err}");
+
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let deferred = checked
+        .verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Deferred(_)))
+        .count();
+    assert_eq!(deferred, 3, "{:?}", checked.verdicts);
+    let done = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap();
+    assert!(
+        done.ops.iter().all(|(_, _, s)| *s == OpStatus::Done),
+        "{:?}",
+        done.ops
+    );
+    for kind in [
+        "telemetries.telemetry.istio.io",
+        "authorizationpolicies.security.istio.io",
+        "serviceentries.networking.istio.io",
+    ] {
+        let name = kubectl(c, &["get", kind, "r", "-n", &ns, "-o", "name"]);
+        assert!(name.trim().ends_with("/r"), "{kind}: {name}");
+    }
 }

@@ -268,7 +268,7 @@ impl Engine {
         }
         let ops: Vec<&Op> = plan.ops().collect();
         let created_ns = plan.created_namespaces();
-        let created_crds = plan.applied_crds();
+        let created_crds = plan.crd_kinds();
         let results: Vec<Result<Verdict, Error>> = stream::iter(ops.iter().copied())
             .map(|op| self.dry_run(op, plan, &created_ns, &created_crds))
             .buffered(CONCURRENCY)
@@ -301,7 +301,7 @@ impl Engine {
         op: &Op,
         plan: &ChangePlan,
         created_ns: &BTreeSet<String>,
-        created_crds: &BTreeSet<String>,
+        created_crds: &BTreeSet<(String, String)>,
     ) -> Result<Verdict, Error> {
         let result = match op {
             Op::Apply { object } => {
@@ -328,7 +328,12 @@ impl Engine {
                     .merge_patch(target, &restart_patch(), true, "restart")
                     .await
             }
-            Op::Restore { object } => self.objects.restore(object, true).await,
+            Op::Restore { object } => {
+                return match self.objects.restore(object, true).await {
+                    Ok(_) => Ok(Verdict::Accepted(None)),
+                    Err(e) => deferred(object, &e, created_ns, created_crds).ok_or(e),
+                };
+            }
         };
         result.map(|_| Verdict::Accepted(None))
     }
@@ -338,26 +343,8 @@ impl Engine {
         object: &Value,
         plan: &ChangePlan,
         created_ns: &BTreeSet<String>,
-        created_crds: &BTreeSet<String>,
+        created_crds: &BTreeSet<(String, String)>,
     ) -> Result<Verdict, Error> {
-        let deferred = |e: &Error| -> Option<Verdict> {
-            let r = ObjRef::of(object)?;
-            let ns = r.namespace.as_deref().filter(|n| created_ns.contains(*n));
-            match e {
-                Error::Refused { code: 404, .. } if ns.is_some() => {
-                    Some(Verdict::Deferred(format!(
-                        "checked when applied: namespace `{}` is created by this plan",
-                        ns.unwrap_or_default()
-                    )))
-                }
-                Error::NotServed { kind, .. } if crd_for(created_crds, r.group(), kind) => {
-                    Some(Verdict::Deferred(format!(
-                        "checked when applied: its CRD is created by this plan ({kind})"
-                    )))
-                }
-                _ => None,
-            }
-        };
         match self.objects.apply(object, true, false).await {
             Ok(after) => Ok(Verdict::Accepted(Some(after))),
             Err(Error::Conflict {
@@ -384,7 +371,7 @@ impl Engine {
                     managers.into_iter().collect(),
                 ))
             }
-            Err(e) => deferred(&e).ok_or(e),
+            Err(e) => deferred(object, &e, created_ns, created_crds).ok_or(e),
         }
     }
 
@@ -693,7 +680,13 @@ impl Engine {
             ),
             Ok(report) => format!(
                 "the change failed and the rollback is incomplete: {}",
-                report.failures.iter().chain(&report.kept).cloned().collect::<Vec<_>>().join("; ")
+                report
+                    .failures
+                    .iter()
+                    .chain(&report.kept)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             Err(Error::Interrupted(sig)) => format!(
                 "the change failed and the rollback was stopped by {sig}: the cluster is partly changed; restore it with `kubectl mesh upgrade rollback {}`",
@@ -792,7 +785,11 @@ impl Engine {
         let mut report = RestoreReport {
             kept: plan
                 .kept()
-                .map(|r| format!("{r} was left alone: created by the change, but its UID was never recorded"))
+                .map(|r| {
+                    format!(
+                        "{r} was left alone: created by the change, but its UID was never recorded"
+                    )
+                })
                 .collect(),
             ..RestoreReport::default()
         };
@@ -818,10 +815,15 @@ impl Engine {
                             .await
                             .map(|_| report.restored += 1)
                     }
-                    _ => Err(Error::Unexpected(format!("a rollback does not {}", op.verb()))),
+                    _ => Err(Error::Unexpected(format!(
+                        "a rollback does not {}",
+                        op.verb()
+                    ))),
                 };
                 if let Err(e) = result {
-                    report.failures.push(format!("cannot {} {r}: {e}", op.verb()));
+                    report
+                        .failures
+                        .push(format!("cannot {} {r}: {e}", op.verb()));
                 }
             }
             for w in &phase.waits {
@@ -864,10 +866,31 @@ fn created_by_us_since(obj: &Value, since: u64) -> bool {
     applied && created.is_some_and(|c| c >= since)
 }
 
-fn crd_for(crds: &BTreeSet<String>, group: &str, kind: &str) -> bool {
-    let kind = kind.to_lowercase();
-    crds.iter()
-        .any(|c| c.ends_with(&format!(".{group}")) && c.starts_with(&kind))
+/// A dry run that cannot succeed before an earlier phase of the plan ran: the object's
+/// namespace, or the CRD that defines its kind (matched by the CRD's `spec.group` and
+/// `spec.names.kind`), is created by the plan.
+fn deferred(
+    object: &Value,
+    e: &Error,
+    created_ns: &BTreeSet<String>,
+    created_crds: &BTreeSet<(String, String)>,
+) -> Option<Verdict> {
+    let r = ObjRef::of(object)?;
+    let ns = r.namespace.as_deref().filter(|n| created_ns.contains(*n));
+    match e {
+        Error::Refused { code: 404, .. } if ns.is_some() => Some(Verdict::Deferred(format!(
+            "checked when applied: namespace `{}` is created by this plan",
+            ns.unwrap_or_default()
+        ))),
+        Error::NotServed { kind, .. }
+            if created_crds.contains(&(r.group().to_owned(), kind.clone())) =>
+        {
+            Some(Verdict::Deferred(format!(
+                "checked when applied: its CRD is created by this plan ({kind})"
+            )))
+        }
+        _ => None,
+    }
 }
 
 /// The merge patch of label changes.
@@ -1081,8 +1104,5 @@ mod tests {
             restart_patch()["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
                 .is_string()
         );
-        let crds: BTreeSet<String> = ["envoyfilters.networking.istio.io".to_owned()].into();
-        assert!(crd_for(&crds, "networking.istio.io", "EnvoyFilter"));
-        assert!(!crd_for(&crds, "networking.istio.io", "Gateway"));
     }
 }

@@ -18,8 +18,8 @@ pub use connect::{ConnectOptions, Connection, connect, load_kubeconfig};
 pub use engine::{Checked, Engine, EngineOptions, Execution, OpStatus, Stopped};
 pub use error::{Error, FieldConflict};
 pub use fetch::{
-    FetchOptions, LabelledKind, PAGE, count_resources, fetch, fetch_whole, list_all, list_labelled,
-    list_namespaces, list_pods, namespace_kept, webhook_configurations,
+    FetchOptions, LabelledKind, PAGE, fetch, fetch_whole, list_all, list_labelled, list_namespaces,
+    list_pods, list_resources, namespace_kept, webhook_configurations,
 };
 
 use crate::{

@@ -3,8 +3,10 @@
 //! Pure: the saved objects, the created ones (with their UIDs when known) and the live state of
 //! each go in; what differs comes out as a plan of changes — first the created objects are
 //! removed (webhook configurations before anything else, so none is left calling a workload
-//! that is gone), then the saved objects are put back in the reverse of the order they were
-//! changed in, each workload waited on until it runs its saved template again.
+//! that is gone), then saved CRDs (waited on until established) and namespaces are put back,
+//! then the other saved objects in the reverse of the order they were changed in — custom
+//! resources of a purged CRD included — each workload waited on until it runs its saved
+//! template again.
 
 use std::collections::BTreeMap;
 
@@ -112,10 +114,16 @@ pub fn plan(
             action: "delete".into(),
         });
     }
+    // What other objects live in goes back first: CRDs (each waited on until established, so
+    // their custom resources can be created again) and namespaces (so a workload comes back
+    // under the labels that decide which revision injects it).
+    let mut first = Phase::new("restore CRDs and namespaces");
     let mut restore = Phase::new("restore saved objects");
     for obj in saved.iter().rev() {
         let Some(r) = ObjRef::of(obj) else { continue };
         let state = match live.get(&r).and_then(Option::as_ref) {
+            // Being deleted: it will be gone, and is created again once it is.
+            Some(l) if l.pointer("/metadata/deletionTimestamp").is_some() => Restore::Recreate,
             None => Restore::Recreate,
             Some(l) if diff::same(l, obj) => Restore::Unchanged,
             Some(_) => Restore::Restore,
@@ -130,13 +138,24 @@ pub fn plan(
         if state == Restore::Unchanged {
             continue;
         }
-        restore.ops.push(Op::Restore {
+        let phase = match (r.kind.as_str(), r.group()) {
+            ("CustomResourceDefinition", "apiextensions.k8s.io") => {
+                first.waits.push(Wait::Established {
+                    crd: r.name.clone(),
+                });
+                &mut first
+            }
+            ("Namespace", "") => &mut first,
+            _ => &mut restore,
+        };
+        phase.ops.push(Op::Restore {
             object: obj.clone(),
         });
-        restore.waits.extend(rollout_to(&r, obj));
+        phase.waits.extend(rollout_to(&r, obj));
     }
     let mut changes = ChangePlan::default();
     changes.push(remove);
+    changes.push(first);
     changes.push(restore);
     RollbackPlan { steps, changes }
 }
@@ -220,9 +239,12 @@ mod tests {
         // The backup of a change killed before it recorded the UID: the live object of that
         // name may be someone else's.
         let wh = ObjRef::of(&mwc("istio-sidecar-injector-1-30-3", "theirs")).unwrap();
-        let live = [(wh.clone(), Some(mwc("istio-sidecar-injector-1-30-3", "theirs")))]
-            .into_iter()
-            .collect();
+        let live = [(
+            wh.clone(),
+            Some(mwc("istio-sidecar-injector-1-30-3", "theirs")),
+        )]
+        .into_iter()
+        .collect();
         let p = plan(&[], &[(wh.clone(), None)], &live);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
         assert_eq!(p.kept().collect::<Vec<_>>(), [&wh]);
@@ -230,7 +252,65 @@ mod tests {
         // Gone, or recreated under another UID: nothing to remove either.
         let gone = [(wh.clone(), None)].into_iter().collect();
         let p = plan(&[], &[(wh.clone(), None)], &gone);
-        assert_eq!((p.steps[0].action.as_str(), p.changes.is_empty()), ("gone", true));
+        assert_eq!(
+            (p.steps[0].action.as_str(), p.changes.is_empty()),
+            ("gone", true)
+        );
+    }
+
+    #[test]
+    fn crds_and_namespaces_come_back_before_what_lives_in_them() {
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "virtualservices.networking.istio.io"}});
+        let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "web", "namespace": "shop"}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "labels": {"istio.io/rev": "1-29-6"}}});
+        let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}});
+        // Saved in the order the changes ran: the namespace relabelled before the restart, the
+        // resources deleted before their CRD.
+        let saved = [ns.clone(), web.clone(), vs.clone(), crd.clone()];
+        let live = BTreeMap::new();
+        let p = plan(&saved, &[], &live);
+        let phases: Vec<(&str, Vec<String>)> = p
+            .changes
+            .phases
+            .iter()
+            .map(|ph| {
+                (
+                    ph.name.as_str(),
+                    ph.ops
+                        .iter()
+                        .filter_map(Op::target)
+                        .map(|r| r.kind)
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                (
+                    "restore CRDs and namespaces",
+                    vec![
+                        "CustomResourceDefinition".to_owned(),
+                        "Namespace".to_owned()
+                    ]
+                ),
+                (
+                    "restore saved objects",
+                    vec!["VirtualService".to_owned(), "Deployment".to_owned()]
+                ),
+            ]
+        );
+        assert_eq!(
+            p.changes.phases[0].waits,
+            [Wait::Established {
+                crd: "virtualservices.networking.istio.io".into()
+            }]
+        );
     }
 
     #[test]
