@@ -657,3 +657,61 @@ fn resources_of_crds_the_plan_creates_are_matched_by_the_crds_names() {
         assert!(name.trim().ends_with("/r"), "{kind}: {name}");
     }
 }
+
+/// A rollout wait judges a workload by its own pods. Real: the apiserver, the Deployment and
+/// ReplicaSet controllers, the scheduler. Emulated: kwok's nodes, which run the pods (no images).
+/// `web` is selected by a matchExpression only; `other`, in the same namespace, runs another
+/// image in a container of the same name, on more replicas.
+#[test]
+fn a_rollout_wait_selects_pods_by_match_expressions_too() {
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-select").unwrap();
+    c.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchExpressions: [{{key: app, operator: In, values: [web]}}]}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: web, image: "example.com/web:2"}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: other, namespace: {ns}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: other}}}}
+  template:
+    metadata: {{labels: {{app: other}}}}
+    spec: {{containers: [{{name: web, image: "example.com/web:1"}}]}}
+"#
+    ))
+    .unwrap();
+    c.wait_rollout(&ns, "deployment/web").unwrap();
+    c.wait_rollout(&ns, "deployment/other").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), tmp.path());
+    let rollout = |image: &str| Wait::Rollout {
+        target: ObjRef::new("apps/v1", "Deployment", Some(&ns), "web"),
+        expect: mesh_common::change::Expected {
+            images: [("web".to_owned(), image.to_owned())].into(),
+            proxy: None,
+        },
+    };
+    let wait = |w: &Wait| {
+        rt.block_on(cluster::wait::wait_for(
+            e.objects(),
+            w,
+            Duration::from_secs(3),
+        ))
+    };
+    wait(&rollout("example.com/web:2")).unwrap();
+    let err = wait(&rollout("example.com/web:1")).unwrap_err();
+    assert!(
+        err.to_string().contains("0 of 1 ready pods as expected"),
+        "the pods of `other` do not count for `web`: {err}"
+    );
+}
