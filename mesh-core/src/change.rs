@@ -97,7 +97,7 @@ pub struct Expected {
 }
 
 /// A proxy expectation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ExpectedProxy {
     /// Revision that injects it.
     pub revision: String,
@@ -226,6 +226,11 @@ pub struct ChangePlan {
     /// is shown and needs `--force-conflicts`.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub takeover: BTreeSet<String>,
+    /// For workloads the plan restarts: the proxy their pods get again when the change is
+    /// rolled back (the one their namespace's labels selected before it). A rollback waits for
+    /// it, not only for the rollout.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undo_proxies: Vec<(ObjRef, ExpectedProxy)>,
 }
 
 impl ChangePlan {

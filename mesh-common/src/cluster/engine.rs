@@ -108,6 +108,7 @@ impl Checked {
         let mut plan = ChangePlan {
             phases: Vec::new(),
             takeover: self.plan.takeover,
+            undo_proxies: self.plan.undo_proxies,
         };
         let mut kept = Vec::new();
         for mut phase in self.plan.phases {
@@ -457,13 +458,14 @@ impl Engine {
                 None => created.push(r),
             }
         }
-        let backup = Backup::new(
+        let mut backup = Backup::new(
             identity,
             &self.opts.command,
             &self.opts.operation,
             objects,
             created,
         );
+        backup.undo_proxies.clone_from(&plan.undo_proxies);
         let path = backup.write(&self.opts.backup_dir, &self.opts.operation)?;
         Ok((backup, path))
     }
@@ -765,7 +767,12 @@ impl Engine {
         for (r, g) in refs.into_iter().zip(got) {
             live.insert(r, g?);
         }
-        Ok(rollback::plan(&saved, &created, &live))
+        Ok(rollback::plan(
+            &saved,
+            &created,
+            &live,
+            &backup.undo_proxies,
+        ))
     }
 
     /// Puts every object of a backup back as it was and removes what the change created (only

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     ObjRef,
-    change::{ChangePlan, Op, Phase, Wait, rollout_to},
+    change::{ChangePlan, ExpectedProxy, Op, Phase, Wait, rollout_to},
     plan::upgrade::diff,
 };
 
@@ -64,16 +64,31 @@ impl RollbackPlan {
     }
 }
 
+fn with_proxy(wait: Wait, proxy: Option<&ExpectedProxy>) -> Wait {
+    match (wait, proxy) {
+        (Wait::Rollout { target, mut expect }, Some(p)) => {
+            expect.proxy = Some(p.clone());
+            Wait::Rollout { target, expect }
+        }
+        (w, _) => w,
+    }
+}
+
 fn webhook_first(r: &ObjRef) -> u8 {
     u8::from(!r.kind.ends_with("WebhookConfiguration"))
 }
 
 /// Plans the rollback of `saved` objects and `created` ones against the `live` state. A created
 /// object is deleted only if the backup recorded its UID and the live object still has it.
+///
+/// A restored workload is waited on until it runs its saved template again and, when `proxies`
+/// names the proxy its pods get back (a data-plane change: the revision its restored namespace
+/// selects), until its ready pods run that proxy.
 pub fn plan(
     saved: &[Value],
     created: &[(ObjRef, Option<String>)],
     live: &BTreeMap<ObjRef, Option<Value>>,
+    proxies: &[(ObjRef, ExpectedProxy)],
 ) -> RollbackPlan {
     let mut steps = Vec::new();
     let mut remove = Phase::new("remove what the change created");
@@ -151,7 +166,10 @@ pub fn plan(
         phase.ops.push(Op::Restore {
             object: obj.clone(),
         });
-        phase.waits.extend(rollout_to(&r, obj));
+        let proxy = proxies.iter().find(|(w, _)| *w == r).map(|(_, p)| p);
+        phase
+            .waits
+            .extend(rollout_to(&r, obj).map(|w| with_proxy(w, proxy)));
     }
     let mut changes = ChangePlan::default();
     changes.push(remove);
@@ -199,7 +217,7 @@ mod tests {
             (new_wh.clone(), Some("u1".to_owned())),
             (recreated.clone(), Some("u-old".to_owned())),
         ];
-        let p = plan(&[old.clone(), cm], &created, &live);
+        let p = plan(&[old.clone(), cm], &created, &live, &[]);
         let names: Vec<&str> = p.changes.phases.iter().map(|x| x.name.as_str()).collect();
         assert_eq!(
             names,
@@ -245,13 +263,13 @@ mod tests {
         )]
         .into_iter()
         .collect();
-        let p = plan(&[], &[(wh.clone(), None)], &live);
+        let p = plan(&[], &[(wh.clone(), None)], &live, &[]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
         assert_eq!(p.kept().collect::<Vec<_>>(), [&wh]);
         assert_eq!(p.steps[0].action, KEPT);
         // Gone, or recreated under another UID: nothing to remove either.
         let gone = [(wh.clone(), None)].into_iter().collect();
-        let p = plan(&[], &[(wh.clone(), None)], &gone);
+        let p = plan(&[], &[(wh.clone(), None)], &gone, &[]);
         assert_eq!(
             (p.steps[0].action.as_str(), p.changes.is_empty()),
             ("gone", true)
@@ -273,7 +291,16 @@ mod tests {
         // resources deleted before their CRD.
         let saved = [ns.clone(), web.clone(), vs.clone(), crd.clone()];
         let live = BTreeMap::new();
-        let p = plan(&saved, &[], &live);
+        let proxy = ExpectedProxy {
+            revision: "1-29-6".into(),
+            version: None,
+        };
+        let p = plan(
+            &saved,
+            &[],
+            &live,
+            &[(ObjRef::of(&web).unwrap(), proxy.clone())],
+        );
         let phases: Vec<(&str, Vec<String>)> = p
             .changes
             .phases
@@ -311,6 +338,12 @@ mod tests {
                 crd: "virtualservices.networking.istio.io".into()
             }]
         );
+        assert!(
+            matches!(&p.changes.phases[1].waits[..], [Wait::Rollout { expect, .. }]
+                if expect.proxy.as_ref() == Some(&proxy) && expect.images["web"] == "web:1"),
+            "the workload is waited on until it runs the proxy its namespace selects again: {:?}",
+            p.changes.phases[1].waits
+        );
     }
 
     #[test]
@@ -318,7 +351,7 @@ mod tests {
         let old = deploy("pilot:1.29.6");
         let d = ObjRef::of(&old).unwrap();
         let live = [(d.clone(), None)].into_iter().collect();
-        let p = plan(&[old], &[], &live);
+        let p = plan(&[old], &[], &live, &[]);
         assert_eq!(p.steps[0].action, "recreate");
         assert!(matches!(p.changes.phases[0].ops[0], Op::Restore { .. }));
     }
