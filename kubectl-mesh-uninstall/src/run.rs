@@ -151,7 +151,18 @@ async fn proceed(
         .map(|(r, _, _)| r.clone())
         .collect();
     if let Some(conn) = conn {
-        verify(conn, plan).await?;
+        // The change is done: a Ctrl-C/SIGTERM from its end on stops the verification, saying so.
+        let deleted = rep.deleted.len();
+        tokio::select! {
+            r = verify(conn, plan) => r?,
+            sig = cluster::signals::after(done.signals_seen) => {
+                return Err(MeshError::failed(anyhow::anyhow!(
+                    "interrupted by {sig} while verifying: the uninstall itself completed ({deleted} objects deleted; backup in {})",
+                    done.backup.display()
+                ))
+                .hint("check that no webhook calls a deleted Service: `kubectl get mutatingwebhookconfigurations,validatingwebhookconfigurations`"));
+            }
+        }
     }
     if printer.format == OutputFormat::Table {
         let done = printer.paint("✔", Style::Ok);

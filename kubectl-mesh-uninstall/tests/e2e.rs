@@ -531,7 +531,8 @@ fn delete_of(path: &str) -> impl Fn(&mesh_testbed::fault::RequestRecord) -> bool
 /// 1. 503s on a delete of the second phase (through the fault proxy): the webhooks deleted in the
 ///    first phase are restored, every object compared before and after is as before, exit 3;
 /// 2. SIGINT while the second phase waits on the API server: rolled back the same way; a second
-///    SIGINT during the rollback stops it and names the command that finishes it, which does;
+///    SIGINT during the rollback stops it and names the command that finishes it, which does —
+///    also one that comes while the rollback is still reading what the change did;
 /// 3. an object recreated with a new UID while the uninstall runs is left alone, and 429s with
 ///    Retry-After on a delete are waited out: the uninstall completes.
 #[test]
@@ -651,6 +652,78 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         &before,
         &c.state(Uids::Ignore),
         "after a stopped rollback and `upgrade rollback`",
+    );
+
+    // 2c. The second SIGINT comes while the rollback is still reading what the change did
+    //     (between the change's wait and the rollback's): it stops the rollback all the same,
+    //     promptly, and says so.
+    proxy.clear_requests();
+    let get_deploy = |r: &mesh_testbed::fault::RequestRecord| {
+        r.method == "GET" && r.path.ends_with(deploy.as_str())
+    };
+    proxy.set_rules(vec![
+        dry(deploy),
+        Rule::hang().method("DELETE").path_contains(deploy).times(1),
+        // The backup reads the Deployment; the rollback's second read of it hangs.
+        Rule::delay(std::time::Duration::ZERO)
+            .method("GET")
+            .path_contains(deploy)
+            .times(1),
+        Rule::hang().method("GET").path_contains(deploy).times(1),
+    ]);
+    let mut child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
+    let pid = child.id().to_string();
+    wait_for_requests(&proxy, 2, delete_of(deploy));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for_requests(&proxy, 2, get_deploy);
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the second SIGINT was lost: the process still waits on the hung read");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains("the rollback was stopped by Ctrl-C"),
+        "{stderr}"
+    );
+    let backup = stderr
+        .split("kubectl mesh upgrade rollback ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
+        .to_owned();
+    let restore = Command::new(sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
+        "kubectl-mesh-upgrade",
+    ))
+    .args(["rollback", &backup, "-y", "--kubeconfig"])
+    .arg(c.kubeconfig())
+    .env("HOME", home.path())
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    expect(&restore, 0);
+    assert_same(
+        &before,
+        &c.state(Uids::Ignore),
+        "after a rollback stopped before it began and `upgrade rollback`",
     );
 
     // 3. While the first webhook delete is held up, the canary's mesh ConfigMap is recreated

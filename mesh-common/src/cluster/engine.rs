@@ -41,6 +41,7 @@ use super::{
     Connection, Error,
     backup::{Backup, ClusterIdentity},
     objects::{Deleted, FIELD_MANAGER, Objects},
+    signals,
     wait::wait_for,
 };
 use crate::{
@@ -198,6 +199,9 @@ pub struct Execution {
     /// Objects the change touched: operations done or failed, and the one in flight when it
     /// was interrupted (it may have landed).
     pub touched: BTreeSet<ObjRef>,
+    /// Ctrl-C/SIGTERM received when the change ended ([`signals::received`]): a step after it
+    /// stops on the next one ([`signals::after`]).
+    pub signals_seen: u32,
 }
 
 impl Execution {
@@ -395,6 +399,10 @@ impl Engine {
             Confirmation::No => return Err(Error::Declined.into()),
             Confirmation::NoTerminal => return Err(Error::NoTerminal.into()),
         }
+        // From here on a Ctrl-C or SIGTERM is counted, never lost: the first stops the change,
+        // the next stops its rollback, whenever each comes.
+        signals::listen();
+        let start = signals::received();
         let (backup, path) = self.take_backup(&checked.plan).await?;
         printer
             .note(&format!(
@@ -406,8 +414,9 @@ impl Engine {
         let mut run = Run::new(checked, backup, path.clone());
         let outcome = tokio::select! {
             r = self.run_phases(&mut run, printer) => r,
-            sig = interrupted() => Err(Error::Interrupted(sig)),
+            sig = signals::after(start) => Err(Error::Interrupted(sig)),
         };
+        let stopped = signals::received();
         match outcome {
             Ok(()) => {
                 run.record.complete = true;
@@ -420,12 +429,14 @@ impl Engine {
                         ))
                         .ok();
                 }
-                Ok(run.execution())
+                let mut done = run.execution();
+                done.signals_seen = stopped;
+                Ok(done)
             }
             Err(cause) => {
                 let execution = run.execution();
                 let error = self
-                    .after_failure(cause, &mut run.record, &path, &execution, printer)
+                    .after_failure(cause, &mut run.record, &path, &execution, stopped, printer)
                     .await;
                 Err(Stopped {
                     error,
@@ -598,26 +609,39 @@ impl Engine {
         backup: &mut Backup,
         path: &std::path::Path,
         execution: &Execution,
+        stopped: u32,
         printer: &mut Printer,
     ) -> Error {
         let changed = execution.done().count();
         let touched = execution.touched.clone();
         let mut notes = Vec::new();
-        if self.recover_uids(backup, execution).await
-            && let Err(e) = backup.rewrite(path)
-        {
-            notes.push(format!("the backup file could not be updated: {e}"));
-        }
         let failed = |state: String, hints: Vec<String>, cause: Error| Error::Failed {
             state,
             cause: Box::new(cause),
             backup: Some(path.to_owned()),
             hints,
         };
+        let stopped_by = |sig: &str| {
+            format!(
+                "the change failed and the rollback was stopped by {sig}: the cluster is partly changed; restore it with `kubectl mesh upgrade rollback {}`",
+                path.display()
+            )
+        };
         // An operation that failed without an answer (a lost connection, a 5xx, Ctrl-C while it
         // was in flight) may have landed: what changed is found by comparing the touched objects
-        // with the backup, never assumed.
-        let pending = match self.rollback_plan(backup, Some(&touched)).await {
+        // with the backup, never assumed. A signal from here on stops that too.
+        let prepared = tokio::select! {
+            p = async {
+                if self.recover_uids(backup, execution).await
+                    && let Err(e) = backup.rewrite(path)
+                {
+                    notes.push(format!("the backup file could not be updated: {e}"));
+                }
+                self.rollback_plan(backup, Some(&touched)).await
+            } => p,
+            sig = signals::after(stopped) => return failed(stopped_by(sig), notes, cause),
+        };
+        let pending = match prepared {
             Ok(p) => p,
             Err(e) => {
                 return failed(
@@ -673,7 +697,7 @@ impl Engine {
             .ok();
         let restored = tokio::select! {
             r = self.carry_restore(&pending, printer) => Ok(r),
-            sig = interrupted() => Err(Error::Interrupted(sig)),
+            sig = signals::after(stopped) => Err(Error::Interrupted(sig)),
         };
         let state = match restored {
             Ok(report) if report.failures.is_empty() && report.kept.is_empty() => format!(
@@ -690,10 +714,7 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
-            Err(Error::Interrupted(sig)) => format!(
-                "the change failed and the rollback was stopped by {sig}: the cluster is partly changed; restore it with `kubectl mesh upgrade rollback {}`",
-                path.display()
-            ),
+            Err(Error::Interrupted(sig)) => stopped_by(sig),
             Err(e) => format!("the change failed and the rollback failed too: {e}"),
         };
         failed(state, notes, cause)
@@ -940,30 +961,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Waits for Ctrl-C or SIGTERM; returns which.
+/// Waits for a Ctrl-C or SIGTERM that comes from now on; returns which. Signals are counted
+/// from the first call on, for the rest of the process ([`signals`]).
 pub async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
-            () = term => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
+    signals::listen();
+    signals::after(signals::received()).await
 }
 
 /// Bookkeeping of one execution.
@@ -1045,6 +1047,7 @@ impl Run {
                 })
                 .filter_map(|(_, (op, _))| op.target())
                 .collect(),
+            signals_seen: 0,
             phase_of: self
                 .checked
                 .plan

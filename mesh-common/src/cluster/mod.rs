@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod objects;
 pub mod proto;
 pub mod retry;
+pub mod signals;
 pub mod wait;
 
 pub use connect::{ConnectOptions, Connection, connect, load_kubeconfig};
