@@ -527,6 +527,41 @@ fn delete_of(path: &str) -> impl Fn(&mesh_testbed::fault::RequestRecord) -> bool
     move |r| r.method == "DELETE" && r.path.ends_with(&path)
 }
 
+/// Sends SIGINT to process `pid`, as Ctrl-C does.
+fn sigint(pid: &str) {
+    let sent = Command::new("kill").args(["-INT", pid]).status().unwrap();
+    assert!(sent.success());
+}
+
+/// Runs the `kubectl mesh upgrade rollback BACKUP` that `stderr` names, straight to the cluster,
+/// and checks that every object is as in `before` again.
+fn rollback_as_told(
+    c: &Cluster,
+    home: &Path,
+    stderr: &str,
+    before: &std::collections::BTreeMap<String, Value>,
+    what: &str,
+) {
+    let backup = stderr
+        .split("kubectl mesh upgrade rollback ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
+        .to_owned();
+    let restore = Command::new(sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
+        "kubectl-mesh-upgrade",
+    ))
+    .args(["rollback", &backup, "-y", "--kubeconfig"])
+    .arg(c.kubeconfig())
+    .env("HOME", home)
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    expect(&restore, 0);
+    assert_same(before, &c.state(Uids::Ignore), what);
+}
+
 /// The change engine under uninstall, on one cluster (each failed run leaves it as it was):
 /// 1. 503s on a delete of the second phase (through the fault proxy): the webhooks deleted in the
 ///    first phase are restored, every object compared before and after is as before, exit 3;
@@ -610,47 +645,20 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     let child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
     let pid = child.id().to_string();
     wait_for_requests(&proxy, 2, delete_of(deploy));
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigint(&pid);
     wait_for_requests(&proxy, 1, |r| r.method == "POST" && r.path.ends_with(mwcs));
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigint(&pid);
     let out = child.wait_with_output().unwrap();
     let (_, stderr) = expect(&out, 3);
     assert!(
         stderr.contains("the rollback was stopped by Ctrl-C"),
         "{stderr}"
     );
-    let backup = stderr
-        .split("kubectl mesh upgrade rollback ")
-        .nth(1)
-        .and_then(|t| t.split('`').next())
-        .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
-        .to_owned();
-    let restore = Command::new(sibling_binary(
-        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
-        "kubectl-mesh-upgrade",
-    ))
-    .args(["rollback", &backup, "-y", "--kubeconfig"])
-    .arg(c.kubeconfig())
-    .env("HOME", home.path())
-    .stdin(std::process::Stdio::null())
-    .output()
-    .unwrap();
-    expect(&restore, 0);
-    assert_same(
+    rollback_as_told(
+        &c,
+        home.path(),
+        &stderr,
         &before,
-        &c.state(Uids::Ignore),
         "after a stopped rollback and `upgrade rollback`",
     );
 
@@ -674,21 +682,9 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     let mut child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
     let pid = child.id().to_string();
     wait_for_requests(&proxy, 2, delete_of(deploy));
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigint(&pid);
     wait_for_requests(&proxy, 2, get_deploy);
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigint(&pid);
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -703,26 +699,11 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         stderr.contains("the rollback was stopped by Ctrl-C"),
         "{stderr}"
     );
-    let backup = stderr
-        .split("kubectl mesh upgrade rollback ")
-        .nth(1)
-        .and_then(|t| t.split('`').next())
-        .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
-        .to_owned();
-    let restore = Command::new(sibling_binary(
-        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
-        "kubectl-mesh-upgrade",
-    ))
-    .args(["rollback", &backup, "-y", "--kubeconfig"])
-    .arg(c.kubeconfig())
-    .env("HOME", home.path())
-    .stdin(std::process::Stdio::null())
-    .output()
-    .unwrap();
-    expect(&restore, 0);
-    assert_same(
+    rollback_as_told(
+        &c,
+        home.path(),
+        &stderr,
         &before,
-        &c.state(Uids::Ignore),
         "after a rollback stopped before it began and `upgrade rollback`",
     );
 

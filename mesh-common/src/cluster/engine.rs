@@ -449,18 +449,7 @@ impl Engine {
     async fn take_backup(&self, plan: &ChangePlan) -> Result<(Backup, PathBuf), Error> {
         let identity = self.identity().await?;
         let targets = plan.targets();
-        let live: Vec<Result<Option<Value>, Error>> = stream::iter(&targets)
-            .map(|r| async move {
-                match self.objects.get(r).await {
-                    // A kind whose CRD this plan creates: no such object yet.
-                    Err(Error::NotServed { .. }) => Ok(None),
-                    other => other,
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-        let live = live.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let live = self.live(&targets).await?;
         let mut objects = Vec::new();
         let mut created = Vec::new();
         for (r, obj) in targets.into_iter().zip(live) {
@@ -479,6 +468,22 @@ impl Engine {
         backup.undo_proxies.clone_from(&plan.undo_proxies);
         let path = backup.write(&self.opts.backup_dir, &self.opts.operation)?;
         Ok((backup, path))
+    }
+
+    /// Each object as it is now (`None`: it does not exist — also when its kind is not served:
+    /// a CRD the plan creates, or one a purge deleted), read [`CONCURRENCY`] at a time.
+    async fn live(&self, refs: &[ObjRef]) -> Result<Vec<Option<Value>>, Error> {
+        let got: Vec<Result<Option<Value>, Error>> = stream::iter(refs)
+            .map(|r| async move {
+                match self.objects.get(r).await {
+                    Err(Error::NotServed { .. }) => Ok(None),
+                    other => other,
+                }
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        got.into_iter().collect()
     }
 
     /// The cluster's identity: server URL, context and the `kube-system` namespace UID.
@@ -532,53 +537,54 @@ impl Engine {
             run.status[index] = OpStatus::Skipped(why);
             return Ok(());
         }
+        let done = |_| (OpStatus::Done, None);
+        // An apply or a restore answers with the object written: its UID, if it was created.
         let result = match op {
             Op::Apply { object } => {
                 let force = matches!(verdict, Verdict::TakesOver(..));
-                match self.objects.apply(object, false, force).await {
-                    Ok(after) => {
-                        run.status[index] = OpStatus::Done;
-                        // The UID of an object this change created goes into the backup file at
-                        // once: killed a moment later, the backup still says which object to
-                        // remove, and a rollback removes that one and no other.
-                        return match ObjRef::of(object) {
-                            Some(r) if run.record_uid(&r, &after) => run.save(),
-                            _ => Ok(()),
-                        };
-                    }
-                    Err(e) => Err(e),
-                }
+                self.objects
+                    .apply(object, false, force)
+                    .await
+                    .map(|after| (OpStatus::Done, Some(after)))
             }
-            Op::Delete { target, uid } => {
-                match self.objects.delete(target, uid.as_deref(), false).await {
-                    Ok(Deleted::Deleted) => Ok(OpStatus::Done),
-                    Ok(Deleted::Gone) => Ok(OpStatus::Skipped("already gone".into())),
-                    Ok(Deleted::Replaced) => Ok(OpStatus::Skipped(
-                        "recreated meanwhile (another UID): left alone".into(),
-                    )),
-                    Err(e) => Err(e),
-                }
-            }
-            Op::Label { target, labels } => self
-                .objects
-                .merge_patch(target, &label_patch(labels), false, "label")
-                .await
-                .map(|_| OpStatus::Done),
-            Op::Restart { target } => self
-                .objects
-                .merge_patch(target, &restart_patch(), false, "restart")
-                .await
-                .map(|_| OpStatus::Done),
             Op::Restore { object } => self
                 .objects
                 .restore(object, false)
                 .await
-                .map(|_| OpStatus::Done),
+                .map(|after| (OpStatus::Done, Some(after))),
+            Op::Delete { target, uid } => self
+                .objects
+                .delete(target, uid.as_deref(), false)
+                .await
+                .map(|d| match d {
+                    Deleted::Deleted => (OpStatus::Done, None),
+                    Deleted::Gone => (OpStatus::Skipped("already gone".into()), None),
+                    Deleted::Replaced => (
+                        OpStatus::Skipped("recreated meanwhile (another UID): left alone".into()),
+                        None,
+                    ),
+                }),
+            Op::Label { target, labels } => self
+                .objects
+                .merge_patch(target, &label_patch(labels), false, "label")
+                .await
+                .map(done),
+            Op::Restart { target } => self
+                .objects
+                .merge_patch(target, &restart_patch(), false, "restart")
+                .await
+                .map(done),
         };
         match result {
-            Ok(s) => {
-                run.status[index] = s;
-                Ok(())
+            Ok((status, after)) => {
+                run.status[index] = status;
+                // The UID of an object this change created goes into the backup file at once:
+                // killed a moment later, the backup still says which object to remove, and a
+                // rollback removes that one and no other.
+                match (op.target(), after) {
+                    (Some(r), Some(after)) if run.record_uid(&r, &after) => run.save(),
+                    _ => Ok(()),
+                }
             }
             Err(e) => {
                 run.status[index] = OpStatus::Failed(e.to_string());
@@ -773,21 +779,8 @@ impl Engine {
             .filter_map(ObjRef::of)
             .chain(created.iter().map(|(r, _)| r.clone()))
             .collect();
-        let got: Vec<Result<Option<Value>, Error>> = stream::iter(&refs)
-            .map(|r| async move {
-                match self.objects.get(r).await {
-                    // Its CRD is gone (a purge deleted it): so is the object.
-                    Err(Error::NotServed { .. }) => Ok(None),
-                    other => other,
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-        let mut live = BTreeMap::new();
-        for (r, g) in refs.into_iter().zip(got) {
-            live.insert(r, g?);
-        }
+        let got = self.live(&refs).await?;
+        let live: BTreeMap<ObjRef, Option<Value>> = refs.into_iter().zip(got).collect();
         Ok(rollback::plan(
             &saved,
             &created,
