@@ -45,6 +45,9 @@ pub enum Command {
 
 /// `set`.
 #[derive(Debug, ClapArgs)]
+#[command(mut_arg("dry_run", |a| a.help(
+    "Show the plan and have the API server validate it; change nothing"
+)))]
 pub struct SetArgs {
     /// Tag name (e.g. prod, canary, default)
     pub tag: String,
@@ -54,12 +57,6 @@ pub struct SetArgs {
     /// Allow moving a tag that already points at another revision
     #[arg(long)]
     pub overwrite: bool,
-    /// Do not ask for confirmation
-    #[arg(short = 'y', long, alias = "skip-confirmation")]
-    pub yes: bool,
-    /// Show the plan and have the API server validate it; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
     /// Proceed despite failed checks (version skew, unready control plane, overlapping injectors)
     #[arg(long)]
     pub force: bool,
@@ -73,15 +70,13 @@ pub struct SetArgs {
 
 /// `remove`.
 #[derive(Debug, ClapArgs)]
+#[command(mut_arg("yes", |a| a.help("Remove even while namespaces use the tag, and do not ask")))]
+#[command(mut_arg("dry_run", |a| a.help(
+    "Show the plan and have the API server validate it; change nothing"
+)))]
 pub struct RemoveArgs {
     /// Tag name
     pub tag: String,
-    /// Remove even while namespaces use the tag, and do not ask
-    #[arg(short = 'y', long, alias = "skip-confirmation")]
-    pub yes: bool,
-    /// Show the plan and have the API server validate it; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
     #[command(flatten)]
     pub change: ChangeFlags,
 }

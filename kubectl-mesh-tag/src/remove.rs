@@ -62,8 +62,8 @@ pub async fn remove(
     if printer.format == OutputFormat::Table {
         printer.data(&show::remove_plan(&plan, printer.color()))?;
     }
-    if plan.in_use() && !args.yes {
-        report(printer, &plan, args.dry_run, None)?;
+    if plan.in_use() && !args.change.yes {
+        report(printer, &plan, args.change.dry_run, None)?;
         return Err(MeshError::blocked(anyhow::anyhow!(
             "refusing to remove tag `{}` while {}; nothing was changed",
             plan.tag,
@@ -75,10 +75,9 @@ pub async fn remove(
         )));
     }
     let how = How {
-        dry_run: args.dry_run,
-        yes: args.yes,
         question: format!("Remove tag `{}`?", plan.tag),
         operation: format!("tag-remove-{}", plan.tag),
+        revision: None,
         command: "tag",
         flags: &args.change,
         rollback: true,

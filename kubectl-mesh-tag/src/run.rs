@@ -14,8 +14,8 @@ use crate::{
 pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     let mut printer = Printer::stdio(&args.output);
     let changes = match &args.command {
-        Command::Set(s) => !s.dry_run,
-        Command::Remove(r) => !r.dry_run,
+        Command::Set(s) => !s.change.dry_run,
+        Command::Remove(r) => !r.change.dry_run,
         Command::List | Command::Generate(_) => false,
     };
     if changes && args.snapshot.snapshot.is_some() {

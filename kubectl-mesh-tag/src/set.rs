@@ -78,7 +78,7 @@ pub async fn set(
         printer.data(&show::set_plan(&plan, prev, printer.color()))?;
     }
     if plan.up_to_date {
-        report(printer, &plan, args.dry_run, None)?;
+        report(printer, &plan, args.change.dry_run, None)?;
         printer.note(&format!(
             "tag `{}` already points at `{}`: nothing to do (pass --overwrite to re-apply its objects)",
             plan.tag, plan.revision
@@ -86,7 +86,7 @@ pub async fn set(
         return Ok(ExitStatus::Success);
     }
     if plan.blocked() && !args.force {
-        report(printer, &plan, args.dry_run, None)?;
+        report(printer, &plan, args.change.dry_run, None)?;
         return Err(MeshError::blocked(anyhow::anyhow!(
             "refusing to set tag `{}`: a check failed",
             plan.tag
@@ -94,10 +94,9 @@ pub async fn set(
         .hint("fix what the checks above report, or pass --force to proceed anyway"));
     }
     let how = How {
-        dry_run: args.dry_run,
-        yes: args.yes,
         question: format!("Point tag `{}` at revision `{}`?", plan.tag, plan.revision),
         operation: format!("tag-set-{}", plan.tag),
+        revision: None,
         command: "tag",
         flags: &args.change,
         rollback: true,

@@ -880,3 +880,50 @@ fn a_field_of_another_manager_is_reported_not_taken() {
     assert_eq!(now["metadata"]["labels"]["app"], "sidecar-injector");
     ok(c, &["remove", "e2e-cf", "-y"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_backup_directory_others_can_write_to_is_refused_and_nothing_changes() {
+    // Real: the API server, istiod of both revisions, the file system. A shared directory
+    // (mode 0777) would let anyone plant the backup a rollback restores.
+    use std::os::unix::fs::PermissionsExt;
+    let canary = scenario::canary_revision();
+    let c = cluster();
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = shared.to_str().unwrap();
+    let o = mesh(
+        c,
+        &[
+            "set",
+            "e2e-shared",
+            "--revision",
+            canary,
+            "-y",
+            "--backup-dir",
+            dir,
+        ],
+    );
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: backup directory `{dir}` can be written by others (mode 777)"
+        )) && stderr.contains(&format!("hint: run `chmod go-w {dir}`")),
+        "{stderr}"
+    );
+    assert!(
+        get_json(
+            c,
+            &[
+                "mutatingwebhookconfiguration",
+                "istio-revision-tag-e2e-shared"
+            ]
+        )
+        .is_none(),
+        "no tag was made"
+    );
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "no backup");
+}

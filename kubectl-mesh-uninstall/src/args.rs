@@ -1,10 +1,8 @@
 //! Command-line arguments of `kubectl mesh uninstall`, and their validation into a request.
 
-use std::time::Duration;
-
 use clap::Parser;
 use mesh_common::{
-    cli::{ChangeFlags, KubeFlags, OutputFlags, SnapshotFlags, parse_positive_duration},
+    cli::{ChangeFlags, KubeFlags, NoRollbackFlag, OutputFlags, SnapshotFlags, TimeoutFlag},
     error::validate_revision,
     exit::MeshError,
     plan::uninstall::{Request, Target},
@@ -27,7 +25,17 @@ use mesh_common::{
 #[command(
     name = "kubectl-mesh-uninstall",
     bin_name = "kubectl mesh uninstall",
-    version
+    version,
+    mut_arg("dry_run", |a| a.help(
+        "Show the plan (checked by the API server when connected) without changing anything"
+    )),
+    mut_arg("timeout", |a| a.help(
+        "How long to wait for the deleted objects of each phase to be gone"
+    )),
+    mut_arg("no_rollback", |a| a.help(
+        "On a failure, stop where it failed instead of restoring what was deleted (run the \
+         same command again to finish)"
+    ))
 )]
 pub struct Args {
     /// Revision to uninstall (`default` = the non-revisioned control plane)
@@ -47,25 +55,16 @@ pub struct Args {
     /// (VirtualServices, DestinationRules, ...) in the cluster
     #[arg(long, conflicts_with = "revision")]
     pub include_crds: bool,
-    /// Show the plan (checked by the API server when connected) without changing anything
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation
-    #[arg(short = 'y', long)]
-    pub yes: bool,
+    #[command(flatten)]
+    pub change: ChangeFlags,
     /// Proceed although namespaces, tags, pods or gateways still use it; tags pointing at the
     /// revision are deleted with it. Never overrides a Helm install or a foreign webhook
     #[arg(long)]
     pub force: bool,
-    /// How long to wait for the deleted objects of each phase to be gone
-    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
-    pub timeout: Duration,
-    /// On a failure, stop where it failed instead of restoring what was deleted (run the same
-    /// command again to finish)
-    #[arg(long)]
-    pub no_rollback: bool,
     #[command(flatten)]
-    pub change: ChangeFlags,
+    pub wait: TimeoutFlag,
+    #[command(flatten)]
+    pub rollback: NoRollbackFlag,
     #[command(flatten)]
     pub kube: KubeFlags,
     #[command(flatten)]
@@ -77,7 +76,7 @@ pub struct Args {
 impl Args {
     /// The validated request.
     pub fn request(&self) -> Result<Request, MeshError> {
-        if self.snapshot.snapshot.is_some() && !self.dry_run {
+        if self.snapshot.snapshot.is_some() && !self.change.dry_run {
             return Err(MeshError::usage(anyhow::anyhow!(
                 "--snapshot reads a file, so nothing can be uninstalled from it"
             ))

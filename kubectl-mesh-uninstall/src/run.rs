@@ -83,7 +83,7 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         let text = report::plan_text(&plan, &inv, &loaded.snap.origin, printer.color());
         printer.data(&text)?;
     }
-    let mut rep = report::Report::new(&plan, &loaded.snap.origin, args.dry_run);
+    let mut rep = report::Report::new(&plan, &loaded.snap.origin, args.change.dry_run);
     let result = proceed(
         &args,
         &plan,
@@ -117,17 +117,16 @@ async fn proceed(
         return Ok(ExitStatus::Success);
     }
     let how = How {
-        dry_run: args.dry_run,
-        yes: args.yes,
         question: question(plan, &what),
         operation: match &plan.target {
             Target::Revision { revision } => format!("uninstall-{revision}"),
             Target::Purge { .. } => "uninstall-purge".to_owned(),
         },
+        revision: None,
         command: "uninstall",
         flags: &args.change,
-        rollback: !args.no_rollback,
-        timeout: args.timeout,
+        rollback: !args.rollback.no_rollback,
+        timeout: args.wait.timeout,
     };
     let carried = match carry_out(conn, &plan.changes(), &how, printer).await {
         Ok(c) => c,

@@ -3,10 +3,10 @@
 //! back up, apply in phases with waits, verify — rolled back on failure → data-plane report.
 
 use mesh_common::{
-    carry::{self, How},
+    carry::{self, Carried, How},
     checks::{self, Finding},
     cli::OutputFormat,
-    cluster::Engine,
+    cluster::Checked,
     exit::{ExitStatus, MeshError},
     input,
     manifest::Manifest,
@@ -65,7 +65,7 @@ fn objects(manifest: &Manifest, istio_ns: &str) -> Vec<serde_json::Value> {
 pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     let a = &args.upgrade;
     let mut printer = Printer::stdio(&args.output);
-    if args.snapshot.snapshot.is_some() && !a.dry_run {
+    if args.snapshot.snapshot.is_some() && !a.change.dry_run {
         return Err(
             MeshError::usage(anyhow::anyhow!("--snapshot cannot change a cluster"))
                 .hint("add --dry-run to see the plan against the snapshot, or drop --snapshot"),
@@ -93,16 +93,9 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     if let Some(refusal) = prepared.refusal(a.force) {
         return refuse(&prepared, refusal, &loaded, &mut printer);
     }
-    let how = how(a);
-    let engine = loaded
-        .conn
-        .clone()
-        .map(|c| Engine::new(c, how.engine_options()));
-    let checked = match &engine {
-        Some(e) => Some(carry::check(e, &prepared.full, &mut printer).await?),
-        None => None,
-    };
-    let after = checked.as_ref().map(|c| c.applied()).unwrap_or_default();
+    let how = how(a, &prepared.target.revision);
+    let ready = carry::check_plan(loaded.conn.as_ref(), &prepared.full, &how, &mut printer).await?;
+    let after = ready.checked().map(Checked::applied).unwrap_or_default();
     let plan = upgrade::finish(
         &prepared,
         &loaded.snap,
@@ -115,10 +108,7 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
     if printer.format == OutputFormat::Table {
         printer.data(&show::plan(&plan, &origin, printer.color()))?;
     }
-    let (Some(engine), Some(checked), false) = (engine, checked, a.dry_run) else {
-        return dry_run(&plan, &origin, loaded.conn.is_some(), &mut printer);
-    };
-    if plan.changes.is_empty() {
+    if !a.change.dry_run && plan.changes.is_empty() {
         printer.note(&format!(
             "nothing to change: revision `{}` already matches the manifest",
             plan.target.revision
@@ -126,10 +116,13 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
         report(&mut printer, &plan, &origin, false, Ok(None))?;
         return Ok(ExitStatus::Success);
     }
-    let checked = checked.retain(|op| plan.keeps(op));
     let question = format!("Proceed with the {}?", plan.target.describe());
-    match engine.execute(checked, &mut printer, &question).await {
-        Ok(done) => {
+    let carried = ready
+        .retain(|op| plan.keeps(op))
+        .carry_out(&question, &mut printer)
+        .await;
+    match carried {
+        Ok(Carried::Done(done)) => {
             let backup = done.backup.display().to_string();
             if printer.format == OutputFormat::Table {
                 printer.data(&show::after(&plan, printer.color()))?;
@@ -137,55 +130,37 @@ pub async fn run(args: &Args) -> Result<ExitStatus, MeshError> {
             report(&mut printer, &plan, &origin, false, Ok(Some(backup)))?;
             Ok(ExitStatus::Success)
         }
+        Ok(Carried::Snapshot | Carried::DryRun) => {
+            report(&mut printer, &plan, &origin, true, Ok(None))?;
+            Ok(ExitStatus::Success)
+        }
         Err(stopped) => {
             let backup = stopped
                 .execution
                 .as_ref()
                 .map(|e| e.backup.display().to_string());
-            let e = MeshError::from(stopped.error);
             report(
                 &mut printer,
                 &plan,
                 &origin,
                 false,
-                Err((e.error.to_string(), backup)),
+                Err((stopped.error.error.to_string(), backup)),
             )?;
-            Err(e)
+            Err(stopped.error)
         }
     }
 }
 
-fn how(a: &UpgradeArgs) -> How<'_> {
+fn how<'a>(a: &'a UpgradeArgs, revision: &str) -> How<'a> {
     How {
-        dry_run: a.dry_run,
-        yes: a.yes,
         question: String::new(),
         operation: "upgrade".to_owned(),
+        revision: Some(revision.to_owned()),
         command: "upgrade",
         flags: &a.change,
-        rollback: !a.no_rollback,
-        timeout: a.timeout,
+        rollback: !a.rollback.no_rollback,
+        timeout: a.wait.timeout,
     }
-}
-
-fn dry_run(
-    plan: &UpgradePlan,
-    origin: &str,
-    checked: bool,
-    printer: &mut Printer,
-) -> Result<ExitStatus, MeshError> {
-    let note = if checked {
-        format!(
-            "dry run: the API server accepted all {} change(s); nothing was changed",
-            plan.changes.len()
-        )
-    } else {
-        "dry run against a snapshot: the plan was not checked by an API server; nothing was changed"
-            .to_owned()
-    };
-    printer.note(&note)?;
-    report(printer, plan, origin, true, Ok(None))?;
-    Ok(ExitStatus::Success)
 }
 
 fn report(

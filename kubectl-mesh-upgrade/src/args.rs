@@ -1,10 +1,11 @@
 //! Command-line arguments of `kubectl mesh upgrade` and its subcommands (plain data).
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use mesh_common::cli::{
-    ChangeFlags, KubeFlags, OutputFlags, ReleaseFlags, SnapshotFlags, parse_positive_duration,
+    ChangeFlags, DEFAULT_TIMEOUT, KubeFlags, NoRollbackFlag, OutputFlags, ReleaseFlags,
+    SnapshotFlags, TimeoutFlag,
 };
 
 /// Upgrade, downgrade or canary-install an Istio control plane from a manifest, with the
@@ -55,13 +56,13 @@ impl Args {
         let u = &self.upgrade;
         let given = !u.files.is_empty()
             || u.canary
-            || u.dry_run
-            || u.yes
+            || u.change.dry_run
+            || u.change.yes
             || u.force
-            || u.no_rollback
+            || u.rollback.no_rollback
             || u.change.backup_dir.is_some()
             || u.change.force_conflicts
-            || u.timeout != std::time::Duration::from_secs(300);
+            || u.wait.timeout != DEFAULT_TIMEOUT;
         match &self.command {
             Some(c) if given => Err(format!(
                 "flags of `kubectl mesh upgrade -f` were given before `{}`: put them after it",
@@ -77,6 +78,9 @@ impl Args {
 
 /// The control-plane upgrade.
 #[derive(Debug, ClapArgs)]
+#[command(mut_arg("timeout", |a| a.help(
+    "How long each wait may take (CRDs established, istiod and gateways rolled out)"
+)))]
 pub struct UpgradeArgs {
     /// Manifest of the target version: a file, a directory of .yaml/.yml/.json files, or `-`
     /// for stdin (repeatable)
@@ -90,29 +94,22 @@ pub struct UpgradeArgs {
     /// Install the manifest's revision as a new control plane beside the installed ones
     #[arg(long)]
     pub canary: bool,
-    /// Show the plan, checked by the API server in a dry run; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation
-    #[arg(short = 'y', long, alias = "skip-confirmation")]
-    pub yes: bool,
+    #[command(flatten)]
+    pub change: ChangeFlags,
     /// Proceed despite version-skew refusals (never despite other failed checks or bad input)
     #[arg(long)]
     pub force: bool,
-    /// How long each wait may take (CRDs established, istiod and gateways rolled out)
-    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
-    pub timeout: Duration,
-    /// On a failure, stop where it failed instead of restoring the backup
-    #[arg(long)]
-    pub no_rollback: bool,
     #[command(flatten)]
-    pub change: ChangeFlags,
+    pub wait: TimeoutFlag,
+    #[command(flatten)]
+    pub rollback: NoRollbackFlag,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Move namespaces to a revision or tag and restart workloads onto its proxy, in batches
+    /// Move namespaces (and their waypoints) to a revision or tag and restart workloads onto
+    /// its proxy, in batches; ambient namespaces need no restart
     Dataplane(DataplaneArgs),
     /// Undo a change: restore the latest backup of this cluster (or the one named)
     Rollback(RollbackArgs),
@@ -120,6 +117,7 @@ pub enum Command {
 
 /// `dataplane`.
 #[derive(Debug, ClapArgs)]
+#[command(mut_arg("timeout", |a| a.help("How long each batch (and the waypoints) may take to become ready")))]
 pub struct DataplaneArgs {
     /// Namespace to move or restart (repeatable)
     #[arg(short = 'n', long = "namespace", value_name = "NS")]
@@ -128,43 +126,41 @@ pub struct DataplaneArgs {
     #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespaces")]
     pub all: bool,
     /// Relabel the namespaces to this revision or tag first (`istio.io/rev=<it>`, without
-    /// `istio-injection`)
+    /// `istio-injection`; ambient namespaces keep their labels) and move their waypoints onto it
     #[arg(long, value_name = "REV|TAG")]
     pub to_revision: Option<String>,
+    /// Waypoint to move onto --to-revision besides those of the namespaces (repeatable, or
+    /// comma-separated)
+    #[arg(
+        long = "waypoint",
+        visible_alias = "waypoints",
+        value_name = "NS/NAME",
+        value_delimiter = ','
+    )]
+    pub waypoints: Vec<String>,
     /// Workloads restarted at once; each batch must be ready before the next
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
-    /// How long each batch may take to become ready
-    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
-    pub timeout: Duration,
-    /// Show the plan, checked by the API server in a dry run; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation
-    #[arg(short = 'y', long, alias = "skip-confirmation")]
-    pub yes: bool,
+    #[command(flatten)]
+    pub wait: TimeoutFlag,
     #[command(flatten)]
     pub change: ChangeFlags,
 }
 
 /// `rollback`.
 #[derive(Debug, ClapArgs)]
+#[command(mut_arg("dry_run", |a| a.help(
+    "Show what would be restored, checked by the API server in a dry run; change nothing"
+)))]
 pub struct RollbackArgs {
     /// Backup file to restore (default: the latest upgrade or dataplane backup of this cluster
     /// in the backup directory)
     #[arg(value_name = "BACKUP")]
     pub backup: Option<PathBuf>,
-    /// Show what would be restored, checked by the API server in a dry run; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation
-    #[arg(short = 'y', long, alias = "skip-confirmation")]
-    pub yes: bool,
-    /// How long each wait may take
-    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
-    pub timeout: Duration,
     #[command(flatten)]
     pub change: ChangeFlags,
+    #[command(flatten)]
+    pub wait: TimeoutFlag,
 }
 
 #[cfg(test)]
@@ -188,8 +184,26 @@ mod tests {
         assert!(mixed.check().unwrap_err().contains("before `dataplane`"));
         assert!(parse(&["dataplane", "-A", "-n", "x"]).is_err());
         assert!(parse(&["dataplane", "-A", "--batch", "0"]).is_err());
+        let w = parse(&["dataplane", "--waypoint", "a/w", "--waypoints", "b/x,c/y"]).unwrap();
+        let Some(Command::Dataplane(d)) = w.command else {
+            panic!("dataplane")
+        };
+        assert_eq!(d.waypoints, ["a/w", "b/x", "c/y"]);
         assert!(parse(&["rollback", "b.yaml", "--dry-run"]).is_ok());
         assert!(parse(&["-f", "x", "--timeout", "0s"]).is_err());
+        let long = parse(&["-f", "x", "--timeout", "1h30m"]).unwrap();
+        assert_eq!(
+            long.upgrade.wait.timeout.as_secs(),
+            5400,
+            "kubectl's durations"
+        );
+        let dp = parse(&["dataplane", "-A", "--timeout", "90s", "-y"]).unwrap();
+        let Some(Command::Dataplane(d)) = dp.command else {
+            panic!("dataplane")
+        };
+        assert_eq!((d.wait.timeout.as_secs(), d.change.yes), (90, true));
+        let garbage = parse(&["-f", "x", "--timeout", "1h 30m"]).unwrap_err();
+        assert_eq!(garbage.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(parse(&["-f", "x", "--request-timeout", "99999999999999999999"]).is_err());
     }
 }

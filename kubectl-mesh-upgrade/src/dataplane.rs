@@ -7,6 +7,7 @@
 
 use mesh_common::{
     carry::{Carried, How, carry_out},
+    change::Verb,
     cli::OutputFormat,
     cluster::{Execution, OpStatus},
     exit::{ExitStatus, MeshError},
@@ -45,7 +46,7 @@ struct Report<'a> {
 /// `kubectl mesh upgrade dataplane`.
 pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError> {
     let mut printer = Printer::stdio(&args.output);
-    if args.snapshot.snapshot.is_some() && !d.dry_run {
+    if args.snapshot.snapshot.is_some() && !d.change.dry_run {
         return Err(
             MeshError::usage(anyhow::anyhow!("--snapshot cannot change a cluster"))
                 .hint("add --dry-run to see the plan against the snapshot, or drop --snapshot"),
@@ -57,6 +58,7 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
         all: d.all,
         to_revision: d.to_revision.clone(),
         batch: usize::try_from(d.batch).unwrap_or(1),
+        waypoints: d.waypoints.clone(),
     };
     let plan = dataplane::plan(&loaded.snap, &loaded.inv, &req)?;
     let origin = loaded.snap.origin.clone();
@@ -67,30 +69,31 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
     if changes.is_empty() {
         printer
             .note("nothing to do: every workload in scope runs the proxy its namespace selects")?;
-        report(&mut printer, &plan, &origin, d.dry_run, None, None)?;
+        report(&mut printer, &plan, &origin, d.change.dry_run, None, None)?;
         return Ok(ExitStatus::Success);
     }
     let how = How {
-        dry_run: d.dry_run,
-        yes: d.yes,
         question: format!(
-            "Relabel {} namespace(s) and restart {} workload(s)?",
+            "Relabel {} namespace(s), move {} waypoint(s) and restart {} workload(s)?",
             plan.relabel.len(),
+            plan.waypoints.len(),
             plan.restart.len()
         ),
         operation: "upgrade-dataplane".to_owned(),
-        command: "upgrade dataplane",
+        revision: d.to_revision.clone(),
+        command: "upgrade",
         flags: &d.change,
         rollback: false,
-        timeout: d.timeout,
+        timeout: d.wait.timeout,
     };
     match carry_out(loaded.conn.as_ref(), &changes, &how, &mut printer).await {
         Ok(Carried::Done(done)) => {
             if printer.format == OutputFormat::Table {
                 printer.data(&format!(
-                    "\n✔ {} workload(s) restarted onto their new proxy; {} namespace(s) relabelled\n",
+                    "\n✔ {} workload(s) restarted onto their new proxy; {} namespace(s) relabelled; {} waypoint(s) moved\n",
                     plan.restart.len(),
-                    plan.relabel.len()
+                    plan.relabel.len(),
+                    plan.waypoints.len()
                 ))?;
             }
             report(&mut printer, &plan, &origin, false, Some(&done), None)?;
@@ -120,13 +123,14 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
     }
 }
 
-/// Workloads by outcome: (done, failed, not touched).
+/// Workloads and waypoint Gateways by outcome: (done, failed, not touched).
 fn outcome(e: &Execution) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut done = Vec::new();
     let mut failed = Vec::new();
     let mut untouched = Vec::new();
     for (i, (r, verb, s)) in e.ops.iter().enumerate() {
-        if *verb != "restart" {
+        // Workload restarts and waypoint moves (their Gateway's label, then the wait).
+        if *verb != Verb::Restart && r.kind != "Gateway" {
             continue;
         }
         match s {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use futures::{StreamExt, stream};
 use mesh_common::{
     ObjRef,
     checks::AccessRequest,
@@ -21,9 +20,6 @@ use mesh_common::{
 use serde_json::Value;
 
 use crate::args::Args;
-
-/// GETs in flight at once.
-const CONCURRENCY: usize = 8;
 
 /// The cluster as read once.
 pub struct Loaded {
@@ -126,20 +122,11 @@ fn live_from_snapshot(snap: &ClusterSnapshot, objects: &[Value]) -> Live {
 /// [`LISTED`]; the caller adds the snapshot's own).
 async fn live_from_cluster(conn: &Connection, refs: &[ObjRef]) -> Result<Live, MeshError> {
     let objects = Objects::new(conn.clone());
-    let got: Vec<Result<Option<Value>, cluster::Error>> = stream::iter(refs)
-        .map(|r| objects.get(r))
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
+    // A kind the server does not serve yet (its CRD comes with this manifest): absent.
+    let got = objects.get_all(refs, true).await;
     let mut before = BTreeMap::new();
     for (r, g) in refs.iter().zip(got) {
-        let live = match g {
-            Ok(v) => v,
-            // A kind the server does not serve yet (its CRD comes with this manifest).
-            Err(cluster::Error::NotServed { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        before.insert(r.clone(), live);
+        before.insert(r.clone(), g?);
     }
     let installed = cluster::list_labelled(conn, &LISTED, &[INSTALLED_SELECTOR]).await?;
     Ok(Live {

@@ -12,7 +12,7 @@ use mesh_common::{
     cluster::{self, Engine, backup::Backup},
     exit::{ExitStatus, MeshError},
     output::Printer,
-    plan::rollback::RollbackPlan,
+    plan::rollback::{Restore, RollbackPlan},
 };
 use serde::Serialize;
 
@@ -51,14 +51,13 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     }
     let conn = cluster::connect(&args.kube.connect_options()).await?;
     let how = How {
-        dry_run: r.dry_run,
-        yes: r.yes,
         question: String::new(),
         operation: "upgrade-rollback".to_owned(),
-        command: "upgrade rollback",
+        revision: None,
+        command: "upgrade",
         flags: &r.change,
         rollback: true,
-        timeout: r.timeout,
+        timeout: r.wait.timeout,
     };
     let engine = Engine::new(conn.clone(), how.engine_options());
     let identity = engine.identity().await?;
@@ -76,7 +75,7 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     }
     if plan.changes.is_empty() {
         printer.note("nothing to restore: the cluster already matches the backup")?;
-        return finish(&mut printer, &plan, shown, r.dry_run, None);
+        return finish(&mut printer, &plan, shown, r.change.dry_run, None);
     }
     let how = How {
         question: format!(
@@ -94,18 +93,27 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
             "\n✔ rolled back: the saved objects are restored and the created ones removed\n",
         )?;
     }
-    finish(&mut printer, &plan, shown, r.dry_run, carried.backup())
+    finish(
+        &mut printer,
+        &plan,
+        shown,
+        r.change.dry_run,
+        carried.backup(),
+    )
 }
 
 fn restored(plan: &RollbackPlan) -> usize {
     plan.steps
         .iter()
-        .filter(|s| matches!(s.action.as_str(), "restore" | "recreate"))
+        .filter(|s| matches!(s.action, Restore::Restore | Restore::Recreate))
         .count()
 }
 
 fn removed(plan: &RollbackPlan) -> usize {
-    plan.steps.iter().filter(|s| s.action == "delete").count()
+    plan.steps
+        .iter()
+        .filter(|s| s.action == Restore::Delete)
+        .count()
 }
 
 fn find(
@@ -117,7 +125,7 @@ fn find(
         return Ok((p.clone(), Backup::read(p)?));
     }
     let dir = how.flags.backup_dir();
-    Backup::list(&dir, identity)
+    Backup::list(&dir, identity)?
         .into_iter()
         .find(|(_, b)| ROLLED_BACK.contains(&b.operation.as_str()))
         .ok_or_else(|| {

@@ -26,6 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use mesh_common::cluster::backup::Backup;
 use mesh_testbed::{
     Cluster,
     probe::{
@@ -1037,6 +1038,20 @@ fn in_place_upgrade_prunes_restarts_the_data_plane_and_downgrades() {
         "{stdout}"
     );
     assert_web_proxy(&c, &ns, &new);
+    // Its backup records the command as typed (it once read `upgrade dataplane dataplane`), in
+    // a file named by its UTC date and what it is, after the upgrade's.
+    let written = backups(home.path());
+    let latest = written.last().unwrap();
+    let name = latest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.ends_with("Z-upgrade-dataplane.yaml") && name.as_bytes()[8] == b'T',
+        "{written:?}"
+    );
+    let taken = Backup::read(latest).unwrap().command;
+    assert!(
+        taken.starts_with("kubectl mesh upgrade dataplane -A -y"),
+        "{taken}"
+    );
 
     // 4. Downgrade (the human report this time).
     let (stdout, stderr) = expect(&mesh(&c, home.path(), &["-f", s(&previous), "-y"]), 0);

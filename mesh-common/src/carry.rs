@@ -15,17 +15,17 @@ use crate::{
 /// How a command wants its plan carried out.
 #[derive(Debug, Clone)]
 pub struct How<'a> {
-    /// `--dry-run`: a server-side dry run only.
-    pub dry_run: bool,
-    /// `--yes`.
-    pub yes: bool,
     /// The confirmation question.
     pub question: String,
     /// What the change is (`tag-set`, `uninstall`, `upgrade`, `dataplane`).
     pub operation: String,
-    /// The subcommand, for the command line recorded in the backup (`tag`, `uninstall`).
+    /// The revision it is about, when the operation does not name it: the backup file is named
+    /// `<date>-<operation>-<revision>.yaml`.
+    pub revision: Option<String>,
+    /// The plugin command (`tag`, `uninstall`, `upgrade`: the binary's, never a subcommand of
+    /// it), for the command line recorded in the backup: its arguments follow as typed.
     pub command: &'static str,
-    /// `--backup-dir`, `--force-conflicts`.
+    /// `--dry-run`, `--yes`, `--backup-dir`, `--force-conflicts`.
     pub flags: &'a ChangeFlags,
     /// Restore the backup automatically on failure.
     pub rollback: bool,
@@ -37,11 +37,15 @@ impl How<'_> {
     /// The engine's options.
     pub fn engine_options(&self) -> EngineOptions {
         EngineOptions {
-            yes: self.yes,
+            yes: self.flags.yes,
             force_conflicts: self.flags.force_conflicts,
             rollback: self.rollback,
             backup_dir: self.flags.backup_dir(),
             operation: self.operation.clone(),
+            backup_name: match &self.revision {
+                Some(rev) => format!("{}-{rev}", self.operation),
+                None => self.operation.clone(),
+            },
             command: crate::cli::command_line(self.command),
             timeout: self.timeout,
         }
@@ -106,7 +110,7 @@ impl From<NotCarried> for MeshError {
 }
 
 /// Server-side dry run of `plan`; shows what the dry run noted (skipped deletes, fields taken
-/// over). The checked plan is what [`execute`] takes.
+/// over). The checked plan is what [`Ready::carry_out`] takes.
 pub async fn check(
     engine: &Engine,
     plan: &ChangePlan,
@@ -119,19 +123,71 @@ pub async fn check(
     Ok(checked)
 }
 
-/// Dry run, or confirm + back up + execute, per `how`.
-pub async fn carry_out(
-    conn: Option<&Connection>,
-    plan: &ChangePlan,
-    how: &How<'_>,
-    printer: &mut Printer,
-) -> Result<Carried, NotCarried> {
-    let Some(conn) = conn else {
-        if how.dry_run {
+/// A plan after its dry run, before anything changed: what the server said can still shape
+/// what is carried out ([`Ready::retain`]), then [`Ready::carry_out`] finishes. Against a
+/// snapshot file there is no server: nothing was checked.
+pub struct Ready<'a> {
+    checked: Option<(Engine, Checked)>,
+    how: &'a How<'a>,
+}
+
+impl Ready<'_> {
+    /// What the API server accepted (none against a snapshot).
+    pub fn checked(&self) -> Option<&Checked> {
+        self.checked.as_ref().map(|(_, c)| c)
+    }
+
+    /// Keeps only the operations `keep` accepts (see [`Checked::retain`]).
+    #[must_use]
+    pub fn retain(self, keep: impl Fn(&crate::change::Op) -> bool) -> Self {
+        Self {
+            checked: self.checked.map(|(e, c)| (e, c.retain(keep))),
+            how: self.how,
+        }
+    }
+
+    /// Dry run: says so and stops. Otherwise confirms (`question`), backs up, executes and, on
+    /// failure, rolls back, per `how`.
+    pub async fn carry_out(
+        self,
+        question: &str,
+        printer: &mut Printer,
+    ) -> Result<Carried, NotCarried> {
+        let Some((engine, checked)) = self.checked else {
             printer.note(
                 "dry run against a snapshot: the plan was not checked by an API server; nothing was changed",
             )?;
             return Ok(Carried::Snapshot);
+        };
+        if self.how.flags.dry_run {
+            printer.note(&format!(
+                "dry run: the API server accepted all {} change(s); nothing was changed",
+                checked.plan().len()
+            ))?;
+            return Ok(Carried::DryRun);
+        }
+        match engine.execute(checked, printer, question).await {
+            Ok(done) => Ok(Carried::Done(done)),
+            Err(stopped) => Err(NotCarried {
+                execution: stopped.execution,
+                error: MeshError::from(stopped.error),
+            }),
+        }
+    }
+}
+
+/// The dry run of `plan` against the cluster (none against a snapshot file, where only
+/// `--dry-run` is allowed): the first half of [`carry_out`], for a command that shapes its plan
+/// by what the server said (`upgrade` drops what would not change).
+pub async fn check_plan<'a>(
+    conn: Option<&Connection>,
+    plan: &ChangePlan,
+    how: &'a How<'a>,
+    printer: &mut Printer,
+) -> Result<Ready<'a>, NotCarried> {
+    let Some(conn) = conn else {
+        if how.flags.dry_run {
+            return Ok(Ready { checked: None, how });
         }
         return Err(
             MeshError::usage(anyhow::anyhow!("--snapshot cannot change a cluster"))
@@ -141,18 +197,21 @@ pub async fn carry_out(
     };
     let engine = Engine::new(conn.clone(), how.engine_options());
     let checked = check(&engine, plan, printer).await?;
-    if how.dry_run {
-        printer.note(&format!(
-            "dry run: the API server accepted all {} change(s); nothing was changed",
-            plan.len()
-        ))?;
-        return Ok(Carried::DryRun);
-    }
-    match engine.execute(checked, printer, &how.question).await {
-        Ok(done) => Ok(Carried::Done(done)),
-        Err(stopped) => Err(NotCarried {
-            execution: stopped.execution,
-            error: MeshError::from(stopped.error),
-        }),
-    }
+    Ok(Ready {
+        checked: Some((engine, checked)),
+        how,
+    })
+}
+
+/// Dry run, or confirm + back up + execute, per `how`: the one path from a plan to the cluster.
+pub async fn carry_out(
+    conn: Option<&Connection>,
+    plan: &ChangePlan,
+    how: &How<'_>,
+    printer: &mut Printer,
+) -> Result<Carried, NotCarried> {
+    check_plan(conn, plan, how, printer)
+        .await?
+        .carry_out(&how.question, printer)
+        .await
 }

@@ -115,34 +115,91 @@ pub struct OutputFlags {
 /// Longest duration any flag takes (a week): more is a typo, not a timeout.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds (at most a week).
+/// Parses a duration the way kubectl does: a whole number of seconds (`30`, as
+/// `--request-timeout` takes it) or Go's `time.ParseDuration` form — one or more decimal
+/// numbers, each with a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`): `90s`, `1h30m`, `1.5h`,
+/// `300ms`, and `0`. Negative, out-of-range (more than a week) and malformed values are errors.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (use e.g. 30s, 5m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
-    };
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if d <= MAX_DURATION => Ok(d),
-        _ => Err(format!("`{s}` is out of range (at most 168h)")),
+    let text = s.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+            .filter(|d| *d <= MAX_DURATION)
+            .ok_or_else(|| format!("`{text}` is out of range (at most 168h)"));
     }
+    let nanos = go_duration(text).map_err(|why| format!("`{text}` {why}"))?;
+    match u64::try_from(nanos).map(Duration::from_nanos) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!("`{text}` is out of range (at most 168h)")),
+    }
+}
+
+/// Go's `time.ParseDuration` grammar, `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+` or `0`, in nanoseconds
+/// (saturating far beyond a week). A negative duration is refused: no timeout is negative.
+fn go_duration(text: &str) -> Result<u128, &'static str> {
+    const HINT: &str = "is not a duration (use e.g. 90s, 5m, 1h30m)";
+    let s = text.strip_prefix('+').unwrap_or(text);
+    if s.starts_with('-') {
+        return Err("is negative (give a duration like 5m)");
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(HINT);
+    }
+    let mut rest = s;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => a.split_at(a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len())),
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(HINT);
+        }
+        let unit_len = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        if !unit.chars().all(|c| c.is_alphabetic()) {
+            return Err(HINT);
+        }
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err("has a number without a unit (use ns, us, ms, s, m or h)"),
+            _ => return Err("has an unknown unit (use ns, us, ms, s, m or h)"),
+        };
+        // Digits beyond what can matter are dropped (as Go does), never overflow.
+        let whole: u128 = int[..int.len().min(30)].parse().unwrap_or(0);
+        let whole = if int.len() > 30 { u128::MAX } else { whole };
+        let frac = &frac[..frac.len().min(18)];
+        let part: u128 = frac.parse().unwrap_or(0);
+        let frac_nanos = part * scale / 10u128.pow(u32::try_from(frac.len()).unwrap_or(0));
+        total = total
+            .saturating_add(whole.saturating_mul(scale))
+            .saturating_add(frac_nanos);
+        rest = next;
+    }
+    Ok(total)
 }
 
 /// Parses a duration that must be more than zero (`--timeout`).
 pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
-        return Err(format!("`{s}` is zero: give a timeout like 5m"));
+        return Err(format!("`{}` is zero: give a timeout like 5m", s.trim()));
     }
     Ok(d)
 }
@@ -277,15 +334,52 @@ pub fn context_list(text: &str) -> Vec<String> {
     out
 }
 
-/// Flags of every command that changes the cluster.
+/// Flags of every command that changes the cluster, declared here once and flattened into each
+/// (`tag set`, `tag remove`, `uninstall`, `upgrade`, `upgrade dataplane`, `upgrade rollback`).
+/// A command words a flag's help for itself with clap's `mut_arg` when the generic text is
+/// not precise enough; the names, values and meaning stay these.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ChangeFlags {
+    /// Show the plan, checked by the API server in a dry run; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long, alias = "skip-confirmation")]
+    pub yes: bool,
     /// Where to write the backup of what is changed (default: ~/.kube/mesh-backups)
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<PathBuf>,
     /// Take over fields another field manager owns (shown first otherwise, and refused)
     #[arg(long)]
     pub force_conflicts: bool,
+}
+
+/// Default of `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `--timeout`, of the changing commands that wait (all but `tag`).
+#[derive(Debug, Clone, Args)]
+pub struct TimeoutFlag {
+    /// How long each wait may take
+    #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+impl Default for TimeoutFlag {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// `--no-rollback`, of the changing commands that roll back on failure (`upgrade`,
+/// `uninstall`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NoRollbackFlag {
+    /// On a failure, stop where it failed instead of restoring the backup
+    #[arg(long)]
+    pub no_rollback: bool,
 }
 
 impl ChangeFlags {
@@ -383,20 +477,58 @@ mod tests {
 
     #[test]
     fn durations_like_kubectl() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("5 minutes").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(
-            parse_duration("99999999999999999999").is_err(),
-            "no panic, an error"
+        let d = |s: &str| parse_duration(s);
+        assert_eq!(d("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(d("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(d("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            d("2").unwrap(),
+            Duration::from_secs(2),
+            "kubectl's bare seconds"
         );
-        assert!(parse_duration("1e400").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("169h").is_err());
+        // Go's time.ParseDuration forms, as kubectl's flags take them.
+        assert_eq!(d("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(d("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(d("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(d("2m3.5s").unwrap(), Duration::from_millis(123_500));
+        assert_eq!(d(".5s").unwrap(), Duration::from_millis(500));
+        assert_eq!(d("1.s").unwrap(), Duration::from_secs(1));
+        assert_eq!(d("+10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(d("0").unwrap(), Duration::ZERO);
+        assert_eq!(d("1500us").unwrap(), Duration::from_micros(1500));
+        assert_eq!(d("7\u{b5}s").unwrap(), Duration::from_micros(7));
+        assert_eq!(d("7\u{3bc}s").unwrap(), Duration::from_micros(7));
+        assert_eq!(d("10ns").unwrap(), Duration::from_nanos(10));
+        assert_eq!(d("168h").unwrap(), MAX_DURATION);
+        for bad in [
+            "",
+            "5 minutes",
+            "m",
+            "1h 30m",
+            "1d",
+            "1.5",
+            "5M",
+            ".s",
+            "-1s",
+            "-0",
+            "1e3s",
+            "s5",
+            "1h30",
+            "..5s",
+            "99999999999999999999",
+            "1e400",
+            "169h",
+            "10000000000000000000000000000000000000000h",
+        ] {
+            let e = d(bad).unwrap_err();
+            assert!(!e.contains('\n') && e.contains('`'), "{bad:?}: {e}");
+        }
+        assert!(d("1.5").unwrap_err().contains("without a unit"));
+        assert!(d("1d").unwrap_err().contains("unknown unit"));
+        assert!(d("1h 30m").unwrap_err().contains("is not a duration"));
+        assert!(d("-1s").unwrap_err().contains("negative"));
         assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("0").is_err());
         assert_eq!(
             parse_positive_duration("1m").unwrap(),
             Duration::from_secs(60)

@@ -29,20 +29,15 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn engine(rt: &tokio::runtime::Runtime, kubeconfig: &Path, backups: &Path) -> Engine {
-    let conn = rt
-        .block_on(cluster::connect(&ConnectOptions {
-            kubeconfig: Some(kubeconfig.to_owned()),
-            ..Default::default()
-        }))
-        .unwrap();
     Engine::new(
-        conn,
+        e_conn(rt, kubeconfig),
         EngineOptions {
             yes: true,
             force_conflicts: false,
             rollback: true,
             backup_dir: backups.to_owned(),
             operation: "engine-test".into(),
+            backup_name: "engine-test".into(),
             command: "engine test".into(),
             timeout: Duration::from_secs(20),
         },
@@ -411,6 +406,129 @@ fn a_backup_restores_deleted_objects_and_removes_created_ones() {
         backup.check_cluster(&done.backup, &other),
         Err(Error::OtherCluster { .. })
     ));
+}
+
+/// A sink that records what the engine reports and answers its question as told.
+struct Recorder {
+    answer: cluster::Confirmation,
+    asked: Vec<String>,
+    events: Vec<String>,
+}
+
+impl cluster::Sink for Recorder {
+    fn event(&mut self, event: cluster::Event<'_>) {
+        self.events.push(mesh_common::output::event_text(&event).0);
+    }
+    fn confirm(&mut self, question: &str) -> std::io::Result<cluster::Confirmation> {
+        self.asked.push(question.to_owned());
+        Ok(self.answer)
+    }
+}
+
+#[test]
+fn the_engine_asks_its_caller_and_reports_events_without_printing() {
+    // Real: the API server. The engine's question and progress go to the caller's sink.
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-events").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let conn = e_conn(&rt, c.kubeconfig());
+    let opts = |yes| EngineOptions {
+        yes,
+        force_conflicts: false,
+        rollback: true,
+        backup_dir: tmp.path().join("b"),
+        operation: "engine-test".into(),
+        backup_name: "engine-test".into(),
+        command: "engine test".into(),
+        timeout: Duration::from_secs(20),
+    };
+    let e = Engine::new(conn.clone(), opts(false));
+    let p = plan(vec![
+        ("one", vec![Op::apply(cm(&ns, "a", "1"))]),
+        ("two", vec![Op::apply(cm(&ns, "b", "1"))]),
+    ]);
+    let mut no = Recorder {
+        answer: cluster::Confirmation::No,
+        asked: Vec::new(),
+        events: Vec::new(),
+    };
+    let stopped = rt
+        .block_on(e.execute(rt.block_on(e.check(&p)).unwrap(), &mut no, "Go on?"))
+        .unwrap_err();
+    assert!(
+        matches!(stopped.error, Error::Declined),
+        "{}",
+        stopped.error
+    );
+    assert_eq!(no.asked, ["Go on?"]);
+    assert!(no.events.is_empty(), "declined: nothing reported");
+    assert!(configmaps(c, &ns).is_empty(), "declined: nothing changed");
+    let mut yes = Recorder {
+        answer: cluster::Confirmation::Yes,
+        ..no
+    };
+    yes.asked.clear();
+    let done = rt
+        .block_on(e.execute(rt.block_on(e.check(&p)).unwrap(), &mut yes, "Go on?"))
+        .unwrap();
+    assert_eq!(yes.asked, ["Go on?"]);
+    assert_eq!(
+        yes.events,
+        [
+            format!("backup of 0 object(s) written to {}", done.backup.display()),
+            "[1/2] one (1 change(s))...".to_owned(),
+            "[2/2] two (1 change(s))...".to_owned(),
+        ]
+    );
+    // `--yes` answers in advance: the caller is not asked.
+    let e = Engine::new(conn, opts(true));
+    let mut unasked = Recorder {
+        answer: cluster::Confirmation::No,
+        asked: Vec::new(),
+        events: Vec::new(),
+    };
+    let p = plan(vec![("one", vec![Op::apply(cm(&ns, "a", "2"))])]);
+    rt.block_on(e.execute(rt.block_on(e.check(&p)).unwrap(), &mut unasked, "Go on?"))
+        .unwrap();
+    assert!(unasked.asked.is_empty());
+    assert_eq!(configmaps(c, &ns)["a"].0["k"], "2");
+}
+
+fn e_conn(rt: &tokio::runtime::Runtime, kubeconfig: &Path) -> cluster::Connection {
+    rt.block_on(cluster::connect(&ConnectOptions {
+        kubeconfig: Some(kubeconfig.to_owned()),
+        ..Default::default()
+    }))
+    .unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_backup_directory_others_can_write_to_is_refused_before_any_change() {
+    // Real: the API server and the file system (a 0777 directory, as a shared /tmp path is).
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-shared-dir").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), &shared);
+    let p = plan(vec![("one", vec![Op::apply(cm(&ns, "a", "1"))])]);
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let stopped = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap_err();
+    assert!(
+        matches!(stopped.error, Error::UntrustedBackup { .. }),
+        "{}",
+        stopped.error
+    );
+    assert!(stopped.execution.is_none(), "the change never started");
+    assert!(configmaps(c, &ns).is_empty(), "nothing was changed");
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "no backup");
 }
 
 /// Runs a one-operation-first plan whose first apply lands on the real apiserver while the

@@ -72,15 +72,49 @@ impl Op {
         }
     }
 
-    /// The verb in words: `apply`, `delete`, `label`, `restart`.
-    pub fn verb(&self) -> &'static str {
+    /// What kind of operation it is.
+    pub fn verb(&self) -> Verb {
         match self {
-            Self::Apply { .. } => "apply",
-            Self::Delete { .. } => "delete",
-            Self::Label { .. } => "label",
-            Self::Restart { .. } => "restart",
-            Self::Restore { .. } => "restore",
+            Self::Apply { .. } => Verb::Apply,
+            Self::Delete { .. } => Verb::Delete,
+            Self::Label { .. } => Verb::Label,
+            Self::Restart { .. } => Verb::Restart,
+            Self::Restore { .. } => Verb::Restore,
         }
+    }
+}
+
+/// The kind of an [`Op`], for reports that keep only what each operation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// [`Op::Apply`].
+    Apply,
+    /// [`Op::Delete`].
+    Delete,
+    /// [`Op::Label`].
+    Label,
+    /// [`Op::Restart`].
+    Restart,
+    /// [`Op::Restore`].
+    Restore,
+}
+
+impl Verb {
+    /// The verb in words: `apply`, `delete`, `label`, `restart`, `restore`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Delete => "delete",
+            Self::Label => "label",
+            Self::Restart => "restart",
+            Self::Restore => "restore",
+        }
+    }
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
     }
 }
 

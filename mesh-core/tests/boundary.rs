@@ -2,7 +2,10 @@
 //! (so it cannot import the shell: the shell crate depends on it, not the reverse), and its
 //! sources do no I/O of their own — no files, environment, processes, network or printing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "common/workspace.rs"]
+mod workspace;
 
 /// The only crates the core may depend on: plain data, parsing, versions and calendar dates.
 const ALLOWED: [&str; 7] = [
@@ -29,29 +32,30 @@ const FORBIDDEN: [&str; 10] = [
     "kube::",
 ];
 
-fn manifest_dependencies(toml: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut in_deps = false;
-    for line in toml.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_deps = line == "[dependencies]";
-            continue;
-        }
-        if in_deps && !line.is_empty() && !line.starts_with('#') {
-            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
-            out.push(name.trim().to_owned());
-        }
-    }
-    out
+/// The core's normal (non-dev, non-build) dependencies as cargo resolves them: `cargo metadata`
+/// reads every way of declaring one (tables, `[target.'cfg(..)'.dependencies]`, renames) that
+/// a line scan of the TOML would miss.
+fn core_dependencies() -> Vec<String> {
+    let meta = workspace::metadata(env!("CARGO_MANIFEST_DIR"));
+    let core = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == env!("CARGO_PKG_NAME"))
+        .expect("mesh-core in the metadata");
+    core["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"].is_null())
+        .map(|d| d["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[test]
 fn the_core_depends_only_on_data_crates() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let deps = manifest_dependencies(&toml);
-    assert!(deps.contains(&"serde".to_owned()), "parsed: {deps:?}");
+    let deps = core_dependencies();
+    assert!(deps.contains(&"serde".to_owned()), "read: {deps:?}");
     let extra: Vec<&String> = deps
         .iter()
         .filter(|d| !ALLOWED.contains(&d.as_str()))
@@ -60,17 +64,6 @@ fn the_core_depends_only_on_data_crates() {
         extra.is_empty(),
         "mesh-core must stay pure; move code needing {extra:?} into mesh-common"
     );
-}
-
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// The text of a source file before its `#[cfg(test)]` module, if any.
@@ -82,7 +75,7 @@ fn non_test_part(text: &str) -> &str {
 fn the_core_does_no_io() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    sources(&src, &mut files);
+    workspace::rust_files(&src, &mut files);
     assert!(files.len() > 10, "found {files:?}");
     let mut offences = Vec::new();
     for f in files {

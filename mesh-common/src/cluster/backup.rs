@@ -2,10 +2,18 @@
 //! the identity of the cluster, so the change can be undone — automatically when it fails, or
 //! later with `kubectl mesh upgrade rollback`. A backup is never restored into another cluster.
 //!
-//! Files are created with mode 0600 in a directory created with mode 0700, under names that are
-//! unique even within one second (nanoseconds, process id, and a counter on collision).
+//! Files are created with mode 0600 in a directory created with mode 0700, named by their UTC
+//! date and what they are (`20261205T081502Z-upgrade-1-31-1.yaml`), unique by a counter when
+//! two land in one second. Names are for people: reading never depends on them, so files named
+//! by earlier versions (`1796398807-118292004-upgrade-12088.yaml`) are read like any other.
 //! Server-owned fields are dropped. Secrets are never written: [`Backup::new`] drops them and
 //! [`Backup::write`] refuses a backup that holds one, so no credential reaches a backup file.
+//!
+//! A backup is only as trustworthy as where it lives: whoever can write there can plant the file
+//! `upgrade rollback` restores. So a backup directory must be the user's own and writable by
+//! no one else (an existing one is checked, a new one is made 0700); a named backup file must be
+//! the user's own; and the latest backup is chosen by the files' own metadata (owner, mtime),
+//! never by a date written inside a file, among the user's files only.
 
 use std::{
     io::Write,
@@ -158,16 +166,12 @@ impl Backup {
         }
     }
 
-    /// Writes the backup into a new file in `dir` (created 0700 if needed), mode 0600.
+    /// Writes the backup into a new file in `dir` (created 0700 if needed), mode 0600, named
+    /// `<UTC date>-<label>.yaml` (`20261205T081502Z-upgrade-1-31-1.yaml`: `ls` sorts them by
+    /// date), with `-1`, `-2`… added when that name is taken.
     pub fn write(&self, dir: &Path, label: &str) -> Result<PathBuf, Error> {
         create_dir(dir)?;
-        let stem = format!(
-            "{}-{:09}-{}-{}",
-            self.created,
-            self.created_nanos,
-            sanitize(label),
-            std::process::id()
-        );
+        let stem = format!("{}-{}", file_date(self.created), sanitize(label));
         for n in 0..1000 {
             let name = if n == 0 {
                 format!("{stem}.yaml")
@@ -221,8 +225,25 @@ impl Backup {
         f.sync_all()
     }
 
-    /// Reads a backup file.
+    /// Reads a backup file; refuses one someone else owns.
     pub fn read(path: &Path) -> Result<Self, Error> {
+        if let Ok(meta) = std::fs::metadata(path)
+            && let Some(why) = not_ours(&meta)
+        {
+            return Err(Error::UntrustedBackup {
+                what: "backup file",
+                path: path.to_owned(),
+                why: format!("{why}: anyone but you could have written it"),
+                fix: format!(
+                    "check its content, then copy it to a file of your own (`cp {} ~/.kube/mesh-backups/`) and name that",
+                    path.display()
+                ),
+            });
+        }
+        Self::read_unchecked(path)
+    }
+
+    fn read_unchecked(path: &Path) -> Result<Self, Error> {
         let not = |why: String| Error::NotABackup {
             path: path.to_owned(),
             why,
@@ -263,27 +284,104 @@ impl Backup {
         }
     }
 
-    /// The backups in `dir` taken from `cluster`, newest first (unreadable files skipped).
-    pub fn list(dir: &Path, cluster: &ClusterIdentity) -> Vec<(PathBuf, Backup)> {
+    /// The backups in `dir` taken from `cluster`, newest first by the files' modification time
+    /// (unreadable files, and files that are not the user's own, skipped). Refuses a directory
+    /// that others can write to or that is not the user's.
+    pub fn list(dir: &Path, cluster: &ClusterIdentity) -> Result<Vec<(PathBuf, Backup)>, Error> {
         let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let mut out: Vec<(PathBuf, Backup)> = entries
+        private_dir(dir)?;
+        let mut out: Vec<(std::time::SystemTime, PathBuf, Backup)> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .filter_map(|p| Backup::read(&p).ok().map(|b| (p, b)))
-            .filter(|(_, b)| b.cluster.same_cluster(cluster))
+            .filter_map(|p| {
+                let meta = std::fs::symlink_metadata(&p).ok()?;
+                if !meta.is_file() || not_ours(&meta).is_some() {
+                    return None;
+                }
+                let b = Backup::read_unchecked(&p).ok()?;
+                Some((meta.modified().ok()?, p, b))
+            })
+            .filter(|(_, _, b)| b.cluster.same_cluster(cluster))
             .collect();
+        // Newest first; among files of one instant (the clock's grain), the later date inside.
         out.sort_by(|a, b| {
-            (b.1.created, b.1.created_nanos, &b.0).cmp(&(a.1.created, a.1.created_nanos, &a.0))
+            (b.0, b.2.created, b.2.created_nanos, &b.1).cmp(&(
+                a.0,
+                a.2.created,
+                a.2.created_nanos,
+                &a.1,
+            ))
         });
-        out
+        Ok(out.into_iter().map(|(_, p, b)| (p, b)).collect())
     }
+}
+
+/// Why a file or directory is not the user's own, if it is not.
+#[cfg(unix)]
+fn not_ours(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    (meta.uid() != me).then(|| format!("belongs to uid {}, not to you (uid {me})", meta.uid()))
+}
+
+#[cfg(not(unix))]
+fn not_ours(_: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
+/// Refuses a backup directory that is not the user's or that others can write to.
+fn private_dir(dir: &Path) -> Result<(), Error> {
+    let meta = std::fs::metadata(dir).map_err(|source| Error::Backup {
+        what: format!("cannot read backup directory `{}`", dir.display()),
+        source,
+    })?;
+    let untrusted = |why: String, fix: String| Error::UntrustedBackup {
+        what: "backup directory",
+        path: dir.to_owned(),
+        why,
+        fix,
+    };
+    if let Some(why) = not_ours(&meta) {
+        return Err(untrusted(
+            format!("{why}: its owner could plant the backup a rollback restores"),
+            "pass --backup-dir with a directory of your own (the default is ~/.kube/mesh-backups)"
+                .into(),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(untrusted(
+                format!(
+                    "can be written by others (mode {mode:o}): anyone who can write there could plant the backup a rollback restores"
+                ),
+                format!(
+                    "run `chmod go-w {}`, or pass --backup-dir with a directory only you can write to",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Largest backup file read (a backup holds a control plane's objects: a few MB at most).
 pub const MAX_BACKUP_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A backup's date in file names: basic ISO 8601 in UTC, to the second.
+fn file_date(created: u64) -> String {
+    i64::try_from(created)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
+}
 
 fn sanitize(label: &str) -> String {
     label
@@ -298,9 +396,10 @@ fn sanitize(label: &str) -> String {
         .collect()
 }
 
+/// Creates the backup directory 0700, or checks an existing one is private.
 fn create_dir(dir: &Path) -> Result<(), Error> {
     if dir.is_dir() {
-        return Ok(());
+        return private_dir(dir);
     }
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -379,17 +478,156 @@ mod tests {
         later.created_nanos = later.created_nanos.saturating_add(1);
         later.created += 1;
         let p3 = later.write(tmp.path(), "upgrade").unwrap();
-        let listed = Backup::list(tmp.path(), &id());
+        let listed = Backup::list(tmp.path(), &id()).unwrap();
         assert_eq!(listed.len(), 3);
         assert_eq!(listed[0].0, p3);
+        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        let date = file_date(b.created);
+        assert_eq!(name(&p1), format!("{date}-upgrade.yaml"));
+        assert_eq!(
+            name(&p2),
+            format!("{date}-upgrade-1.yaml"),
+            "taken: a counter"
+        );
+        assert!(name(&p3) > name(&p2), "names sort by date");
         let other = ClusterIdentity {
             uid: "other".into(),
             ..id()
         };
-        assert!(Backup::list(tmp.path(), &other).is_empty());
+        assert!(Backup::list(tmp.path(), &other).unwrap().is_empty());
         assert!(matches!(
             b.check_cluster(&p1, &other),
             Err(Error::OtherCluster { .. })
+        ));
+    }
+
+    #[test]
+    fn file_names_carry_the_utc_date_and_label_and_old_names_still_read() {
+        assert_eq!(file_date(0), "19700101T000000Z");
+        assert_eq!(file_date(1_796_458_502), "20261205T081502Z");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut b = Backup::new(id(), "c", "upgrade", vec![], vec![]);
+        b.created = 1_796_458_502;
+        let p = b.write(tmp.path(), "upgrade-1-31-1").unwrap();
+        assert_eq!(
+            p.file_name().unwrap(),
+            "20261205T081502Z-upgrade-1-31-1.yaml"
+        );
+        // A file named the way earlier versions named backups is read and listed all the same.
+        let old = tmp
+            .path()
+            .join("1796398807-118292004-upgrade-dataplane-12088.yaml");
+        b.created = 1_796_398_807;
+        std::fs::write(&old, serde_saphyr::to_string(&b).unwrap()).unwrap();
+        assert_eq!(Backup::read(&old).unwrap().created, 1_796_398_807);
+        let listed: Vec<PathBuf> = Backup::list(tmp.path(), &id())
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert!(listed.contains(&old) && listed.contains(&p), "{listed:?}");
+    }
+
+    #[cfg(unix)]
+    fn set_mode(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_can_write_to_is_refused_for_writing_and_reading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        set_mode(&shared, 0o777);
+        let b = Backup::new(id(), "c", "upgrade", vec![], vec![]);
+        let e = b.write(&shared, "upgrade").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e, Error::UntrustedBackup { .. })
+                && text.contains("can be written by others (mode 777)")
+                && !text.contains('\n'),
+            "{text}"
+        );
+        let hint = mesh_core::error::Classify::hints(&e).join("\n");
+        assert!(hint.contains("chmod go-w"), "{hint}");
+        assert_eq!(
+            mesh_core::error::Classify::class(&e),
+            mesh_core::error::Class::Usage
+        );
+        assert_eq!(
+            std::fs::read_dir(&shared).unwrap().count(),
+            0,
+            "nothing written"
+        );
+        assert!(matches!(
+            Backup::list(&shared, &id()),
+            Err(Error::UntrustedBackup { .. })
+        ));
+        set_mode(&shared, 0o770);
+        assert!(b.write(&shared, "upgrade").is_err(), "group-writable too");
+        set_mode(&shared, 0o755);
+        assert!(
+            b.write(&shared, "upgrade").is_ok(),
+            "only the owner writes: fine"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_latest_backup_is_the_users_newest_file_not_the_newest_date_inside_one() {
+        use std::time::{Duration, SystemTime};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("b");
+        let b = Backup::new(
+            id(),
+            "kubectl mesh upgrade -f new.yaml",
+            "upgrade",
+            vec![],
+            vec![],
+        );
+        let mine = b.write(&dir, "upgrade").unwrap();
+        let set_mtime = |p: &Path, t: SystemTime| {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        set_mtime(&mine, hour_ago);
+        // Planted by someone else (another uid), newer on disk and claiming a later date.
+        let mut forged = b.clone();
+        forged.command = "planted".into();
+        forged.created += 86_400;
+        let planted = forged.write(&dir, "upgrade").unwrap();
+        std::os::unix::fs::chown(&planted, Some(4242), Some(4242)).unwrap();
+        // One of the user's own, older on disk but with a later date written inside.
+        let mut stale = b.clone();
+        stale.command = "stale".into();
+        stale.created += 86_400;
+        let older = stale.write(&dir, "upgrade").unwrap();
+        set_mtime(&older, hour_ago - Duration::from_secs(60));
+        let listed = Backup::list(&dir, &id()).unwrap();
+        let commands: Vec<&str> = listed.iter().map(|(_, b)| b.command.as_str()).collect();
+        assert_eq!(
+            commands,
+            ["kubectl mesh upgrade -f new.yaml", "stale"],
+            "newest by mtime first; the planted file is not offered"
+        );
+        let e = Backup::read(&planted).unwrap_err();
+        assert!(
+            matches!(e, Error::UntrustedBackup { .. })
+                && e.to_string().contains("belongs to uid 4242"),
+            "{e}"
+        );
+        // A directory someone else owns is refused as a whole.
+        std::os::unix::fs::chown(&dir, Some(4242), Some(4242)).unwrap();
+        assert!(matches!(
+            Backup::list(&dir, &id()),
+            Err(Error::UntrustedBackup { .. })
         ));
     }
 

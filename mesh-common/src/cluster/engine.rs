@@ -6,8 +6,9 @@
 //!    before the first change, naming the object and the server's reason. Fields another manager
 //!    owns are a conflict unless that manager is the installer the plan takes over from, or
 //!    `--force-conflicts`. Only a [`Checked`] plan can be carried out.
-//! 2. [`Engine::execute`] — confirmation (a TTY) or `--yes`; a backup of every object the plan
-//!    touches; the phases in order, progress on stderr, each followed by its waits.
+//! 2. [`Engine::execute`] — confirmation (asked through the caller's [`Sink`]) or `--yes`; a
+//!    backup of every object the plan touches; the phases in order, each followed by its waits,
+//!    reported as [`Event`]s to the caller's sink (the engine prints nothing).
 //! 3. On failure (a rejected operation, a wait that times out, the API gone, Ctrl-C/SIGTERM):
 //!    unless the command asks otherwise, an automatic restore from the backup, and one error
 //!    saying what state the cluster is in, what was restored and where the backup is. A second
@@ -31,23 +32,21 @@ use std::{
 
 use futures::{StreamExt, future::try_join_all, stream};
 use mesh_core::{
-    change::{ChangePlan, Op, RESTARTED_AT, Wait},
+    change::{ChangePlan, Op, RESTARTED_AT, Verb, Wait},
     error::Classify,
-    plan::rollback::{self, RollbackPlan},
+    plan::rollback::{self, Restore, RollbackPlan},
 };
 use serde_json::{Value, json};
 
 use super::{
     Connection, Error,
     backup::{Backup, ClusterIdentity},
+    events::{Confirmation, Event, Sink},
     objects::{Deleted, FIELD_MANAGER, Objects},
     signals,
     wait::wait_for,
 };
-use crate::{
-    ObjRef,
-    output::{Confirmation, Printer},
-};
+use crate::ObjRef;
 
 /// Dry runs in flight at once.
 const CONCURRENCY: usize = 8;
@@ -65,8 +64,11 @@ pub struct EngineOptions {
     /// Where backups go.
     pub backup_dir: PathBuf,
     /// What the change is (`tag-set`, `uninstall`, `upgrade`, `dataplane`), recorded in the
-    /// backup and used in its file name.
+    /// backup.
     pub operation: String,
+    /// The backup file's name after its date: the operation and, when it has one, the revision
+    /// (`upgrade-1-31-1`).
+    pub backup_name: String,
     /// The command line, recorded in the backup.
     pub command: String,
     /// Longest each wait may take.
@@ -191,7 +193,7 @@ pub struct Execution {
     /// The backup file.
     pub backup: PathBuf,
     /// Status per operation, in plan order.
-    pub ops: Vec<(ObjRef, &'static str, OpStatus)>,
+    pub ops: Vec<(ObjRef, Verb, OpStatus)>,
     /// Index of the phase that failed, if one did.
     pub failed_phase: Option<usize>,
     /// The phase of each operation (same order as `ops`).
@@ -385,15 +387,17 @@ impl Engine {
     pub async fn execute(
         &self,
         checked: Checked,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
         question: &str,
     ) -> Result<Execution, Stopped> {
-        let answer = printer
-            .confirm(question, self.opts.yes)
-            .map_err(|e| Error::Backup {
+        let answer = if self.opts.yes {
+            Confirmation::Yes
+        } else {
+            sink.confirm(question).map_err(|e| Error::Backup {
                 what: "cannot ask for confirmation".into(),
                 source: e,
-            })?;
+            })?
+        };
         match answer {
             Confirmation::Yes => {}
             Confirmation::No => return Err(Error::Declined.into()),
@@ -404,16 +408,13 @@ impl Engine {
         signals::listen();
         let start = signals::received();
         let (backup, path) = self.take_backup(&checked.plan).await?;
-        printer
-            .note(&format!(
-                "backup of {} object(s) written to {}",
-                backup.objects.len(),
-                path.display()
-            ))
-            .ok();
+        sink.event(Event::BackupWritten {
+            objects: backup.objects.len(),
+            path: &path,
+        });
         let mut run = Run::new(checked, backup, path.clone());
         let outcome = tokio::select! {
-            r = self.run_phases(&mut run, printer) => r,
+            r = self.run_phases(&mut run, sink) => r,
             sig = signals::after(start) => Err(Error::Interrupted(sig)),
         };
         let stopped = signals::received();
@@ -423,11 +424,7 @@ impl Engine {
                 if let Err(e) = run.record.rewrite(&path) {
                     // Every UID is already in the file (written as each object was created):
                     // only the mark of completion is missing.
-                    printer
-                        .note(&format!(
-                            "warning: the change completed, but its backup could not be marked complete: {e}"
-                        ))
-                        .ok();
+                    sink.event(Event::BackupNotUpdated { error: &e });
                 }
                 let mut done = run.execution();
                 done.signals_seen = stopped;
@@ -436,7 +433,7 @@ impl Engine {
             Err(cause) => {
                 let execution = run.execution();
                 let error = self
-                    .after_failure(cause, &mut run.record, &path, &execution, stopped, printer)
+                    .after_failure(cause, &mut run.record, &path, &execution, stopped, sink)
                     .await;
                 Err(Stopped {
                     error,
@@ -449,7 +446,9 @@ impl Engine {
     async fn take_backup(&self, plan: &ChangePlan) -> Result<(Backup, PathBuf), Error> {
         let identity = self.identity().await?;
         let targets = plan.targets();
-        let live = self.live(&targets).await?;
+        // A kind whose CRD this plan creates: no such object yet.
+        let live = self.objects.get_all(&targets, true).await;
+        let live = live.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut objects = Vec::new();
         let mut created = Vec::new();
         for (r, obj) in targets.into_iter().zip(live) {
@@ -466,24 +465,8 @@ impl Engine {
             created,
         );
         backup.undo_proxies.clone_from(&plan.undo_proxies);
-        let path = backup.write(&self.opts.backup_dir, &self.opts.operation)?;
+        let path = backup.write(&self.opts.backup_dir, &self.opts.backup_name)?;
         Ok((backup, path))
-    }
-
-    /// Each object as it is now (`None`: it does not exist — also when its kind is not served:
-    /// a CRD the plan creates, or one a purge deleted), read [`CONCURRENCY`] at a time.
-    async fn live(&self, refs: &[ObjRef]) -> Result<Vec<Option<Value>>, Error> {
-        let got: Vec<Result<Option<Value>, Error>> = stream::iter(refs)
-            .map(|r| async move {
-                match self.objects.get(r).await {
-                    Err(Error::NotServed { .. }) => Ok(None),
-                    other => other,
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-        got.into_iter().collect()
     }
 
     /// The cluster's identity: server URL, context and the `kube-system` namespace UID.
@@ -505,27 +488,25 @@ impl Engine {
         })
     }
 
-    async fn run_phases(&self, run: &mut Run, printer: &mut Printer) -> Result<(), Error> {
+    async fn run_phases(&self, run: &mut Run, sink: &mut dyn Sink) -> Result<(), Error> {
         let phases = run.checked.plan.phases.clone();
         let total = phases.len();
         let mut index = 0;
         for (n, phase) in phases.iter().enumerate() {
             run.phase = Some(n);
-            printer
-                .progress(&format!(
-                    "[{}/{total}] {} ({} change(s))...",
-                    n + 1,
-                    phase.name,
-                    phase.ops.len()
-                ))
-                .ok();
+            sink.event(Event::Phase {
+                number: n + 1,
+                total,
+                name: &phase.name,
+                changes: phase.ops.len(),
+            });
             for op in &phase.ops {
                 run.current = Some(index);
                 self.run_op(run, index, op).await?;
                 run.current = None;
                 index += 1;
             }
-            self.run_waits(&phase.waits, printer).await?;
+            self.run_waits(&phase.waits, sink).await?;
         }
         run.phase = None;
         Ok(())
@@ -593,13 +574,13 @@ impl Engine {
         }
     }
 
-    async fn run_waits(&self, waits: &[Wait], printer: &mut Printer) -> Result<(), Error> {
+    async fn run_waits(&self, waits: &[Wait], sink: &mut dyn Sink) -> Result<(), Error> {
         if waits.is_empty() {
             return Ok(());
         }
-        printer
-            .progress(&format!("  waiting for {} condition(s)...", waits.len()))
-            .ok();
+        sink.event(Event::Waiting {
+            conditions: waits.len(),
+        });
         try_join_all(
             waits
                 .iter()
@@ -616,7 +597,7 @@ impl Engine {
         path: &std::path::Path,
         execution: &Execution,
         stopped: u32,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Error {
         let changed = execution.done().count();
         let touched = execution.touched.clone();
@@ -680,7 +661,7 @@ impl Engine {
         let landed: Vec<String> = pending
             .steps
             .iter()
-            .filter(|s| s.action != "unchanged" && s.action != "gone")
+            .filter(|s| !matches!(s.action, Restore::Unchanged | Restore::Gone))
             .map(|s| s.object.to_string())
             .collect();
         if !self.opts.rollback {
@@ -698,11 +679,9 @@ impl Engine {
                 cause,
             );
         }
-        printer
-            .note(&format!("error: {cause}\nrolling back from the backup..."))
-            .ok();
+        sink.event(Event::RollingBack { cause: &cause });
         let restored = tokio::select! {
-            r = self.carry_restore(&pending, printer) => Ok(r),
+            r = self.carry_restore(&pending, sink) => Ok(r),
             sig = signals::after(stopped) => Err(Error::Interrupted(sig)),
         };
         let state = match restored {
@@ -779,8 +758,12 @@ impl Engine {
             .filter_map(ObjRef::of)
             .chain(created.iter().map(|(r, _)| r.clone()))
             .collect();
-        let got = self.live(&refs).await?;
-        let live: BTreeMap<ObjRef, Option<Value>> = refs.into_iter().zip(got).collect();
+        // Its CRD gone (a purge deleted it): so is the object.
+        let got = self.objects.get_all(&refs, true).await;
+        let mut live = BTreeMap::new();
+        for (r, g) in refs.into_iter().zip(got) {
+            live.insert(r, g?);
+        }
         Ok(rollback::plan(
             &saved,
             &created,
@@ -794,15 +777,15 @@ impl Engine {
     pub async fn restore(
         &self,
         backup: &Backup,
-        printer: &mut Printer,
+        sink: &mut dyn Sink,
     ) -> Result<RestoreReport, Error> {
         let plan = self.rollback_plan(backup, None).await?;
-        Ok(self.carry_restore(&plan, printer).await)
+        Ok(self.carry_restore(&plan, sink).await)
     }
 
     /// Carries out a rollback plan without stopping at the first failure: each operation is
     /// tried, each wait waited on, and what could not be done is reported.
-    async fn carry_restore(&self, plan: &RollbackPlan, printer: &mut Printer) -> RestoreReport {
+    async fn carry_restore(&self, plan: &RollbackPlan, sink: &mut dyn Sink) -> RestoreReport {
         let mut report = RestoreReport {
             kept: plan
                 .kept()
@@ -819,7 +802,7 @@ impl Engine {
                 let Some(r) = op.target() else { continue };
                 let result = match op {
                     Op::Delete { target, uid } => {
-                        printer.progress(&format!("removing {r}...")).ok();
+                        sink.event(Event::Removing { object: &r });
                         self.objects
                             .delete(target, uid.as_deref(), false)
                             .await
@@ -830,7 +813,7 @@ impl Engine {
                             })
                     }
                     Op::Restore { object } => {
-                        printer.progress(&format!("restoring {r}...")).ok();
+                        sink.event(Event::Restoring { object: &r });
                         self.objects
                             .restore(object, false)
                             .await
@@ -929,29 +912,13 @@ pub fn restart_patch() -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}})
 }
 
-/// RFC 3339 UTC timestamp of now (what kubectl writes), without a date library.
+/// RFC 3339 UTC timestamp of now to the second (what `kubectl rollout restart` writes).
 fn chrono_like_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
-    let (y, mo, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+    rfc3339_seconds(jiff::Timestamp::now())
 }
 
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
+fn rfc3339_seconds(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Waits for a Ctrl-C or SIGTERM that comes from now on; returns which. Signals are counted
@@ -1087,8 +1054,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_424), (2025, 12, 2));
+        let at = |secs| rfc3339_seconds(jiff::Timestamp::from_second(secs).unwrap());
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(1_764_683_999), "2025-12-02T13:59:59Z");
         let now = chrono_like_now();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.ends_with('Z'));

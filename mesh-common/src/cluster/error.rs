@@ -164,6 +164,19 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// A backup directory others can write to, or a backup file someone else owns: whoever can
+    /// write there could plant the backup a rollback restores.
+    #[error("{what} `{}` {why}", path.display())]
+    UntrustedBackup {
+        /// `backup directory` or `backup file`.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// The command that fixes it.
+        fix: String,
+    },
     /// A backup taken from another cluster.
     #[error("backup `{}` was taken from another cluster ({theirs}), not this one ({ours})", path.display())]
     OtherCluster {
@@ -252,6 +265,7 @@ impl Classify for Error {
             | Self::Context { .. }
             | Self::Client { .. }
             | Self::NotABackup { .. }
+            | Self::UntrustedBackup { .. }
             | Self::Snapshot(_)
             | Self::OtherCluster { .. } => Class::Usage,
             Self::Conflict { .. } | Self::NoTerminal | Self::Declined | Self::Secret(_) => {
@@ -308,6 +322,7 @@ impl Classify for Error {
                 "stdin is not a terminal: pass --yes to proceed, or --dry-run to only show the plan".into(),
             ],
             Self::NotABackup { .. } => vec!["pass a file written by a kubectl-mesh command (see `~/.kube/mesh-backups`)".into()],
+            Self::UntrustedBackup { fix, .. } => vec![fix.clone()],
             Self::OtherCluster { .. } => vec!["use the backup with the cluster it was taken from (check --context)".into()],
             Self::Snapshot(e) => e.hints(),
             Self::Failed { backup, hints, .. } => {

@@ -1,12 +1,13 @@
 //! The only code that holds a `kube::Client`: connecting ([`connect`]), reading a snapshot
 //! ([`fetch`]), reading and changing objects ([`objects`]), waiting ([`wait`]), the change
-//! engine every command uses ([`engine`]), backups ([`backup`]) and reading many clusters at once
+//! engine every command uses ([`engine`]) and what it reports ([`events`]), backups ([`backup`]) and reading many clusters at once
 //! ([`fleet`]). It takes plain options, not CLI structs, and returns its own [`Error`].
 
 pub mod backup;
 mod connect;
 pub mod engine;
 mod error;
+pub mod events;
 mod fetch;
 pub mod fleet;
 pub mod objects;
@@ -18,6 +19,7 @@ pub mod wait;
 pub use connect::{ConnectOptions, Connection, connect, load_kubeconfig};
 pub use engine::{Checked, Engine, EngineOptions, Execution, OpStatus, Stopped};
 pub use error::{Error, FieldConflict};
+pub use events::{Confirmation, Event, Sink};
 pub use fetch::{
     FetchOptions, LabelledKind, PAGE, fetch, fetch_whole, list_all, list_labelled, list_namespaces,
     list_pods, list_resources, namespace_kept, webhook_configurations,

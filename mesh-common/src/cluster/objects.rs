@@ -19,6 +19,9 @@ use tokio::sync::{Mutex, OnceCell};
 use super::{Connection, Error, error::FieldConflict, retry::retry};
 use crate::ObjRef;
 
+/// GETs of single objects in flight at once ([`Objects::get_all`]).
+pub const GETS_IN_FLIGHT: usize = 8;
+
 /// Field manager of every change kubectl-mesh makes.
 pub const FIELD_MANAGER: &str = "kubectl-mesh";
 
@@ -127,6 +130,27 @@ impl Objects {
             Err(e) => return Err(self.err("read", r, e)),
         };
         Ok(got.map(|o| to_value(o, r)))
+    }
+
+    /// Gets many objects, [`GETS_IN_FLIGHT`] at a time; one result per reference, in order. A
+    /// kind the server does not serve (its CRD not installed yet) reads as absent when
+    /// `unserved_is_absent`.
+    pub async fn get_all(
+        &self,
+        refs: &[ObjRef],
+        unserved_is_absent: bool,
+    ) -> Vec<Result<Option<Value>, Error>> {
+        use futures::StreamExt;
+        futures::stream::iter(refs)
+            .map(|r| async move {
+                match self.get(r).await {
+                    Err(Error::NotServed { .. }) if unserved_is_absent => Ok(None),
+                    other => other,
+                }
+            })
+            .buffered(GETS_IN_FLIGHT)
+            .collect()
+            .await
     }
 
     /// Server-side applies an object. Without `force`, fields another manager owns are a

@@ -3,9 +3,11 @@
 //!
 //! Colour follows `--color`; `auto` means stdout is a terminal and `NO_COLOR` is unset. Colour
 //! never carries meaning alone: every finding has its symbol and word. Progress goes to stderr
-//! and only when stderr is a terminal.
+//! and only when stderr is a terminal. The printer is the change engine's [`crate::cluster::Sink`]:
+//! it renders the engine's events and asks its questions.
 
 mod ambient;
+mod events;
 mod render;
 
 use std::{
@@ -15,7 +17,9 @@ use std::{
 
 use serde::Serialize;
 
+pub use crate::cluster::Confirmation;
 pub use ambient::ambient_tables;
+pub use events::event_text;
 pub use render::{finding_lines, findings, inventory_tables, proxies_table};
 
 use crate::cli::{ColorChoice, OutputFlags, OutputFormat};
@@ -28,17 +32,6 @@ enum Answers {
     Stdin,
     /// Scripted answers (tests); none left reads as end of input.
     Scripted(std::collections::VecDeque<String>),
-}
-
-/// The answer to a confirmation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmation {
-    /// Yes (or `--yes`).
-    Yes,
-    /// No, an empty answer, or end of input.
-    No,
-    /// Nobody to ask: stdin is not a terminal and `--yes` was not given.
-    NoTerminal,
 }
 
 /// Where a command's output goes, and where its prompts are answered.

@@ -4,9 +4,10 @@
 //! each go in; what differs comes out as a plan of changes — first the created objects are
 //! removed (webhook configurations before anything else, so none is left calling a workload
 //! that is gone), then saved CRDs (waited on until established) and namespaces are put back,
-//! then the other saved objects in the reverse of the order they were changed in — custom
-//! resources of a purged CRD included — each workload waited on until it runs its saved
-//! template again.
+//! then the other saved objects in the reverse of the order they were changed in — waypoint
+//! Gateways first (their labels, like a namespace's, choose the proxy pods get, so a workload
+//! restored, and so restarted, is injected by the revision it had before), custom resources of a
+//! purged CRD included — each workload waited on until it runs its saved template again.
 
 use std::collections::BTreeMap;
 
@@ -19,29 +20,48 @@ use crate::{
     plan::upgrade::diff,
 };
 
-/// What happens to one saved object.
+/// What happens to one saved or created object (`restore`, `recreate`, `unchanged`, `delete`,
+/// `gone`, `kept` in reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restore {
-    /// It differs from the saved version: put back.
+    /// Saved, and it differs from the saved version: put back.
     Restore,
-    /// It is gone: created again.
+    /// Saved, and it is gone: created again.
     Recreate,
-    /// It is as saved: left alone.
+    /// Saved, and it is as saved: left alone.
     Unchanged,
+    /// Created by the change and still there: deleted.
+    Delete,
+    /// Created by the change and gone (or recreated by someone else): left alone.
+    Gone,
+    /// Listed as created by the change and there, but the backup holds no UID for it (the
+    /// change was killed between creating it and recording it): nothing proves it is the
+    /// change's, so it is left alone.
+    Kept,
 }
 
-/// The action of a created object the rollback leaves alone: it exists, but the backup holds no
-/// UID for it, so nothing proves the change created it.
-pub const KEPT: &str = "kept";
+impl Restore {
+    /// The word reports and tables use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Restore => "restore",
+            Self::Recreate => "recreate",
+            Self::Unchanged => "unchanged",
+            Self::Delete => "delete",
+            Self::Gone => "gone",
+            Self::Kept => "kept",
+        }
+    }
+}
 
 /// One step of a rollback, for display and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     /// The object.
     pub object: ObjRef,
-    /// `restore`, `recreate`, `unchanged`, `delete`, `gone` or `kept` ([`KEPT`]).
-    pub action: String,
+    /// What happens to it.
+    pub action: Restore,
 }
 
 /// A rollback plan.
@@ -55,13 +75,18 @@ pub struct RollbackPlan {
 }
 
 impl RollbackPlan {
-    /// Objects listed as created by the change that are left alone ([`KEPT`]).
+    /// Objects listed as created by the change that are left alone ([`Restore::Kept`]).
     pub fn kept(&self) -> impl Iterator<Item = &ObjRef> {
         self.steps
             .iter()
-            .filter(|s| s.action == KEPT)
+            .filter(|s| s.action == Restore::Kept)
             .map(|s| &s.object)
     }
+}
+
+/// Gateways (a waypoint's labels pick its revision) before the other objects of a phase.
+fn labels_first(obj: &Value) -> u8 {
+    u8::from(obj.get("kind").and_then(Value::as_str) != Some("Gateway"))
 }
 
 fn with_proxy(wait: Wait, proxy: Option<&ExpectedProxy>) -> Wait {
@@ -104,14 +129,14 @@ pub fn plan(
             // someone else since: which one cannot be told, so it is not deleted.
             steps.push(Step {
                 object: r.clone(),
-                action: KEPT.into(),
+                action: Restore::Kept,
             });
             continue;
         }
         if now.is_none() || uid.as_deref() != live_uid {
             steps.push(Step {
                 object: r.clone(),
-                action: "gone".into(),
+                action: Restore::Gone,
             });
             continue;
         }
@@ -126,7 +151,7 @@ pub fn plan(
         });
         steps.push(Step {
             object: r.clone(),
-            action: "delete".into(),
+            action: Restore::Delete,
         });
     }
     // What other objects live in goes back first: CRDs (each waited on until established, so
@@ -134,7 +159,9 @@ pub fn plan(
     // under the labels that decide which revision injects it).
     let mut first = Phase::new("restore CRDs and namespaces");
     let mut restore = Phase::new("restore saved objects");
-    for obj in saved.iter().rev() {
+    let mut saved: Vec<&Value> = saved.iter().rev().collect();
+    saved.sort_by_key(|o| labels_first(o));
+    for obj in saved {
         let Some(r) = ObjRef::of(obj) else { continue };
         let state = match live.get(&r).and_then(Option::as_ref) {
             // Being deleted: it will be gone, and is created again once it is.
@@ -143,12 +170,9 @@ pub fn plan(
             Some(l) if diff::same(l, obj) => Restore::Unchanged,
             Some(_) => Restore::Restore,
         };
-        let action = serde_json::to_value(state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
         steps.push(Step {
             object: r.clone(),
-            action: action.unwrap_or_default(),
+            action: state,
         });
         if state == Restore::Unchanged {
             continue;
@@ -247,9 +271,53 @@ mod tests {
             matches!(&p.changes.phases[1].waits[0], Wait::Rollout { expect, .. } if expect.images["discovery"] == "pilot:1.29.6")
         );
         let gone = p.steps.iter().find(|s| s.object == recreated).unwrap();
-        assert_eq!(gone.action, "gone");
+        assert_eq!(gone.action, Restore::Gone);
         let unchanged = p.steps.iter().find(|s| s.object == c).unwrap();
-        assert_eq!(unchanged.action, "unchanged");
+        assert_eq!(unchanged.action, Restore::Unchanged);
+        // Reports keep the words.
+        let json = serde_json::to_value(&p).unwrap();
+        let words: Vec<&str> = json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["action"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = p.steps.iter().map(|s| s.action.word()).collect();
+        assert!(!words.is_empty());
+        assert_eq!(words, expected);
+        assert!(
+            words.contains(&"gone") && words.contains(&"delete"),
+            "{words:?}"
+        );
+    }
+
+    /// A data-plane rollback: the namespace's and the waypoint's labels are put back before
+    /// the restarted workload, whose restore restarts it again — onto the old revision only if
+    /// its namespace selects that revision by then.
+    #[test]
+    fn labels_are_restored_before_the_workloads() {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}});
+        let gw = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "waypoint", "namespace": "shop"}});
+        let mut web = deploy("app:1");
+        web["metadata"] = json!({"name": "web", "namespace": "shop"});
+        let live: BTreeMap<ObjRef, Option<Value>> = [&ns, &gw, &web]
+            .into_iter()
+            .map(|o| {
+                let mut changed = o.clone();
+                changed["metadata"]["labels"] = json!({"istio.io/rev": "canary"});
+                (ObjRef::of(o).unwrap(), Some(changed))
+            })
+            .collect();
+        let p = plan(&[ns.clone(), gw.clone(), web.clone()], &[], &live, &[]);
+        let kinds: Vec<String> = p
+            .changes
+            .ops()
+            .filter_map(Op::target)
+            .map(|r| r.kind)
+            .collect();
+        assert_eq!(kinds, ["Namespace", "Gateway", "Deployment"]);
     }
 
     #[test]
@@ -266,13 +334,13 @@ mod tests {
         let p = plan(&[], &[(wh.clone(), None)], &live, &[]);
         assert!(p.changes.is_empty(), "{:?}", p.changes);
         assert_eq!(p.kept().collect::<Vec<_>>(), [&wh]);
-        assert_eq!(p.steps[0].action, KEPT);
+        assert_eq!(p.steps[0].action, Restore::Kept);
         // Gone, or recreated under another UID: nothing to remove either.
         let gone = [(wh.clone(), None)].into_iter().collect();
         let p = plan(&[], &[(wh.clone(), None)], &gone, &[]);
         assert_eq!(
-            (p.steps[0].action.as_str(), p.changes.is_empty()),
-            ("gone", true)
+            (p.steps[0].action, p.changes.is_empty()),
+            (Restore::Gone, true)
         );
     }
 
@@ -352,7 +420,7 @@ mod tests {
         let d = ObjRef::of(&old).unwrap();
         let live = [(d.clone(), None)].into_iter().collect();
         let p = plan(&[old], &[], &live, &[]);
-        assert_eq!(p.steps[0].action, "recreate");
+        assert_eq!(p.steps[0].action, Restore::Recreate);
         assert!(matches!(p.changes.phases[0].ops[0], Op::Restore { .. }));
     }
 }
