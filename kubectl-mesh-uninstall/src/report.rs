@@ -207,6 +207,7 @@ mod tests {
             }],
             warnings: Vec::new(),
             crds: Vec::new(),
+            resources: Vec::new(),
             force,
             unread: Vec::new(),
         }

@@ -58,18 +58,24 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     printer.progress("reading cluster state...")?;
     let loaded = load(&args).await?;
     let inv = Inventory::from_snapshot(&loaded.snap);
-    let counts = match (&req.target, &loaded.conn) {
+    let listed = match (&req.target, &loaded.conn) {
         (Target::Purge { .. }, Some(conn)) => {
-            printer.progress("counting Istio resources...")?;
-            cluster::count_resources(conn, &uninstall::istio_crds(&loaded.snap)).await?
+            printer.progress("listing Istio resources...")?;
+            cluster::list_resources(conn, &uninstall::istio_crds(&loaded.snap)).await?
         }
         _ => BTreeMap::new(),
     };
+    let counts: BTreeMap<String, usize> = listed
+        .iter()
+        .map(|(crd, rs)| (crd.clone(), rs.len()))
+        .collect();
+    let resources: Vec<_> = listed.into_values().flatten().collect();
     let input = Input {
         snapshot: &loaded.snap,
         inventory: &inv,
         listed: &loaded.listed,
         crd_counts: &counts,
+        resources: &resources,
     };
     let plan = uninstall::plan(&input, &req)?;
     let table = printer.format == OutputFormat::Table;
@@ -144,7 +150,18 @@ async fn proceed(
         .map(|(r, _, _)| r.clone())
         .collect();
     if let Some(conn) = conn {
-        verify(conn, plan).await?;
+        // The change is done: a Ctrl-C/SIGTERM from its end on stops the verification, saying so.
+        let deleted = rep.deleted.len();
+        tokio::select! {
+            r = verify(conn, plan) => r?,
+            sig = cluster::signals::after(done.signals_seen) => {
+                return Err(MeshError::failed(anyhow::anyhow!(
+                    "interrupted by {sig} while verifying: the uninstall itself completed ({deleted} objects deleted; backup in {})",
+                    done.backup.display()
+                ))
+                .hint("check that no webhook calls a deleted Service: `kubectl get mutatingwebhookconfigurations,validatingwebhookconfigurations`"));
+            }
+        }
     }
     if printer.format == OutputFormat::Table {
         let done = printer.paint("✔", Style::Ok);

@@ -527,11 +527,47 @@ fn delete_of(path: &str) -> impl Fn(&mesh_testbed::fault::RequestRecord) -> bool
     move |r| r.method == "DELETE" && r.path.ends_with(&path)
 }
 
+/// Sends SIGINT to process `pid`, as Ctrl-C does.
+fn sigint(pid: &str) {
+    let sent = Command::new("kill").args(["-INT", pid]).status().unwrap();
+    assert!(sent.success());
+}
+
+/// Runs the `kubectl mesh upgrade rollback BACKUP` that `stderr` names, straight to the cluster,
+/// and checks that every object is as in `before` again.
+fn rollback_as_told(
+    c: &Cluster,
+    home: &Path,
+    stderr: &str,
+    before: &std::collections::BTreeMap<String, Value>,
+    what: &str,
+) {
+    let backup = stderr
+        .split("kubectl mesh upgrade rollback ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
+        .to_owned();
+    let restore = Command::new(sibling_binary(
+        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
+        "kubectl-mesh-upgrade",
+    ))
+    .args(["rollback", &backup, "-y", "--kubeconfig"])
+    .arg(c.kubeconfig())
+    .env("HOME", home)
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    expect(&restore, 0);
+    assert_same(before, &c.state(Uids::Ignore), what);
+}
+
 /// The change engine under uninstall, on one cluster (each failed run leaves it as it was):
 /// 1. 503s on a delete of the second phase (through the fault proxy): the webhooks deleted in the
 ///    first phase are restored, every object compared before and after is as before, exit 3;
 /// 2. SIGINT while the second phase waits on the API server: rolled back the same way; a second
-///    SIGINT during the rollback stops it and names the command that finishes it, which does;
+///    SIGINT during the rollback stops it and names the command that finishes it, which does —
+///    also one that comes while the rollback is still reading what the change did;
 /// 3. an object recreated with a new UID while the uninstall runs is left alone, and 429s with
 ///    Retry-After on a delete are waited out: the uninstall completes.
 #[test]
@@ -609,48 +645,66 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
     let child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
     let pid = child.id().to_string();
     wait_for_requests(&proxy, 2, delete_of(deploy));
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigint(&pid);
     wait_for_requests(&proxy, 1, |r| r.method == "POST" && r.path.ends_with(mwcs));
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigint(&pid);
     let out = child.wait_with_output().unwrap();
     let (_, stderr) = expect(&out, 3);
     assert!(
         stderr.contains("the rollback was stopped by Ctrl-C"),
         "{stderr}"
     );
-    let backup = stderr
-        .split("kubectl mesh upgrade rollback ")
-        .nth(1)
-        .and_then(|t| t.split('`').next())
-        .unwrap_or_else(|| panic!("no rollback command in: {stderr}"))
-        .to_owned();
-    let restore = Command::new(sibling_binary(
-        Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
-        "kubectl-mesh-upgrade",
-    ))
-    .args(["rollback", &backup, "-y", "--kubeconfig"])
-    .arg(c.kubeconfig())
-    .env("HOME", home.path())
-    .stdin(std::process::Stdio::null())
-    .output()
-    .unwrap();
-    expect(&restore, 0);
-    assert_same(
+    rollback_as_told(
+        &c,
+        home.path(),
+        &stderr,
         &before,
-        &c.state(Uids::Ignore),
         "after a stopped rollback and `upgrade rollback`",
+    );
+
+    // 2c. The second SIGINT comes while the rollback is still reading what the change did
+    //     (between the change's wait and the rollback's): it stops the rollback all the same,
+    //     promptly, and says so.
+    proxy.clear_requests();
+    let get_deploy = |r: &mesh_testbed::fault::RequestRecord| {
+        r.method == "GET" && r.path.ends_with(deploy.as_str())
+    };
+    proxy.set_rules(vec![
+        dry(deploy),
+        Rule::hang().method("DELETE").path_contains(deploy).times(1),
+        // The backup reads the Deployment; the rollback's second read of it hangs.
+        Rule::delay(std::time::Duration::ZERO)
+            .method("GET")
+            .path_contains(deploy)
+            .times(1),
+        Rule::hang().method("GET").path_contains(deploy).times(1),
+    ]);
+    let mut child = spawn_mesh(&kubeconfig, home.path(), &["-r", canary, "-y"]);
+    let pid = child.id().to_string();
+    wait_for_requests(&proxy, 2, delete_of(deploy));
+    sigint(&pid);
+    wait_for_requests(&proxy, 2, get_deploy);
+    sigint(&pid);
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the second SIGINT was lost: the process still waits on the hung read");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains("the rollback was stopped by Ctrl-C"),
+        "{stderr}"
+    );
+    rollback_as_told(
+        &c,
+        home.path(),
+        &stderr,
+        &before,
+        "after a rollback stopped before it began and `upgrade rollback`",
     );
 
     // 3. While the first webhook delete is held up, the canary's mesh ConfigMap is recreated
@@ -722,4 +776,163 @@ fn failed_and_interrupted_uninstalls_roll_back_and_a_recreated_object_is_left_al
         [Some(200), Some(429), Some(429), Some(200)],
         "the dry run, then two 429s waited out, then the delete"
     );
+}
+
+/// The Istio resources of namespace `ns` (VirtualServices, AuthorizationPolicies), as
+/// `Kind/name` → the object without its server-set fields: what a user wrote, field by field.
+fn istio_resources(c: &Cluster, ns: &str) -> std::collections::BTreeMap<String, Value> {
+    let out = c.kubectl_out(&[
+        "get",
+        "virtualservices.networking.istio.io,authorizationpolicies.security.istio.io",
+        "-n",
+        ns,
+        "-o",
+        "json",
+        "--ignore-not-found",
+    ]);
+    if out.trim().is_empty() {
+        return std::collections::BTreeMap::new();
+    }
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                ),
+                mesh_testbed::probe::essence(o.clone(), Uids::Ignore),
+            )
+        })
+        .collect()
+}
+
+/// `uninstall --purge --include-crds` keeps every Istio resource recoverable. Real: the
+/// apiserver (whose CRD cleanup would delete a CRD's resources with it), istioctl's install, the
+/// CRDs and the resources. Emulated: a 503 on one CRD's delete (the fault proxy).
+/// 1. the plan counts the resources per kind and says they are backed up;
+/// 2. a purge that fails at a CRD's delete is rolled back: the resources are back, field by
+///    field, and every control-plane object as before;
+/// 3. a completed purge is undone by `kubectl mesh upgrade rollback BACKUP` of its backup:
+///    CRDs, control plane and resources all back.
+#[test]
+fn a_purge_with_crds_backs_up_the_istio_resources_and_rollback_brings_them_back() {
+    use mesh_testbed::fault::{FaultProxy, Rule, Upstream};
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let home = tempfile::tempdir().unwrap();
+    let c = Cluster::start().unwrap();
+    scenario::install_default(&c).unwrap();
+    let ns = c.unique_namespace("shop").unwrap();
+    c.apply(&format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: {ns}, labels: {{team: shop}}, annotations: {{note: keep-me}}}}\nspec:\n  hosts: [web]\n  http: [{{timeout: 3s, route: [{{destination: {{host: web, port: {{number: 8080}}}}, weight: 100}}]}}]\n"
+    ))
+    .unwrap();
+    c.apply(&format!(
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: deny-admin, namespace: {ns}}}\nspec:\n  action: DENY\n  rules: [{{to: [{{operation: {{paths: [/admin]}}}}]}}]\n"
+    ))
+    .unwrap();
+    let resources = istio_resources(&c, &ns);
+    assert_eq!(
+        resources.keys().collect::<Vec<_>>(),
+        ["AuthorizationPolicy/deny-admin", "VirtualService/web"]
+    );
+    let before = c.state(Uids::Ignore);
+    let purge = ["--purge", "--include-crds", "--force", "-y"];
+
+    // 1. The plan.
+    let dry = json(
+        &mesh(
+            &c,
+            home.path(),
+            &[
+                "--purge",
+                "--include-crds",
+                "--force",
+                "--dry-run",
+                "-o",
+                "json",
+            ],
+        ),
+        0,
+    );
+    let count = |kind: &str| {
+        dry["crds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == kind)
+            .and_then(|c| c["resources"].as_u64())
+    };
+    assert_eq!(
+        (count("VirtualService"), count("AuthorizationPolicy")),
+        (Some(1), Some(1))
+    );
+    let warning = dry["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("1 AuthorizationPolicy") && warning.contains("backed up"),
+        "{warning}"
+    );
+
+    // 2. A 503 on the VirtualService CRD's delete (its first DELETE is the dry run).
+    let proxy =
+        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
+    let kubeconfig = proxy
+        .write_kubeconfig(home.path(), c.admin_token())
+        .unwrap();
+    let crd = "/customresourcedefinitions/virtualservices.networking.istio.io";
+    proxy.set_rules(vec![
+        Rule::delay(std::time::Duration::ZERO)
+            .method("DELETE")
+            .path_contains(crd)
+            .times(1),
+        Rule::status(503).method("DELETE").path_contains(crd),
+    ]);
+    let out = spawn_mesh(&kubeconfig, home.path(), &purge)
+        .wait_with_output()
+        .unwrap();
+    let (_, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains("was rolled back: the cluster is as before"),
+        "{stderr}"
+    );
+    assert!(
+        proxy.count(|r| r.method == "DELETE" && r.path.contains("/virtualservices/web")) >= 2,
+        "the VirtualService was deleted (dry run, then for real) before the CRDs"
+    );
+    assert_eq!(istio_resources(&c, &ns), resources, "after a failed purge");
+    assert_same(&before, &c.state(Uids::Ignore), "after a failed purge");
+
+    // 3. A completed purge, then `upgrade rollback` of its backup.
+    expect(&mesh(&c, home.path(), &purge), 0);
+    assert!(
+        c.kubectl_out(&["get", "crd", "-o", "name"])
+            .lines()
+            .all(|l| !l.contains("istio.io")),
+        "the Istio CRDs, and with them their resources, are gone"
+    );
+    let backup = backups(&home.path().join(".kube/mesh-backups"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("uninstall-purge"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("the purge's backup");
+    let restore = run_mesh(
+        &sibling_binary(
+            Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-uninstall")),
+            "kubectl-mesh-upgrade",
+        ),
+        c.kubeconfig(),
+        home.path(),
+        &["rollback", backup.to_str().unwrap(), "-y"],
+    );
+    expect(&restore, 0);
+    assert_eq!(
+        istio_resources(&c, &ns),
+        resources,
+        "after upgrade rollback"
+    );
+    assert_same(&before, &c.state(Uids::Ignore), "after upgrade rollback");
 }

@@ -7,13 +7,12 @@
 use std::path::PathBuf;
 
 use mesh_common::{
-    ObjRef,
     carry::{Carried, How, carry_out},
     cli::OutputFormat,
     cluster::{self, Engine, backup::Backup},
     exit::{ExitStatus, MeshError},
     output::Printer,
-    plan::rollback::{self, Restore, RollbackPlan},
+    plan::rollback::{Restore, RollbackPlan},
 };
 use serde::Serialize;
 
@@ -64,7 +63,7 @@ pub async fn run(args: &Args, r: &RollbackArgs) -> Result<ExitStatus, MeshError>
     let identity = engine.identity().await?;
     let (path, backup) = find(r, &how, &identity)?;
     backup.check_cluster(&path, &identity)?;
-    let plan = plan(&engine, &backup).await?;
+    let plan = engine.rollback_plan(&backup, None).await?;
     let shown = path.display().to_string();
     if printer.format == OutputFormat::Table {
         printer.data(&show::rollback(
@@ -138,22 +137,6 @@ fn find(
                 "name the backup file (`kubectl mesh upgrade rollback FILE`), or pass --backup-dir",
             )
         })
-}
-
-async fn plan(engine: &Engine, backup: &Backup) -> Result<RollbackPlan, MeshError> {
-    let mut refs: Vec<ObjRef> = backup.objects.iter().filter_map(ObjRef::of).collect();
-    refs.extend(backup.created_objects.iter().map(|c| c.object.clone()));
-    let got = engine.objects().get_all(&refs, false).await;
-    let mut live = std::collections::BTreeMap::new();
-    for (r, g) in refs.into_iter().zip(got) {
-        live.insert(r, g?);
-    }
-    let created: Vec<(ObjRef, Option<String>)> = backup
-        .created_objects
-        .iter()
-        .map(|c| (c.object.clone(), c.uid.clone()))
-        .collect();
-    Ok(rollback::plan(&backup.objects, &created, &live))
 }
 
 fn finish(

@@ -181,28 +181,33 @@ fn app(c: &Cluster, prefix: &str, label: (&str, &str)) -> String {
     ns
 }
 
+/// The proxy image of every live `web` pod of `ns` (`none` for a pod without one).
+fn web_proxies(c: &Cluster, ns: &str) -> Vec<String> {
+    let v = get_json(c, &["pods", "-n", ns, "-l", "app=web"]).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            p["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "istio-proxy")
+                .map_or("none".to_owned(), |c| {
+                    c["image"].as_str().unwrap().to_owned()
+                })
+        })
+        .collect()
+}
+
 /// Waits (≤ 60 s) until every live `web` pod of `ns` runs proxy `docker.io/istio/proxyv2:<tag>`.
 fn assert_web_proxy(c: &Cluster, ns: &str, tag: &str) {
     let want = format!("docker.io/istio/proxyv2:{tag}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v = get_json(c, &["pods", "-n", ns, "-l", "app=web"]).unwrap();
-        let proxies: Vec<String> = v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .map(|p| {
-                p["spec"]["containers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|c| c["name"] == "istio-proxy")
-                    .map_or("none".to_owned(), |c| {
-                        c["image"].as_str().unwrap().to_owned()
-                    })
-            })
-            .collect();
+        let proxies = web_proxies(c, ns);
         if !proxies.is_empty() && proxies.iter().all(|p| *p == want) {
             return;
         }
@@ -614,6 +619,52 @@ fn canary_install_then_uninstall_leaves_the_old_control_plane() {
     let ns = app(&c, "canary", ("istio.io/rev", canary));
     assert_web_proxy(&c, &ns, &new);
     c.kubectl_out(&["delete", "namespace", &ns, "--wait=true", "--timeout=120s"]);
+
+    // `upgrade dataplane --to-revision` and `upgrade rollback` of it: the namespace's label
+    // comes back before the workload, so its restarted pods are injected by the old revision
+    // again, and the rollback returns only once they run that proxy (checked at once, no wait).
+    // The namespace's restore is slowed down (3 s through the fault proxy): were the workload
+    // restored first, its new pods would be injected meanwhile under the canary's label.
+    let moved = app(&c, "moved", ("istio-injection", "enabled"));
+    assert_web_proxy(&c, &moved, &old);
+    let to_canary = ["dataplane", "-n", &moved, "--to-revision", canary, "-y"];
+    expect(&mesh(&c, home.path(), &to_canary), 0);
+    assert_web_proxy(&c, &moved, &new);
+    let proxy = mesh_testbed::fault::FaultProxy::start(
+        mesh_testbed::fault::Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap(),
+    )
+    .unwrap();
+    let slow = proxy
+        .write_kubeconfig(files.path(), c.admin_token())
+        .unwrap();
+    proxy.set_rules(vec![
+        mesh_testbed::fault::Rule::delay(Duration::from_secs(3))
+            .method("PUT")
+            .path_contains(format!("/namespaces/{moved}")),
+    ]);
+    expect(&mesh_at(&slow, home.path(), &["rollback", "-y"]), 0);
+    assert!(
+        proxy.count(|r| r.method == "PUT" && r.path.ends_with(&format!("/namespaces/{moved}"))) > 0,
+        "the namespace was restored through the slow proxy"
+    );
+    let labels = get_json(&c, &["namespace", &moved]).unwrap()["metadata"]["labels"].clone();
+    assert_eq!(
+        (&labels["istio-injection"], &labels["istio.io/rev"]),
+        (&Value::from("enabled"), &Value::Null),
+        "{labels}"
+    );
+    assert_eq!(
+        web_proxies(&c, &moved),
+        [format!("docker.io/istio/proxyv2:{old}")],
+        "when the rollback returns, web runs the old revision's proxy"
+    );
+    c.kubectl_out(&[
+        "delete",
+        "namespace",
+        &moved,
+        "--wait=true",
+        "--timeout=120s",
+    ]);
 
     let args = ["--revision", canary, "-y"];
     expect(&run_mesh(&uninstall, c.kubeconfig(), home.path(), &args), 0);

@@ -530,3 +530,306 @@ fn a_backup_directory_others_can_write_to_is_refused_before_any_change() {
     assert!(configmaps(c, &ns).is_empty(), "nothing was changed");
     assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "no backup");
 }
+
+/// Runs a one-operation-first plan whose first apply lands on the real apiserver while the
+/// fault proxy loses every answer to it (the client sees only broken connections, retried until
+/// the engine gives up). Returns the error and the backup.
+fn first_answer_lost(
+    c: &Cluster,
+    ns: &str,
+    first: Value,
+    rollback: bool,
+) -> (String, Backup, FaultProxy, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (proxy, kc) = proxy(c, tmp.path());
+    let name = first["metadata"]["name"].as_str().unwrap().to_owned();
+    proxy.set_rules(vec![
+        Rule::delay(Duration::ZERO).query_contains("dryRun"),
+        Rule::lose_answer()
+            .method("PATCH")
+            .path_contains(format!("/namespaces/{ns}/configmaps/{name}")),
+    ]);
+    let rt = rt();
+    let mut e = engine(&rt, &kc, &tmp.path().join("b"));
+    if !rollback {
+        let mut opts = e.options().clone();
+        opts.rollback = false;
+        e = Engine::new(e.objects().connection().clone(), opts);
+    }
+    let mut p = plan(vec![
+        ("first", vec![Op::apply(first)]),
+        ("second", vec![Op::apply(cm(ns, "later", "1"))]),
+    ]);
+    p.takeover.insert("mesh-testbed".into());
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let stopped = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap_err();
+    let exec = stopped.execution.unwrap();
+    assert_eq!(exec.done().count(), 0, "no operation was acknowledged");
+    let landed = proxy.count(|r| {
+        r.method == "PATCH"
+            && r.path.ends_with(&format!("/configmaps/{name}"))
+            && !r.query.as_deref().unwrap_or("").contains("dryRun")
+            && matches!(r.status, Some(200 | 201))
+    });
+    assert!(landed > 0, "the apiserver carried the apply out");
+    let backup = Backup::read(&exec.backup).unwrap();
+    (stopped.error.to_string(), backup, proxy, tmp)
+}
+
+/// Real: the apiserver, which applies the ConfigMap. Emulated: a network that loses the
+/// answers (the fault proxy forwards each PATCH and closes the connection instead of replying).
+#[test]
+fn a_first_change_whose_answer_was_lost_is_compared_and_rolled_back() {
+    let c = Cluster::shared();
+    // An existing object changed by the lost apply: put back, not called "as before" unseen.
+    let ns = c.unique_namespace("eng-lost").unwrap();
+    c.apply(&serde_json::to_string(&cm(&ns, "a", "v1")).unwrap())
+        .unwrap();
+    let before = configmaps(c, &ns);
+    let (msg, _, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "a", "v2"), true);
+    assert!(
+        msg.contains("was rolled back: the cluster is as before"),
+        "{msg}"
+    );
+    assert!(msg.contains("1 object(s) restored"), "{msg}");
+    assert_eq!(content(&configmaps(c, &ns)), content(&before));
+
+    // An object the lost apply created: found (created since the backup, by kubectl-mesh's
+    // apply), its UID recorded, and removed by that UID.
+    let ns = c.unique_namespace("eng-lost-new").unwrap();
+    let (msg, backup, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "n", "new"), true);
+    assert!(msg.contains("1 created object(s) removed"), "{msg}");
+    assert!(configmaps(c, &ns).is_empty(), "the created object is gone");
+    assert!(
+        backup
+            .created_objects
+            .iter()
+            .any(|o| o.object.name == "n" && o.uid.is_some()),
+        "the backup records the UID found: {:?}",
+        backup.created_objects
+    );
+
+    // Without a rollback, the message names what changed instead of calling it unchanged.
+    let ns = c.unique_namespace("eng-lost-norb").unwrap();
+    c.apply(&serde_json::to_string(&cm(&ns, "a", "v1")).unwrap())
+        .unwrap();
+    let (msg, _, _p, _t) = first_answer_lost(c, &ns, cm(&ns, "a", "v2"), false);
+    assert!(!msg.contains("as before"), "{msg}");
+    assert!(
+        msg.contains("nothing was rolled back") && msg.contains("/a"),
+        "{msg}"
+    );
+    assert_eq!(configmaps(c, &ns)["a"].0, json!({"k": "v2"}));
+}
+
+/// Real: the apiserver, the objects and their UIDs. The backup is the one a change left when it
+/// was killed after creating an object and before recording its UID (the UID taken out of a real
+/// backup); someone then deleted that object and made their own of the same name.
+#[test]
+fn a_rollback_never_deletes_a_created_name_whose_uid_the_backup_lacks() {
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-nouid").unwrap();
+    c.apply(&serde_json::to_string(&cm(&ns, "kept", "v1")).unwrap())
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), tmp.path());
+    let p = plan(vec![(
+        "change",
+        vec![
+            Op::apply(cm(&ns, "made", "by the change")),
+            Op::apply(cm(&ns, "kept", "v2")),
+        ],
+    )]);
+    let mut p = p;
+    p.takeover.insert("mesh-testbed".into());
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let done = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap();
+    let mut backup = Backup::read(&done.backup).unwrap();
+    assert_eq!(backup.created_objects.len(), 1);
+    assert!(backup.created_objects[0].uid.is_some(), "recorded at once");
+    backup.created_objects[0].uid = None;
+    kubectl(c, &["delete", "configmap", "-n", &ns, "made", "--wait"]);
+    c.apply(&serde_json::to_string(&cm(&ns, "made", "someone else's")).unwrap())
+        .unwrap();
+    let theirs = configmaps(c, &ns)["made"].2.clone();
+
+    let rp = rt.block_on(e.rollback_plan(&backup, None)).unwrap();
+    assert_eq!(
+        rp.kept().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["made"]
+    );
+    let report = rt.block_on(e.restore(&backup, &mut printer())).unwrap();
+    assert_eq!((report.restored, report.removed), (1, 0), "{report:?}");
+    assert_eq!(report.kept.len(), 1, "{report:?}");
+    let now = configmaps(c, &ns);
+    assert_eq!(now["made"].2, theirs, "their object is left alone");
+    assert_eq!(now["made"].0, json!({"k": "someone else's"}));
+    assert_eq!(
+        now["kept"].0,
+        json!({"k": "v1"}),
+        "the saved object is put back"
+    );
+}
+
+fn crd(plural: &str, group: &str, kind: &str) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": plural, "kind": kind, "singular": kind.to_lowercase(),
+                "listKind": format!("{kind}List")},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+/// A fresh install's plan: CRDs, then resources of their kinds. Real: the apiserver, which
+/// serves a kind only once its CRD exists. Nothing emulated.
+#[test]
+fn resources_of_crds_the_plan_creates_are_matched_by_the_crds_names() {
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-crds").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), tmp.path());
+    let crds = [
+        ("telemetries", "telemetry.istio.io", "Telemetry"),
+        (
+            "authorizationpolicies",
+            "security.istio.io",
+            "AuthorizationPolicy",
+        ),
+        ("serviceentries", "networking.istio.io", "ServiceEntry"),
+        (
+            "gatewayclasses",
+            "gateway.networking.k8s.io",
+            "GatewayClass",
+        ),
+    ];
+    let mut first = Phase::new("CRDs");
+    for (plural, group, kind) in crds {
+        let mut object = crd(plural, group, kind);
+        if group.ends_with(".k8s.io") {
+            // What the Gateway API's own CRDs carry (a protected group).
+            object["metadata"]["annotations"] = json!({
+                "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/2466"
+            });
+        }
+        first.ops.push(Op::apply(object));
+        first.waits.push(Wait::Established {
+            crd: format!("{plural}.{group}"),
+        });
+    }
+    let resource = |api: &str, kind: &str| {
+        json!({"apiVersion": api, "kind": kind,
+            "metadata": {"name": "r", "namespace": ns}, "spec": {}})
+    };
+    let mut second = Phase::new("resources");
+    second.ops = vec![
+        Op::apply(resource("telemetry.istio.io/v1", "Telemetry")),
+        Op::apply(resource("security.istio.io/v1", "AuthorizationPolicy")),
+        Op::apply(resource("networking.istio.io/v1", "ServiceEntry")),
+    ];
+    let mut p = ChangePlan::default();
+    p.push(first.clone());
+    p.push(second.clone());
+    // A Gateway is not a GatewayClass: no CRD of this plan serves it, so the dry run refuses it
+    // before the first change.
+    let mut with_gateway = p.clone();
+    with_gateway.phases[1].ops.push(Op::apply(resource(
+        "gateway.networking.k8s.io/v1",
+        "Gateway",
+    )));
+    let err = rt.block_on(e.check(&with_gateway)).unwrap_err();
+    let Error::DryRun { problems, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(problems.len(), 1, "{err}");
+    assert!(err.to_string().contains("Gateway"), "{err}");
+
+    let checked = rt.block_on(e.check(&p)).unwrap();
+    let deferred = checked
+        .verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Deferred(_)))
+        .count();
+    assert_eq!(deferred, 3, "{:?}", checked.verdicts);
+    let done = rt
+        .block_on(e.execute(checked, &mut printer(), "go?"))
+        .unwrap();
+    assert!(
+        done.ops.iter().all(|(_, _, s)| *s == OpStatus::Done),
+        "{:?}",
+        done.ops
+    );
+    for kind in [
+        "telemetries.telemetry.istio.io",
+        "authorizationpolicies.security.istio.io",
+        "serviceentries.networking.istio.io",
+    ] {
+        let name = kubectl(c, &["get", kind, "r", "-n", &ns, "-o", "name"]);
+        assert!(name.trim().ends_with("/r"), "{kind}: {name}");
+    }
+}
+
+/// A rollout wait judges a workload by its own pods. Real: the apiserver, the Deployment and
+/// ReplicaSet controllers, the scheduler. Emulated: kwok's nodes, which run the pods (no images).
+/// `web` is selected by a matchExpression only; `other`, in the same namespace, runs another
+/// image in a container of the same name, on more replicas.
+#[test]
+fn a_rollout_wait_selects_pods_by_match_expressions_too() {
+    let c = Cluster::shared();
+    let ns = c.unique_namespace("eng-select").unwrap();
+    c.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchExpressions: [{{key: app, operator: In, values: [web]}}]}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: web, image: "example.com/web:2"}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: other, namespace: {ns}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: other}}}}
+  template:
+    metadata: {{labels: {{app: other}}}}
+    spec: {{containers: [{{name: web, image: "example.com/web:1"}}]}}
+"#
+    ))
+    .unwrap();
+    c.wait_rollout(&ns, "deployment/web").unwrap();
+    c.wait_rollout(&ns, "deployment/other").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let e = engine(&rt, c.kubeconfig(), tmp.path());
+    let rollout = |image: &str| Wait::Rollout {
+        target: ObjRef::new("apps/v1", "Deployment", Some(&ns), "web"),
+        expect: mesh_common::change::Expected {
+            images: [("web".to_owned(), image.to_owned())].into(),
+            proxy: None,
+        },
+    };
+    let wait = |w: &Wait| {
+        rt.block_on(cluster::wait::wait_for(
+            e.objects(),
+            w,
+            Duration::from_secs(3),
+        ))
+    };
+    wait(&rollout("example.com/web:2")).unwrap();
+    let err = wait(&rollout("example.com/web:1")).unwrap_err();
+    assert!(
+        err.to_string().contains("0 of 1 ready pods as expected"),
+        "the pods of `other` do not count for `web`: {err}"
+    );
+}

@@ -131,7 +131,7 @@ pub struct Expected {
 }
 
 /// A proxy expectation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ExpectedProxy {
     /// Revision that injects it.
     pub revision: String,
@@ -260,6 +260,11 @@ pub struct ChangePlan {
     /// is shown and needs `--force-conflicts`.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub takeover: BTreeSet<String>,
+    /// For workloads the plan restarts: the proxy their pods get again when the change is
+    /// rolled back (the one their namespace's labels selected before it). A rollback waits for
+    /// it, not only for the rollout.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undo_proxies: Vec<(ObjRef, ExpectedProxy)>,
 }
 
 impl ChangePlan {
@@ -294,27 +299,49 @@ impl ChangePlan {
             .collect()
     }
 
-    /// Namespaces the plan itself creates (by applying a Namespace object).
+    /// Objects the plan writes whole (applies or restores from a backup).
+    fn written(&self) -> impl Iterator<Item = &Value> {
+        self.ops().filter_map(|op| match op {
+            Op::Apply { object } | Op::Restore { object } => Some(object),
+            _ => None,
+        })
+    }
+
+    /// Namespaces the plan itself creates (by applying or restoring a Namespace object).
     pub fn created_namespaces(&self) -> BTreeSet<String> {
-        self.ops()
-            .filter_map(|op| match op {
-                Op::Apply { object } => ObjRef::of(object),
-                _ => None,
-            })
+        self.written()
+            .filter_map(ObjRef::of)
             .filter(|r| r.kind == "Namespace" && r.group().is_empty())
             .map(|r| r.name)
             .collect()
     }
 
-    /// CRDs the plan applies, by name.
+    /// CRDs the plan applies or restores, by name.
     pub fn applied_crds(&self) -> BTreeSet<String> {
-        self.ops()
-            .filter_map(|op| match op {
-                Op::Apply { object } => ObjRef::of(object),
-                _ => None,
-            })
+        self.written()
+            .filter_map(ObjRef::of)
             .filter(|r| r.kind == "CustomResourceDefinition")
             .map(|r| r.name)
+            .collect()
+    }
+
+    /// The kinds the CRDs the plan applies or restores define, as (group, kind) from each
+    /// CRD's `spec.group` and `spec.names.kind` — never guessed from the CRD's name (the plural
+    /// of `Telemetry` is `telemetries`; `gatewayclasses` does not define `Gateway`).
+    pub fn crd_kinds(&self) -> BTreeSet<(String, String)> {
+        self.written()
+            .filter(|o| {
+                o["kind"] == "CustomResourceDefinition"
+                    && o["apiVersion"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("apiextensions.k8s.io/"))
+            })
+            .filter_map(|o| {
+                Some((
+                    o.pointer("/spec/group")?.as_str()?.to_owned(),
+                    o.pointer("/spec/names/kind")?.as_str()?.to_owned(),
+                ))
+            })
             .collect()
     }
 }
@@ -357,5 +384,54 @@ mod tests {
         let v = serde_json::to_value(&plan).unwrap();
         assert_eq!(v["phases"][1]["ops"][0]["op"], "delete");
         assert_eq!(v["phases"][1]["waits"][0]["wait"], "gone");
+    }
+
+    fn crd(plural: &str, group: &str, kind: &str) -> Value {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "names": {"plural": plural, "kind": kind}}})
+    }
+
+    #[test]
+    fn crd_kinds_come_from_spec_names() {
+        let mut p = Phase::new("CRDs");
+        p.ops.push(Op::apply(crd(
+            "telemetries",
+            "telemetry.istio.io",
+            "Telemetry",
+        )));
+        p.ops.push(Op::apply(crd(
+            "authorizationpolicies",
+            "security.istio.io",
+            "AuthorizationPolicy",
+        )));
+        p.ops.push(Op::apply(crd(
+            "serviceentries",
+            "networking.istio.io",
+            "ServiceEntry",
+        )));
+        p.ops.push(Op::Restore {
+            object: crd(
+                "gatewayclasses",
+                "gateway.networking.k8s.io",
+                "GatewayClass",
+            ),
+        });
+        let mut plan = ChangePlan::default();
+        plan.push(p);
+        let kinds = plan.crd_kinds();
+        for (g, k) in [
+            ("telemetry.istio.io", "Telemetry"),
+            ("security.istio.io", "AuthorizationPolicy"),
+            ("networking.istio.io", "ServiceEntry"),
+            ("gateway.networking.k8s.io", "GatewayClass"),
+        ] {
+            assert!(kinds.contains(&(g.to_owned(), k.to_owned())), "{g} {k}");
+        }
+        assert!(
+            !kinds.contains(&("gateway.networking.k8s.io".to_owned(), "Gateway".to_owned())),
+            "gatewayclasses does not define Gateway"
+        );
+        assert_eq!(kinds.len(), 4);
     }
 }

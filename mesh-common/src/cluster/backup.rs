@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Error;
-use crate::ObjRef;
+use crate::{ObjRef, change::ExpectedProxy};
 
 /// Format marker of backup files.
 pub const BACKUP_KIND: &str = "kubectl-mesh.dev/backup/v1";
@@ -91,6 +91,10 @@ pub struct Backup {
     /// Whether the change finished (`false` while running, or when it failed).
     #[serde(default)]
     pub complete: bool,
+    /// Workloads the change restarted, with the proxy their pods get again when it is rolled
+    /// back (a rollback waits for it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undo_proxies: Vec<(ObjRef, ExpectedProxy)>,
 }
 
 /// The default backup directory: `~/.kube/mesh-backups`.
@@ -158,6 +162,7 @@ impl Backup {
                 .map(|object| CreatedObject { object, uid: None })
                 .collect(),
             complete: false,
+            undo_proxies: Vec::new(),
         }
     }
 

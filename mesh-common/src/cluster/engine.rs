@@ -16,6 +16,13 @@
 //!
 //! Deletes carry a UID precondition and waits follow UIDs, so an object recreated meanwhile is
 //! never deleted or waited on by mistake. Transient API errors are retried ([`super::retry`]).
+//!
+//! What a failed change did is never assumed: an operation whose answer was lost may have
+//! landed, so the objects it touched are compared with the backup before the cluster is called
+//! "as before". The UID of every object the change creates is written into the backup file as
+//! soon as it is known. The automatic rollback and `kubectl mesh upgrade rollback` share one
+//! plan ([`Engine::rollback_plan`]) and one rule: put back what differs from the backup, and
+//! delete only objects the backup records as created by the change, by their UID.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -25,8 +32,9 @@ use std::{
 
 use futures::{StreamExt, future::try_join_all, stream};
 use mesh_core::{
-    change::{ChangePlan, Op, RESTARTED_AT, Verb, Wait, rollout_to},
+    change::{ChangePlan, Op, RESTARTED_AT, Verb, Wait},
     error::Classify,
+    plan::rollback::{self, Restore, RollbackPlan},
 };
 use serde_json::{Value, json};
 
@@ -35,6 +43,7 @@ use super::{
     backup::{Backup, ClusterIdentity},
     events::{Confirmation, Event, Sink},
     objects::{Deleted, FIELD_MANAGER, Objects},
+    signals,
     wait::wait_for,
 };
 use crate::ObjRef;
@@ -102,6 +111,7 @@ impl Checked {
         let mut plan = ChangePlan {
             phases: Vec::new(),
             takeover: self.plan.takeover,
+            undo_proxies: self.plan.undo_proxies,
         };
         let mut kept = Vec::new();
         for mut phase in self.plan.phases {
@@ -191,6 +201,9 @@ pub struct Execution {
     /// Objects the change touched: operations done or failed, and the one in flight when it
     /// was interrupted (it may have landed).
     pub touched: BTreeSet<ObjRef>,
+    /// Ctrl-C/SIGTERM received when the change ended ([`signals::received`]): a step after it
+    /// stops on the next one ([`signals::after`]).
+    pub signals_seen: u32,
 }
 
 impl Execution {
@@ -262,7 +275,7 @@ impl Engine {
         }
         let ops: Vec<&Op> = plan.ops().collect();
         let created_ns = plan.created_namespaces();
-        let created_crds = plan.applied_crds();
+        let created_crds = plan.crd_kinds();
         let results: Vec<Result<Verdict, Error>> = stream::iter(ops.iter().copied())
             .map(|op| self.dry_run(op, plan, &created_ns, &created_crds))
             .buffered(CONCURRENCY)
@@ -295,7 +308,7 @@ impl Engine {
         op: &Op,
         plan: &ChangePlan,
         created_ns: &BTreeSet<String>,
-        created_crds: &BTreeSet<String>,
+        created_crds: &BTreeSet<(String, String)>,
     ) -> Result<Verdict, Error> {
         let result = match op {
             Op::Apply { object } => {
@@ -322,7 +335,12 @@ impl Engine {
                     .merge_patch(target, &restart_patch(), true, "restart")
                     .await
             }
-            Op::Restore { object } => self.objects.restore(object, true).await,
+            Op::Restore { object } => {
+                return match self.objects.restore(object, true).await {
+                    Ok(_) => Ok(Verdict::Accepted(None)),
+                    Err(e) => deferred(object, &e, created_ns, created_crds).ok_or(e),
+                };
+            }
         };
         result.map(|_| Verdict::Accepted(None))
     }
@@ -332,26 +350,8 @@ impl Engine {
         object: &Value,
         plan: &ChangePlan,
         created_ns: &BTreeSet<String>,
-        created_crds: &BTreeSet<String>,
+        created_crds: &BTreeSet<(String, String)>,
     ) -> Result<Verdict, Error> {
-        let deferred = |e: &Error| -> Option<Verdict> {
-            let r = ObjRef::of(object)?;
-            let ns = r.namespace.as_deref().filter(|n| created_ns.contains(*n));
-            match e {
-                Error::Refused { code: 404, .. } if ns.is_some() => {
-                    Some(Verdict::Deferred(format!(
-                        "checked when applied: namespace `{}` is created by this plan",
-                        ns.unwrap_or_default()
-                    )))
-                }
-                Error::NotServed { kind, .. } if crd_for(created_crds, r.group(), kind) => {
-                    Some(Verdict::Deferred(format!(
-                        "checked when applied: its CRD is created by this plan ({kind})"
-                    )))
-                }
-                _ => None,
-            }
-        };
         match self.objects.apply(object, true, false).await {
             Ok(after) => Ok(Verdict::Accepted(Some(after))),
             Err(Error::Conflict {
@@ -378,7 +378,7 @@ impl Engine {
                     managers.into_iter().collect(),
                 ))
             }
-            Err(e) => deferred(&e).ok_or(e),
+            Err(e) => deferred(object, &e, created_ns, created_crds).ok_or(e),
         }
     }
 
@@ -403,43 +403,37 @@ impl Engine {
             Confirmation::No => return Err(Error::Declined.into()),
             Confirmation::NoTerminal => return Err(Error::NoTerminal.into()),
         }
+        // From here on a Ctrl-C or SIGTERM is counted, never lost: the first stops the change,
+        // the next stops its rollback, whenever each comes.
+        signals::listen();
+        let start = signals::received();
         let (backup, path) = self.take_backup(&checked.plan).await?;
         sink.event(Event::BackupWritten {
             objects: backup.objects.len(),
             path: &path,
         });
-        let created: BTreeSet<ObjRef> = backup
-            .created_objects
-            .iter()
-            .map(|c| c.object.clone())
-            .collect();
-        let mut run = Run::new(checked, path.clone(), created);
+        let mut run = Run::new(checked, backup, path.clone());
         let outcome = tokio::select! {
             r = self.run_phases(&mut run, sink) => r,
-            sig = interrupted() => Err(Error::Interrupted(sig)),
+            sig = signals::after(start) => Err(Error::Interrupted(sig)),
         };
-        let mut backup = backup;
-        backup.created_objects = backup
-            .created_objects
-            .into_iter()
-            .map(|mut c| {
-                c.uid = run.created_uids.get(&c.object).cloned();
-                c
-            })
-            .collect();
+        let stopped = signals::received();
         match outcome {
             Ok(()) => {
-                backup.complete = true;
-                if let Err(e) = backup.rewrite(&path) {
+                run.record.complete = true;
+                if let Err(e) = run.record.rewrite(&path) {
+                    // Every UID is already in the file (written as each object was created):
+                    // only the mark of completion is missing.
                     sink.event(Event::BackupNotUpdated { error: &e });
                 }
-                Ok(run.execution())
+                let mut done = run.execution();
+                done.signals_seen = stopped;
+                Ok(done)
             }
             Err(cause) => {
-                let _ = backup.rewrite(&path);
                 let execution = run.execution();
                 let error = self
-                    .after_failure(cause, &backup, &path, &execution, sink)
+                    .after_failure(cause, &mut run.record, &path, &execution, stopped, sink)
                     .await;
                 Err(Stopped {
                     error,
@@ -463,13 +457,14 @@ impl Engine {
                 None => created.push(r),
             }
         }
-        let backup = Backup::new(
+        let mut backup = Backup::new(
             identity,
             &self.opts.command,
             &self.opts.operation,
             objects,
             created,
         );
+        backup.undo_proxies.clone_from(&plan.undo_proxies);
         let path = backup.write(&self.opts.backup_dir, &self.opts.backup_name)?;
         Ok((backup, path))
     }
@@ -523,55 +518,54 @@ impl Engine {
             run.status[index] = OpStatus::Skipped(why);
             return Ok(());
         }
+        let done = |_| (OpStatus::Done, None);
+        // An apply or a restore answers with the object written: its UID, if it was created.
         let result = match op {
             Op::Apply { object } => {
                 let force = matches!(verdict, Verdict::TakesOver(..));
-                let existed = run.existed(object);
-                match self.objects.apply(object, false, force).await {
-                    Ok(after) => {
-                        if !existed
-                            && let (Some(r), Some(uid)) = (
-                                ObjRef::of(object),
-                                after.pointer("/metadata/uid").and_then(Value::as_str),
-                            )
-                        {
-                            run.created_uids.insert(r, uid.to_owned());
-                        }
-                        Ok(OpStatus::Done)
-                    }
-                    Err(e) => Err(e),
-                }
+                self.objects
+                    .apply(object, false, force)
+                    .await
+                    .map(|after| (OpStatus::Done, Some(after)))
             }
-            Op::Delete { target, uid } => {
-                match self.objects.delete(target, uid.as_deref(), false).await {
-                    Ok(Deleted::Deleted) => Ok(OpStatus::Done),
-                    Ok(Deleted::Gone) => Ok(OpStatus::Skipped("already gone".into())),
-                    Ok(Deleted::Replaced) => Ok(OpStatus::Skipped(
-                        "recreated meanwhile (another UID): left alone".into(),
-                    )),
-                    Err(e) => Err(e),
-                }
-            }
-            Op::Label { target, labels } => self
-                .objects
-                .merge_patch(target, &label_patch(labels), false, "label")
-                .await
-                .map(|_| OpStatus::Done),
-            Op::Restart { target } => self
-                .objects
-                .merge_patch(target, &restart_patch(), false, "restart")
-                .await
-                .map(|_| OpStatus::Done),
             Op::Restore { object } => self
                 .objects
                 .restore(object, false)
                 .await
-                .map(|_| OpStatus::Done),
+                .map(|after| (OpStatus::Done, Some(after))),
+            Op::Delete { target, uid } => self
+                .objects
+                .delete(target, uid.as_deref(), false)
+                .await
+                .map(|d| match d {
+                    Deleted::Deleted => (OpStatus::Done, None),
+                    Deleted::Gone => (OpStatus::Skipped("already gone".into()), None),
+                    Deleted::Replaced => (
+                        OpStatus::Skipped("recreated meanwhile (another UID): left alone".into()),
+                        None,
+                    ),
+                }),
+            Op::Label { target, labels } => self
+                .objects
+                .merge_patch(target, &label_patch(labels), false, "label")
+                .await
+                .map(done),
+            Op::Restart { target } => self
+                .objects
+                .merge_patch(target, &restart_patch(), false, "restart")
+                .await
+                .map(done),
         };
         match result {
-            Ok(s) => {
-                run.status[index] = s;
-                Ok(())
+            Ok((status, after)) => {
+                run.status[index] = status;
+                // The UID of an object this change created goes into the backup file at once:
+                // killed a moment later, the backup still says which object to remove, and a
+                // rollback removes that one and no other.
+                match (op.target(), after) {
+                    (Some(r), Some(after)) if run.record_uid(&r, &after) => run.save(),
+                    _ => Ok(()),
+                }
             }
             Err(e) => {
                 run.status[index] = OpStatus::Failed(e.to_string());
@@ -599,153 +593,250 @@ impl Engine {
     async fn after_failure(
         &self,
         cause: Error,
-        backup: &Backup,
+        backup: &mut Backup,
         path: &std::path::Path,
         execution: &Execution,
+        stopped: u32,
         sink: &mut dyn Sink,
     ) -> Error {
         let changed = execution.done().count();
-        if changed == 0 && !matches!(cause, Error::Interrupted(_) | Error::Timeout { .. }) {
-            return Error::Failed {
-                state: format!(
-                    "the change failed before changing anything: the cluster is as before ({cause})"
-                ),
-                cause: Box::new(cause),
-                backup: Some(path.to_owned()),
-                hints: Vec::new(),
+        let touched = execution.touched.clone();
+        let mut notes = Vec::new();
+        let failed = |state: String, hints: Vec<String>, cause: Error| Error::Failed {
+            state,
+            cause: Box::new(cause),
+            backup: Some(path.to_owned()),
+            hints,
+        };
+        let stopped_by = |sig: &str| {
+            format!(
+                "the change failed and the rollback was stopped by {sig}: the cluster is partly changed; restore it with `kubectl mesh upgrade rollback {}`",
+                path.display()
+            )
+        };
+        // An operation that failed without an answer (a lost connection, a 5xx, Ctrl-C while it
+        // was in flight) may have landed: what changed is found by comparing the touched objects
+        // with the backup, never assumed. A signal from here on stops that too.
+        let prepared = tokio::select! {
+            p = async {
+                if self.recover_uids(backup, execution).await
+                    && let Err(e) = backup.rewrite(path)
+                {
+                    notes.push(format!("the backup file could not be updated: {e}"));
+                }
+                self.rollback_plan(backup, Some(&touched)).await
+            } => p,
+            sig = signals::after(stopped) => return failed(stopped_by(sig), notes, cause),
+        };
+        let pending = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                return failed(
+                    format!(
+                        "the change stopped after {changed} of {} change(s) and the cluster cannot be read to check what else landed ({e}); nothing was rolled back",
+                        execution.ops.len()
+                    ),
+                    vec![format!(
+                        "once the API server answers, undo it with `kubectl mesh upgrade rollback {}`",
+                        path.display()
+                    )],
+                    cause,
+                );
+            }
+        };
+        if pending.changes.is_empty() && pending.kept().next().is_none() {
+            let when = if changed == 0 {
+                "before changing anything".to_owned()
+            } else {
+                format!("after {changed} operation(s) that left every object as it was")
             };
-        }
-        if !self.opts.rollback {
-            return Error::Failed {
-                state: format!(
-                    "the change stopped after {changed} of {} change(s); nothing was rolled back",
-                    execution.ops.len()
+            return failed(
+                format!(
+                    "the change failed {when}: the cluster is as before, checked against the backup ({cause})"
                 ),
-                hints: vec![format!(
+                notes,
+                cause,
+            );
+        }
+        let landed: Vec<String> = pending
+            .steps
+            .iter()
+            .filter(|s| !matches!(s.action, Restore::Unchanged | Restore::Gone))
+            .map(|s| s.object.to_string())
+            .collect();
+        if !self.opts.rollback {
+            return failed(
+                format!(
+                    "the change stopped after {changed} of {} change(s) ({} changed: {}); nothing was rolled back",
+                    execution.ops.len(),
+                    landed.len(),
+                    landed.join(", ")
+                ),
+                vec![format!(
                     "run the same command again to finish, or `kubectl mesh upgrade rollback {}` to undo",
                     path.display()
                 )],
-                cause: Box::new(cause),
-                backup: Some(path.to_owned()),
-            };
+                cause,
+            );
         }
         sink.event(Event::RollingBack { cause: &cause });
-        let touched = execution.touched.clone();
         let restored = tokio::select! {
-            r = self.restore_only(backup, Some(&touched), sink) => r,
-            sig = interrupted() => Err(Error::Interrupted(sig)),
+            r = self.carry_restore(&pending, sink) => Ok(r),
+            sig = signals::after(stopped) => Err(Error::Interrupted(sig)),
         };
         let state = match restored {
-            Ok(report) if report.failures.is_empty() => format!(
+            Ok(report) if report.failures.is_empty() && report.kept.is_empty() => format!(
                 "the change failed and was rolled back: the cluster is as before ({} object(s) restored, {} created object(s) removed)",
                 report.restored, report.removed
             ),
             Ok(report) => format!(
                 "the change failed and the rollback is incomplete: {}",
-                report.failures.join("; ")
+                report
+                    .failures
+                    .iter()
+                    .chain(&report.kept)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
-            Err(Error::Interrupted(sig)) => format!(
-                "the change failed and the rollback was stopped by {sig}: the cluster is partly changed; restore it with `kubectl mesh upgrade rollback {}`",
-                path.display()
-            ),
+            Err(Error::Interrupted(sig)) => stopped_by(sig),
             Err(e) => format!("the change failed and the rollback failed too: {e}"),
         };
-        Error::Failed {
-            state,
-            cause: Box::new(cause),
-            backup: Some(path.to_owned()),
-            hints: Vec::new(),
-        }
+        failed(state, notes, cause)
     }
 
-    /// Puts every object of a backup back as it was and removes what the change created (by
-    /// UID, or — without a recorded UID — only objects kubectl-mesh applied), in reverse order,
-    /// then waits for restored workloads to roll back.
+    /// For each object the change was creating when it failed (its answer never came, so its
+    /// UID is not known): if it exists now, was created after the backup was taken and carries
+    /// kubectl-mesh's apply, it is the one this change created; its UID goes into the backup.
+    /// Whether a UID was recovered.
+    async fn recover_uids(&self, backup: &mut Backup, execution: &Execution) -> bool {
+        let done: BTreeSet<&ObjRef> = execution.done().collect();
+        let taken = backup.created;
+        let mut recovered = false;
+        for c in &mut backup.created_objects {
+            if c.uid.is_some() || !execution.touched.contains(&c.object) || done.contains(&c.object)
+            {
+                continue;
+            }
+            let Ok(Some(live)) = self.objects.get(&c.object).await else {
+                continue;
+            };
+            if created_by_us_since(&live, taken) {
+                c.uid = live
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                recovered |= c.uid.is_some();
+            }
+        }
+        recovered
+    }
+
+    /// The rollback of a backup (of the objects in `only`, or all): each saved object compared
+    /// with its live state, each created object by the UID the backup recorded. The one plan
+    /// behind both the automatic rollback and `kubectl mesh upgrade rollback`.
+    pub async fn rollback_plan(
+        &self,
+        backup: &Backup,
+        only: Option<&BTreeSet<ObjRef>>,
+    ) -> Result<RollbackPlan, Error> {
+        let wanted = |r: &ObjRef| only.is_none_or(|o| o.contains(r));
+        let saved: Vec<Value> = backup
+            .objects
+            .iter()
+            .filter(|o| ObjRef::of(o).is_some_and(|r| wanted(&r)))
+            .cloned()
+            .collect();
+        let created: Vec<(ObjRef, Option<String>)> = backup
+            .created_objects
+            .iter()
+            .filter(|c| wanted(&c.object))
+            .map(|c| (c.object.clone(), c.uid.clone()))
+            .collect();
+        let refs: Vec<ObjRef> = saved
+            .iter()
+            .filter_map(ObjRef::of)
+            .chain(created.iter().map(|(r, _)| r.clone()))
+            .collect();
+        // Its CRD gone (a purge deleted it): so is the object.
+        let got = self.objects.get_all(&refs, true).await;
+        let mut live = BTreeMap::new();
+        for (r, g) in refs.into_iter().zip(got) {
+            live.insert(r, g?);
+        }
+        Ok(rollback::plan(
+            &saved,
+            &created,
+            &live,
+            &backup.undo_proxies,
+        ))
+    }
+
+    /// Puts every object of a backup back as it was and removes what the change created (only
+    /// objects whose UID the backup recorded), then waits for restored workloads to roll back.
     pub async fn restore(
         &self,
         backup: &Backup,
         sink: &mut dyn Sink,
     ) -> Result<RestoreReport, Error> {
-        self.restore_only(backup, None, sink).await
+        let plan = self.rollback_plan(backup, None).await?;
+        Ok(self.carry_restore(&plan, sink).await)
     }
 
-    /// [`Engine::restore`] of the objects in `only` (all when `None`): an automatic rollback
-    /// puts back only what the change touched, so an edit someone made meanwhile to an object
-    /// the change never reached is not reverted.
-    pub async fn restore_only(
-        &self,
-        backup: &Backup,
-        only: Option<&BTreeSet<ObjRef>>,
-        sink: &mut dyn Sink,
-    ) -> Result<RestoreReport, Error> {
-        let wanted = |r: &ObjRef| only.is_none_or(|o| o.contains(r));
-        let mut report = RestoreReport::default();
-        for c in backup
-            .created_objects
-            .iter()
-            .rev()
-            .filter(|c| wanted(&c.object))
-        {
-            sink.event(Event::Removing { object: &c.object });
-            match self.remove_created(&c.object, c.uid.as_deref()).await {
-                Ok(true) => report.removed += 1,
-                Ok(false) => {}
-                Err(e) => report
-                    .failures
-                    .push(format!("cannot remove {}: {e}", c.object)),
-            }
-        }
-        let mut waits = Vec::new();
-        for obj in backup.objects.iter().rev() {
-            let Some(r) = ObjRef::of(obj) else { continue };
-            if !wanted(&r) {
-                continue;
-            }
-            sink.event(Event::Restoring { object: &r });
-            match self.objects.restore(obj, false).await {
-                Ok(_) => {
-                    report.restored += 1;
-                    if let Some(w) = rollout_to(&r, obj) {
-                        waits.push(w);
+    /// Carries out a rollback plan without stopping at the first failure: each operation is
+    /// tried, each wait waited on, and what could not be done is reported.
+    async fn carry_restore(&self, plan: &RollbackPlan, sink: &mut dyn Sink) -> RestoreReport {
+        let mut report = RestoreReport {
+            kept: plan
+                .kept()
+                .map(|r| {
+                    format!(
+                        "{r} was left alone: created by the change, but its UID was never recorded"
+                    )
+                })
+                .collect(),
+            ..RestoreReport::default()
+        };
+        for phase in &plan.changes.phases {
+            for op in &phase.ops {
+                let Some(r) = op.target() else { continue };
+                let result = match op {
+                    Op::Delete { target, uid } => {
+                        sink.event(Event::Removing { object: &r });
+                        self.objects
+                            .delete(target, uid.as_deref(), false)
+                            .await
+                            .map(|d| {
+                                if d == Deleted::Deleted {
+                                    report.removed += 1;
+                                }
+                            })
                     }
-                }
-                Err(e) => report.failures.push(format!("cannot restore {r}: {e}")),
-            }
-        }
-        for w in waits {
-            if let Err(e) = wait_for(&self.objects, &w, self.opts.timeout).await {
-                report.failures.push(e.to_string());
-            }
-        }
-        Ok(report)
-    }
-
-    async fn remove_created(&self, r: &ObjRef, uid: Option<&str>) -> Result<bool, Error> {
-        let uid = match uid {
-            Some(u) => u.to_owned(),
-            None => {
-                let Some(live) = self.objects.get(r).await? else {
-                    return Ok(false);
+                    Op::Restore { object } => {
+                        sink.event(Event::Restoring { object: &r });
+                        self.objects
+                            .restore(object, false)
+                            .await
+                            .map(|_| report.restored += 1)
+                    }
+                    _ => Err(Error::Unexpected(format!(
+                        "a rollback does not {}",
+                        op.verb()
+                    ))),
                 };
-                if !applied_by_us(&live) {
-                    return Ok(false);
+                if let Err(e) = result {
+                    report
+                        .failures
+                        .push(format!("cannot {} {r}: {e}", op.verb()));
                 }
-                live.pointer("/metadata/uid")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
             }
-        };
-        let deleted = self.objects.delete(r, Some(&uid), false).await?;
-        if deleted != Deleted::Deleted {
-            return Ok(false);
+            for w in &phase.waits {
+                if let Err(e) = wait_for(&self.objects, w, self.opts.timeout).await {
+                    report.failures.push(e.to_string());
+                }
+            }
         }
-        let gone = Wait::Gone {
-            target: r.clone(),
-            uid: Some(uid),
-        };
-        wait_for(&self.objects, &gone, self.opts.timeout).await?;
-        Ok(true)
+        report
     }
 }
 
@@ -756,22 +847,54 @@ pub struct RestoreReport {
     pub restored: usize,
     /// Created objects removed.
     pub removed: usize,
+    /// Objects the change created that were left alone (no UID recorded), in words.
+    pub kept: Vec<String>,
     /// What could not be done.
     pub failures: Vec<String>,
 }
 
-fn applied_by_us(obj: &Value) -> bool {
-    obj.pointer("/metadata/managedFields")
+/// Whether `obj` was created at or after `since` (seconds since the epoch) by an apply of
+/// kubectl-mesh.
+fn created_by_us_since(obj: &Value, since: u64) -> bool {
+    let applied = obj
+        .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|m| m["manager"] == FIELD_MANAGER)
+        .any(|m| m["manager"] == FIELD_MANAGER && m["operation"] == "Apply");
+    let created = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .and_then(|t| u64::try_from(t.as_second()).ok());
+    applied && created.is_some_and(|c| c >= since)
 }
 
-fn crd_for(crds: &BTreeSet<String>, group: &str, kind: &str) -> bool {
-    let kind = kind.to_lowercase();
-    crds.iter()
-        .any(|c| c.ends_with(&format!(".{group}")) && c.starts_with(&kind))
+/// A dry run that cannot succeed before an earlier phase of the plan ran: the object's
+/// namespace, or the CRD that defines its kind (matched by the CRD's `spec.group` and
+/// `spec.names.kind`), is created by the plan.
+fn deferred(
+    object: &Value,
+    e: &Error,
+    created_ns: &BTreeSet<String>,
+    created_crds: &BTreeSet<(String, String)>,
+) -> Option<Verdict> {
+    let r = ObjRef::of(object)?;
+    let ns = r.namespace.as_deref().filter(|n| created_ns.contains(*n));
+    match e {
+        Error::Refused { code: 404, .. } if ns.is_some() => Some(Verdict::Deferred(format!(
+            "checked when applied: namespace `{}` is created by this plan",
+            ns.unwrap_or_default()
+        ))),
+        Error::NotServed { kind, .. }
+            if created_crds.contains(&(r.group().to_owned(), kind.clone())) =>
+        {
+            Some(Verdict::Deferred(format!(
+                "checked when applied: its CRD is created by this plan ({kind})"
+            )))
+        }
+        _ => None,
+    }
 }
 
 /// The merge patch of label changes.
@@ -798,67 +921,67 @@ fn rfc3339_seconds(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Waits for Ctrl-C or SIGTERM; returns which.
+/// Waits for a Ctrl-C or SIGTERM that comes from now on; returns which. Signals are counted
+/// from the first call on, for the rest of the process ([`signals`]).
 pub async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
-            () = term => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
+    signals::listen();
+    signals::after(signals::received()).await
 }
 
 /// Bookkeeping of one execution.
 struct Run {
     checked: Checked,
     status: Vec<OpStatus>,
-    created_uids: BTreeMap<ObjRef, String>,
-    /// Objects that did not exist when the backup was taken.
-    created: BTreeSet<ObjRef>,
-    backup: PathBuf,
+    /// The backup, as written to `path`: what existed, what the change creates and, once
+    /// created, their UIDs.
+    record: Backup,
+    path: PathBuf,
     phase: Option<usize>,
     /// The operation in flight.
     current: Option<usize>,
 }
 
 impl Run {
-    fn new(checked: Checked, backup: PathBuf, created: BTreeSet<ObjRef>) -> Self {
+    fn new(checked: Checked, record: Backup, path: PathBuf) -> Self {
         let n = checked.verdicts.len();
         Self {
             checked,
             status: vec![OpStatus::Pending; n],
-            created_uids: BTreeMap::new(),
-            created,
-            backup,
+            record,
+            path,
             phase: None,
             current: None,
         }
     }
 
-    /// Whether the object existed when the backup was taken.
-    fn existed(&self, object: &Value) -> bool {
-        ObjRef::of(object).is_some_and(|r| !self.created.contains(&r))
+    /// Records the UID of `after` if the backup lists `r` as created by the change and holds
+    /// no UID for it yet; whether it did.
+    fn record_uid(&mut self, r: &ObjRef, after: &Value) -> bool {
+        let Some(uid) = after.pointer("/metadata/uid").and_then(Value::as_str) else {
+            return false;
+        };
+        match self
+            .record
+            .created_objects
+            .iter_mut()
+            .find(|c| &c.object == r && c.uid.is_none())
+        {
+            Some(c) => {
+                c.uid = Some(uid.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes the backup file again (what it records changed).
+    fn save(&self) -> Result<(), Error> {
+        self.record.rewrite(&self.path)
     }
 
     fn execution(&self) -> Execution {
         Execution {
-            backup: self.backup.clone(),
+            backup: self.path.clone(),
             ops: self
                 .checked
                 .plan
@@ -884,6 +1007,7 @@ impl Run {
                 })
                 .filter_map(|(_, (op, _))| op.target())
                 .collect(),
+            signals_seen: 0,
             phase_of: self
                 .checked
                 .plan
@@ -951,8 +1075,5 @@ mod tests {
             restart_patch()["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
                 .is_string()
         );
-        let crds: BTreeSet<String> = ["envoyfilters.networking.istio.io".to_owned()].into();
-        assert!(crd_for(&crds, "networking.istio.io", "EnvoyFilter"));
-        assert!(!crd_for(&crds, "networking.istio.io", "Gateway"));
     }
 }

@@ -706,13 +706,13 @@ pub async fn fetch_whole(conn: &Connection, snap: &mut ClusterSnapshot) -> Resul
     Ok(())
 }
 
-/// Counts the custom resources of each CRD (one paginated metadata LIST per CRD, four at a
-/// time).
-pub async fn count_resources(
+/// The custom resources of each CRD (by CRD name), as references in the CRD's storage version
+/// with their UIDs: one concurrent, paginated metadata-only LIST per CRD.
+pub async fn list_resources(
     conn: &Connection,
     crds: &[&CrdInfo],
-) -> Result<std::collections::BTreeMap<String, usize>, Error> {
-    let counts = stream::iter(crds.iter().map(|crd| async move {
+) -> Result<std::collections::BTreeMap<String, Vec<(ObjRef, String)>>, Error> {
+    let lists = stream::iter(crds.iter().map(|crd| async move {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let version = crd
             .spec
@@ -723,23 +723,33 @@ pub async fn count_resources(
             .map(|v| v.name.clone())
             .unwrap_or_default();
         let api_version = format!("{}/{version}", crd.spec.group);
-        let api = dynamic_api(
-            conn,
-            &api_version,
-            &crd.spec.names.kind,
-            &crd.spec.names.plural,
-        );
-        let n = list_meta(api, "").await.map(|items| items.len());
-        (name, api_version, crd.spec.names.kind.clone(), n)
+        let kind = crd.spec.names.kind.clone();
+        let api = dynamic_api(conn, &api_version, &kind, &crd.spec.names.plural);
+        let items = list_meta(api, "").await.map(|items| {
+            items
+                .into_iter()
+                .map(|m| {
+                    let r = ObjRef::new(
+                        &api_version,
+                        &kind,
+                        m.namespace.as_deref(),
+                        m.name.as_deref().unwrap_or_default(),
+                    );
+                    (r, m.uid.unwrap_or_default())
+                })
+                .collect::<Vec<_>>()
+        });
+        (name, api_version, kind, items)
     }))
     .buffered(4)
     .collect::<Vec<_>>()
     .await;
-    counts
+    lists
         .into_iter()
-        .map(|(name, a, k, n)| {
-            n.map(|n| (name, n))
-                .map_err(|e| conn.error("count", &ObjRef::new(&a, &k, None, ""), e))
+        .map(|(name, a, k, items)| {
+            items
+                .map(|items| (name, items))
+                .map_err(|e| conn.error("list", &ObjRef::new(&a, &k, None, ""), e))
         })
         .collect()
 }

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod objects;
 pub mod proto;
 pub mod retry;
+pub mod signals;
 pub mod wait;
 
 pub use connect::{ConnectOptions, Connection, connect, load_kubeconfig};
@@ -20,8 +21,8 @@ pub use engine::{Checked, Engine, EngineOptions, Execution, OpStatus, Stopped};
 pub use error::{Error, FieldConflict};
 pub use events::{Confirmation, Event, Sink};
 pub use fetch::{
-    FetchOptions, LabelledKind, PAGE, count_resources, fetch, fetch_whole, list_all, list_labelled,
-    list_namespaces, list_pods, namespace_kept, webhook_configurations,
+    FetchOptions, LabelledKind, PAGE, fetch, fetch_whole, list_all, list_labelled, list_namespaces,
+    list_pods, list_resources, namespace_kept, webhook_configurations,
 };
 
 use crate::{

@@ -25,6 +25,11 @@ pub const GETS_IN_FLIGHT: usize = 8;
 /// Field manager of every change kubectl-mesh makes.
 pub const FIELD_MANAGER: &str = "kubectl-mesh";
 
+/// How often, and how many times, a restore looks again at an object still being deleted
+/// before it creates it again (two minutes in all: a CRD's cleanup of its resources).
+const TERMINATING_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+const TERMINATING_POLLS: u32 = 240;
+
 /// What a delete found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
@@ -111,9 +116,19 @@ impl Objects {
     /// Gets an object; `None` when it does not exist.
     pub async fn get(&self, r: &ObjRef) -> Result<Option<Value>, Error> {
         let api = self.api(r).await?;
-        let got = retry(|| api.get_opt(&r.name))
-            .await
-            .map_err(|e| self.err("read", r, e))?;
+        let got = match retry(|| api.get_opt(&r.name)).await {
+            Ok(got) => got,
+            // A 404 that is not an object's: the kind stopped being served (its CRD was
+            // deleted since discovery). Forget it, so it is discovered again when it is back.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                self.kinds.lock().await.remove(&gvk(r));
+                return Err(Error::NotServed {
+                    api_version: r.api_version.clone(),
+                    kind: r.kind.clone(),
+                });
+            }
+            Err(e) => return Err(self.err("read", r, e)),
+        };
         Ok(got.map(|o| to_value(o, r)))
     }
 
@@ -202,13 +217,31 @@ impl Objects {
     }
 
     /// Makes a live object equal to `obj` (a PUT over its current resourceVersion), or creates
-    /// it when it is gone. Used to restore backups.
+    /// it when it is gone — once it is gone, if it is being deleted. Used to restore backups.
     pub async fn restore(&self, obj: &Value, dry_run: bool) -> Result<Value, Error> {
         let r = ObjRef::of(obj)
             .ok_or_else(|| Error::Unexpected("object without apiVersion, kind or name".into()))?;
         let api = self.api(&r).await?;
-        for _ in 0..5 {
-            let Some(live) = self.get(&r).await? else {
+        let mut conflicts = 0;
+        let mut terminating = 0;
+        while conflicts < 5 {
+            let live = self.get(&r).await?;
+            if live
+                .as_ref()
+                .is_some_and(|l| l.pointer("/metadata/deletionTimestamp").is_some())
+            {
+                // Being deleted (a change stopped right after deleting it): it can only come
+                // back once it is gone.
+                terminating += 1;
+                if dry_run || terminating > TERMINATING_POLLS {
+                    return Err(Error::Unexpected(format!(
+                        "{r} is still being deleted and cannot be put back yet"
+                    )));
+                }
+                tokio::time::sleep(TERMINATING_POLL).await;
+                continue;
+            }
+            let Some(live) = live else {
                 let typed: DynamicObject = serde_json::from_value(obj.clone())
                     .map_err(|e| Error::Unexpected(e.to_string()))?;
                 let pp = PostParams {
@@ -217,7 +250,10 @@ impl Objects {
                 };
                 match retry(|| api.create(&pp, &typed)).await {
                     Ok(o) => return Ok(to_value(o, &r)),
-                    Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        conflicts += 1;
+                        continue;
+                    }
                     Err(e) => return Err(self.err("create", &r, e)),
                 }
             };
@@ -239,7 +275,7 @@ impl Objects {
             match retry(|| api.replace(&r.name, &pp, &typed)).await {
                 Ok(o) => return Ok(to_value(o, &r)),
                 // Changed meanwhile (a controller wrote its status): read it again.
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => conflicts += 1,
                 Err(e) => return Err(self.err("restore", &r, e)),
             }
         }

@@ -251,6 +251,13 @@ fn field_header(buf: &[u8]) -> Result<Option<(u64, u64, usize, usize)>, Malforme
     Ok(Some((key >> 3, key & 7, buf.len() - f.buf.len(), len)))
 }
 
+/// Where a field ends: its header's length plus its value's, which a malformed answer may
+/// declare too long to add up (an error, never an overflow).
+fn field_end(head: usize, len: usize) -> Result<usize, Malformed> {
+    head.checked_add(len)
+        .ok_or(Malformed("a field's length runs past any answer"))
+}
+
 impl<T> ListDecoder<T> {
     fn new(
         list_kind: &'static str,
@@ -303,13 +310,14 @@ impl<T> ListDecoder<T> {
                     let Some((n, wire, head, len)) = field_header(rest)? else {
                         return Ok(at);
                     };
-                    if head + len > left {
+                    let end = field_end(head, len)?;
+                    if end > left {
                         return Err(Malformed("field runs past the end of its message"));
                     }
-                    if rest.len() < head + len {
+                    if rest.len() < end {
                         return Ok(at);
                     }
-                    let value = &rest[head..head + len];
+                    let value = &rest[head..end];
                     match (n, wire) {
                         (1, 2) => each_field(value, |n, v| {
                             if n == 3 {
@@ -328,8 +336,8 @@ impl<T> ListDecoder<T> {
                         }
                         _ => {}
                     }
-                    at += head + len;
-                    self.at = At::List(left - head - len);
+                    at += end;
+                    self.at = At::List(left - end);
                 }
                 At::Envelope => {
                     let Some((n, wire, head, len)) = field_header(rest)? else {
@@ -342,10 +350,11 @@ impl<T> ListDecoder<T> {
                         self.at = At::List(len);
                         continue;
                     }
-                    if rest.len() < head + len {
+                    let end = field_end(head, len)?;
+                    if rest.len() < end {
                         return Ok(at);
                     }
-                    let value = &rest[head..head + len];
+                    let value = &rest[head..end];
                     match (n, wire) {
                         (1, 2) => each_field(value, |n, v| {
                             if n == 2 {
@@ -361,7 +370,7 @@ impl<T> ListDecoder<T> {
                     if self.kind.as_deref().is_some_and(|k| k != self.list_kind) {
                         return Err(Malformed("the answer is not the list asked for"));
                     }
-                    at += head + len;
+                    at += end;
                 }
             }
         }
@@ -767,6 +776,109 @@ pub(crate) mod tests {
         assert!(pod_list(&[MAGIC, &[0xff; 11][..]].concat()).is_err());
         let compressed = [MAGIC, &Msg::default().str(3, "gzip").0[..]].concat();
         assert!(pod_list(&compressed).is_err());
+    }
+
+    /// A field header declaring a length of 2^64 - 1 bytes.
+    fn huge_field(n: u64) -> Vec<u8> {
+        let mut m = Msg::default();
+        m.key(n, 2);
+        m.varint(u64::MAX);
+        m.0
+    }
+
+    #[test]
+    fn a_length_that_overflows_is_an_error() {
+        // Inside the list: an item whose length does not fit in memory.
+        let list = [
+            MAGIC,
+            &Msg::default().msg(1, Msg::default().str(2, "PodList")).0[..],
+        ]
+        .concat();
+        let mut inside = Msg::default();
+        inside.key(2, 2);
+        let item = huge_field(2);
+        inside.varint(item.len() as u64);
+        let body = [&list[..], &inside.0, &item].concat();
+        assert_eq!(
+            pod_list(&body),
+            Err(Malformed("a field's length runs past any answer"))
+        );
+        // In the envelope: its type field declared as long.
+        let body = [MAGIC, &huge_field(1)[..]].concat();
+        assert_eq!(
+            pod_list(&body),
+            Err(Malformed("a field's length runs past any answer"))
+        );
+        // A length that fits but runs past the list.
+        let mut short = Msg::default();
+        short.key(2, 2);
+        short.varint(3);
+        let mut body = [&list[..], &short.0].concat();
+        body.extend_from_slice(&Msg::default().str(1, "much longer than three").0);
+        assert!(pod_list(&body).is_err());
+        // A Status whose message is declared longer than the answer.
+        let status_body = [MAGIC, &huge_field(2)[..]].concat();
+        assert!(status(&status_body).is_err());
+    }
+
+    proptest::proptest! {
+        /// A real list answer with bytes overwritten, a varint made huge, or cut: decoding it,
+        /// whole or in two parts, is an answer or an error — never a panic.
+        #[test]
+        fn a_corrupted_list_is_an_error_or_a_list_never_a_panic(
+            n in 0usize..4,
+            edits in proptest::collection::vec((0usize..4096, 0u8..=255), 1..6),
+            huge_at in proptest::option::of(0usize..4096),
+            cut in proptest::option::of(0usize..4096),
+            split in 0usize..4096,
+        ) {
+            let mut body = list_of(n);
+            for (at, byte) in edits {
+                let i = at % body.len();
+                body[i] = byte;
+            }
+            if let Some(at) = huge_at {
+                let i = at % body.len();
+                let mut v = Msg::default();
+                v.varint(u64::MAX - 1);
+                body.splice(i..i, v.0);
+            }
+            if let Some(c) = cut {
+                body.truncate(c % (body.len() + 1));
+            }
+            let _ = pod_list(&body);
+            let mut d = ListDecoder::pods();
+            let at = split % (body.len() + 1);
+            if d.feed(&body[..at]).is_ok() && d.feed(&body[at..]).is_ok() {
+                let _ = d.finish();
+            }
+            let _ = status(&body);
+        }
+
+        /// A real list answer whose `k`-th pod declares a length of its own choosing (from 0
+        /// to 2^64 - 1): an answer or an error, never a panic.
+        #[test]
+        fn a_list_with_a_false_length_is_an_error_or_a_list_never_a_panic(
+            n in 1usize..4,
+            k in 0usize..4,
+            declared in proptest::prop_oneof![
+                proptest::prelude::any::<u64>(),
+                (u64::MAX - 64)..=u64::MAX,
+                0u64..2048,
+            ],
+        ) {
+            let mut list = Msg::default().msg(1, Msg::default().str(2, "99"));
+            for i in 0..n {
+                let pod = injected_pod().0;
+                list.key(2, 2);
+                list.varint(if i == k % n { declared } else { pod.len() as u64 });
+                list.0.extend_from_slice(&pod);
+            }
+            let body = envelope("PodList", list);
+            let decoded = pod_list(&body);
+            let true_len = injected_pod().0.len() as u64;
+            proptest::prop_assert!(decoded.is_err() || declared <= true_len + 64);
+        }
     }
 
     /// A list of `n` pods of two kinds, as the apiserver would send it.

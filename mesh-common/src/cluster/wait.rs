@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::{
+    api::discovery::v1::EndpointSlice, apimachinery::pkg::apis::meta::v1::LabelSelector,
+};
 use kube::{Api, api::ListParams};
 use mesh_core::{
     ambient::waypoint_revision,
     change::{Expected, Wait},
     inventory::injected_revision,
+    selector,
     snapshot::{PodInfo, PodObject},
     version::image_version,
 };
@@ -211,19 +214,24 @@ pub fn runs_expected(pod: &PodInfo, expect: &Expected) -> Option<String> {
     None
 }
 
-/// The pods a workload selects (by its `spec.selector.matchLabels`), each with whether it is
-/// being deleted.
+/// The pods a workload selects — by its whole `spec.selector`, `matchLabels` and
+/// `matchExpressions` alike — each with whether it is being deleted. The LIST asks the server
+/// for `matchLabels`; the expressions are evaluated here on what it returns.
 async fn pods_of(objects: &Objects, r: &ObjRef, w: &Value) -> Result<Vec<(PodInfo, bool)>, Error> {
-    let selector: Vec<String> = w
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
+    let selector: LabelSelector = w
+        .pointer("/spec/selector")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .ok_or_else(|| Error::Unexpected(format!("{r} has no label selector")))?;
+    let server_side: Vec<String> = selector
+        .match_labels
+        .iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let ns = r.namespace.clone().unwrap_or_default();
     let api: Api<PodObject> = Api::namespaced(objects.connection().client.clone(), &ns);
-    let pods = list_all(api, ListParams::default().labels(&selector.join(",")))
+    let pods = list_all(api, ListParams::default().labels(&server_side.join(",")))
         .await
         .map_err(|e| objects.connection().error("list pods of", r, e))?;
     Ok(pods
@@ -232,6 +240,7 @@ async fn pods_of(objects: &Objects, r: &ObjRef, w: &Value) -> Result<Vec<(PodInf
             let deleting = p.metadata.deletion_timestamp.is_some();
             (PodInfo::from(p), deleting)
         })
+        .filter(|(p, _)| selector::matches(Some(&selector), p.labels()))
         .collect())
 }
 

@@ -189,6 +189,10 @@ pub struct Restart {
     pub current: BTreeMap<String, usize>,
     /// What its pods must run after the restart.
     pub expected: ExpectedProxy,
+    /// What its pods get again if the change is rolled back: the proxy its namespace's labels
+    /// select before the change (unknown when they select none, or several).
+    #[serde(skip)]
+    pub undo: Option<ExpectedProxy>,
 }
 
 /// A pod needing a new proxy that no workload restart replaces (bare pod, Job pod): it must be
@@ -257,6 +261,11 @@ impl DataplanePlan {
             labels: r.labels.clone(),
         }));
         plan.push(labels);
+        plan.undo_proxies = self
+            .restart
+            .iter()
+            .filter_map(|r| Some((r.workload.clone(), r.undo.clone()?)))
+            .collect();
         plan.push(ambient::phase(&self.waypoints));
         let n = self.batches();
         for (i, chunk) in self.restart.chunks(self.batch.max(1)).enumerate() {
@@ -314,21 +323,22 @@ pub fn plan(
         _ => Vec::new(),
     };
     let mut planner = Planner::new(snap, inv, target, req.batch);
-    let mut ns_after = BTreeMap::new();
+    let mut ns_labels = BTreeMap::new();
     for ns in scope {
         let relabel_to = req
             .to_revision
             .as_deref()
             .filter(|_| in_mesh(ns) || (!req.all && !is_ambient(labels(&ns.metadata))));
-        ns_after.insert(name(&ns.metadata), planner.namespace(ns, relabel_to));
+        let after = planner.namespace(ns, relabel_to);
+        ns_labels.insert(name(&ns.metadata), (labels(&ns.metadata), after));
     }
     for pod in snap
         .pods
         .iter()
         .filter(|p| !p.is_finished() && !is_waypoint_pod(p))
     {
-        if let Some(ns_labels) = ns_after.get(pod.namespace()) {
-            planner.pod(pod, ns_labels);
+        if let Some((before, after)) = ns_labels.get(pod.namespace()) {
+            planner.pod(pod, after, before);
         }
     }
     let mut out = planner.finish();
@@ -505,6 +515,8 @@ struct Tally {
     stale: BTreeMap<String, usize>,
     /// What the first stale pod would get.
     expected: Option<ExpectedProxy>,
+    /// What the first stale pod would get again after a rollback.
+    undo: Option<ExpectedProxy>,
 }
 
 /// One pass over the namespaces and pods in scope.
@@ -566,7 +578,14 @@ impl<'a> Planner<'a> {
         after
     }
 
-    fn pod(&mut self, pod: &PodInfo, ns_labels: &BTreeMap<String, String>) {
+    /// Judges a pod under its namespace's labels after the change (`ns_labels`); `before` are
+    /// the labels a rollback puts back.
+    fn pod(
+        &mut self,
+        pod: &PodInfo,
+        ns_labels: &BTreeMap<String, String>,
+        before: &BTreeMap<String, String>,
+    ) {
         let pod_name = format!("{}/{}", pod.namespace(), pod.name());
         match (self.verdict(pod, ns_labels), owner(pod)) {
             (Verdict::OptedOut, _) => self.out.opted_out += 1,
@@ -585,7 +604,15 @@ impl<'a> Planner<'a> {
                 });
             }
             (_, Owner::Manual(_)) => {}
-            (verdict, Owner::Workload(w)) => add(self.tally(w), verdict),
+            (verdict, Owner::Workload(w)) => {
+                let stale = matches!(verdict, Verdict::Stale { .. });
+                let undo = self.expected(pod, before).ok();
+                let t = self.tally(w);
+                if stale && t.undo.is_none() {
+                    t.undo = undo;
+                }
+                add(t, verdict);
+            }
         }
     }
 
@@ -661,6 +688,7 @@ impl<'a> Planner<'a> {
                     pods: t.stale.values().sum(),
                     current: t.stale,
                     expected,
+                    undo: t.undo,
                 }),
                 None if t.proxied => self.out.current += 1,
                 None => self.out.without_proxy += 1,
@@ -777,7 +805,16 @@ mod tests {
                 pods: 2,
                 current: BTreeMap::from([("default 1.29.6".to_owned(), 2)]),
                 expected: proxy("1-30-3", "1.30.3"),
+                undo: Some(proxy("default", "1.29.6")),
             }]
+        );
+        assert_eq!(
+            p.changes().undo_proxies,
+            [(
+                deploy("shop", "Deployment", "web"),
+                proxy("default", "1.29.6")
+            )],
+            "a rollback waits for the proxy the old labels select"
         );
         assert_eq!((p.opted_out, p.current, p.without_proxy), (1, 0, 0));
         assert!(p.manual.is_empty() && p.stuck.is_empty());

@@ -3,11 +3,11 @@
 //! Pure: the saved objects, the created ones (with their UIDs when known) and the live state of
 //! each go in; what differs comes out as a plan of changes — first the created objects are
 //! removed (webhook configurations before anything else, so none is left calling a workload
-//! that is gone), then the saved objects are put back in the reverse of the order they were
-//! changed in — except the objects whose labels choose the proxy pods get (Namespaces, waypoint
-//! Gateways), which go first, so a workload restored (and so restarted) is injected by the
-//! revision its namespace selected before — each workload waited on until it runs its saved
-//! template again.
+//! that is gone), then saved CRDs (waited on until established) and namespaces are put back,
+//! then the other saved objects in the reverse of the order they were changed in — waypoint
+//! Gateways first (their labels, like a namespace's, choose the proxy pods get, so a workload
+//! restored, and so restarted, is injected by the revision it had before), custom resources of a
+//! purged CRD included — each workload waited on until it runs its saved template again.
 
 use std::collections::BTreeMap;
 
@@ -16,12 +16,12 @@ use serde_json::Value;
 
 use crate::{
     ObjRef,
-    change::{ChangePlan, Op, Phase, Wait, rollout_to},
+    change::{ChangePlan, ExpectedProxy, Op, Phase, Wait, rollout_to},
     plan::upgrade::diff,
 };
 
 /// What happens to one saved or created object (`restore`, `recreate`, `unchanged`, `delete`,
-/// `gone` in reports).
+/// `gone`, `kept` in reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restore {
@@ -35,6 +35,10 @@ pub enum Restore {
     Delete,
     /// Created by the change and gone (or recreated by someone else): left alone.
     Gone,
+    /// Listed as created by the change and there, but the backup holds no UID for it (the
+    /// change was killed between creating it and recording it): nothing proves it is the
+    /// change's, so it is left alone.
+    Kept,
 }
 
 impl Restore {
@@ -46,6 +50,7 @@ impl Restore {
             Self::Unchanged => "unchanged",
             Self::Delete => "delete",
             Self::Gone => "gone",
+            Self::Kept => "kept",
         }
     }
 }
@@ -69,21 +74,46 @@ pub struct RollbackPlan {
     pub changes: ChangePlan,
 }
 
+impl RollbackPlan {
+    /// Objects listed as created by the change that are left alone ([`Restore::Kept`]).
+    pub fn kept(&self) -> impl Iterator<Item = &ObjRef> {
+        self.steps
+            .iter()
+            .filter(|s| s.action == Restore::Kept)
+            .map(|s| &s.object)
+    }
+}
+
+/// Gateways (a waypoint's labels pick its revision) before the other objects of a phase.
+fn labels_first(obj: &Value) -> u8 {
+    u8::from(obj.get("kind").and_then(Value::as_str) != Some("Gateway"))
+}
+
+fn with_proxy(wait: Wait, proxy: Option<&ExpectedProxy>) -> Wait {
+    match (wait, proxy) {
+        (Wait::Rollout { target, mut expect }, Some(p)) => {
+            expect.proxy = Some(p.clone());
+            Wait::Rollout { target, expect }
+        }
+        (w, _) => w,
+    }
+}
+
 fn webhook_first(r: &ObjRef) -> u8 {
     u8::from(!r.kind.ends_with("WebhookConfiguration"))
 }
 
-/// Namespaces and Gateways (their labels pick a revision) before anything else.
-fn labels_first(obj: &Value) -> u8 {
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    u8::from(!matches!(kind, "Namespace" | "Gateway"))
-}
-
-/// Plans the rollback of `saved` objects and `created` ones against the `live` state.
+/// Plans the rollback of `saved` objects and `created` ones against the `live` state. A created
+/// object is deleted only if the backup recorded its UID and the live object still has it.
+///
+/// A restored workload is waited on until it runs its saved template again and, when `proxies`
+/// names the proxy its pods get back (a data-plane change: the revision its restored namespace
+/// selects), until its ready pods run that proxy.
 pub fn plan(
     saved: &[Value],
     created: &[(ObjRef, Option<String>)],
     live: &BTreeMap<ObjRef, Option<Value>>,
+    proxies: &[(ObjRef, ExpectedProxy)],
 ) -> RollbackPlan {
     let mut steps = Vec::new();
     let mut remove = Phase::new("remove what the change created");
@@ -94,8 +124,16 @@ pub fn plan(
         let live_uid = now
             .and_then(|o| o.pointer("/metadata/uid"))
             .and_then(Value::as_str);
-        let ours = uid.as_deref().is_none_or(|u| Some(u) == live_uid);
-        if now.is_none() || !ours {
+        if now.is_some() && uid.is_none() {
+            // Killed between creating it and recording its UID, or never created and made by
+            // someone else since: which one cannot be told, so it is not deleted.
+            steps.push(Step {
+                object: r.clone(),
+                action: Restore::Kept,
+            });
+            continue;
+        }
+        if now.is_none() || uid.as_deref() != live_uid {
             steps.push(Step {
                 object: r.clone(),
                 action: Restore::Gone,
@@ -116,12 +154,18 @@ pub fn plan(
             action: Restore::Delete,
         });
     }
+    // What other objects live in goes back first: CRDs (each waited on until established, so
+    // their custom resources can be created again) and namespaces (so a workload comes back
+    // under the labels that decide which revision injects it).
+    let mut first = Phase::new("restore CRDs and namespaces");
     let mut restore = Phase::new("restore saved objects");
     let mut saved: Vec<&Value> = saved.iter().rev().collect();
     saved.sort_by_key(|o| labels_first(o));
     for obj in saved {
         let Some(r) = ObjRef::of(obj) else { continue };
         let state = match live.get(&r).and_then(Option::as_ref) {
+            // Being deleted: it will be gone, and is created again once it is.
+            Some(l) if l.pointer("/metadata/deletionTimestamp").is_some() => Restore::Recreate,
             None => Restore::Recreate,
             Some(l) if diff::same(l, obj) => Restore::Unchanged,
             Some(_) => Restore::Restore,
@@ -133,13 +177,27 @@ pub fn plan(
         if state == Restore::Unchanged {
             continue;
         }
-        restore.ops.push(Op::Restore {
+        let phase = match (r.kind.as_str(), r.group()) {
+            ("CustomResourceDefinition", "apiextensions.k8s.io") => {
+                first.waits.push(Wait::Established {
+                    crd: r.name.clone(),
+                });
+                &mut first
+            }
+            ("Namespace", "") => &mut first,
+            _ => &mut restore,
+        };
+        phase.ops.push(Op::Restore {
             object: obj.clone(),
         });
-        restore.waits.extend(rollout_to(&r, obj));
+        let proxy = proxies.iter().find(|(w, _)| *w == r).map(|(_, p)| p);
+        phase
+            .waits
+            .extend(rollout_to(&r, obj).map(|w| with_proxy(w, proxy)));
     }
     let mut changes = ChangePlan::default();
     changes.push(remove);
+    changes.push(first);
     changes.push(restore);
     RollbackPlan { steps, changes }
 }
@@ -183,7 +241,7 @@ mod tests {
             (new_wh.clone(), Some("u1".to_owned())),
             (recreated.clone(), Some("u-old".to_owned())),
         ];
-        let p = plan(&[old.clone(), cm], &created, &live);
+        let p = plan(&[old.clone(), cm], &created, &live, &[]);
         let names: Vec<&str> = p.changes.phases.iter().map(|x| x.name.as_str()).collect();
         assert_eq!(
             names,
@@ -252,15 +310,108 @@ mod tests {
                 (ObjRef::of(o).unwrap(), Some(changed))
             })
             .collect();
-        let p = plan(&[ns.clone(), gw.clone(), web.clone()], &[], &live);
-        assert_eq!(p.changes.phases.len(), 1, "nothing to remove");
-        let kinds: Vec<String> = p.changes.phases[0]
-            .ops
-            .iter()
+        let p = plan(&[ns.clone(), gw.clone(), web.clone()], &[], &live, &[]);
+        let kinds: Vec<String> = p
+            .changes
+            .ops()
             .filter_map(Op::target)
             .map(|r| r.kind)
             .collect();
-        assert_eq!(kinds, ["Gateway", "Namespace", "Deployment"]);
+        assert_eq!(kinds, ["Namespace", "Gateway", "Deployment"]);
+    }
+
+    #[test]
+    fn a_created_object_without_a_recorded_uid_is_never_deleted() {
+        // The backup of a change killed before it recorded the UID: the live object of that
+        // name may be someone else's.
+        let wh = ObjRef::of(&mwc("istio-sidecar-injector-1-30-3", "theirs")).unwrap();
+        let live = [(
+            wh.clone(),
+            Some(mwc("istio-sidecar-injector-1-30-3", "theirs")),
+        )]
+        .into_iter()
+        .collect();
+        let p = plan(&[], &[(wh.clone(), None)], &live, &[]);
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+        assert_eq!(p.kept().collect::<Vec<_>>(), [&wh]);
+        assert_eq!(p.steps[0].action, Restore::Kept);
+        // Gone, or recreated under another UID: nothing to remove either.
+        let gone = [(wh.clone(), None)].into_iter().collect();
+        let p = plan(&[], &[(wh.clone(), None)], &gone, &[]);
+        assert_eq!(
+            (p.steps[0].action, p.changes.is_empty()),
+            (Restore::Gone, true)
+        );
+    }
+
+    #[test]
+    fn crds_and_namespaces_come_back_before_what_lives_in_them() {
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "virtualservices.networking.istio.io"}});
+        let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "web", "namespace": "shop"}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "labels": {"istio.io/rev": "1-29-6"}}});
+        let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}});
+        // Saved in the order the changes ran: the namespace relabelled before the restart, the
+        // resources deleted before their CRD.
+        let saved = [ns.clone(), web.clone(), vs.clone(), crd.clone()];
+        let live = BTreeMap::new();
+        let proxy = ExpectedProxy {
+            revision: "1-29-6".into(),
+            version: None,
+        };
+        let p = plan(
+            &saved,
+            &[],
+            &live,
+            &[(ObjRef::of(&web).unwrap(), proxy.clone())],
+        );
+        let phases: Vec<(&str, Vec<String>)> = p
+            .changes
+            .phases
+            .iter()
+            .map(|ph| {
+                (
+                    ph.name.as_str(),
+                    ph.ops
+                        .iter()
+                        .filter_map(Op::target)
+                        .map(|r| r.kind)
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                (
+                    "restore CRDs and namespaces",
+                    vec![
+                        "CustomResourceDefinition".to_owned(),
+                        "Namespace".to_owned()
+                    ]
+                ),
+                (
+                    "restore saved objects",
+                    vec!["VirtualService".to_owned(), "Deployment".to_owned()]
+                ),
+            ]
+        );
+        assert_eq!(
+            p.changes.phases[0].waits,
+            [Wait::Established {
+                crd: "virtualservices.networking.istio.io".into()
+            }]
+        );
+        assert!(
+            matches!(&p.changes.phases[1].waits[..], [Wait::Rollout { expect, .. }]
+                if expect.proxy.as_ref() == Some(&proxy) && expect.images["web"] == "web:1"),
+            "the workload is waited on until it runs the proxy its namespace selects again: {:?}",
+            p.changes.phases[1].waits
+        );
     }
 
     #[test]
@@ -268,7 +419,7 @@ mod tests {
         let old = deploy("pilot:1.29.6");
         let d = ObjRef::of(&old).unwrap();
         let live = [(d.clone(), None)].into_iter().collect();
-        let p = plan(&[old], &[], &live);
+        let p = plan(&[old], &[], &live, &[]);
         assert_eq!(p.steps[0].action, Restore::Recreate);
         assert!(matches!(p.changes.phases[0].ops[0], Op::Restore { .. }));
     }

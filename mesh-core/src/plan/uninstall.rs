@@ -227,6 +227,9 @@ pub struct Input<'a> {
     pub listed: &'a [Candidate],
     /// Number of custom resources per Istio CRD name, where counted.
     pub crd_counts: &'a BTreeMap<String, usize>,
+    /// The custom resources of the Istio CRDs, with their UIDs, where listed: a purge with
+    /// `--include-crds` deletes them (backed up) before their CRDs.
+    pub resources: &'a [(ObjRef, String)],
 }
 
 /// The phases of deletion, in order.
@@ -371,6 +374,10 @@ pub struct UninstallPlan {
     pub crds: Vec<CrdUse>,
     /// `--force` was given.
     pub force: bool,
+    /// Custom resources deleted (each backed up first) before the CRDs that define them, with
+    /// their UIDs; counted per kind in `crds`.
+    #[serde(skip)]
+    pub resources: Vec<(ObjRef, String)>,
     /// Sources a complete plan reads that could not be read: what uses the revision was found
     /// in the rest, but the plan cannot be carried out (only a refusal is reported with them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -404,7 +411,9 @@ impl UninstallPlan {
 
     /// The deletions as a plan of changes: one phase per [`Phase`] in order, each followed by a
     /// wait until its objects are gone (followed by UID). Webhooks go first, so whatever fails
-    /// later, no webhook is left calling a Service that no longer exists.
+    /// later, no webhook is left calling a Service that no longer exists. The custom resources
+    /// of CRDs to delete go one by one just before them, so each is in the backup and a
+    /// rollback puts it back.
     pub fn changes(&self) -> ChangePlan {
         let mut plan = ChangePlan::default();
         for phase in [
@@ -413,6 +422,20 @@ impl UninstallPlan {
             Phase::Config,
             Phase::Crds,
         ] {
+            if phase == Phase::Crds {
+                let mut p = change::Phase::new("Istio resources");
+                for (r, uid) in &self.resources {
+                    p.ops.push(Op::Delete {
+                        target: r.clone(),
+                        uid: Some(uid.clone()),
+                    });
+                    p.waits.push(Wait::Gone {
+                        target: r.clone(),
+                        uid: Some(uid.clone()),
+                    });
+                }
+                plan.push(p);
+            }
             let mut p = change::Phase::new(phase.describe());
             for s in self.steps.iter().filter(|s| s.phase == phase) {
                 p.ops.push(Op::Delete {
@@ -492,6 +515,10 @@ pub fn plan(input: &Input<'_>, req: &Request) -> Result<UninstallPlan, Uninstall
         steps: sel.steps,
         blockers,
         warnings,
+        resources: match req.target {
+            Target::Purge { include_crds: true } => input.resources.to_vec(),
+            _ => Vec::new(),
+        },
         crds,
         force: req.force,
         unread: COMPLETE

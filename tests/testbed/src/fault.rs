@@ -93,6 +93,10 @@ pub enum Action {
     Delay(Duration),
     /// Close the client connection without answering.
     Drop,
+    /// Forward, let the apiserver carry the request out, then close the client connection
+    /// without passing its answer on: a change that landed although the client saw only a
+    /// broken connection. The record keeps the status the apiserver answered with.
+    LoseAnswer,
     /// Never answer; the connection is closed when the proxy stops (or the client gives up).
     Hang,
     /// Forward with `Accept: application/json`, as through a server or proxy that offers no
@@ -146,6 +150,11 @@ impl Rule {
     /// Close the connection on matching requests ([`Action::Drop`]).
     pub fn close() -> Self {
         Self::new(Action::Drop)
+    }
+
+    /// Carry matching requests out but lose their answers ([`Action::LoseAnswer`]).
+    pub fn lose_answer() -> Self {
+        Self::new(Action::LoseAnswer)
     }
 
     /// Never answer matching requests ([`Action::Hang`]).
@@ -682,6 +691,12 @@ async fn handle(
             Ok(response)
         }
         Some(Action::Drop) => Err(DropConnection),
+        Some(Action::LoseAnswer) => {
+            let response = forward(req, &ctx, &slot, id).await;
+            // The whole answer is read, so the apiserver is done with the request.
+            let _ = response.into_body().collect().await;
+            Err(DropConnection)
+        }
         Some(Action::Hang) => std::future::pending().await,
         Some(Action::Delay(delay)) => {
             tokio::time::sleep(delay).await;

@@ -359,8 +359,13 @@ fn crd_warning(crds: &[CrdUse], include: bool) -> Option<String> {
         } else {
             format!(": {}", kinds.join(", "))
         };
+        let backed_up = if total.is_some() {
+            "; each resource is backed up and deleted before its CRD, so `kubectl mesh upgrade rollback BACKUP` brings them all back"
+        } else {
+            ""
+        };
         format!(
-            "--include-crds deletes the {} Istio CRDs and with them every Istio resource in the cluster ({count}){detail}",
+            "--include-crds deletes the {} Istio CRDs and with them every Istio resource in the cluster ({count}){detail}{backed_up}",
             crds.len()
         )
     } else {

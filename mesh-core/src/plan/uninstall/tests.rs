@@ -295,6 +295,7 @@ impl World {
             inventory: &inv,
             listed: &self.listed,
             crd_counts: counts,
+            resources: &[],
         };
         plan(&input, &Request { target, force })
     }
