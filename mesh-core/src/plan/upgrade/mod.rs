@@ -675,6 +675,64 @@ pub struct ObjectPlan {
     pub reason: Option<String>,
 }
 
+/// One phase of the plan, as shown: what it changes and what it waits for before the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseSummary {
+    /// Name (`control plane`, `istio-cni`, `ztunnel`, `prune`).
+    pub name: String,
+    /// The objects it applies or deletes, in order.
+    pub objects: Vec<ObjRef>,
+    /// What it waits for, in words.
+    pub waits: Vec<String>,
+    /// For a DaemonSet: how it rolls over the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+}
+
+/// The phases of a plan, with how each DaemonSet rolls over the nodes it runs on now.
+fn summarise(changes: &ChangePlan, inv: &Inventory) -> Vec<PhaseSummary> {
+    changes
+        .phases
+        .iter()
+        .filter(|p| !p.ops.is_empty())
+        .map(|p| PhaseSummary {
+            name: p.name.clone(),
+            objects: p.ops.iter().filter_map(Op::target).collect(),
+            waits: p.waits.iter().map(Wait::describe).collect(),
+            rollout: p.ops.iter().find_map(|op| node_rollout(op, inv)),
+        })
+        .collect()
+}
+
+/// How a DaemonSet an operation applies rolls: `1 node at a time of 3 (RollingUpdate ...)`.
+fn node_rollout(op: &Op, inv: &Inventory) -> Option<String> {
+    let Op::Apply { object } = op else {
+        return None;
+    };
+    let r = op.target().filter(|r| r.kind == "DaemonSet")?;
+    let rollout = crate::ambient::Rollout::of_json(object.pointer("/spec/updateStrategy"));
+    if rollout.on_delete() {
+        return Some("OnDelete: no pod is replaced until it is deleted; not waited on".to_owned());
+    }
+    let how = rollout.describe();
+    let nodes = inv
+        .ambient
+        .agents
+        .iter()
+        .find(|a| a.name == r.name && Some(&a.namespace) == r.namespace.as_ref())
+        .and_then(|a| a.desired)
+        .and_then(|d| usize::try_from(d).ok())
+        .filter(|d| *d > 0);
+    Some(
+        match nodes.and_then(|n| Some((n, rollout.nodes_at_once(n)?))) {
+            Some((n, 1)) => format!("node by node, {n} node(s), each waited ({how})"),
+            Some((n, k)) => format!("{k} of {n} nodes at a time, each batch waited ({how})"),
+            None => format!("on every node ({how})"),
+        },
+    )
+}
+
 /// Pods of a namespace whose proxy is not the target's yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -700,6 +758,8 @@ pub struct UpgradePlan {
     /// What is carried out: creates, updates and prunes only.
     #[serde(skip)]
     pub changes: ChangePlan,
+    /// The phases carried out, in order, each waited before the next.
+    pub phases: Vec<PhaseSummary>,
     /// The data plane before the change: pods not on the target proxy, per namespace.
     pub data_plane: Vec<NamespaceProxies>,
     /// What to run next.
@@ -760,6 +820,7 @@ pub fn finish(
         target: target.clone(),
         findings: prepared.findings.clone(),
         objects,
+        phases: summarise(&changes, inv),
         changes,
         data_plane: data_plane(snap, inv, target),
         next: next_commands(inv, target),
