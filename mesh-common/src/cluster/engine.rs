@@ -707,7 +707,8 @@ impl Engine {
                     .push(format!("cannot remove {}: {e}", c.object)),
             }
         }
-        let mut waits = Vec::new();
+        // In reverse order, each workload waited before the next is put back (an ambient
+        // upgrade is undone ztunnel → istio-cni → istiod).
         for obj in backup.objects.iter().rev() {
             let Some(r) = ObjRef::of(obj) else { continue };
             if !wanted(&r) {
@@ -715,17 +716,15 @@ impl Engine {
             }
             printer.progress(&format!("restoring {r}...")).ok();
             match self.objects.restore(obj, false).await {
-                Ok(_) => {
-                    report.restored += 1;
-                    if let Some(w) = rollout_to(&r, obj) {
-                        waits.push(w);
-                    }
+                Ok(_) => report.restored += 1,
+                Err(e) => {
+                    report.failures.push(format!("cannot restore {r}: {e}"));
+                    continue;
                 }
-                Err(e) => report.failures.push(format!("cannot restore {r}: {e}")),
             }
-        }
-        for w in waits {
-            if let Err(e) = wait_for(&self.objects, &w, self.opts.timeout).await {
+            if let Some(w) = rollout_to(&r, obj)
+                && let Err(e) = wait_for(&self.objects, &w, self.opts.timeout).await
+            {
                 report.failures.push(e.to_string());
             }
         }

@@ -4,7 +4,9 @@
 //! each go in; what differs comes out as a plan of changes — first the created objects are
 //! removed (webhook configurations before anything else, so none is left calling a workload
 //! that is gone), then the saved objects are put back in the reverse of the order they were
-//! changed in, each workload waited on until it runs its saved template again.
+//! changed in, each workload waited on until it runs its saved template again before the next
+//! is put back: an ambient upgrade (istiod → istio-cni → ztunnel) is undone ztunnel → istio-cni
+//! → istiod, so at no moment is a node agent newer than istiod.
 
 use std::collections::BTreeMap;
 
@@ -89,6 +91,8 @@ pub fn plan(
             action: "delete".into(),
         });
     }
+    let mut changes = ChangePlan::default();
+    changes.push(remove);
     let mut restore = Phase::new("restore saved objects");
     for obj in saved.iter().rev() {
         let Some(r) = ObjRef::of(obj) else { continue };
@@ -110,10 +114,16 @@ pub fn plan(
         restore.ops.push(Op::Restore {
             object: obj.clone(),
         });
-        restore.waits.extend(rollout_to(&r, obj));
+        if let Some(w) = rollout_to(&r, obj) {
+            // A workload ends its phase: waited on before the next is put back.
+            restore.name = format!("restore saved objects up to {r}");
+            restore.waits.push(w);
+            changes.push(std::mem::replace(
+                &mut restore,
+                Phase::new("restore saved objects"),
+            ));
+        }
     }
-    let mut changes = ChangePlan::default();
-    changes.push(remove);
     changes.push(restore);
     RollbackPlan { steps, changes }
 }
@@ -161,7 +171,10 @@ mod tests {
         let names: Vec<&str> = p.changes.phases.iter().map(|x| x.name.as_str()).collect();
         assert_eq!(
             names,
-            ["remove what the change created", "restore saved objects"]
+            [
+                "remove what the change created",
+                "restore saved objects up to Deployment/istio-system/istiod"
+            ]
         );
         let removed: Vec<ObjRef> = p.changes.phases[0]
             .ops
@@ -190,6 +203,47 @@ mod tests {
         assert_eq!(gone.action, "gone");
         let unchanged = p.steps.iter().find(|s| s.object == c).unwrap();
         assert_eq!(unchanged.action, "unchanged");
+    }
+
+    fn daemonset(name: &str, image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": name, "namespace": "istio-system"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}})
+    }
+
+    #[test]
+    fn an_ambient_upgrade_is_undone_in_reverse_each_workload_waited_before_the_next() {
+        // Saved in the upgrade's order: istiod, istio-cni, ztunnel.
+        let saved = [
+            deploy("pilot:1.29.6"),
+            daemonset("istio-cni-node", "install-cni:1.29.6"),
+            daemonset("ztunnel", "ztunnel:1.29.6"),
+        ];
+        let live: BTreeMap<ObjRef, Option<Value>> = [
+            deploy("pilot:1.30.3"),
+            daemonset("istio-cni-node", "install-cni:1.30.3"),
+            daemonset("ztunnel", "ztunnel:1.30.3"),
+        ]
+        .into_iter()
+        .map(|o| (ObjRef::of(&o).unwrap(), Some(o)))
+        .collect();
+        let p = plan(&saved, &[], &live);
+        let phases: Vec<(Vec<String>, Vec<String>)> = p
+            .changes
+            .phases
+            .iter()
+            .map(|ph| {
+                (
+                    ph.ops.iter().filter_map(Op::target).map(|r| r.name).collect(),
+                    ph.waits.iter().map(|w| w.target().name).collect(),
+                )
+            })
+            .collect();
+        let one = |n: &str| (vec![n.to_owned()], vec![n.to_owned()]);
+        assert_eq!(
+            phases,
+            [one("ztunnel"), one("istio-cni-node"), one("istiod")]
+        );
     }
 
     #[test]
