@@ -234,7 +234,11 @@ mod tests {
             .iter()
             .map(|ph| {
                 (
-                    ph.ops.iter().filter_map(Op::target).map(|r| r.name).collect(),
+                    ph.ops
+                        .iter()
+                        .filter_map(Op::target)
+                        .map(|r| r.name)
+                        .collect(),
                     ph.waits.iter().map(|w| w.target().name).collect(),
                 )
             })
