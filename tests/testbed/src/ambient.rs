@@ -333,6 +333,69 @@ fn chrono_now() -> String {
     }
 }
 
+/// Checks that DaemonSet `name` of `istio-system` has rolled out on every node of the cluster:
+/// one ready pod per node, none terminating, each running an image of tag `tag` (variant
+/// allowed: `1.31.1-distroless`). Returns the nodes, sorted.
+pub fn rolled_on_every_node(c: &Cluster, name: &str, tag: &str) -> Result<Vec<String>> {
+    c.wait_rollout("istio-system", &format!("daemonset/{name}"))?;
+    let ds = kubectl_json(c, &["get", "daemonset", "-n", "istio-system", name])?;
+    let selector: Vec<String> = ds["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .context("DaemonSet without matchLabels")?
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    let pods = kubectl_json(
+        c,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "istio-system",
+            "-l",
+            &selector.join(","),
+        ],
+    )?;
+    let nodes = kubectl_json(c, &["get", "nodes"])?;
+    let mut all: Vec<String> = nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    all.sort();
+    let mut on: Vec<String> = Vec::new();
+    for p in pods["items"].as_array().into_iter().flatten() {
+        let pod = p["metadata"]["name"].as_str().unwrap_or_default();
+        if p["metadata"]["deletionTimestamp"].is_string() {
+            bail!("{name}: pod {pod} is still terminating");
+        }
+        let ready = p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let image = p["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default();
+        let tagged = image.ends_with(&format!(":{tag}")) || image.contains(&format!(":{tag}-"));
+        if !ready || !tagged {
+            bail!("{name}: pod {pod} ready={ready} runs {image}, not tag {tag}");
+        }
+        on.push(
+            p["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    on.sort();
+    if on != all || all.is_empty() {
+        bail!("{name}: pods on {on:?}, nodes {all:?}");
+    }
+    Ok(on)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
