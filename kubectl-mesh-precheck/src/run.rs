@@ -105,6 +105,8 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         .as_deref()
         .and_then(|r| inv.revision_version(r))
         .map(IstioVersion::without_variant);
+    // A component manifest: its own version, shown beside the istiod that stays.
+    let components = (!want.istiod).then(|| (want.version.clone(), installed.is_some()));
     let version = if want.istiod {
         want.version
     } else {
@@ -134,11 +136,22 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
             );
             text.push_str(&output::inventory_tables(&inv, color));
             text.push_str(&output::ambient_tables(&inv.ambient, color));
-            if let Some(t) = &target {
-                text.push_str(&format!(
+            match (&target, &components) {
+                (Some(t), Some((v, has_istiod))) => {
+                    let v = v
+                        .as_ref()
+                        .map_or("no Istio image".to_owned(), |v| format!("Istio {v}"));
+                    text.push_str(&if *has_istiod {
+                        format!("\nTarget: a manifest without istiod ({v}) for revision `{}`, judged beside its istiod {}, which stays\n", t.revision, t.version)
+                    } else {
+                        format!("\nTarget: a manifest without istiod ({v}) for revision `{}`, which has no istiod: install istiod first (kubectl mesh upgrade -f <a manifest with istiod>)\n", t.revision)
+                    });
+                }
+                (Some(t), None) => text.push_str(&format!(
                     "\nTarget: Istio {} as revision `{}` ({})\n",
                     t.version, t.revision, t.mode
-                ));
+                )),
+                (None, _) => {}
             }
             text.push('\n');
             text.push_str(&output::findings(&findings, color));
