@@ -54,7 +54,7 @@ fn write_at(records: &[RequestRecord], what: &str, last: bool) -> usize {
         .enumerate()
         .filter(|(_, r)| is(r))
         .map(|(i, _)| i);
-    let at = if last { hits.last() } else { hits.next() };
+    let at = if last { hits.next_back() } else { hits.next() };
     at.unwrap_or_else(|| panic!("no write to {what} among {} requests", records.len()))
 }
 
