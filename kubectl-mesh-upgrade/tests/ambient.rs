@@ -66,6 +66,13 @@ fn reads_between(records: &[RequestRecord], what: &str, from: usize, to: usize) 
         .count()
 }
 
+/// Each object of `order` is written and waited on before the next one is first written.
+fn assert_order(records: &[RequestRecord], order: [&str; 3], step: &str) {
+    for w in order.windows(2) {
+        assert_before(records, w[0], w[1], step);
+    }
+}
+
 /// `first` is written and waited on (read again) before `then` is first written.
 fn assert_before(records: &[RequestRecord], first: &str, then: &str, step: &str) {
     let done = write_at(records, first, true);
@@ -147,8 +154,7 @@ fn ambient_install_upgrade_downgrade_and_rollback_run_in_istios_order() {
     let r = upgrade(&kc, home.path(), &["-f", old_m]);
     assert_eq!(r["target"]["mode"], "fresh", "{:#}", r["target"]);
     let rec = proxy.take_requests();
-    assert_before(&rec, ISTIOD, CNI, "fresh install");
-    assert_before(&rec, CNI, ZTUNNEL, "fresh install");
+    assert_order(&rec, [ISTIOD, CNI, ZTUNNEL], "fresh install");
     agents_on_every_node(&c, old, "fresh install");
     istioctl_precheck_clean(&c, "fresh install");
 
@@ -156,15 +162,18 @@ fn ambient_install_upgrade_downgrade_and_rollback_run_in_istios_order() {
     let r = upgrade(&kc, home.path(), &["-f", new_m]);
     assert_eq!(r["target"]["direction"], "upgrade", "{:#}", r["target"]);
     let phases = phase_names(&r);
-    let at = |n: &str| phases.iter().position(|p| *p == n);
+    let at = |n: &str| {
+        phases
+            .iter()
+            .position(|p| *p == n)
+            .unwrap_or_else(|| panic!("{n}: {phases:?}"))
+    };
     assert!(
         at("control plane") < at("istio-cni") && at("istio-cni") < at("ztunnel"),
         "{phases:?}"
     );
-    assert!(at("ztunnel").is_some(), "{phases:?}");
     let rec = proxy.take_requests();
-    assert_before(&rec, ISTIOD, CNI, "upgrade");
-    assert_before(&rec, CNI, ZTUNNEL, "upgrade");
+    assert_order(&rec, [ISTIOD, CNI, ZTUNNEL], "upgrade");
     agents_on_every_node(&c, new, "upgrade");
     istioctl_precheck_clean(&c, "upgrade");
 
@@ -181,8 +190,7 @@ fn ambient_install_upgrade_downgrade_and_rollback_run_in_istios_order() {
     assert_eq!(order.len(), 2, "{order:#?}");
     assert!(order.iter().all(|f| f["result"] == "ok"), "{order:#?}");
     let rec = proxy.take_requests();
-    assert_before(&rec, ZTUNNEL, CNI, "downgrade");
-    assert_before(&rec, CNI, ISTIOD, "downgrade");
+    assert_order(&rec, [ZTUNNEL, CNI, ISTIOD], "downgrade");
     agents_on_every_node(&c, old, "downgrade");
     istioctl_precheck_clean(&c, "downgrade");
 
@@ -192,8 +200,7 @@ fn ambient_install_upgrade_downgrade_and_rollback_run_in_istios_order() {
     let (stdout, _) = expect(&run_mesh(bin, &kc, home.path(), &["rollback", "-y"]), 0);
     assert!(stdout.contains("✔ rolled back"), "{stdout}");
     let rec = proxy.take_requests();
-    assert_before(&rec, ISTIOD, CNI, "rollback");
-    assert_before(&rec, CNI, ZTUNNEL, "rollback");
+    assert_order(&rec, [ISTIOD, CNI, ZTUNNEL], "rollback");
     agents_on_every_node(&c, new, "rollback");
     istioctl_precheck_clean(&c, "rollback");
     eprintln!(

@@ -52,13 +52,25 @@ fn at_version(dir: &Path, name: &str, from: &str, to: &str) -> String {
     p.display().to_string()
 }
 
-fn phase_names(r: &Value) -> Vec<String> {
-    r["phases"]
+/// The positions of `order`'s phases in the report, each present and after the one before.
+fn phases_in_order(r: &Value, order: &[&str]) -> Vec<usize> {
+    let names: Vec<&str> = r["phases"]
         .as_array()
         .unwrap_or_else(|| panic!("no phases: {r}"))
         .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let at: Vec<usize> = order
+        .iter()
+        .map(|n| {
+            names
+                .iter()
+                .position(|p| p == n)
+                .unwrap_or_else(|| panic!("{n}: {names:?}"))
+        })
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{order:?} in {names:?}");
+    at
 }
 
 fn finding<'a>(r: &'a Value, id: &str, result: &str) -> Vec<&'a Value> {
@@ -129,18 +141,8 @@ fn an_ambient_downgrade_is_planned_agents_first_and_the_upgrade_istiod_first() {
     let (code, r) = json(&fixture("ambient-1.29.6.yaml"));
     assert_eq!(code, Some(0), "{r:#}");
     assert_eq!(r["target"]["direction"], "downgrade");
-    let names = phase_names(&r);
-    let at = |n: &str| {
-        names
-            .iter()
-            .position(|p| p == n)
-            .unwrap_or_else(|| panic!("{n}: {names:?}"))
-    };
-    assert!(
-        at("ztunnel") < at("istio-cni") && at("istio-cni") < at("control plane"),
-        "{names:?}"
-    );
-    let z = &r["phases"][at("ztunnel")];
+    let at = phases_in_order(&r, &["ztunnel", "istio-cni", "control plane"]);
+    let z = &r["phases"][at[0]];
     assert_eq!(
         z["rollout"],
         "node by node, 3 node(s), each waited (RollingUpdate maxUnavailable 0, maxSurge 1)"
@@ -150,17 +152,7 @@ fn an_ambient_downgrade_is_planned_agents_first_and_the_upgrade_istiod_first() {
     let up = at_version(dir.path(), "ambient-1.30.3.yaml", "1.30.3", "1.31.1");
     let (code, r) = json(&up);
     assert_eq!(code, Some(0), "{r:#}");
-    let names = phase_names(&r);
-    let at = |n: &str| {
-        names
-            .iter()
-            .position(|p| p == n)
-            .unwrap_or_else(|| panic!("{n}: {names:?}"))
-    };
-    assert!(
-        at("control plane") < at("istio-cni") && at("istio-cni") < at("ztunnel"),
-        "{names:?}"
-    );
+    phases_in_order(&r, &["control plane", "istio-cni", "ztunnel"]);
     let (_, table, _) = plan(&up, "table");
     assert!(
         table.contains("Order (each phase waited before the next)"),

@@ -36,6 +36,24 @@ fn prep(
     prepare(snap, inv, &manifest(text), req, &BTreeMap::new(), &[])
 }
 
+/// [`prepare`] with the objects an installer labelled (the prune candidates).
+fn prep_installed(
+    snap: &ClusterSnapshot,
+    inv: &Inventory,
+    text: &str,
+    live: &[TypedMeta],
+) -> Prepared {
+    prepare(
+        snap,
+        inv,
+        &manifest(text),
+        &Request::default(),
+        &BTreeMap::new(),
+        live,
+    )
+    .unwrap()
+}
+
 fn phase_names(plan: &ChangePlan) -> Vec<&str> {
     plan.phases.iter().map(|p| p.name.as_str()).collect()
 }
@@ -272,15 +290,7 @@ fn prune_takes_what_the_manifest_dropped_but_keeps_not_pruned_tags_and_other_rev
         ),
     ];
     // The last label of a key wins in `labels`: the 1-30-3 ConfigMap is of another revision.
-    let p = prepare(
-        &snap,
-        &inv,
-        &manifest(NEW),
-        &Request::default(),
-        &BTreeMap::new(),
-        &live,
-    )
-    .unwrap();
+    let p = prep_installed(&snap, &inv, NEW, &live);
     let pruned: Vec<String> = p.prune.iter().map(|(r, _)| r.to_string()).collect();
     assert_eq!(pruned, ["ConfigMap/istio-system/istio-old-feature"]);
     assert_eq!(p.prune[0].1.as_deref(), Some("uid-istio-old-feature"));
@@ -822,15 +832,7 @@ fn a_component_manifest_is_planned_against_the_installed_istiod() {
         installed("DaemonSet", "apps/v1", "ztunnel", &[(COMPONENT, "Ztunnel")]),
         installed("ConfigMap", "v1", "istio-cni-old", &[(COMPONENT, "Cni")]),
     ];
-    let p = prepare(
-        &snap,
-        &inv,
-        &manifest(COMPONENT_CNI),
-        &Request::default(),
-        &BTreeMap::new(),
-        &live,
-    )
-    .unwrap();
+    let p = prep_installed(&snap, &inv, COMPONENT_CNI, &live);
     assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
     assert_eq!(
         phase_of(&p.full, "DaemonSet", "istio-cni-node"),
