@@ -145,7 +145,7 @@ fn an_ambient_downgrade_is_planned_agents_first_and_the_upgrade_istiod_first() {
     let z = &r["phases"][at[0]];
     assert_eq!(
         z["rollout"],
-        "node by node, 3 node(s), each waited (RollingUpdate maxUnavailable 0, maxSurge 1)"
+        "one node at a time over 3 nodes (RollingUpdate maxUnavailable 0, maxSurge 1), waited until every node runs it"
     );
     // Upwards, from the same mesh: istiod, then istio-cni, then ztunnel.
     let dir = tempfile::tempdir().unwrap();
@@ -158,5 +158,5 @@ fn an_ambient_downgrade_is_planned_agents_first_and_the_upgrade_istiod_first() {
         table.contains("Order (each phase waited before the next)"),
         "{table}"
     );
-    assert!(table.contains("node by node, 3 node(s)"), "{table}");
+    assert!(table.contains("one node at a time over 3 nodes"), "{table}");
 }

@@ -705,7 +705,8 @@ fn summarise(changes: &ChangePlan, inv: &Inventory) -> Vec<PhaseSummary> {
         .collect()
 }
 
-/// How a DaemonSet an operation applies rolls: `1 node at a time of 3 (RollingUpdate ...)`.
+/// How a DaemonSet an operation applies rolls (the DaemonSet controller replaces its pods by its
+/// update strategy; the phase waits until every node runs the new one).
 fn node_rollout(op: &Op, inv: &Inventory) -> Option<String> {
     let Op::Apply { object } = op else {
         return None;
@@ -726,9 +727,13 @@ fn node_rollout(op: &Op, inv: &Inventory) -> Option<String> {
         .filter(|d| *d > 0);
     Some(
         match nodes.and_then(|n| Some((n, rollout.nodes_at_once(n)?))) {
-            Some((n, 1)) => format!("node by node, {n} node(s), each waited ({how})"),
-            Some((n, k)) => format!("{k} of {n} nodes at a time, each batch waited ({how})"),
-            None => format!("on every node ({how})"),
+            Some((n, 1)) => format!(
+                "one node at a time over {n} nodes ({how}), waited until every node runs it"
+            ),
+            Some((n, k)) => {
+                format!("{k} of {n} nodes at a time ({how}), waited until every node runs it")
+            }
+            None => format!("on every node ({how}), waited until every node runs it"),
         },
     )
 }
