@@ -929,7 +929,11 @@ fn metadata_only(p: &Planned, live: &Value) -> ObjectPlan {
 
 /// Pods that do not run the target's proxy yet, per namespace (in place: those of the revision
 /// at another version; canary and fresh: none are on it yet, every injected pod is listed).
+/// A component manifest moves no sidecar: none is listed.
 fn data_plane(snap: &ClusterSnapshot, _inv: &Inventory, t: &Target) -> Vec<NamespaceProxies> {
+    if !t.components.is_empty() {
+        return Vec::new();
+    }
     let mut by_ns: BTreeMap<String, NamespaceProxies> = BTreeMap::new();
     for pod in snap.pods.iter().filter(|p| !p.is_finished()) {
         let Some(rev) = injected_revision(pod) else {
@@ -958,6 +962,10 @@ fn data_plane(snap: &ClusterSnapshot, _inv: &Inventory, t: &Target) -> Vec<Names
 }
 
 fn next_commands(inv: &Inventory, t: &Target) -> Vec<String> {
+    if !t.components.is_empty() {
+        // istio-cni, ztunnel and gateways restart with their DaemonSets and Deployments.
+        return Vec::new();
+    }
     match t.mode {
         Mode::InPlace => vec!["kubectl mesh upgrade dataplane -A".to_owned()],
         Mode::Canary => vec![

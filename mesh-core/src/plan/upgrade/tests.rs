@@ -900,3 +900,30 @@ fn the_owner_version_label_never_carries_the_image_variant() {
         .collect();
     assert_eq!(labels, BTreeSet::from(["1.30.3"]));
 }
+
+#[test]
+fn a_component_manifest_leaves_the_sidecars_out_of_the_data_plane_report() {
+    // ztunnel 1.30.3 alone beside istiod 1.31.1 (one minor older is allowed): the sidecars run
+    // istiod's 1.31.1 and have nothing to restart for it.
+    let (snap, inv) = Snap::new()
+        .namespace("istio-system", &[])
+        .control_plane("default", "1.31.1")
+        .ambient("default", "1.31.1", 3)
+        .pod("shop", "web-1", Some("default"), "1.31.1")
+        .build();
+    let text = COMPONENT_ZTUNNEL.replace("1.31.1", "1.30.3");
+    let p = prep(&snap, &inv, &text, &Request::default()).unwrap();
+    assert_eq!(p.target.direction, Some(Direction::Downgrade));
+    assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
+    let plan = finish(
+        &p,
+        &snap,
+        &inv,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(plan.data_plane.is_empty(), "{:?}", plan.data_plane);
+    assert!(plan.next.is_empty(), "{:?}", plan.next);
+}
