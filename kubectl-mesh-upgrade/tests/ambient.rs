@@ -1,6 +1,6 @@
 //! `kubectl mesh upgrade` of an ambient mesh on the test bed, end to end: a fresh install, an
-//! in-place upgrade, an in-place downgrade and the rollback of that downgrade, one after the
-//! other on one cluster, each checked from the API server's side.
+//! in-place upgrade, an in-place downgrade, the rollback of that downgrade and a manifest of
+//! ztunnel alone, one after the other on one cluster, each checked from the API server's side.
 //!
 //! Real: etcd, kube-apiserver, controller manager (the DaemonSet controller rolls istio-cni and
 //! ztunnel over the nodes by their update strategies) and scheduler; istioctl's
@@ -124,7 +124,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
-fn ambient_install_upgrade_downgrade_and_rollback_run_in_istios_order() {
+fn ambient_install_upgrade_downgrade_rollback_and_ztunnel_alone_run_in_istios_order() {
     let t0 = Instant::now();
     let c = Cluster::start().unwrap();
     let (old, new) = (scenario::old_tag(), scenario::new_tag());
@@ -203,6 +203,33 @@ fn ambient_install_upgrade_downgrade_and_rollback_run_in_istios_order() {
     assert_order(&rec, [ISTIOD, CNI, ZTUNNEL], "rollback");
     agents_on_every_node(&c, new, "rollback");
     istioctl_precheck_clean(&c, "rollback");
+
+    // 5. ztunnel alone (istioctl's component manifest) of the old release beside istiod of
+    //    the new one — one minor older is allowed: only ztunnel is written, nothing deleted.
+    let z = write(
+        files.path(),
+        &format!("ztunnel-{old}.yaml"),
+        &ambient::component_manifest(&c, old, "ztunnel").unwrap(),
+    );
+    let r = upgrade(&kc, home.path(), &["-f", z.to_str().unwrap()]);
+    assert_eq!(
+        r["target"]["components"],
+        serde_json::json!(["ztunnel"]),
+        "{:#}",
+        r["target"]
+    );
+    let rec = proxy.take_requests();
+    write_at(&rec, ZTUNNEL, false);
+    let others: Vec<&RequestRecord> = rec
+        .iter()
+        .filter(|r| r.method != "GET" && !r.query.as_deref().unwrap_or("").contains("dryRun"))
+        .filter(|r| r.method == "DELETE" || r.path.ends_with(ISTIOD) || r.path.ends_with(CNI))
+        .collect();
+    assert!(others.is_empty(), "ztunnel alone wrote {others:#?}");
+    let nodes = ambient::rolled_on_every_node(&c, "ztunnel", old).unwrap();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    ambient::rolled_on_every_node(&c, "istio-cni-node", new).unwrap();
+    istioctl_precheck_clean(&c, "ztunnel alone");
     eprintln!(
         "ambient install, upgrade, downgrade, rollback: {:.1?}",
         t0.elapsed()

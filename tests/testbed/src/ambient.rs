@@ -115,6 +115,26 @@ pub fn ambient_manifest(c: &Cluster, tag: &str) -> Result<String> {
         .with_context(|| format!("istioctl manifest generate --set profile=ambient ({tag})"))
 }
 
+/// `istioctl manifest generate` of one component of [`install_ambient`]'s install at image
+/// `tag` (`cni` or `ztunnel`): the ambient profile with istiod, the base chart and the other
+/// node agent disabled — a component manifest, as Istio's Helm guide upgrades one chart at a
+/// time.
+pub fn component_manifest(c: &Cluster, tag: &str, component: &str) -> Result<String> {
+    let other = match component {
+        "cni" => "ztunnel",
+        "ztunnel" => "cni",
+        _ => bail!("component `{component}`: cni or ztunnel"),
+    };
+    let mut cmd = c.istioctl();
+    cmd.args(["manifest", "generate", "--set", "profile=ambient"])
+        .args(scenario::install_sets(c, "default", tag));
+    for off in ["pilot", "base", other] {
+        cmd.args(["--set", &format!("components.{off}.enabled=false")]);
+    }
+    run_with_stdin(cmd, "")
+        .with_context(|| format!("istioctl manifest generate of {component} alone ({tag})"))
+}
+
 /// Emulates istio-cni capturing the running pods of ambient namespace `ns`: annotates them
 /// `ambient.istio.io/redirection: enabled`, as its node agent does.
 pub fn capture(c: &Cluster, ns: &str) -> Result<()> {
