@@ -1,14 +1,15 @@
 //! `kubectl mesh upgrade` of an ambient mesh on the test bed, end to end: a fresh install, an
-//! in-place upgrade, an in-place downgrade, the rollback of that downgrade and a manifest of
-//! ztunnel alone, one after the other on one cluster, each checked from the API server's side.
+//! in-place upgrade failing at ztunnel and rolled back, the upgrade, an in-place downgrade, the
+//! rollback of that downgrade and a manifest of ztunnel alone, one after the other on one cluster, each checked from the API server's side.
 //!
 //! Real: etcd, kube-apiserver, controller manager (the DaemonSet controller rolls istio-cni and
 //! ztunnel over the nodes by their update strategies) and scheduler; istioctl's
 //! `manifest generate --set profile=ambient` of the test bed's two releases (the old one on the
 //! older chart generation, the new one on istioctl's own charts); kubectl-mesh; `istioctl x
 //! precheck` after each step. The order is read from the requests the test bed's fault proxy
-//! recorded between kubectl-mesh and the API server (no fault injected): which writes came
-//! when, and the waits' reads between them.
+//! recorded between kubectl-mesh and the API server: which writes came when, and the waits'
+//! reads between them. One fault is injected by the proxy: 503 on every write of ztunnel in
+//! step 2a.
 //! Emulated by the test bed: the three nodes and every pod on them (kwok: a pod is Ready once
 //! scheduled, nothing runs, so "ztunnel rolled on every node" means the DaemonSet controller
 //! replaced its pod on each node and kwok reported it ready).
@@ -17,12 +18,12 @@
 use std::{
     path::{Path, PathBuf},
     process::Output,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use mesh_testbed::{
     Cluster, ambient,
-    fault::{FaultProxy, RequestRecord, Upstream},
+    fault::{FaultProxy, RequestRecord, Rule, Upstream},
     probe::{expect, run_mesh, text},
     scenario,
 };
@@ -158,6 +159,31 @@ fn ambient_install_upgrade_downgrade_rollback_and_ztunnel_alone_run_in_istios_or
     agents_on_every_node(&c, old, "fresh install");
     istioctl_precheck_clean(&c, "fresh install");
 
+    // 2a. The same upgrade with ztunnel's write refused (503 from the proxy, after its
+    //     retries): the automatic rollback puts back istio-cni, then istiod — each waited
+    //     before the next — and the mesh runs the old release everywhere again.
+    proxy.set_rules(vec![
+        Rule::delay(Duration::ZERO).query_contains("dryRun"),
+        Rule::status(503).method("PATCH").path_contains(ZTUNNEL),
+    ]);
+    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"));
+    let (_, stderr) = expect(&run_mesh(bin, &kc, home.path(), &["-f", new_m, "-y"]), 3);
+    assert!(stderr.contains("was rolled back"), "{stderr}");
+    proxy.clear_rules();
+    let rec = proxy.take_requests();
+    let put = |what: &str| {
+        rec.iter()
+            .rposition(|r| r.method == "PUT" && r.path.ends_with(what))
+            .unwrap_or_else(|| panic!("{what} not put back"))
+    };
+    let (cni_back, istiod_back) = (put(CNI), put(ISTIOD));
+    assert!(cni_back < istiod_back, "istiod put back before istio-cni");
+    assert!(
+        reads_between(&rec, CNI, cni_back, istiod_back) > 0,
+        "istio-cni was not waited on before istiod was put back"
+    );
+    agents_on_every_node(&c, old, "failed upgrade rolled back");
+
     // 2. In-place upgrade old → new: the same order, every DaemonSet rolled on every node.
     let r = upgrade(&kc, home.path(), &["-f", new_m]);
     assert_eq!(r["target"]["direction"], "upgrade", "{:#}", r["target"]);
@@ -196,7 +222,6 @@ fn ambient_install_upgrade_downgrade_rollback_and_ztunnel_alone_run_in_istios_or
 
     // 4. Rollback of the downgrade: restored in the reverse of its order (istiod, then
     //    istio-cni, then ztunnel), each waited on; back on the new release everywhere.
-    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"));
     let (stdout, _) = expect(&run_mesh(bin, &kc, home.path(), &["rollback", "-y"]), 0);
     assert!(stdout.contains("✔ rolled back"), "{stdout}");
     let rec = proxy.take_requests();
