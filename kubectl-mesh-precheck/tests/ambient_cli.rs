@@ -406,6 +406,27 @@ fn a_component_manifest_is_judged_beside_the_installed_istiod() {
         table.contains("Target: a manifest without istiod (Istio 1.31.1) for revision `default`, judged beside its istiod 1.30.3, which stays"),
         "{table}"
     );
+    // A fleet run does not judge it beside each cluster's istiod: refused, with the command.
+    let other =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/canary-in-progress.json");
+    let out = precheck(&[
+        "--snapshot",
+        file.to_str().unwrap(),
+        "--snapshot",
+        other.to_str().unwrap(),
+        "-f",
+        &cni,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: the manifest has no istiod"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run `kubectl mesh precheck -f FILE --context CLUSTER`"),
+        "{err}"
+    );
     // A gateway's PDB and autoscaler alone (istioctl's golden): nothing to refuse.
     let (code, r) = run(&file, &["-f", &manifest("golden-gateway_hpa_pdb.yaml")]);
     assert_eq!(r["summary"]["error"], 0, "{r:#}");
