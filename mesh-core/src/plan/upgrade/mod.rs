@@ -828,7 +828,11 @@ pub fn finish(
         phases: summarise(&changes, inv),
         changes,
         data_plane: data_plane(snap, inv, target),
-        next: next_commands(inv, target),
+        next: next_commands(
+            inv,
+            target,
+            prepared.objects.iter().any(|p| p.step == Step::Ztunnel),
+        ),
         server_checked: !after.is_empty(),
     })
 }
@@ -961,7 +965,9 @@ fn data_plane(snap: &ClusterSnapshot, _inv: &Inventory, t: &Target) -> Vec<Names
     by_ns.into_values().collect()
 }
 
-fn next_commands(inv: &Inventory, t: &Target) -> Vec<String> {
+/// What to run next; `ambient` when the manifest installs ztunnel (namespaces join ambient mode
+/// by a label, without a restart).
+fn next_commands(inv: &Inventory, t: &Target, ambient: bool) -> Vec<String> {
     if !t.components.is_empty() {
         // istio-cni, ztunnel and gateways restart with their DaemonSets and Deployments.
         return Vec::new();
@@ -972,6 +978,9 @@ fn next_commands(inv: &Inventory, t: &Target) -> Vec<String> {
             format!("kubectl mesh tag set canary --revision {}", t.revision),
             "kubectl mesh upgrade dataplane -n <namespace> --to-revision canary".to_owned(),
         ],
+        Mode::Fresh if ambient => {
+            vec!["kubectl label namespace <namespace> istio.io/dataplane-mode=ambient".to_owned()]
+        }
         Mode::Fresh if inv.tag("default").is_none() => vec![
             format!("kubectl mesh tag set default --revision {}", t.revision),
             "kubectl label namespace <namespace> istio-injection=enabled".to_owned(),

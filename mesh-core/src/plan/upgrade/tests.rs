@@ -927,3 +927,23 @@ fn a_component_manifest_leaves_the_sidecars_out_of_the_data_plane_report() {
     assert!(plan.data_plane.is_empty(), "{:?}", plan.data_plane);
     assert!(plan.next.is_empty(), "{:?}", plan.next);
 }
+
+#[test]
+fn a_fresh_ambient_install_says_how_namespaces_join_ambient_mode() {
+    let (snap, inv) = Snap::new().build();
+    let p = prep(&snap, &inv, AMBIENT_NEW, &Request::default()).unwrap();
+    assert_eq!(p.target.mode, Mode::Fresh);
+    let plan = finish(
+        &p,
+        &snap,
+        &inv,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.next,
+        ["kubectl label namespace <namespace> istio.io/dataplane-mode=ambient"]
+    );
+}
