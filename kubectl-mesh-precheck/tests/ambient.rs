@@ -487,3 +487,44 @@ fn a_downgrade_judges_what_the_manifest_does_to_ztunnel_and_cni() {
         "{order:#?}"
     );
 }
+
+/// A Service labelled `istio.io/use-waypoint` with a waypoint that does not exist: ztunnel
+/// would send its traffic past any waypoint — a warning naming the Service and the Gateway.
+/// istioctl finds no issue.
+#[test]
+fn a_service_using_a_missing_waypoint_is_a_warning() {
+    let _g = lock();
+    let c = mesh();
+    let _undo = Undo::new(c).then(&[
+        "label",
+        "service",
+        "-n",
+        "shop",
+        "web",
+        "istio.io/use-waypoint-",
+    ]);
+    c.kubectl_out(&[
+        "label",
+        "service",
+        "-n",
+        "shop",
+        "web",
+        "istio.io/use-waypoint=gone",
+    ]);
+    let r = probe::json(&precheck(c, &["-o", "json"]), 0);
+    let f = by_id(&r, "ambient.use-waypoint");
+    let warning = f
+        .iter()
+        .find(|f| f["result"] == "warning")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!(
+        warning["objects"],
+        serde_json::json!(["Service/shop/web", "Gateway/shop/gone"])
+    );
+    assert!(
+        f.iter().any(|f| f["result"] == "ok"),
+        "Namespace/shop still uses an existing waypoint: {f:#?}"
+    );
+    let istioctl = istioctl_precheck(c);
+    assert!(istioctl.contains(ISTIOCTL_NO_ISSUES), "{istioctl}");
+}

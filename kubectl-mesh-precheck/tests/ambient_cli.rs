@@ -155,6 +155,7 @@ fn the_healthy_fixture_has_every_ambient_check_ok() {
         "ambient.waypoint-revision",
         "ambient.waypoint-ready",
         "ambient.mixed-namespaces",
+        "ambient.use-waypoint",
         "skew.ambient",
         "skew.waypoints",
     ] {
@@ -431,4 +432,40 @@ fn a_component_manifest_is_judged_beside_the_installed_istiod() {
     let (code, r) = run(&file, &["-f", &manifest("golden-gateway_hpa_pdb.yaml")]);
     assert_eq!(r["summary"]["error"], 0, "{r:#}");
     assert_eq!(code, 0, "{r:#}");
+}
+
+#[test]
+fn a_namespace_or_service_using_a_waypoint_that_does_not_exist() {
+    let file = variant("use-missing-waypoint", |s| {
+        let shop = s
+            .namespaces
+            .iter_mut()
+            .find(|n| n.metadata.name.as_deref() == Some("shop"))
+            .unwrap();
+        shop.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("istio.io/use-waypoint".into(), "gone".into());
+    });
+    let (code, r) = run(&file, &[]);
+    assert_eq!(code, 0, "a warning: {r:#}");
+    let f = findings(&r, "ambient.use-waypoint");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["result"], "warning");
+    assert_eq!(
+        f[0]["objects"],
+        json!(["Namespace/shop", "Gateway/shop/gone"])
+    );
+    assert!(
+        message(f[0]).contains("ztunnel sends its traffic straight to the destination"),
+        "{f:#?}"
+    );
+    assert!(
+        f[0]["docs"]
+            .as_str()
+            .unwrap()
+            .ends_with("docs/checks.md#ambient-use-waypoint"),
+        "{f:#?}"
+    );
+    assert_eq!(run(&file, &["--fail-on", "warning"]).0, 1);
 }

@@ -112,7 +112,8 @@ pub struct UpgradeArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Move namespaces to a revision or tag and restart workloads onto its proxy, in batches
+    /// Move namespaces (and their waypoints) to a revision or tag and restart workloads onto
+    /// its proxy, in batches; ambient namespaces need no restart
     Dataplane(DataplaneArgs),
     /// Undo a change: restore the latest backup of this cluster (or the one named)
     Rollback(RollbackArgs),
@@ -128,13 +129,22 @@ pub struct DataplaneArgs {
     #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespaces")]
     pub all: bool,
     /// Relabel the namespaces to this revision or tag first (`istio.io/rev=<it>`, without
-    /// `istio-injection`)
+    /// `istio-injection`; ambient namespaces keep their labels) and move their waypoints onto it
     #[arg(long, value_name = "REV|TAG")]
     pub to_revision: Option<String>,
+    /// Waypoint to move onto --to-revision besides those of the namespaces (repeatable, or
+    /// comma-separated)
+    #[arg(
+        long = "waypoint",
+        visible_alias = "waypoints",
+        value_name = "NS/NAME",
+        value_delimiter = ','
+    )]
+    pub waypoints: Vec<String>,
     /// Workloads restarted at once; each batch must be ready before the next
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
-    /// How long each batch may take to become ready
+    /// How long each batch (and the waypoints) may take to become ready
     #[arg(long, default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// Show the plan, checked by the API server in a dry run; change nothing
@@ -188,6 +198,11 @@ mod tests {
         assert!(mixed.check().unwrap_err().contains("before `dataplane`"));
         assert!(parse(&["dataplane", "-A", "-n", "x"]).is_err());
         assert!(parse(&["dataplane", "-A", "--batch", "0"]).is_err());
+        let w = parse(&["dataplane", "--waypoint", "a/w", "--waypoints", "b/x,c/y"]).unwrap();
+        let Some(Command::Dataplane(d)) = w.command else {
+            panic!("dataplane")
+        };
+        assert_eq!(d.waypoints, ["a/w", "b/x", "c/y"]);
         assert!(parse(&["rollback", "b.yaml", "--dry-run"]).is_ok());
         assert!(parse(&["-f", "x", "--timeout", "0s"]).is_err());
         assert!(parse(&["-f", "x", "--request-timeout", "99999999999999999999"]).is_err());

@@ -57,6 +57,7 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
         all: d.all,
         to_revision: d.to_revision.clone(),
         batch: usize::try_from(d.batch).unwrap_or(1),
+        waypoints: d.waypoints.clone(),
     };
     let plan = dataplane::plan(&loaded.snap, &loaded.inv, &req)?;
     let origin = loaded.snap.origin.clone();
@@ -74,8 +75,9 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
         dry_run: d.dry_run,
         yes: d.yes,
         question: format!(
-            "Relabel {} namespace(s) and restart {} workload(s)?",
+            "Relabel {} namespace(s), move {} waypoint(s) and restart {} workload(s)?",
             plan.relabel.len(),
+            plan.waypoints.len(),
             plan.restart.len()
         ),
         operation: "upgrade-dataplane".to_owned(),
@@ -88,9 +90,10 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
         Ok(Carried::Done(done)) => {
             if printer.format == OutputFormat::Table {
                 printer.data(&format!(
-                    "\n✔ {} workload(s) restarted onto their new proxy; {} namespace(s) relabelled\n",
+                    "\n✔ {} workload(s) restarted onto their new proxy; {} namespace(s) relabelled; {} waypoint(s) moved\n",
                     plan.restart.len(),
-                    plan.relabel.len()
+                    plan.relabel.len(),
+                    plan.waypoints.len()
                 ))?;
             }
             report(&mut printer, &plan, &origin, false, Some(&done), None)?;
@@ -120,13 +123,14 @@ pub async fn run(args: &Args, d: &DataplaneArgs) -> Result<ExitStatus, MeshError
     }
 }
 
-/// Workloads by outcome: (done, failed, not touched).
+/// Workloads and waypoint Gateways by outcome: (done, failed, not touched).
 fn outcome(e: &Execution) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut done = Vec::new();
     let mut failed = Vec::new();
     let mut untouched = Vec::new();
     for (i, (r, verb, s)) in e.ops.iter().enumerate() {
-        if *verb != "restart" {
+        // Workload restarts and waypoint moves (their Gateway's label, then the wait).
+        if *verb != "restart" && r.kind != "Gateway" {
             continue;
         }
         match s {

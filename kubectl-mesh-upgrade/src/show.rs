@@ -312,6 +312,7 @@ pub fn dataplane(plan: &DataplanePlan, origin: &str, color: bool) -> String {
             color,
         );
     }
+    waypoints_and_ambient(&mut out, plan, color);
     let restart: Vec<Vec<String>> = plan
         .restart
         .iter()
@@ -366,6 +367,66 @@ pub fn dataplane(plan: &DataplanePlan, origin: &str, color: bool) -> String {
     }
     section(&mut out, "Needs attention", &notes, color);
     out
+}
+
+/// The waypoints a data-plane move takes onto the target, and the ambient namespaces in scope
+/// (no restart: their pods have no sidecar).
+fn waypoints_and_ambient(out: &mut String, plan: &DataplanePlan, color: bool) {
+    if !plan.waypoints.is_empty() {
+        let rows = plan
+            .waypoints
+            .iter()
+            .map(|w| {
+                let v = w
+                    .expected
+                    .version
+                    .as_ref()
+                    .map_or("?".to_owned(), ToString::to_string);
+                vec![
+                    format!("{}/{}", w.namespace, w.name),
+                    w.by.clone(),
+                    w.before.clone(),
+                    format!("{} {v}", w.after),
+                ]
+            })
+            .collect();
+        section(
+            out,
+            "Waypoints (Gateway labelled istio.io/rev, re-rendered by the target's istiod, waited on)",
+            &indent(&table(&["WAYPOINT", "MOVED WITH", "NOW", "AFTER"], rows)),
+            color,
+        );
+    }
+    if !plan.ambient_namespaces.is_empty() {
+        let rows = plan
+            .ambient_namespaces
+            .iter()
+            .map(|a| {
+                vec![
+                    a.namespace.clone(),
+                    format!("{}/{}", a.captured, a.pods),
+                    a.waypoint.clone().unwrap_or_else(|| "none".to_owned()),
+                    if a.sidecars > 0 {
+                        format!(
+                            "no restart; {} pod(s) with a sidecar planned below",
+                            a.sidecars
+                        )
+                    } else {
+                        "no restart: no sidecar, ztunnel carries its pods".to_owned()
+                    },
+                ]
+            })
+            .collect();
+        section(
+            out,
+            "Ambient namespaces",
+            &indent(&table(
+                &["NAMESPACE", "CAPTURED", "WAYPOINT", "RESTART"],
+                rows,
+            )),
+            color,
+        );
+    }
 }
 
 /// The plan of `rollback`.

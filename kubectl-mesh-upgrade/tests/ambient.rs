@@ -1,262 +1,323 @@
-//! `kubectl mesh upgrade` of an ambient mesh on the test bed, end to end: a fresh install, an
-//! in-place upgrade failing at ztunnel and rolled back, the upgrade, an in-place downgrade, the
-//! rollback of that downgrade and a manifest of ztunnel alone, one after the other on one cluster, each checked from the API server's side.
+//! `kubectl mesh upgrade dataplane` on a mixed sidecar + ambient mesh with two revisions, and its
+//! rollback.
 //!
-//! Real: etcd, kube-apiserver, controller manager (the DaemonSet controller rolls istio-cni and
-//! ztunnel over the nodes by their update strategies) and scheduler; istioctl's
-//! `manifest generate --set profile=ambient` of the test bed's two releases (the old one on the
-//! older chart generation, the new one on istioctl's own charts); kubectl-mesh; `istioctl x
-//! precheck` after each step. The order is read from the requests the test bed's fault proxy
-//! recorded between kubectl-mesh and the API server: which writes came when, and the waits'
-//! reads between them. One fault is injected by the proxy: 503 on every write of ztunnel in
-//! step 2a.
-//! Emulated by the test bed: the three nodes and every pod on them (kwok: a pod is Ready once
-//! scheduled, nothing runs, so "ztunnel rolled on every node" means the DaemonSet controller
-//! replaced its pod on each node and kwok reported it ready).
-#![allow(clippy::print_stderr)] // timings are reported for the record
+//! Real: the test bed's etcd, kube-apiserver, controller-manager, scheduler and three kwok
+//! nodes; the default revision of the old release installed by the real `istioctl install
+//! --set profile=ambient` (istiod, istio-cni and ztunnel rolled on every node), the new
+//! release's canary revision by `istioctl install`; the Gateway API CRDs of the
+//! `sigs.k8s.io/gateway-api` module; sidecars injected by the harness's injector (the stand-in
+//! for istiod's webhook), each revision's proxy image.
+//! Emulated by the test bed (`mesh_testbed::ambient`): istiod's gateway controller, run as a
+//! controller ([`ambient::WaypointController`]) that re-renders a waypoint's Deployment on the
+//! revision that manages its Gateway, and istio-cni's annotation of the pods it captured.
+//!
+//! With `UPDATE_GOLDEN=1` it also writes the CLI tests' fixtures (the mesh before and after the
+//! move, as the commands read it).
 
-use std::{
-    path::{Path, PathBuf},
-    process::Output,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, path::Path, process::Output};
 
+use mesh_common::cluster::{ConnectOptions, FetchOptions, connect, fetch};
 use mesh_testbed::{
     Cluster, ambient,
-    fault::{FaultProxy, RequestRecord, Rule, Upstream},
-    probe::{expect, run_mesh, text},
+    probe::{expect, json, run_mesh},
+    rt::block,
     scenario,
 };
 use serde_json::Value;
 
-const ISTIOD: &str = "/deployments/istiod";
-const CNI: &str = "/daemonsets/istio-cni-node";
-const ZTUNNEL: &str = "/daemonsets/ztunnel";
-
-/// `kubectl mesh upgrade ARGS -y -o json` through the proxy: the report, exit 0 expected.
-fn upgrade(kubeconfig: &Path, home: &Path, args: &[&str]) -> Value {
+fn mesh(c: &Cluster, home: &Path, args: &[&str]) -> Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"));
-    let mut all = args.to_vec();
-    all.extend(["-y", "-o", "json"]);
-    let out: Output = run_mesh(bin, kubeconfig, home, &all);
-    let (stdout, stderr) = expect(&out, 0);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+    run_mesh(bin, c.kubeconfig(), home, args)
 }
 
-/// Index of the first or last real (not dry-run) write to an object whose path ends in `what`.
-fn write_at(records: &[RequestRecord], what: &str, last: bool) -> usize {
-    let is = |r: &&RequestRecord| {
-        matches!(r.method.as_str(), "PATCH" | "PUT" | "POST")
-            && r.path.ends_with(what)
-            && !r.query.as_deref().unwrap_or("").contains("dryRun")
-    };
-    let mut hits = records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| is(r))
-        .map(|(i, _)| i);
-    let at = if last { hits.next_back() } else { hits.next() };
-    at.unwrap_or_else(|| panic!("no write to {what} among {} requests", records.len()))
+fn get(c: &Cluster, args: &[&str]) -> Value {
+    let out = c.kubectl_out(&[args, &["-o", "json"]].concat());
+    serde_json::from_str(&out).unwrap()
 }
 
-/// Reads of an object whose path ends in `what` strictly between two requests: the waits.
-fn reads_between(records: &[RequestRecord], what: &str, from: usize, to: usize) -> usize {
-    records[from + 1..to]
-        .iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with(what))
-        .count()
+/// The waypoint Deployment's revision (its pod template's `istio.io/rev` annotation) and image.
+fn waypoint_rendering(c: &Cluster) -> (String, String) {
+    let d = get(c, &["get", "deployment", "-n", "shop", "waypoint"]);
+    let t = &d["spec"]["template"];
+    (
+        t["metadata"]["annotations"]["istio.io/rev"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        t["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
-/// Each object of `order` is written and waited on before the next one is first written.
-fn assert_order(records: &[RequestRecord], order: [&str; 3], step: &str) {
-    for w in order.windows(2) {
-        assert_before(records, w[0], w[1], step);
-    }
-}
-
-/// `first` is written and waited on (read again) before `then` is first written.
-fn assert_before(records: &[RequestRecord], first: &str, then: &str, step: &str) {
-    let done = write_at(records, first, true);
-    let next = write_at(records, then, false);
-    assert!(
-        done < next,
-        "{step}: {then} written (request {next}) before {first}'s last write (request {done})"
+/// The ready waypoint pods, as (revision annotation, image).
+fn waypoint_pods(c: &Cluster) -> Vec<(String, String)> {
+    let pods = get(
+        c,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "shop",
+            "-l",
+            "gateway.networking.k8s.io/gateway-name=waypoint",
+        ],
     );
-    assert!(
-        reads_between(records, first, done, next) > 0,
-        "{step}: {first} was not waited on before {then} was written"
-    );
-}
-
-fn phase_names(r: &Value) -> Vec<&str> {
-    r["phases"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no phases: {r}"))
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect()
-}
-
-/// istio-cni and ztunnel run `tag` on every node.
-fn agents_on_every_node(c: &Cluster, tag: &str, step: &str) {
-    for ds in ["istio-cni-node", "ztunnel"] {
-        let nodes =
-            ambient::rolled_on_every_node(c, ds, tag).unwrap_or_else(|e| panic!("{step}: {e:#}"));
-        assert_eq!(nodes.len(), 3, "{step}: {ds} on {nodes:?}");
-    }
-}
-
-/// `istioctl x precheck` finds nothing wrong.
-fn istioctl_precheck_clean(c: &Cluster, step: &str) {
-    let out = c.istioctl().args(["x", "precheck"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{step}: istioctl x precheck: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-#[test]
-fn ambient_install_upgrade_downgrade_rollback_and_ztunnel_alone_run_in_istios_order() {
-    let t0 = Instant::now();
-    let c = Cluster::start().unwrap();
-    let (old, new) = (scenario::old_tag(), scenario::new_tag());
-    let files = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let old_m = write(
-        files.path(),
-        &format!("ambient-{old}.yaml"),
-        &ambient::ambient_manifest(&c, old).unwrap(),
-    );
-    let new_m = write(
-        files.path(),
-        &format!("ambient-{new}.yaml"),
-        &ambient::ambient_manifest(&c, new).unwrap(),
-    );
-    let (old_m, new_m) = (old_m.to_str().unwrap(), new_m.to_str().unwrap());
-    let proxy =
-        FaultProxy::start(Upstream::from_ca_file(c.server_url(), c.ca_path()).unwrap()).unwrap();
-    let kc = proxy
-        .write_kubeconfig(files.path(), c.admin_token())
-        .unwrap();
-    eprintln!("cluster and manifests in {:.1?}", t0.elapsed());
-
-    // 1. Fresh install of the old release: istiod rolled out, then istio-cni on every node,
-    //    then ztunnel.
-    proxy.clear_requests();
-    let r = upgrade(&kc, home.path(), &["-f", old_m]);
-    assert_eq!(r["target"]["mode"], "fresh", "{:#}", r["target"]);
-    let rec = proxy.take_requests();
-    assert_order(&rec, [ISTIOD, CNI, ZTUNNEL], "fresh install");
-    agents_on_every_node(&c, old, "fresh install");
-    istioctl_precheck_clean(&c, "fresh install");
-
-    // 2a. The same upgrade with ztunnel's write refused (503 from the proxy, after its
-    //     retries): the automatic rollback puts back istio-cni, then istiod — each waited
-    //     before the next — and the mesh runs the old release everywhere again.
-    proxy.set_rules(vec![
-        Rule::delay(Duration::ZERO).query_contains("dryRun"),
-        Rule::status(503).method("PATCH").path_contains(ZTUNNEL),
-    ]);
-    let bin = Path::new(env!("CARGO_BIN_EXE_kubectl-mesh-upgrade"));
-    let (_, stderr) = expect(&run_mesh(bin, &kc, home.path(), &["-f", new_m, "-y"]), 3);
-    assert!(stderr.contains("was rolled back"), "{stderr}");
-    proxy.clear_rules();
-    let rec = proxy.take_requests();
-    let put = |what: &str| {
-        rec.iter()
-            .rposition(|r| r.method == "PUT" && r.path.ends_with(what))
-            .unwrap_or_else(|| panic!("{what} not put back"))
-    };
-    let (cni_back, istiod_back) = (put(CNI), put(ISTIOD));
-    assert!(cni_back < istiod_back, "istiod put back before istio-cni");
-    assert!(
-        reads_between(&rec, CNI, cni_back, istiod_back) > 0,
-        "istio-cni was not waited on before istiod was put back"
-    );
-    agents_on_every_node(&c, old, "failed upgrade rolled back");
-
-    // 2. In-place upgrade old → new: the same order, every DaemonSet rolled on every node.
-    let r = upgrade(&kc, home.path(), &["-f", new_m]);
-    assert_eq!(r["target"]["direction"], "upgrade", "{:#}", r["target"]);
-    let phases = phase_names(&r);
-    let at = |n: &str| {
-        phases
-            .iter()
-            .position(|p| *p == n)
-            .unwrap_or_else(|| panic!("{n}: {phases:?}"))
-    };
-    assert!(
-        at("control plane") < at("istio-cni") && at("istio-cni") < at("ztunnel"),
-        "{phases:?}"
-    );
-    let rec = proxy.take_requests();
-    assert_order(&rec, [ISTIOD, CNI, ZTUNNEL], "upgrade");
-    agents_on_every_node(&c, new, "upgrade");
-    istioctl_precheck_clean(&c, "upgrade");
-
-    // 3. In-place downgrade new → old with the old ambient manifest: not refused (the
-    //    issue's "ztunnel runs 1.31.1" refusal), ztunnel and istio-cni go down before istiod.
-    let r = upgrade(&kc, home.path(), &["-f", old_m]);
-    assert_eq!(r["target"]["direction"], "downgrade", "{:#}", r["target"]);
-    let order: Vec<&Value> = r["findings"]
+    pods["items"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["id"] == "skew.ambient-order")
-        .collect();
-    assert_eq!(order.len(), 2, "{order:#?}");
-    assert!(order.iter().all(|f| f["result"] == "ok"), "{order:#?}");
-    let rec = proxy.take_requests();
-    assert_order(&rec, [ZTUNNEL, CNI, ISTIOD], "downgrade");
-    agents_on_every_node(&c, old, "downgrade");
-    istioctl_precheck_clean(&c, "downgrade");
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            (
+                p["metadata"]["annotations"]["istio.io/rev"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                p["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
 
-    // 4. Rollback of the downgrade: restored in the reverse of its order (istiod, then
-    //    istio-cni, then ztunnel), each waited on; back on the new release everywhere.
-    let (stdout, _) = expect(&run_mesh(bin, &kc, home.path(), &["rollback", "-y"]), 0);
-    assert!(stdout.contains("✔ rolled back"), "{stdout}");
-    let rec = proxy.take_requests();
-    assert_order(&rec, [ISTIOD, CNI, ZTUNNEL], "rollback");
-    agents_on_every_node(&c, new, "rollback");
-    istioctl_precheck_clean(&c, "rollback");
-
-    // 5. ztunnel alone (istioctl's component manifest) of the old release beside istiod of
-    //    the new one — one minor older is allowed: only ztunnel is written, nothing deleted.
-    let z = write(
-        files.path(),
-        &format!("ztunnel-{old}.yaml"),
-        &ambient::component_manifest(&c, old, "ztunnel").unwrap(),
-    );
-    let r = upgrade(&kc, home.path(), &["-f", z.to_str().unwrap()]);
-    assert_eq!(
-        r["target"]["components"],
-        serde_json::json!(["ztunnel"]),
-        "{:#}",
-        r["target"]
-    );
-    let rec = proxy.take_requests();
-    write_at(&rec, ZTUNNEL, false);
-    let others: Vec<&RequestRecord> = rec
+fn uids(c: &Cluster, ns: &str) -> BTreeSet<String> {
+    let pods = get(c, &["get", "pods", "-n", ns, "-l", "app=web"]);
+    pods["items"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|r| r.method != "GET" && !r.query.as_deref().unwrap_or("").contains("dryRun"))
-        .filter(|r| r.method == "DELETE" || r.path.ends_with(ISTIOD) || r.path.ends_with(CNI))
+        .map(|p| p["metadata"]["uid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn labels(c: &Cluster, args: &[&str]) -> Value {
+    get(c, args)["metadata"]["labels"].clone()
+}
+
+/// What the commands read (`precheck --dump-snapshot` without the whole objects an upgrade
+/// plan compares: 1 MB of CRDs and RBAC no data-plane or uninstall plan reads), with the
+/// injection templates cut out.
+fn dump(c: &Cluster) -> String {
+    let kubeconfig = c.kubeconfig().to_path_buf();
+    let mut snap = block(async move {
+        let conn = connect(&ConnectOptions {
+            kubeconfig: Some(kubeconfig),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let opts = FetchOptions {
+            istio_namespace: "istio-system".into(),
+            ..Default::default()
+        };
+        fetch(&conn, &opts).await.unwrap()
+    });
+    for cm in &mut snap.config_maps {
+        if cm
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("istio-sidecar-injector"))
+        {
+            for v in cm.data.iter_mut().flat_map(|d| d.values_mut()) {
+                *v = "(cut from the test fixture)".into();
+            }
+        }
+    }
+    snap.to_yaml().unwrap()
+}
+
+fn write_fixture(c: &Cluster, name: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::write(path, dump(c)).unwrap();
+    }
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `upgrade dataplane -n shop -n legacy --to-revision <canary>` moves the waypoint of the
+/// ambient namespace with it (its Gateway labelled, re-rendered on the canary and waited on until
+/// its pods run the canary's proxy), restarts the sidecar workload of `legacy` onto the canary,
+/// and leaves the ambient namespace's labels and pods alone (reported as needing no restart).
+/// `rollback` restores the labels first: the waypoint goes back to `default`, `legacy` too.
+#[test]
+fn waypoints_move_with_their_namespace_and_roll_back() {
+    let c = Cluster::shared();
+    ambient::canary_mesh(c).unwrap();
+    let (old, new, canary) = (
+        scenario::old_tag(),
+        scenario::new_tag(),
+        scenario::canary_revision(),
+    );
+    write_fixture(c, "ambient-canary.yaml");
+    let home = tempfile::tempdir().unwrap();
+    let shop_pods = uids(c, "shop");
+    assert_eq!(shop_pods.len(), 2);
+    assert_eq!(waypoint_rendering(c).0, "default");
+    let controller = ambient::WaypointController::start(c);
+    let args = [
+        "dataplane",
+        "-n",
+        "shop",
+        "-n",
+        "legacy",
+        "--to-revision",
+        canary,
+    ];
+
+    // A dry run shows the move, changes nothing.
+    let (table, _) = expect(
+        &mesh(c, home.path(), &[&args[..], &["--dry-run"]].concat()),
+        0,
+    );
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("shop/waypoint"))
+        .unwrap_or_else(|| panic!("no waypoint row in\n{table}"));
+    for cell in [
+        "namespace",
+        &format!("default {old}"),
+        &format!("{canary} {new}"),
+    ] {
+        assert!(row.contains(cell), "{cell:?} in {row:?}");
+    }
+    for line in [
+        "Waypoints (Gateway labelled istio.io/rev",
+        "Ambient namespaces",
+        "no restart: no sidecar, ztunnel carries its pods",
+    ] {
+        assert!(table.contains(line), "{line:?} in\n{table}");
+    }
+    assert!(!table.contains("opted out: 1"), "{table}");
+    assert_eq!(
+        labels(c, &["get", "gateway", "-n", "shop", "waypoint"])["istio.io/rev"],
+        Value::Null
+    );
+
+    // The move.
+    let r = json(
+        &mesh(c, home.path(), &[&args[..], &["-y", "-o", "json"]].concat()),
+        0,
+    );
+    assert_eq!(r["success"], true, "{r:#}");
+    let w = &r["waypoints"][0];
+    assert_eq!(
+        (
+            w["namespace"].as_str(),
+            w["name"].as_str(),
+            w["by"].as_str()
+        ),
+        (Some("shop"), Some("waypoint"), Some("namespace"))
+    );
+    assert_eq!(w["expected"]["revision"], canary);
+    assert_eq!(w["expected"]["version"], new);
+    let a = &r["ambientNamespaces"][0];
+    assert_eq!(
+        (
+            a["namespace"].as_str(),
+            a["captured"].as_u64(),
+            a["pods"].as_u64()
+        ),
+        (Some("shop"), Some(2), Some(2))
+    );
+    let relabelled: Vec<&str> = r["relabel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["namespace"].as_str())
         .collect();
-    assert!(others.is_empty(), "ztunnel alone wrote {others:#?}");
-    let nodes = ambient::rolled_on_every_node(&c, "ztunnel", old).unwrap();
-    assert_eq!(nodes.len(), 3, "{nodes:?}");
-    ambient::rolled_on_every_node(&c, "istio-cni-node", new).unwrap();
-    istioctl_precheck_clean(&c, "ztunnel alone");
-    eprintln!(
-        "ambient install, upgrade, downgrade, rollback: {:.1?}",
-        t0.elapsed()
+    assert_eq!(
+        relabelled,
+        ["legacy"],
+        "the ambient namespace keeps its labels"
+    );
+    let done: Vec<&str> = r["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(done, ["Gateway/shop/waypoint", "Deployment/legacy/web"]);
+
+    // The cluster: the Gateway on the canary, its pods re-rendered and ready with the canary's
+    // proxy (the command waited for them), the ambient namespace and its pods untouched.
+    assert_eq!(
+        labels(c, &["get", "gateway", "-n", "shop", "waypoint"])["istio.io/rev"],
+        canary
+    );
+    let pods = waypoint_pods(c);
+    assert!(!pods.is_empty());
+    for (rev, image) in &pods {
+        assert_eq!(rev, canary);
+        assert!(image.ends_with(&format!("proxyv2:{new}")), "{image}");
+    }
+    let shop = labels(c, &["get", "namespace", "shop"]);
+    assert_eq!(shop["istio.io/rev"], Value::Null, "{shop}");
+    assert_eq!(shop["istio.io/dataplane-mode"], "ambient");
+    assert_eq!(uids(c, "shop"), shop_pods, "ambient pods are not restarted");
+    let legacy = c.proxies("legacy", "app=web");
+    assert_eq!(legacy.len(), 1);
+    assert!(
+        legacy[0].0.ends_with(&format!("proxyv2:{new}")),
+        "{legacy:?}"
+    );
+    write_fixture(c, "ambient-canary-moved.yaml");
+
+    // A second run plans nothing.
+    let again = json(
+        &mesh(c, home.path(), &[&args[..], &["-y", "-o", "json"]].concat()),
+        0,
+    );
+    assert_eq!(again["waypoints"], serde_json::json!([]));
+    assert_eq!(again["restart"], serde_json::json!([]));
+
+    // Rollback: the labels first, then the restarted workload; the controller re-renders the
+    // waypoint on `default`.
+    let (_, stderr) = expect(&mesh(c, home.path(), &["rollback", "-y"]), 0);
+    assert_eq!(
+        labels(c, &["get", "gateway", "-n", "shop", "waypoint"])["istio.io/rev"],
+        Value::Null,
+        "{stderr}"
+    );
+    let legacy_ns = labels(c, &["get", "namespace", "legacy"]);
+    assert_eq!(legacy_ns["istio-injection"], "enabled", "{legacy_ns}");
+    assert_eq!(legacy_ns["istio.io/rev"], Value::Null, "{legacy_ns}");
+    until("the waypoint re-rendered on default", || {
+        waypoint_rendering(c).0 == "default"
+    });
+    c.wait_rollout("shop", "deployment/waypoint").unwrap();
+    c.wait_rollout("legacy", "deployment/web").unwrap();
+    let rendered = controller.stop();
+    assert_eq!(
+        rendered,
+        [
+            format!("shop/waypoint@{canary}"),
+            "shop/waypoint@default".to_owned()
+        ]
+    );
+    let (_, image) = waypoint_rendering(c);
+    // The ambient profile's default revision runs the distroless variant.
+    assert!(image.contains(&format!("proxyv2:{old}")), "{image}");
+    let legacy = c.proxies("legacy", "app=web");
+    assert!(
+        legacy
+            .iter()
+            .all(|(image, rev)| image.contains(&format!("proxyv2:{old}")) && rev == "default"),
+        "{legacy:?}"
     );
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, api::ListParams};
 use mesh_core::{
+    ambient::waypoint_revision,
     change::{Expected, Wait},
     inventory::injected_revision,
     snapshot::{PodInfo, PodObject},
@@ -198,7 +199,7 @@ pub fn runs_expected(pod: &PodInfo, expect: &Expected) -> Option<String> {
         }
     }
     if let Some(p) = &expect.proxy {
-        let rev = injected_revision(pod);
+        let rev = injected_revision(pod).or_else(|| waypoint_revision(pod));
         if rev.as_deref() != Some(p.revision.as_str()) {
             return Some(format!(
                 "proxy injected by {}, not `{}`",
@@ -313,5 +314,29 @@ mod tests {
         assert!(rollout_status(&surge).unwrap().contains("old replica"));
         assert_eq!(humantime(Duration::from_secs(300)), "5m0s");
         assert_eq!(humantime(Duration::from_secs(30)), "30s");
+    }
+
+    /// A waypoint's pod carries no injection status: the revision that rendered it is its
+    /// `istio.io/rev` annotation (istiod's waypoint template).
+    #[test]
+    fn a_waypoint_pod_runs_the_revision_that_rendered_it() {
+        use mesh_core::{change::ExpectedProxy, testkit::waypoint_pod, version::IstioVersion};
+        let expect = |revision: &str, version: &str| Expected {
+            images: std::collections::BTreeMap::new(),
+            proxy: Some(ExpectedProxy {
+                revision: revision.into(),
+                version: Some(IstioVersion::parse(version).unwrap()),
+            }),
+        };
+        let pod = waypoint_pod("shop", "waypoint", "1-31-1", "1.31.1");
+        assert_eq!(runs_expected(&pod, &expect("1-31-1", "1.31.1")), None);
+        assert_eq!(
+            runs_expected(&pod, &expect("default", "1.31.1")).unwrap(),
+            "proxy injected by `1-31-1`, not `default`"
+        );
+        assert_eq!(
+            runs_expected(&pod, &expect("1-31-1", "1.30.5")).unwrap(),
+            "proxy 1.31.1, not 1.30.5"
+        );
     }
 }

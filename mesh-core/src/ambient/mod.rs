@@ -25,7 +25,7 @@ use crate::{
 pub use agents::{AgentKind, IstiodLink, NodeAgent, Rollout, agent_kind};
 pub use nodes::{Coverage, eligible};
 pub use planned::{PlannedAgent, planned_agents};
-pub use waypoints::{Waypoint, is_waypoint_pod};
+pub use waypoints::{USE_WAYPOINT_NAMESPACE_LABEL, Waypoint, is_waypoint_pod, waypoint_revision};
 
 /// Namespace (and pod) label that puts workloads in ambient mode (`ambient`) or out (`none`).
 pub const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";

@@ -55,6 +55,16 @@ pub fn is_waypoint_pod(pod: &PodInfo) -> bool {
         || pod.label("gateway.networking.k8s.io/gateway-class-name") == Some(WAYPOINT_CLASS)
 }
 
+/// The revision that rendered a waypoint pod: the `istio.io/rev` annotation istiod's gateway
+/// controller puts on its pod template (waypoints carry no injection status); `None` for any
+/// other pod.
+pub fn waypoint_revision(pod: &PodInfo) -> Option<String> {
+    if !is_waypoint_pod(pod) {
+        return None;
+    }
+    pod.annotation(REV_LABEL).map(str::to_owned)
+}
+
 /// Every waypoint of the snapshot, sorted by namespace and name.
 pub fn all(
     snap: &ClusterSnapshot,

@@ -49,6 +49,7 @@ pub fn all(ctx: &Context<'_>) -> Vec<Finding> {
         ztunnel_istiod,
         waypoints::revision,
         waypoints::ready,
+        waypoints::users,
         mixed_namespaces,
         skew::live,
         skew::waypoints,

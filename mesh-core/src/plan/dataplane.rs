@@ -14,16 +14,28 @@
 //! one plans nothing. Pods no restart of a workload can fix — bare pods, Job pods — are listed
 //! for a manual restart; pods that would lose their proxy or be injected twice are reported as
 //! stuck and never restarted. Pure: snapshot and inventory in, plan out.
+//!
+//! Ambient mode ([`ambient`]): waypoints move with their namespaces (or by name) onto the
+//! target, and ambient namespaces are reported as needing no restart; waypoint pods are
+//! waypoints, never sidecars to restart.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+mod ambient;
+
+use std::{
+    cmp::Ordering,
+    collections::{BTreeMap, BTreeSet},
+};
 
 use k8s_openapi::api::{
     admissionregistration::v1::MutatingWebhookConfiguration, core::v1::Namespace,
 };
 use serde::Serialize;
 
+pub use ambient::{AmbientScope, WaypointMove};
+
 use crate::{
     ObjRef,
+    ambient::{is_ambient, is_waypoint_pod},
     change::{ChangePlan, Expected, ExpectedProxy, Op, Phase, Wait},
     error::{Class, Classify, RevisionError},
     inventory::{
@@ -58,6 +70,9 @@ pub struct Request {
     pub to_revision: Option<String>,
     /// `--batch`: workloads restarted at once.
     pub batch: usize,
+    /// `--waypoint NS/NAME` (repeatable): waypoints to move onto `--to-revision` besides those
+    /// of the namespaces in scope.
+    pub waypoints: Vec<String>,
 }
 
 /// Why a dataplane change cannot be planned.
@@ -75,6 +90,23 @@ pub enum DataplaneError {
     /// `--batch 0`.
     #[error("--batch must be at least 1")]
     Batch,
+    /// `--waypoint` without `--to-revision`.
+    #[error("--waypoint needs --to-revision: a waypoint moves onto a revision or tag")]
+    WaypointsNeedTarget,
+    /// A `--waypoint` value that is not `NAMESPACE/NAME`.
+    #[error("--waypoint `{given}` is not NAMESPACE/NAME")]
+    BadWaypoint {
+        /// The value given.
+        given: String,
+    },
+    /// A `--waypoint` names no waypoint.
+    #[error("no waypoint `{waypoint}` (a Gateway of class `istio-waypoint`)")]
+    UnknownWaypoint {
+        /// `namespace/name` as given.
+        waypoint: String,
+        /// The waypoints of the cluster.
+        known: Vec<String>,
+    },
     /// `--to-revision` names no revision or tag.
     #[error(transparent)]
     Revision(#[from] RevisionError),
@@ -102,6 +134,18 @@ impl Classify for DataplaneError {
             Self::Batch => vec![
                 "pass --batch N with N of 1 or more (workloads restarted at a time)".to_owned(),
             ],
+            Self::WaypointsNeedTarget => vec![
+                "add --to-revision REV|TAG, e.g. `kubectl mesh upgrade dataplane --waypoint NS/NAME --to-revision REV`".to_owned(),
+            ],
+            Self::BadWaypoint { .. } => {
+                vec!["name each waypoint as NAMESPACE/NAME, e.g. --waypoint shop/waypoint".to_owned()]
+            }
+            Self::UnknownWaypoint { known, .. } if known.is_empty() => {
+                vec!["this cluster has no waypoint; list them with `kubectl mesh precheck`".to_owned()]
+            }
+            Self::UnknownWaypoint { known, .. } => {
+                vec![format!("waypoints in this cluster: {}", known.join(", "))]
+            }
             Self::Revision(e) => e.hints(),
             Self::Unreadable(e) => e.hints(),
         }
@@ -180,6 +224,10 @@ pub struct DataplanePlan {
     pub target: Option<Target>,
     /// Namespace label changes, by namespace.
     pub relabel: Vec<Relabel>,
+    /// Waypoints moved onto the target, by namespace and name.
+    pub waypoints: Vec<WaypointMove>,
+    /// Ambient namespaces in scope: no restart (no sidecar; ztunnel carries their pods).
+    pub ambient_namespaces: Vec<AmbientScope>,
     /// Workloads to restart, sorted by namespace, kind, name.
     pub restart: Vec<Restart>,
     /// Workloads whose proxies are all current (left alone).
@@ -197,9 +245,10 @@ pub struct DataplanePlan {
 }
 
 impl DataplanePlan {
-    /// The plan of changes: phase `namespace labels` (one label change per [`Relabel`]), then
-    /// phases `batch i of n` of up to `batch` restarts each, each waiting for its workloads to
-    /// roll out with the expected proxy. Empty phases are dropped.
+    /// The plan of changes: phase `namespace labels` (one label change per [`Relabel`]), phase
+    /// `waypoints` (each Gateway labelled, each waypoint waited on until it runs the target's
+    /// proxy), then phases `batch i of n` of up to `batch` restarts each, each waiting for its
+    /// workloads to roll out with the expected proxy. Empty phases are dropped.
     pub fn changes(&self) -> ChangePlan {
         let mut plan = ChangePlan::default();
         let mut labels = Phase::new("namespace labels");
@@ -208,6 +257,7 @@ impl DataplanePlan {
             labels: r.labels.clone(),
         }));
         plan.push(labels);
+        plan.push(ambient::phase(&self.waypoints));
         let n = self.batches();
         for (i, chunk) in self.restart.chunks(self.batch.max(1)).enumerate() {
             let mut phase = Phase::new(format!("batch {} of {n}", i + 1));
@@ -243,9 +293,22 @@ pub fn plan(
     check_request(req)?;
     snap.require(&REQUIRED)?;
     let scope = scope(snap, req)?;
+    let named = ambient::parse(&req.waypoints)?;
     let target = match &req.to_revision {
         Some(name) => Some(target(inv, name)?),
         None => None,
+    };
+    let names: BTreeSet<String> = scope.iter().map(|n| name(&n.metadata).to_owned()).collect();
+    let ambient_scope = ambient::scope(inv, &names);
+    let waypoints = match (&target, &req.to_revision) {
+        (Some(t), Some(to)) => {
+            // Which waypoints move is unknown without them (`-A` moves every one).
+            if req.all || !named.is_empty() || !ambient_scope.is_empty() {
+                snap.require(&[Source::Gateways])?;
+            }
+            ambient::moves(inv, &names, &named, t, to)?
+        }
+        _ => Vec::new(),
     };
     let mut planner = Planner::new(snap, inv, target, req.batch);
     let mut ns_after = BTreeMap::new();
@@ -253,20 +316,30 @@ pub fn plan(
         let relabel_to = req
             .to_revision
             .as_deref()
-            .filter(|_| !req.all || in_mesh(ns));
+            .filter(|_| in_mesh(ns) || (!req.all && !is_ambient(labels(&ns.metadata))));
         ns_after.insert(name(&ns.metadata), planner.namespace(ns, relabel_to));
     }
-    for pod in snap.pods.iter().filter(|p| !p.is_finished()) {
+    for pod in snap
+        .pods
+        .iter()
+        .filter(|p| !p.is_finished() && !is_waypoint_pod(p))
+    {
         if let Some(ns_labels) = ns_after.get(pod.namespace()) {
             planner.pod(pod, ns_labels);
         }
     }
-    Ok(planner.finish())
+    let mut out = planner.finish();
+    out.waypoints = waypoints;
+    out.ambient_namespaces = ambient_scope;
+    Ok(out)
 }
 
 fn check_request(req: &Request) -> Result<(), DataplaneError> {
-    if !req.all && req.namespaces.is_empty() {
+    if !req.all && req.namespaces.is_empty() && req.waypoints.is_empty() {
         return Err(DataplaneError::NoScope);
+    }
+    if !req.waypoints.is_empty() && req.to_revision.is_none() {
+        return Err(DataplaneError::WaypointsNeedTarget);
     }
     if req.batch == 0 {
         return Err(DataplaneError::Batch);
@@ -312,6 +385,8 @@ fn target(inv: &Inventory, name: &str) -> Result<Target, RevisionError> {
 
 /// Whether a namespace asks for injection by label; with `-A` only those are relabelled, so
 /// namespaces outside the mesh (or with `istio-injection=disabled`) are never pulled into it.
+/// An ambient namespace without such a label is never relabelled either (`-n` or `-A`):
+/// `istio.io/rev` would turn sidecar injection on beside ambient mode.
 fn in_mesh(ns: &Namespace) -> bool {
     let l = labels(&ns.metadata);
     l.contains_key(REV_LABEL) || l.get(INJECTION_LABEL).is_some_and(|v| v == "enabled")
@@ -455,6 +530,8 @@ impl<'a> Planner<'a> {
             out: DataplanePlan {
                 target,
                 relabel: Vec::new(),
+                waypoints: Vec::new(),
+                ambient_namespaces: Vec::new(),
                 restart: Vec::new(),
                 current: 0,
                 without_proxy: 0,
@@ -621,6 +698,7 @@ mod tests {
             all: false,
             to_revision: to.map(str::to_owned),
             batch,
+            waypoints: Vec::new(),
         }
     }
 

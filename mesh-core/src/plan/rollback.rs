@@ -4,9 +4,12 @@
 //! each go in; what differs comes out as a plan of changes — first the created objects are
 //! removed (webhook configurations before anything else, so none is left calling a workload
 //! that is gone), then the saved objects are put back in the reverse of the order they were
-//! changed in, each workload waited on until it runs its saved template again before the next
-//! is put back: an ambient upgrade (istiod → istio-cni → ztunnel) is undone ztunnel → istio-cni
-//! → istiod, so at no moment is a node agent newer than istiod.
+//! changed in — except the objects whose labels choose the proxy pods get (Namespaces, waypoint
+//! Gateways), which go first, so a workload restored (and so restarted) is injected by the
+//! revision its namespace selected before — each workload waited on until it runs its saved
+//! template again before the next is put back: an ambient upgrade (istiod → istio-cni →
+//! ztunnel) is undone ztunnel → istio-cni → istiod, so at no moment is a node agent newer than
+//! istiod.
 
 use std::collections::BTreeMap;
 
@@ -54,6 +57,12 @@ fn webhook_first(r: &ObjRef) -> u8 {
     u8::from(!r.kind.ends_with("WebhookConfiguration"))
 }
 
+/// Namespaces and Gateways (their labels pick a revision) before anything else.
+fn labels_first(obj: &Value) -> u8 {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    u8::from(!matches!(kind, "Namespace" | "Gateway"))
+}
+
 /// Plans the rollback of `saved` objects and `created` ones against the `live` state.
 pub fn plan(
     saved: &[Value],
@@ -94,7 +103,9 @@ pub fn plan(
     let mut changes = ChangePlan::default();
     changes.push(remove);
     let mut restore = Phase::new("restore saved objects");
-    for obj in saved.iter().rev() {
+    let mut saved: Vec<&Value> = saved.iter().rev().collect();
+    saved.sort_by_key(|o| labels_first(o));
+    for obj in saved {
         let Some(r) = ObjRef::of(obj) else { continue };
         let state = match live.get(&r).and_then(Option::as_ref) {
             None => Restore::Recreate,
@@ -248,6 +259,36 @@ mod tests {
             phases,
             [one("ztunnel"), one("istio-cni-node"), one("istiod")]
         );
+    }
+
+    /// A data-plane rollback: the namespace's and the waypoint's labels are put back before
+    /// the restarted workload, whose restore restarts it again — onto the old revision only if
+    /// its namespace selects that revision by then.
+    #[test]
+    fn labels_are_restored_before_the_workloads() {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}});
+        let gw = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "waypoint", "namespace": "shop"}});
+        let mut web = deploy("app:1");
+        web["metadata"] = json!({"name": "web", "namespace": "shop"});
+        let live: BTreeMap<ObjRef, Option<Value>> = [&ns, &gw, &web]
+            .into_iter()
+            .map(|o| {
+                let mut changed = o.clone();
+                changed["metadata"]["labels"] = json!({"istio.io/rev": "canary"});
+                (ObjRef::of(o).unwrap(), Some(changed))
+            })
+            .collect();
+        let p = plan(&[ns.clone(), gw.clone(), web.clone()], &[], &live);
+        assert_eq!(p.changes.phases.len(), 1, "nothing to remove");
+        let kinds: Vec<String> = p.changes.phases[0]
+            .ops
+            .iter()
+            .filter_map(Op::target)
+            .map(|r| r.kind)
+            .collect();
+        assert_eq!(kinds, ["Gateway", "Namespace", "Deployment"]);
     }
 
     #[test]

@@ -11,13 +11,15 @@
 //!
 //! Before anything is deleted the plan lists what still uses the revision — namespaces selecting
 //! it directly or through a tag (as the webhooks really resolve them), tags, running pods injected
-//! by it, gateways — each with the command that moves it. Helm-installed control planes and
-//! foreign webhooks that call a Service this would delete are refused even with `--force`.
+//! by it, gateways, ztunnel and waypoints (ambient mode) — each with the command that moves it.
+//! Helm-installed control planes and foreign webhooks that call a Service this would delete are
+//! refused even with `--force`.
 //!
 //! Pure: a snapshot, its inventory and the label-selected objects the shell listed go in; the
 //! objects to delete in a safe order (webhooks, then workloads, then config and RBAC, then CRDs),
 //! the blockers and the warnings come out.
 
+mod ambient;
 mod blockers;
 mod select;
 #[cfg(test)]
@@ -312,6 +314,12 @@ pub enum BlockerKind {
     Helm,
     /// A webhook outside the plan would call a Service the plan deletes.
     Webhook,
+    /// ztunnel talks to the revision's istiod (or is deleted with it).
+    Ztunnel,
+    /// istio-cni is deleted with the revision while namespaces are in ambient mode.
+    Cni,
+    /// A waypoint is rendered and configured by the revision's istiod.
+    Waypoint,
 }
 
 /// Something that uses what would be deleted, and what to do about it.

@@ -164,10 +164,21 @@ pub fn waypoint(c: &Cluster, ns: &str, name: &str, rev: Option<&str>) -> Result<
         .as_str()
         .context("the Gateway has no uid")?
         .to_owned();
-    let (client, r) = (c.client(), revision.clone());
+    apply_rendered(c, ns, name, &uid, &revision)?;
+    c.wait_rollout(ns, &format!("deployment/{name}"))?;
+    programmed(c, ns, name)?;
+    Ok(Some(revision))
+}
+
+/// Applies what the gateway controller of `revision` renders for waypoint `name` (Gateway
+/// `uid`), with the proxy image of the revision's injector ConfigMap, as its field manager.
+fn apply_rendered(c: &Cluster, ns: &str, name: &str, uid: &str, revision: &str) -> Result<()> {
+    let (client, r) = (c.client(), revision.to_owned());
     let image = block(async move { webhook::proxy_image_of(client, &r).await })?;
-    let docs = rendered(ns, name, &uid, &revision, &image);
-    let yaml: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+    let yaml: Vec<String> = rendered(ns, name, uid, revision, &image)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let mut cmd = c.kubectl();
     cmd.args([
         "apply",
@@ -177,10 +188,7 @@ pub fn waypoint(c: &Cluster, ns: &str, name: &str, rev: Option<&str>) -> Result<
         "-f",
         "-",
     ]);
-    run_with_stdin(cmd, &yaml.join("\n---\n"))?;
-    c.wait_rollout(ns, &format!("deployment/{name}"))?;
-    programmed(c, ns, name)?;
-    Ok(Some(revision))
+    run_with_stdin(cmd, &yaml.join("\n---\n")).map(drop)
 }
 
 /// The revision whose istiod would manage the waypoint (as `pkg/revisions` `IsMine` decides:
@@ -335,6 +343,135 @@ fn programmed(c: &Cluster, ns: &str, name: &str) -> Result<()> {
     ])
     .arg(status.to_string());
     run_with_stdin(cmd, "").map(drop)
+}
+
+/// The two-revision ambient mesh of the data-plane and uninstall tests: the Gateway API CRDs;
+/// the default revision of the old release installed with `profile=ambient` (istiod, istio-cni
+/// and ztunnel on every node; ztunnel talks to `istiod`); the new release's canary
+/// ([`scenario::canary_revision`], istiod only); namespace `shop` in ambient mode
+/// (`istio.io/use-waypoint=waypoint`) with [`scenario::sample_app`] (2 replicas, captured) and
+/// waypoint `shop/waypoint` rendered by `default`; namespace `legacy` with sidecars
+/// (`istio-injection=enabled`, 1 replica). Once per cluster.
+pub fn canary_mesh(c: &Cluster) -> Result<()> {
+    install_gateway_api(c)?;
+    install_ambient(c, scenario::old_tag())?;
+    scenario::install_canary(c, scenario::canary_revision())?;
+    once(c, "ambient-canary-mesh", || {
+        for ns in ["shop", "legacy"] {
+            c.apply(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+            ))?;
+        }
+        scenario::label_namespace(
+            c,
+            "shop",
+            &[
+                ("istio.io/dataplane-mode", "ambient"),
+                ("istio.io/use-waypoint", "waypoint"),
+            ],
+        )?;
+        scenario::label_namespace(c, "legacy", &[("istio-injection", "enabled")])?;
+        scenario::sample_app(c, "shop", 2)?;
+        capture(c, "shop")?;
+        let rev = waypoint(c, "shop", "waypoint", None)?;
+        if rev.as_deref() != Some("default") {
+            bail!("the default revision did not render shop/waypoint: {rev:?}");
+        }
+        scenario::sample_app(c, "legacy", 1)
+    })
+}
+
+/// Emulates istiod's gateway controller **running**: until stopped, it re-renders every
+/// waypoint whose managing revision (the Gateway's `istio.io/rev`, else its namespace's, else
+/// `default`, as `IsMine` decides) differs from the revision that rendered its Deployment (the
+/// pod template's `istio.io/rev` annotation), as the controller of the new revision does when a
+/// Gateway is relabelled. [`waypoint`] is the one-shot form. Stop it with
+/// [`WaypointController::stop`], which returns what it re-rendered (`ns/name@revision`).
+pub struct WaypointController {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl WaypointController {
+    /// Starts polling the cluster's waypoints every 300 ms.
+    pub fn start(c: &'static Cluster) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut rendered = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                // A failed pass (a conflict, a rollout still under way) is retried on the next.
+                if let Ok(mut done) = reconcile_waypoints(c) {
+                    rendered.append(&mut done);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            rendered
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops it; returns the waypoints it re-rendered, in order (`ns/name@revision`).
+    pub fn stop(mut self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for WaypointController {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One pass of the emulated gateway controller: re-renders each waypoint whose Deployment was
+/// rendered by another revision than the one that manages it now.
+pub fn reconcile_waypoints(c: &Cluster) -> Result<Vec<String>> {
+    let gateways = kubectl_json(c, &["get", "gateways", "-A"])?;
+    let mut done = Vec::new();
+    for g in gateways["items"].as_array().into_iter().flatten() {
+        if g["spec"]["gatewayClassName"] != "istio-waypoint" {
+            continue;
+        }
+        let (ns, name) = (
+            g["metadata"]["namespace"].as_str().unwrap_or_default(),
+            g["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let label = g["metadata"]["labels"]["istio.io/rev"].as_str();
+        let Some(revision) = managing_revision(c, ns, label)? else {
+            continue;
+        };
+        let deployment = kubectl_json(
+            c,
+            &[
+                "get",
+                "deployments",
+                "-n",
+                ns,
+                "-l",
+                &format!("gateway.networking.k8s.io/gateway-name={name}"),
+            ],
+        )?;
+        let by =
+            deployment["items"][0]["spec"]["template"]["metadata"]["annotations"]["istio.io/rev"]
+                .as_str();
+        if by == Some(revision.as_str()) {
+            continue;
+        }
+        let uid = g["metadata"]["uid"]
+            .as_str()
+            .context("the Gateway has no uid")?;
+        apply_rendered(c, ns, name, uid, &revision)?;
+        programmed(c, ns, name)?;
+        done.push(format!("{ns}/{name}@{revision}"));
+    }
+    Ok(done)
 }
 
 /// The current UTC time as RFC 3339 (`2026-12-04T10:00:00Z`), from the system clock.

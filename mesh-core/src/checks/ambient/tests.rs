@@ -543,3 +543,70 @@ fn a_canary_that_carries_ztunnel_says_it_moves_every_ambient_namespace() {
         f[1].message
     );
 }
+
+#[test]
+fn use_waypoint_naming_a_missing_gateway() {
+    const ID: &str = "ambient.use-waypoint";
+    let ok = of(mixed(), ID);
+    assert_eq!(results(&ok), [Outcome::Ok]);
+    assert!(
+        ok[0].message.starts_with("1 namespace(s)"),
+        "{}",
+        ok[0].message
+    );
+    let svc = |ns: &str, name: &str, l: &[(&str, &str)]| crate::snapshot::TypedMeta {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        metadata: crate::testkit::meta(ns, name, l),
+    };
+    let broken = mixed()
+        .ambient_namespace("cart", &[("istio.io/use-waypoint", "gone")], 1)
+        .ambient_namespace("opted", &[("istio.io/use-waypoint", "none")], 1)
+        .with(|s| {
+            s.others.push(svc(
+                "cart",
+                "api",
+                &[
+                    ("istio.io/use-waypoint", "waypoint"),
+                    ("istio.io/use-waypoint-namespace", "infra"),
+                ],
+            ));
+            s.others.push(svc(
+                "legacy",
+                "web",
+                &[
+                    ("istio.io/use-waypoint", "waypoint"),
+                    ("istio.io/use-waypoint-namespace", "shop"),
+                ],
+            ));
+        });
+    let f = of(broken, ID);
+    assert_eq!(
+        results(&f),
+        [Outcome::Warning, Outcome::Warning, Outcome::Ok],
+        "{f:#?}"
+    );
+    assert_eq!(
+        f[0].message,
+        "Namespace/cart is labelled `istio.io/use-waypoint=gone`, but no Gateway `cart/gone` exists: ztunnel sends its traffic straight to the destination, so no waypoint's L7 policies or routes apply to it"
+    );
+    assert_eq!(f[0].objects, ["Namespace/cart", "Gateway/cart/gone"]);
+    assert_eq!(f[1].objects, ["Service/cart/api", "Gateway/infra/waypoint"]);
+    assert!(
+        f[1].hint
+            .as_deref()
+            .unwrap()
+            .contains("istioctl waypoint apply -n infra --name waypoint")
+    );
+    assert!(
+        f[2].message.starts_with("2 namespace(s) and Service(s)"),
+        "{}",
+        f[2].message
+    );
+    let none = Snap::new()
+        .control_plane("default", "1.30.3")
+        .ambient("default", "1.30.3", 1);
+    assert_eq!(results(&of(none, ID)), [Outcome::Ok]);
+    let unread = mixed().with(|s| s.add_gap(Source::WaypointServices, "forbidden"));
+    assert_eq!(results(&of(unread, ID)), [Outcome::Skipped]);
+}

@@ -1,7 +1,11 @@
-//! Waypoints: managed by an installed revision, and running.
+//! Waypoints: managed by an installed revision, running, and existing where their users point.
 
 use super::{CAT, Context, Finding};
-use crate::{ambient::Waypoint, checks::obj, snapshot::Source};
+use crate::{
+    ambient::{USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL, Waypoint},
+    checks::obj,
+    snapshot::{Source, labels, name, namespace},
+};
 
 fn gateway(w: &Waypoint) -> String {
     obj("Gateway", &w.namespace, &w.name)
@@ -142,6 +146,100 @@ pub fn ready(ctx: &Context<'_>) -> Vec<Finding> {
             ID,
             CAT,
             format!("{} waypoint(s) ready", wps.len()),
+        ));
+    }
+    out
+}
+
+/// Every `istio.io/use-waypoint` on a namespace or Service names a Gateway that exists (in the
+/// namespace `istio.io/use-waypoint-namespace` names, else its own). ztunnel sends the traffic
+/// of one naming a missing waypoint straight to its destination: the waypoint's L7 policies
+/// and routes do not apply. `none` opts out and names nothing.
+pub fn users(ctx: &Context<'_>) -> Vec<Finding> {
+    const ID: &str = "ambient.use-waypoint";
+    let sources = [
+        Source::Gateways,
+        Source::Namespaces,
+        Source::WaypointServices,
+    ];
+    if let Some(f) = ctx.missing(ID, CAT, &sources) {
+        return vec![f];
+    }
+    let snap = ctx.snap;
+    let services = snap
+        .services
+        .iter()
+        .map(|s| ("Service", &s.metadata))
+        .chain(
+            snap.others
+                .iter()
+                .filter(|o| o.kind == "Service")
+                .map(|o| ("Service", &o.metadata)),
+        );
+    let mut users: Vec<(String, String)> = snap
+        .namespaces
+        .iter()
+        .map(|n| ("Namespace", &n.metadata))
+        .chain(services)
+        .filter_map(|(kind, m)| {
+            let l = labels(m);
+            let name = l.get(USE_WAYPOINT_LABEL).filter(|w| *w != "none")?;
+            let own = if kind == "Namespace" {
+                m.name.as_deref().unwrap_or_default()
+            } else {
+                m.namespace.as_deref().unwrap_or_default()
+            };
+            let ns = l
+                .get(USE_WAYPOINT_NAMESPACE_LABEL)
+                .map_or(own, String::as_str);
+            let user = if kind == "Namespace" {
+                format!("Namespace/{own}")
+            } else {
+                obj("Service", own, m.name.as_deref().unwrap_or_default())
+            };
+            Some((user, format!("{ns}/{name}")))
+        })
+        .collect();
+    users.sort();
+    users.dedup();
+    if users.is_empty() {
+        return vec![Finding::ok(
+            ID,
+            CAT,
+            "nothing is labelled istio.io/use-waypoint",
+        )];
+    }
+    let exists = |wanted: &str| {
+        snap.gateways
+            .iter()
+            .any(|g| format!("{}/{}", namespace(&g.metadata), name(&g.metadata)) == wanted)
+    };
+    let (found, missing): (Vec<_>, Vec<_>) = users.iter().partition(|(_, w)| exists(w));
+    let mut out: Vec<Finding> = missing
+        .iter()
+        .map(|(user, w)| {
+            let (ns, gw) = w.split_once('/').unwrap_or(("", w));
+            Finding::warning(
+                ID,
+                CAT,
+                format!(
+                    "{user} is labelled `istio.io/use-waypoint={gw}`, but no Gateway `{w}` exists: ztunnel sends its traffic straight to the destination, so no waypoint's L7 policies or routes apply to it"
+                ),
+            )
+            .objects([user.clone(), obj("Gateway", ns, gw)])
+            .hint(format!(
+                "create the waypoint (`istioctl waypoint apply -n {ns} --name {gw}`) or point the label at one that exists (waypoints: `kubectl mesh precheck`)"
+            ))
+        })
+        .collect();
+    if !found.is_empty() {
+        out.push(Finding::ok(
+            ID,
+            CAT,
+            format!(
+                "{} namespace(s) and Service(s) use a waypoint that exists",
+                found.len()
+            ),
         ));
     }
     out

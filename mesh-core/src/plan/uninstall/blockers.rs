@@ -60,9 +60,16 @@ pub(super) fn find(input: &Input<'_>, req: &Request, sel: &Selection) -> Vec<Blo
                 other.as_deref(),
                 sel,
             ));
+            out.extend(super::ambient::blockers(
+                input.inventory,
+                revision,
+                other.as_deref(),
+                sel,
+            ));
         }
         Target::Purge { .. } => {
             out.extend(purge_namespaces(input.inventory));
+            out.extend(super::ambient::purge(input.inventory));
             out.extend(pods(input.inventory, None, sel));
             out.extend(gateways(input.inventory, None, None, sel));
         }

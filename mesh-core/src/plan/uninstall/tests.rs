@@ -905,3 +905,173 @@ fn the_changes_are_one_phase_per_step_each_delete_waited_on_by_uid() {
     }
     assert!(changes.takeover.is_empty(), "uninstall applies nothing");
 }
+
+/// Ambient mode on `default` (1.29.6) beside canary `1-30-3`: istio-cni and ztunnel of
+/// `default` on 3 nodes (ztunnel's XDS/CA address: `istiod.istio-system.svc:15012`), namespace
+/// `shop` in ambient mode behind waypoint `shop/waypoint`, rendered by `waypoint_rev`.
+fn ambient_world(waypoint_rev: &str, version: &str) -> World {
+    let label = (waypoint_rev != "default").then_some(waypoint_rev);
+    let mut w = World::new()
+        .install("default", "1.29.6")
+        .install("1-30-3", "1.30.3");
+    w.snap = w
+        .snap
+        .ambient("default", "1.29.6", 3)
+        .ambient_namespace("shop", &[("istio.io/use-waypoint", "waypoint")], 2)
+        .waypoint("shop", "waypoint", label, waypoint_rev, version);
+    w
+}
+
+fn of_kind(p: &UninstallPlan, kind: BlockerKind) -> Vec<&Blocker> {
+    p.blockers.iter().filter(|b| b.kind == kind).collect()
+}
+
+#[test]
+fn ztunnel_and_waypoints_on_the_revision_block_with_the_commands_that_move_them() {
+    let p = ambient_world("default", "1.29.6")
+        .plan(rev("default"), false)
+        .unwrap();
+    assert!(p.refused());
+    let z = of_kind(&p, BlockerKind::Ztunnel);
+    assert_eq!(z.len(), 1, "{:#?}", p.blockers);
+    assert_eq!(z[0].subject, "ztunnel istio-system/ztunnel");
+    assert!(
+        z[0].message.starts_with(
+            "talks to the istiod of revision `default` (XDS_ADDRESS istiod.istio-system.svc:15012) and is deleted with it; every ambient pod on its 3 node(s) depends on it"
+        ),
+        "{}",
+        z[0].message
+    );
+    assert_eq!(
+        z[0].command.as_deref(),
+        Some(
+            "kubectl mesh upgrade -f <ztunnel of revision 1-30-3: istioctl manifest generate --set profile=ambient --set revision=1-30-3>"
+        )
+    );
+    let w = of_kind(&p, BlockerKind::Waypoint);
+    assert_eq!(w.len(), 1, "{:#?}", p.blockers);
+    assert_eq!(w[0].subject, "waypoint shop/waypoint");
+    assert!(
+        w[0].message.starts_with(
+            "rendered and configured by the istiod of revision `default` (the default revision; used by Namespace/shop)"
+        ),
+        "{}",
+        w[0].message
+    );
+    assert_eq!(
+        w[0].command.as_deref(),
+        Some("kubectl mesh upgrade dataplane --waypoint shop/waypoint --to-revision 1-30-3")
+    );
+    assert!(w[0].overridable && z[0].overridable);
+    let cni = of_kind(&p, BlockerKind::Cni);
+    assert_eq!(cni.len(), 1, "{:#?}", p.blockers);
+    assert_eq!(
+        cni[0].message,
+        "is deleted with revision `default`: new pods of the ambient namespace(s) shop would start without being captured, their traffic outside the mesh"
+    );
+    assert_eq!(
+        cni[0].command.as_deref(),
+        Some(
+            "kubectl mesh upgrade -f <istio-cni of revision 1-30-3: istioctl manifest generate --set profile=ambient --set revision=1-30-3>"
+        )
+    );
+    let forced = ambient_world("default", "1.29.6")
+        .plan(rev("default"), true)
+        .unwrap();
+    assert!(!forced.refused(), "--force overrides them like other uses");
+}
+
+#[test]
+fn a_moved_waypoint_blocks_its_new_revision_and_not_the_old() {
+    let p = ambient_world("1-30-3", "1.30.3")
+        .plan(rev("1-30-3"), false)
+        .unwrap();
+    assert!(
+        of_kind(&p, BlockerKind::Ztunnel).is_empty(),
+        "ztunnel talks to `default`"
+    );
+    assert!(
+        of_kind(&p, BlockerKind::Cni).is_empty(),
+        "istio-cni is `default`'s"
+    );
+    let w = of_kind(&p, BlockerKind::Waypoint);
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].message
+            .contains("(`istio.io/rev=1-30-3` on its gateway; used by Namespace/shop)"),
+        "{}",
+        w[0].message
+    );
+    assert_eq!(
+        w[0].command.as_deref(),
+        Some("kubectl mesh upgrade dataplane --waypoint shop/waypoint --to-revision default")
+    );
+    let p = ambient_world("1-30-3", "1.30.3")
+        .plan(rev("default"), false)
+        .unwrap();
+    assert!(of_kind(&p, BlockerKind::Waypoint).is_empty());
+    assert_eq!(of_kind(&p, BlockerKind::Ztunnel).len(), 1);
+}
+
+#[test]
+fn a_ztunnel_that_talks_to_another_revision_but_is_deleted_with_this_one_blocks() {
+    let mut w = ambient_world("1-30-3", "1.30.3");
+    w.snap = w.snap.with(|x| {
+        let z = x
+            .daemonsets
+            .iter_mut()
+            .find(|d| d.metadata.name.as_deref() == Some("ztunnel"))
+            .unwrap();
+        let env = z
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .env
+            .as_mut()
+            .unwrap();
+        for e in env {
+            e.value = Some("istiod-1-30-3.istio-system.svc:15012".into());
+        }
+    });
+    let p = w.plan(rev("default"), false).unwrap();
+    let z = of_kind(&p, BlockerKind::Ztunnel);
+    assert_eq!(z.len(), 1, "{:#?}", p.blockers);
+    assert!(
+        z[0].message
+            .starts_with("is deleted with revision `default`;"),
+        "{}",
+        z[0].message
+    );
+}
+
+#[test]
+fn purge_is_refused_while_namespaces_are_in_ambient_mode() {
+    let p = ambient_world("default", "1.29.6")
+        .plan(
+            Target::Purge {
+                include_crds: false,
+            },
+            false,
+        )
+        .unwrap();
+    let shop: Vec<&Blocker> = p
+        .blockers
+        .iter()
+        .filter(|b| b.subject == "namespace shop")
+        .collect();
+    assert_eq!(shop.len(), 1, "{:#?}", p.blockers);
+    assert_eq!(
+        shop[0].message,
+        "is in ambient mode (2 of 2 pod(s) captured): --purge deletes ztunnel and istio-cni, so its traffic would leave the mesh"
+    );
+    assert_eq!(
+        shop[0].command.as_deref(),
+        Some("kubectl label namespace shop istio.io/dataplane-mode-")
+    );
+    assert!(p.refused());
+}
