@@ -901,6 +901,12 @@ fn the_owner_version_label_never_carries_the_image_variant() {
     assert_eq!(labels, BTreeSet::from(["1.30.3"]));
 }
 
+/// [`finish`] offline, as if no manifest object existed yet.
+fn finish_new(p: &Prepared, snap: &ClusterSnapshot, inv: &Inventory) -> UpgradePlan {
+    let none = BTreeMap::new();
+    finish(p, snap, inv, &none, &BTreeMap::new(), &Default::default()).unwrap()
+}
+
 #[test]
 fn a_component_manifest_leaves_the_sidecars_out_of_the_data_plane_report() {
     // ztunnel 1.30.3 alone beside istiod 1.31.1 (one minor older is allowed): the sidecars run
@@ -915,15 +921,7 @@ fn a_component_manifest_leaves_the_sidecars_out_of_the_data_plane_report() {
     let p = prep(&snap, &inv, &text, &Request::default()).unwrap();
     assert_eq!(p.target.direction, Some(Direction::Downgrade));
     assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
-    let plan = finish(
-        &p,
-        &snap,
-        &inv,
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-        &Default::default(),
-    )
-    .unwrap();
+    let plan = finish_new(&p, &snap, &inv);
     assert!(plan.data_plane.is_empty(), "{:?}", plan.data_plane);
     assert!(plan.next.is_empty(), "{:?}", plan.next);
 }
@@ -933,15 +931,7 @@ fn a_fresh_ambient_install_says_how_namespaces_join_ambient_mode() {
     let (snap, inv) = Snap::new().build();
     let p = prep(&snap, &inv, AMBIENT_NEW, &Request::default()).unwrap();
     assert_eq!(p.target.mode, Mode::Fresh);
-    let plan = finish(
-        &p,
-        &snap,
-        &inv,
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-        &Default::default(),
-    )
-    .unwrap();
+    let plan = finish_new(&p, &snap, &inv);
     assert_eq!(
         plan.next,
         ["kubectl label namespace <namespace> istio.io/dataplane-mode=ambient"]
