@@ -29,6 +29,9 @@ pub(crate) struct Wanted {
     pub(crate) agents: Option<Vec<PlannedAgent>>,
     /// The images a manifest pulls (`-f` only).
     pub(crate) images: Vec<String>,
+    /// Whether the target moves istiod: a component manifest (istio-cni, ztunnel or gateways
+    /// alone) does not, and is judged beside the installed istiod of its revision.
+    pub(crate) istiod: bool,
 }
 
 pub(crate) fn wanted(args: &Args) -> Result<Wanted, MeshError> {
@@ -45,7 +48,8 @@ pub(crate) fn wanted(args: &Args) -> Result<Wanted, MeshError> {
             agents: Some(planned_agents(&m.objects, &args.kube.istio_namespace)),
             images: m.images(),
             revision: args.revision.clone().or(Some(m.revision)),
-            version: Some(m.version),
+            version: m.version,
+            istiod: m.istiod,
             objects,
         });
     }
@@ -71,6 +75,7 @@ pub(crate) fn wanted(args: &Args) -> Result<Wanted, MeshError> {
         objects: Vec::new(),
         agents: None,
         images: Vec::new(),
+        istiod: true,
     })
 }
 
@@ -95,7 +100,19 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
         return dump(snap, conn.as_ref(), path, &mut printer).await;
     }
     let (snap, inv) = scope(snap, args.namespace.as_deref())?;
-    let target = want.version.map(|v| Target {
+    let installed = want
+        .revision
+        .as_deref()
+        .and_then(|r| inv.revision_version(r))
+        .map(IstioVersion::without_variant);
+    // A component manifest: its own version, shown beside the istiod that stays.
+    let components = (!want.istiod).then(|| (want.version.clone(), installed.is_some()));
+    let version = if want.istiod {
+        want.version
+    } else {
+        installed.or(want.version)
+    };
+    let target = version.map(|v| Target {
         agents: want.agents,
         images: want.images,
         ..Target::resolve(&inv, v, want.revision, args.canary)
@@ -119,11 +136,22 @@ pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
             );
             text.push_str(&output::inventory_tables(&inv, color));
             text.push_str(&output::ambient_tables(&inv.ambient, color));
-            if let Some(t) = &target {
-                text.push_str(&format!(
+            match (&target, &components) {
+                (Some(t), Some((v, has_istiod))) => {
+                    let v = v
+                        .as_ref()
+                        .map_or("no Istio image".to_owned(), |v| format!("Istio {v}"));
+                    text.push_str(&if *has_istiod {
+                        format!("\nTarget: a manifest without istiod ({v}) for revision `{}`, judged beside its istiod {}, which stays\n", t.revision, t.version)
+                    } else {
+                        format!("\nTarget: a manifest without istiod ({v}) for revision `{}`, which has no istiod: install istiod first (kubectl mesh upgrade -f <a manifest with istiod>)\n", t.revision)
+                    });
+                }
+                (Some(t), None) => text.push_str(&format!(
                     "\nTarget: Istio {} as revision `{}` ({})\n",
                     t.version, t.revision, t.mode
-                ));
+                )),
+                (None, _) => {}
             }
             text.push('\n');
             text.push_str(&output::findings(&findings, color));

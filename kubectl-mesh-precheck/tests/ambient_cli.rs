@@ -379,6 +379,62 @@ fn a_dump_without_gateways_and_nodes_skips_what_needs_them() {
 }
 
 #[test]
+fn a_component_manifest_is_judged_beside_the_installed_istiod() {
+    let manifest = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../mesh-core/fixtures/manifests")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    // istio-cni 1.31.1 alone beside istiod 1.30.3: istiod first.
+    let cni = manifest("component-istio-cni-1.31.1.yaml");
+    let (code, r) = run(&file, &["-f", &cni]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = only_error(&r, "skew.ambient-order");
+    assert!(message(f).contains("istiod first"), "{}", message(f));
+    // The control plane's checks see istiod staying as it runs (no in-place move of it).
+    assert!(
+        findings(&r, "skew.in-place")
+            .iter()
+            .all(|f| f["result"] != "error"),
+        "{r:#}"
+    );
+    let out = precheck(&["--snapshot", file.to_str().unwrap(), "-f", &cni]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("Target: a manifest without istiod (Istio 1.31.1) for revision `default`, judged beside its istiod 1.30.3, which stays"),
+        "{table}"
+    );
+    // A fleet run does not judge it beside each cluster's istiod: refused, with the command.
+    let other =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/canary-in-progress.json");
+    let out = precheck(&[
+        "--snapshot",
+        file.to_str().unwrap(),
+        "--snapshot",
+        other.to_str().unwrap(),
+        "-f",
+        &cni,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: the manifest has no istiod"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run `kubectl mesh precheck -f FILE --context CLUSTER`"),
+        "{err}"
+    );
+    // A gateway's PDB and autoscaler alone (istioctl's golden): nothing to refuse.
+    let (code, r) = run(&file, &["-f", &manifest("golden-gateway_hpa_pdb.yaml")]);
+    assert_eq!(r["summary"]["error"], 0, "{r:#}");
+    assert_eq!(code, 0, "{r:#}");
+}
+
+#[test]
 fn a_namespace_or_service_using_a_waypoint_that_does_not_exist() {
     let file = variant("use-missing-waypoint", |s| {
         let shop = s

@@ -11,7 +11,9 @@ use mesh_common::{
     input,
     manifest::Manifest,
     output::Printer,
-    plan::upgrade::{self, NamespaceProxies, ObjectPlan, Prepared, Target, UpgradePlan},
+    plan::upgrade::{
+        self, NamespaceProxies, ObjectPlan, PhaseSummary, Prepared, Target, UpgradePlan,
+    },
 };
 use serde::Serialize;
 
@@ -37,6 +39,7 @@ struct Report<'a> {
     target: Option<&'a Target>,
     findings: &'a [Finding],
     objects: &'a [ObjectPlan],
+    phases: &'a [PhaseSummary],
     data_plane: &'a [NamespaceProxies],
     next: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +189,7 @@ fn report(
         target: Some(&plan.target),
         findings: &plan.findings,
         objects: &plan.objects,
+        phases: &plan.phases,
         data_plane: &plan.data_plane,
         next: &plan.next,
         backup,

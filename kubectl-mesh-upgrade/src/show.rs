@@ -184,6 +184,40 @@ pub fn plan(plan: &UpgradePlan, origin: &str, color: bool) -> String {
     }
     section(&mut out, "Checks", &checks(&plan.findings, color), color);
     section(&mut out, &counts(plan), &objects(plan), color);
+    section(
+        &mut out,
+        "Order (each phase waited before the next)",
+        &phases(plan),
+        color,
+    );
+    out
+}
+
+/// The phases in order: what each changes, how a DaemonSet rolls, what it waits for.
+pub fn phases(plan: &UpgradePlan) -> String {
+    let mut out = String::new();
+    for (i, p) in plan.phases.iter().enumerate() {
+        let first = p
+            .objects
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let more = match p.objects.len() {
+            0 | 1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        out.push_str(&format!("  {}. {:<27} {first}{more}\n", i + 1, p.name));
+        if let Some(r) = &p.rollout {
+            out.push_str(&format!("     {:<27} {r}\n", ""));
+        }
+        if !p.waits.is_empty() {
+            out.push_str(&format!(
+                "     {:<27} waits for {} condition(s)\n",
+                "",
+                p.waits.len()
+            ));
+        }
+    }
     out
 }
 

@@ -281,7 +281,7 @@ fn bad_manifests_are_refused_with_one_error_and_a_hint() {
     );
     assert_bad_input(
         &plan(&["-f", &no_istiod]),
-        "no istiod Deployment (label app=istiod) in the manifest",
+        "no Istio image (pilot, proxyv2, install-cni or ztunnel) and no Istio component in the manifest",
     );
 
     let target = std::fs::read_to_string(manifest("default-1.30.3.yaml")).unwrap();

@@ -1,12 +1,15 @@
 //! Istio manifests (`istioctl manifest generate`, `helm template` output): multi-document YAML
-//! parsed into objects with the line each starts at, and the target they describe — the istiod
-//! version (its image tag) and revision. A manifest mixing revisions or versions is refused.
+//! parsed into objects with the line each starts at, and the target they describe — the Istio
+//! version (the tag of its Istio images: pilot, proxyv2, install-cni, ztunnel) and revision.
+//! A manifest of one component (istio-cni, ztunnel or gateways alone, as Istio's Helm guide
+//! upgrades ambient one chart at a time) is a manifest like a whole one, without istiod. A
+//! manifest mixing revisions or versions is refused.
 
 use serde_json::Value;
 
 use crate::{
     inventory::{DEFAULT_REVISION, REV_LABEL},
-    version::{IstioVersion, image_version},
+    version::{IstioVersion, image_release, image_version},
 };
 
 /// One object of a manifest.
@@ -56,10 +59,17 @@ impl ManifestObject {
 pub struct Manifest {
     /// Objects in order.
     pub objects: Vec<ManifestObject>,
-    /// istiod version.
-    pub version: IstioVersion,
-    /// Revision (`default` when istiod has no `istio.io/rev` label).
+    /// The Istio version of its images (istiod's when it holds istiod), without the image
+    /// variant (`1.31.1-distroless` is version `1.31.1`); `None` only for a component manifest
+    /// without Istio images (a gateway's PodDisruptionBudget and autoscaler), which moves no
+    /// version.
+    pub version: Option<IstioVersion>,
+    /// Revision: istiod's `istio.io/rev` label; in a component manifest its objects' label
+    /// (ztunnel's istiod address when unlabelled); `default` when nothing names one.
     pub revision: String,
+    /// Whether it holds istiod: a component manifest (istio-cni, ztunnel or gateways alone)
+    /// does not, and is judged against the installed istiod of its revision.
+    pub istiod: bool,
 }
 
 /// Why a manifest cannot be used.
@@ -100,18 +110,20 @@ pub enum ManifestError {
         /// Line.
         first_line: usize,
     },
-    /// No istiod Deployment.
+    /// No Istio image at all, and no object an Istio installer labelled.
     #[error(
-        "no istiod Deployment (label app=istiod) in the manifest, so its Istio version is unknown"
+        "no Istio image (pilot, proxyv2, install-cni or ztunnel) and no Istio component in the manifest, so it is not an Istio manifest"
     )]
-    NoIstiod,
-    /// istiod's image has no version tag.
-    #[error("{}: istiod image `{image}` has no Istio version tag", at(file, *line))]
+    NoIstioImage,
+    /// An Istio image has no version tag.
+    #[error("{}: {what} image `{image}` has no Istio version tag", at(file, *line))]
     NoVersion {
         /// File.
         file: String,
         /// Line.
         line: usize,
+        /// Whose image (`istiod`, `DaemonSet `ztunnel``).
+        what: String,
         /// Image.
         image: String,
     },
@@ -239,11 +251,12 @@ impl Manifest {
             return Err(ManifestError::Empty);
         }
         duplicates(&objects)?;
-        let (version, revision) = target(&objects)?;
+        let (version, revision, istiod) = target(&objects)?;
         Ok(Self {
             objects,
             version,
             revision,
+            istiod,
         })
     }
 }
@@ -304,41 +317,107 @@ fn flatten(
     }
 }
 
-fn target(objects: &[ManifestObject]) -> Result<(IstioVersion, String), ManifestError> {
-    let istiods: Vec<&ManifestObject> = objects
-        .iter()
-        .filter(|o| {
-            o.kind() == "Deployment"
-                && o.value
-                    .pointer("/metadata/labels/app")
-                    .and_then(Value::as_str)
-                    == Some("istiod")
-        })
-        .collect();
-    let first = istiods.first().ok_or(ManifestError::NoIstiod)?;
-    let rev_of = |o: &ManifestObject| {
-        o.value
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                REV_LABEL.replace('/', "~1")
-            ))
+fn is_istiod(o: &ManifestObject) -> bool {
+    o.kind() == "Deployment"
+        && o.value
+            .pointer("/metadata/labels/app")
             .and_then(Value::as_str)
-            .unwrap_or(DEFAULT_REVISION)
-            .to_owned()
+            == Some("istiod")
+}
+
+fn rev_label(o: &ManifestObject) -> Option<&str> {
+    o.value
+        .pointer(&format!(
+            "/metadata/labels/{}",
+            REV_LABEL.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+}
+
+/// The revision of ztunnel's istiod address (`istiod-1-30-3.istio-system.svc:15012` →
+/// `1-30-3`, `istiod.istio-system.svc:15012` → `default`), when its DaemonSet names one.
+fn ztunnel_revision(o: &ManifestObject) -> Option<String> {
+    if o.kind() != "DaemonSet" {
+        return None;
+    }
+    let env = o
+        .value
+        .pointer("/spec/template/spec/containers")?
+        .as_array()?
+        .iter()
+        .filter_map(|c| c.get("env")?.as_array())
+        .flatten();
+    let address = env
+        .filter(|e| matches!(e["name"].as_str(), Some("XDS_ADDRESS" | "CA_ADDRESS")))
+        .find_map(|e| e["value"].as_str())?;
+    let host = address.split(['.', ':']).next()?;
+    match host.strip_prefix("istiod") {
+        Some("") => Some(DEFAULT_REVISION.to_owned()),
+        Some(rev) => rev.strip_prefix('-').map(str::to_owned),
+        None => None,
+    }
+}
+
+/// The revision: istiod's (the same on each istiod), else what the objects' labels say.
+fn revision(
+    objects: &[ManifestObject],
+    istiods: &[&ManifestObject],
+) -> Result<String, ManifestError> {
+    let mut revs: Vec<String> = if istiods.is_empty() {
+        objects
+            .iter()
+            .filter_map(|o| {
+                rev_label(o)
+                    .map(str::to_owned)
+                    .or_else(|| ztunnel_revision(o))
+            })
+            .collect()
+    } else {
+        istiods
+            .iter()
+            .map(|o| rev_label(o).unwrap_or(DEFAULT_REVISION).to_owned())
+            .collect()
     };
-    let mut revs: Vec<String> = istiods.iter().map(|o| rev_of(o)).collect();
+    revs.sort();
     revs.dedup();
     if revs.len() > 1 {
         return Err(ManifestError::MixedRevisions(revs.join(", ")));
     }
-    let image = images(&first.value)
-        .first()
-        .map(|s| (*s).to_owned())
-        .unwrap_or_default();
-    let version = image_version(&image).ok_or_else(|| ManifestError::NoVersion {
-        file: first.file.clone(),
-        line: first.line,
-        image,
+    Ok(revs.pop().unwrap_or_else(|| DEFAULT_REVISION.to_owned()))
+}
+
+/// The object whose image gives the version: istiod, else the first with an Istio image.
+fn version_source(objects: &[ManifestObject]) -> Option<(&ManifestObject, &str)> {
+    fn first_istio(o: &ManifestObject) -> Option<&str> {
+        images(&o.value).into_iter().find(|i| is_istio_image(i))
+    }
+    objects
+        .iter()
+        .find(|o| is_istiod(o))
+        .map(|o| (o, images(&o.value).first().copied().unwrap_or_default()))
+        .or_else(|| objects.iter().find_map(|o| first_istio(o).map(|i| (o, i))))
+}
+
+type Found = (Option<IstioVersion>, String, bool);
+
+fn target(objects: &[ManifestObject]) -> Result<Found, ManifestError> {
+    let istiods: Vec<&ManifestObject> = objects.iter().filter(|o| is_istiod(o)).collect();
+    let revision = revision(objects, &istiods)?;
+    let Some((source, image)) = version_source(objects) else {
+        if objects.iter().any(|o| component_label(o).is_some()) {
+            return Ok((None, revision, false));
+        }
+        return Err(ManifestError::NoIstioImage);
+    };
+    let version = image_release(image).ok_or_else(|| ManifestError::NoVersion {
+        file: source.file.clone(),
+        line: source.line,
+        what: if is_istiod(source) {
+            "istiod".to_owned()
+        } else {
+            format!("{} `{}`", source.kind(), source.name())
+        },
+        image: image.to_owned(),
     })?;
     let mut mixed: Vec<String> = objects
         .iter()
@@ -352,12 +431,24 @@ fn target(objects: &[ManifestObject]) -> Result<(IstioVersion, String), Manifest
         .collect();
     mixed.dedup();
     if !mixed.is_empty() {
+        let whose = if istiods.is_empty() {
+            "its first Istio image"
+        } else {
+            "istiod"
+        };
         return Err(ManifestError::MixedVersions(format!(
-            "istiod is {version}, but {}",
+            "{whose} is {version}, but {}",
             mixed.join(", ")
         )));
     }
-    Ok((version, revs.remove(0)))
+    Ok((Some(version), revision, !istiods.is_empty()))
+}
+
+/// The installer component an object's labels name (`operator.istio.io/component`).
+fn component_label(o: &ManifestObject) -> Option<&str> {
+    o.value
+        .pointer("/metadata/labels/operator.istio.io~1component")
+        .and_then(Value::as_str)
 }
 
 fn is_istio_image(image: &str) -> bool {
@@ -388,27 +479,68 @@ mod tests {
             deploy(Some("1-30-3"), "docker.io/istio/pilot:1.30.3")
         );
         let m = Manifest::parse(&text).unwrap();
-        assert_eq!(m.version.to_string(), "1.30.3");
+        assert_eq!(m.version.unwrap().to_string(), "1.30.3");
         assert_eq!(m.revision, "1-30-3");
+        assert!(m.istiod);
         assert_eq!(m.objects.len(), 2);
         assert_eq!(m.objects[0].line, 3);
         assert_eq!(m.objects[1].line, 18);
         let plain =
             Manifest::parse(&deploy(None, "docker.io/istio/pilot:1.29.6-distroless")).unwrap();
         assert_eq!(plain.revision, "default");
+        // The image variant names an image, not a version.
+        assert_eq!(plain.version.unwrap().to_string(), "1.29.6");
+    }
+
+    fn fixture(name: &str) -> Manifest {
+        let path = format!("{}/fixtures/manifests/{name}", env!("CARGO_MANIFEST_DIR"));
+        Manifest::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn component_manifests_take_the_version_of_any_istio_image() {
+        for (file, version, revision) in [
+            ("component-istio-cni-1.31.1.yaml", Some("1.31.1"), "default"),
+            ("component-ztunnel-1.31.1.yaml", Some("1.31.1"), "default"),
+            ("component-gateways-1.31.1.yaml", Some("1.31.1"), "default"),
+            ("golden-istio-cni.yaml", Some("1.31.1"), "default"),
+            ("golden-ztunnel.yaml", Some("1.31.1"), "default"),
+            ("golden-gateway_hpa_pdb.yaml", None, "default"),
+        ] {
+            let m = fixture(file);
+            assert_eq!(
+                m.version.as_ref().map(ToString::to_string).as_deref(),
+                version,
+                "{file}"
+            );
+            assert_eq!(m.revision, revision, "{file}");
+            assert!(!m.istiod, "{file}");
+        }
+        // ztunnel names its istiod's revision only in its address.
+        let text = std::fs::read_to_string(format!(
+            "{}/fixtures/manifests/golden-ztunnel.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+        .replace("istiod.istio-system.svc", "istiod-1-31-1.istio-system.svc");
+        assert_eq!(Manifest::parse(&text).unwrap().revision, "1-31-1");
+        // A whole manifest is still istiod's.
+        let whole = fixture("ambient-1.30.3.yaml");
+        assert!(whole.istiod);
+        assert_eq!(whole.version.unwrap().to_string(), "1.30.3");
     }
 
     #[test]
     fn real_istioctl_manifests_parse() {
         let m = Manifest::parse(include_str!("../fixtures/manifests/default-1.29.6.yaml")).unwrap();
         assert_eq!(
-            (m.version.to_string(), m.revision.as_str()),
+            (m.version.unwrap().to_string(), m.revision.as_str()),
             ("1.29.6".into(), "default")
         );
         assert_eq!(m.objects.len(), 39);
         let c = Manifest::parse(include_str!("../fixtures/manifests/canary-1-30-3.yaml")).unwrap();
         assert_eq!(
-            (c.version.to_string(), c.revision.as_str()),
+            (c.version.unwrap().to_string(), c.revision.as_str()),
             ("1.30.3".into(), "1-30-3")
         );
     }
@@ -424,8 +556,13 @@ mod tests {
         );
         assert!(matches!(
             Manifest::parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
-            Err(ManifestError::NoIstiod)
+            Err(ManifestError::NoIstioImage)
         ));
+        let untagged = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: ztunnel}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: istio-proxy, image: x/ztunnel:latest}\n";
+        assert_eq!(
+            Manifest::parse(untagged).unwrap_err().to_string(),
+            "line 1: DaemonSet `ztunnel` image `x/ztunnel:latest` has no Istio version tag"
+        );
         let mixed = format!(
             "{}---\n{}",
             deploy(Some("a"), "x/pilot:1.30.3"),

@@ -227,6 +227,12 @@ pub fn image_version(image: &str) -> Option<IstioVersion> {
     image_tag(image).and_then(|t| IstioVersion::parse(t).ok())
 }
 
+/// The Istio release of an image: its version without the variant
+/// ([`IstioVersion::without_variant`]).
+pub fn image_release(image: &str) -> Option<IstioVersion> {
+    image_version(image).map(|v| v.without_variant())
+}
+
 /// A Kubernetes server version (`v1.34.4`, `v1.30.2-eks-1234`, `v1.29.1+k3s1`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]

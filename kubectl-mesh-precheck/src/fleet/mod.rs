@@ -45,6 +45,12 @@ const VERSION_SKIPS: [Source; 5] = [
 pub async fn run(args: Args) -> Result<ExitStatus, MeshError> {
     refuse_single_cluster_flags(&args)?;
     let want = crate::run::wanted(&args)?;
+    if !want.istiod {
+        return Err(MeshError::usage(anyhow::anyhow!(
+            "the manifest has no istiod (istio-cni, ztunnel or gateways alone): it is judged beside each cluster's own istiod, which a fleet run does not do"
+        ))
+        .hint("run `kubectl mesh precheck -f FILE --context CLUSTER` for each cluster"));
+    }
     let mut printer = Printer::stdio(&args.output);
     let ask = Ask {
         want: want.version.clone().map(|version| Want {

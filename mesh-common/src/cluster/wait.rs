@@ -130,11 +130,17 @@ fn rollout_status(w: &Value) -> Option<String> {
             return Some(format!("{updated} of {want} replicas updated"));
         }
     }
+    // A DaemonSet rolls over nodes: its progress is counted in nodes.
+    let unit = if kind == "DaemonSet" {
+        "nodes"
+    } else {
+        "replicas"
+    };
     if updated < want {
-        return Some(format!("{updated} of {want} replicas updated"));
+        return Some(format!("{updated} of {want} {unit} updated"));
     }
     if ready < want {
-        return Some(format!("{ready} of {want} replicas ready"));
+        return Some(format!("{ready} of {want} {unit} ready"));
     }
     if total > want {
         return Some(format!("{} old replica(s) still terminating", total - want));
@@ -176,9 +182,12 @@ async fn rollout(
         .iter()
         .find_map(|(p, _)| runs_expected(p, expect).map(|w| format!("pod {}: {w}", p.name())))
         .unwrap_or_else(|| "pods not ready yet".into());
-    Ok(Some(format!(
-        "{good} of {want} ready pods as expected; {why}"
-    )))
+    let unit = if r.kind == "DaemonSet" {
+        "nodes run a ready pod"
+    } else {
+        "ready pods"
+    };
+    Ok(Some(format!("{good} of {want} {unit} as expected; {why}")))
 }
 
 /// Why a pod does not run what is expected, if it does not.
@@ -304,7 +313,11 @@ mod tests {
         let ds = json!({"kind": "DaemonSet", "metadata": {"generation": 1},
             "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3,
                 "numberReady": 2, "currentNumberScheduled": 3}});
-        assert_eq!(rollout_status(&ds).unwrap(), "2 of 3 replicas ready");
+        assert_eq!(rollout_status(&ds).unwrap(), "2 of 3 nodes ready");
+        let rolling = json!({"kind": "DaemonSet", "metadata": {"generation": 2},
+            "status": {"observedGeneration": 2, "desiredNumberScheduled": 3, "updatedNumberScheduled": 1,
+                "numberReady": 3, "currentNumberScheduled": 3}});
+        assert_eq!(rollout_status(&rolling).unwrap(), "1 of 3 nodes updated");
         let surge = json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 1},
             "status": {"observedGeneration": 2, "updatedReplicas": 1, "readyReplicas": 1, "replicas": 2}});
         assert!(rollout_status(&surge).unwrap().contains("old replica"));

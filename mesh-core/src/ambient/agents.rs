@@ -217,7 +217,7 @@ impl NodeAgent {
             revision: label(&d.metadata, REV_LABEL)
                 .unwrap_or(DEFAULT_REVISION)
                 .to_owned(),
-            version: image.as_deref().and_then(super::image_release),
+            version: image.as_deref().and_then(crate::version::image_release),
             image,
             desired: status.map(|s| s.desired_number_scheduled),
             ready: status.map(|s| s.number_ready),

@@ -173,14 +173,6 @@ pub fn injection_labels(v: &NamespaceView) -> String {
     }
 }
 
-/// The Istio version of an image, without its variant (`-distroless` names an image, not a
-/// version).
-pub fn image_release(image: &str) -> Option<IstioVersion> {
-    let mut v = crate::version::image_version(image)?;
-    v.variant = None;
-    Some(v)
-}
-
 /// The versions of a set of images, distinct and sorted.
 fn versions(images: impl Iterator<Item = Option<IstioVersion>>) -> Vec<IstioVersion> {
     let mut v: Vec<IstioVersion> = images.flatten().collect();

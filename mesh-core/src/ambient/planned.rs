@@ -50,7 +50,7 @@ pub fn planned_agents(objects: &[ManifestObject], istio_namespace: &str) -> Vec<
                 kind,
                 namespace: o.namespace().unwrap_or(istio_namespace).to_owned(),
                 name: o.name().to_owned(),
-                version: image.and_then(super::image_release),
+                version: image.and_then(crate::version::image_release),
                 rollout: Rollout::of_json(o.value.pointer("/spec/updateStrategy")),
             })
         })

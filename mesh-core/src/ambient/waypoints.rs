@@ -114,7 +114,7 @@ fn waypoint(
         revision,
         versions: versions(
             pods.iter()
-                .map(|p| p.proxy_image().and_then(super::image_release)),
+                .map(|p| p.proxy_image().and_then(crate::version::image_release)),
         ),
         pods: pods.len(),
         ready: pods.iter().filter(|p| p.is_ready()).count(),

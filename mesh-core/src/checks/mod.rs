@@ -308,6 +308,7 @@ pub fn run_all(ctx: &Context<'_>) -> Vec<Finding> {
         controlplane::availability,
         skew::control_plane,
         skew::data_plane,
+        skew::manifest_proxies,
         webhooks::dangling_services,
         webhooks::overlapping_injectors,
         namespaces::conflicting_labels,

@@ -25,6 +25,49 @@ pub(super) fn short_list(mut items: Vec<String>) -> Vec<String> {
     items
 }
 
+/// For a target from a manifest: the gateway proxies (`proxyv2` images) it applies against the
+/// target istiod. A whole manifest holds them at istiod's version; a manifest of gateways alone
+/// is judged against the installed istiod, which stays: never newer, at most one minor older.
+/// Says nothing when every proxy is at istiod's version.
+pub fn manifest_proxies(ctx: &Context<'_>) -> Vec<Finding> {
+    const ID: &str = "skew.manifest-proxies";
+    let Some(t) = ctx.target else {
+        return Vec::new();
+    };
+    let istiod = t.version.without_variant();
+    let mut out = Vec::new();
+    for image in t.images.iter().filter(|i| {
+        i.rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with("proxyv2:"))
+    }) {
+        let Some(v) = crate::version::image_release(image).filter(|v| *v != istiod) else {
+            continue;
+        };
+        let rev = &t.revision;
+        out.push(match proxy_skew(&v, &istiod) {
+            ProxySkew::Same | ProxySkew::OneBehind => Finding::ok(
+                ID,
+                CAT,
+                format!("the manifest's proxy {image} fits istiod `{rev}` {istiod}"),
+            ),
+            ProxySkew::Newer => Finding::error(
+                ID,
+                CAT,
+                format!("the manifest's proxy {image} is newer than istiod `{rev}` ({istiod}): istiod first — a proxy may never be newer than its control plane"),
+            )
+            .hint(format!("upgrade istiod `{rev}` to {} first (kubectl mesh upgrade -f a manifest with istiod at that version), then apply this one", v.minor_string())),
+            ProxySkew::TooOld { minors } => Finding::error(
+                ID,
+                CAT,
+                format!("the manifest's proxy {image} is {minors} minors behind istiod `{rev}` ({istiod})"),
+            )
+            .hint(format!("generate the manifest at {} (istioctl manifest generate --set tag=...)", istiod.minor_string())),
+        });
+    }
+    out
+}
+
 /// The target is within the minors the mode allows from every control plane it replaces.
 pub fn control_plane(ctx: &Context<'_>) -> Vec<Finding> {
     let Some(t) = ctx.target else {

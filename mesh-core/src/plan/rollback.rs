@@ -7,7 +7,9 @@
 //! then the other saved objects in the reverse of the order they were changed in — waypoint
 //! Gateways first (their labels, like a namespace's, choose the proxy pods get, so a workload
 //! restored, and so restarted, is injected by the revision it had before), custom resources of a
-//! purged CRD included — each workload waited on until it runs its saved template again.
+//! purged CRD included — each workload waited on until it runs its saved template again before
+//! the next is put back: an ambient upgrade (istiod → istio-cni → ztunnel) is undone ztunnel →
+//! istio-cni → istiod, so at no moment is a node agent newer than istiod.
 
 use std::collections::BTreeMap;
 
@@ -158,6 +160,8 @@ pub fn plan(
     // their custom resources can be created again) and namespaces (so a workload comes back
     // under the labels that decide which revision injects it).
     let mut first = Phase::new("restore CRDs and namespaces");
+    // Then the rest, a phase ending at each workload: waited on before the next is put back.
+    let mut later = Vec::new();
     let mut restore = Phase::new("restore saved objects");
     let mut saved: Vec<&Value> = saved.iter().rev().collect();
     saved.sort_by_key(|o| labels_first(o));
@@ -191,13 +195,25 @@ pub fn plan(
             object: obj.clone(),
         });
         let proxy = proxies.iter().find(|(w, _)| *w == r).map(|(_, p)| p);
-        phase
-            .waits
-            .extend(rollout_to(&r, obj).map(|w| with_proxy(w, proxy)));
+        if let Some(w) = rollout_to(&r, obj).map(|w| with_proxy(w, proxy)) {
+            phase.waits.push(w);
+            if phase.name == "restore saved objects" {
+                // A workload ends its phase: waited on before the next is put back (an ambient
+                // upgrade is undone ztunnel → istio-cni → istiod).
+                restore.name = format!("restore saved objects up to {r}");
+                later.push(std::mem::replace(
+                    &mut restore,
+                    Phase::new("restore saved objects"),
+                ));
+            }
+        }
     }
     let mut changes = ChangePlan::default();
     changes.push(remove);
     changes.push(first);
+    for phase in later {
+        changes.push(phase);
+    }
     changes.push(restore);
     RollbackPlan { steps, changes }
 }
@@ -245,7 +261,10 @@ mod tests {
         let names: Vec<&str> = p.changes.phases.iter().map(|x| x.name.as_str()).collect();
         assert_eq!(
             names,
-            ["remove what the change created", "restore saved objects"]
+            [
+                "remove what the change created",
+                "restore saved objects up to Deployment/istio-system/istiod"
+            ]
         );
         let removed: Vec<ObjRef> = p.changes.phases[0]
             .ops
@@ -288,6 +307,51 @@ mod tests {
         assert!(
             words.contains(&"gone") && words.contains(&"delete"),
             "{words:?}"
+        );
+    }
+
+    fn daemonset(name: &str, image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": name, "namespace": "istio-system"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}})
+    }
+
+    #[test]
+    fn an_ambient_upgrade_is_undone_in_reverse_each_workload_waited_before_the_next() {
+        // Saved in the upgrade's order: istiod, istio-cni, ztunnel.
+        let saved = [
+            deploy("pilot:1.29.6"),
+            daemonset("istio-cni-node", "install-cni:1.29.6"),
+            daemonset("ztunnel", "ztunnel:1.29.6"),
+        ];
+        let live: BTreeMap<ObjRef, Option<Value>> = [
+            deploy("pilot:1.30.3"),
+            daemonset("istio-cni-node", "install-cni:1.30.3"),
+            daemonset("ztunnel", "ztunnel:1.30.3"),
+        ]
+        .into_iter()
+        .map(|o| (ObjRef::of(&o).unwrap(), Some(o)))
+        .collect();
+        let p = plan(&saved, &[], &live, &[]);
+        let phases: Vec<(Vec<String>, Vec<String>)> = p
+            .changes
+            .phases
+            .iter()
+            .map(|ph| {
+                (
+                    ph.ops
+                        .iter()
+                        .filter_map(Op::target)
+                        .map(|r| r.name)
+                        .collect(),
+                    ph.waits.iter().map(|w| w.target().name).collect(),
+                )
+            })
+            .collect();
+        let one = |n: &str| (vec![n.to_owned()], vec![n.to_owned()]);
+        assert_eq!(
+            phases,
+            [one("ztunnel"), one("istio-cni-node"), one("istiod")]
         );
     }
 
@@ -395,7 +459,7 @@ mod tests {
                     ]
                 ),
                 (
-                    "restore saved objects",
+                    "restore saved objects up to Deployment/shop/web",
                     vec!["VirtualService".to_owned(), "Deployment".to_owned()]
                 ),
             ]

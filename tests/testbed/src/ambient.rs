@@ -115,6 +115,26 @@ pub fn ambient_manifest(c: &Cluster, tag: &str) -> Result<String> {
         .with_context(|| format!("istioctl manifest generate --set profile=ambient ({tag})"))
 }
 
+/// `istioctl manifest generate` of one component of [`install_ambient`]'s install at image
+/// `tag` (`cni` or `ztunnel`): the ambient profile with istiod, the base chart and the other
+/// node agent disabled — a component manifest, as Istio's Helm guide upgrades one chart at a
+/// time.
+pub fn component_manifest(c: &Cluster, tag: &str, component: &str) -> Result<String> {
+    let other = match component {
+        "cni" => "ztunnel",
+        "ztunnel" => "cni",
+        _ => bail!("component `{component}`: cni or ztunnel"),
+    };
+    let mut cmd = c.istioctl();
+    cmd.args(["manifest", "generate", "--set", "profile=ambient"])
+        .args(scenario::install_sets(c, "default", tag));
+    for off in ["pilot", "base", other] {
+        cmd.args(["--set", &format!("components.{off}.enabled=false")]);
+    }
+    run_with_stdin(cmd, "")
+        .with_context(|| format!("istioctl manifest generate of {component} alone ({tag})"))
+}
+
 /// Emulates istio-cni capturing the running pods of ambient namespace `ns`: annotates them
 /// `ambient.istio.io/redirection: enabled`, as its node agent does.
 pub fn capture(c: &Cluster, ns: &str) -> Result<()> {
@@ -468,6 +488,69 @@ fn chrono_now() -> String {
     } else {
         t.to_owned()
     }
+}
+
+/// Checks that DaemonSet `name` of `istio-system` has rolled out on every node of the cluster:
+/// one ready pod per node, none terminating, each running an image of tag `tag` (variant
+/// allowed: `1.31.1-distroless`). Returns the nodes, sorted.
+pub fn rolled_on_every_node(c: &Cluster, name: &str, tag: &str) -> Result<Vec<String>> {
+    c.wait_rollout("istio-system", &format!("daemonset/{name}"))?;
+    let ds = kubectl_json(c, &["get", "daemonset", "-n", "istio-system", name])?;
+    let selector: Vec<String> = ds["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .context("DaemonSet without matchLabels")?
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    let pods = kubectl_json(
+        c,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "istio-system",
+            "-l",
+            &selector.join(","),
+        ],
+    )?;
+    let nodes = kubectl_json(c, &["get", "nodes"])?;
+    let mut all: Vec<String> = nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    all.sort();
+    let mut on: Vec<String> = Vec::new();
+    for p in pods["items"].as_array().into_iter().flatten() {
+        let pod = p["metadata"]["name"].as_str().unwrap_or_default();
+        if p["metadata"]["deletionTimestamp"].is_string() {
+            bail!("{name}: pod {pod} is still terminating");
+        }
+        let ready = p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let image = p["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default();
+        let tagged = image.ends_with(&format!(":{tag}")) || image.contains(&format!(":{tag}-"));
+        if !ready || !tagged {
+            bail!("{name}: pod {pod} ready={ready} runs {image}, not tag {tag}");
+        }
+        on.push(
+            p["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    on.sort();
+    if on != all || all.is_empty() {
+        bail!("{name}: pods on {on:?}, nodes {all:?}");
+    }
+    Ok(on)
 }
 
 #[cfg(test)]

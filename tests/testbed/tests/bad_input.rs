@@ -336,7 +336,7 @@ fn bad_files_and_flags_are_one_line_errors_with_a_hint() {
     for (file, want) in [
         ("manifest-malformed.yaml", "not valid YAML"),
         ("manifest-truncated.yaml", "not valid YAML"),
-        ("manifest-wrong-kinds.yaml", "no istiod Deployment"),
+        ("manifest-wrong-kinds.yaml", "no Istio image"),
         ("manifest-empty.yaml", "has no objects"),
         ("manifest-mixed-revisions.yaml", "mixes revisions"),
         ("manifest-mixed-versions.yaml", "mixes Istio versions"),

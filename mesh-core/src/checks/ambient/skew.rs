@@ -13,15 +13,6 @@ use crate::{
 
 const SKEW: Category = Category::VersionSkew;
 
-/// A version as messages show it: the image variant (`-distroless`) names an image, not a
-/// version.
-fn plain(v: &IstioVersion) -> IstioVersion {
-    IstioVersion {
-        variant: None,
-        ..v.clone()
-    }
-}
-
 /// Each istio-cni and ztunnel against the istiod it serves, as they run now.
 pub fn live(ctx: &Context<'_>) -> Vec<Finding> {
     const ID: &str = "skew.ambient";
@@ -45,7 +36,10 @@ fn live_one(ctx: &Context<'_>, a: &NodeAgent) -> Finding {
     const ID: &str = "skew.ambient";
     let o = a.object();
     let rev = a.istiod_revision();
-    let cp = ctx.inv.revision_version(rev).map(plain);
+    let cp = ctx
+        .inv
+        .revision_version(rev)
+        .map(IstioVersion::without_variant);
     let (Some(v), Some(cp)) = (a.version.as_ref(), cp.as_ref()) else {
         if ctx.inv.control_plane(rev).is_none() {
             return Finding::skipped(
@@ -90,7 +84,7 @@ pub fn waypoints(ctx: &Context<'_>) -> Vec<Finding> {
         let Some((rev, cp)) = w
             .revision
             .as_deref()
-            .and_then(|r| Some((r, plain(ctx.inv.revision_version(r)?))))
+            .and_then(|r| Some((r, ctx.inv.revision_version(r)?.without_variant())))
         else {
             continue;
         };
@@ -237,8 +231,16 @@ fn order_one(ctx: &Context<'_>, t: &Target, a: &After<'_>) -> Finding {
             ),
         );
     }
+    if let (Some(_), Some(_), TargetMode::Canary) = (a.planned, a.live, t.mode) {
+        return Finding::warning(ID, SKEW, format!("{o} moves to revision `{}` ({v}) with this canary: {name} is one per node, not per revision, so moving it moves every ambient namespace at once — there is no canary of {name}", t.revision))
+            .objects([o.clone()])
+            .hint(format!("to try `{}` on a few namespaces first, leave {name} out of the canary's manifest (--set components.{}.enabled=false) and move it once the canary is trusted", t.revision, if a.kind() == AgentKind::Ztunnel { "ztunnel" } else { "cni" }));
+    }
     match proxy_skew(v, cp) {
         ProxySkew::Same | ProxySkew::OneBehind => Finding::ok(ID, SKEW, fits(t, a, serves, v, cp)),
+        ProxySkew::Newer if a.planned.is_some() => Finding::error(ID, SKEW, format!("{o} would run {v}, newer than istiod `{serves}` ({cp}): istiod first — istio-cni and ztunnel may never be newer than istiod"))
+            .objects([o.clone()])
+            .hint(format!("upgrade istiod `{serves}` to {} first (kubectl mesh upgrade -f a manifest with istiod at that version), then apply this one", v.minor_string())),
         ProxySkew::Newer => Finding::error(ID, SKEW, format!("{o} runs {v}, which would be newer than istiod `{serves}` {cp} after this {}: istio-cni and ztunnel may never be newer than istiod", t.mode))
             .objects([o.clone()])
             .hint("take istio-cni and ztunnel down first: include them in the manifest (istioctl manifest generate --set profile=ambient ...) so that kubectl mesh upgrade -f moves them before istiod"),

@@ -506,6 +506,45 @@ fn agents_are_listed_in_istios_order() {
 }
 
 #[test]
+fn a_component_manifest_newer_than_istiod_is_refused_istiod_first() {
+    // istio-cni 1.31.1 alone (istioctl's component manifest) beside istiod 1.30.3: the target
+    // istiod is the installed one, which stays.
+    let cni = include_str!("../../../fixtures/manifests/component-istio-cni-1.31.1.yaml");
+    let t = target("1.30.3", TargetMode::InPlace, Some(cni));
+    let f = by_id(&findings(&mixed().0, Some(&t)), "skew.ambient-order");
+    assert_eq!(results(&f), [Outcome::Error, Outcome::Ok], "{f:#?}");
+    assert!(f[0].message.contains("istiod first"), "{}", f[0].message);
+    assert!(
+        f[0].hint
+            .as_deref()
+            .is_some_and(|h| h.contains("kubectl mesh upgrade -f")),
+        "{:?}",
+        f[0].hint
+    );
+    // The same component at istiod's version fits.
+    let same = cni.replace("1.31.1", "1.30.3");
+    let t = target("1.30.3", TargetMode::InPlace, Some(&same));
+    let f = by_id(&findings(&mixed().0, Some(&t)), "skew.ambient-order");
+    assert_eq!(results(&f), [Outcome::Ok, Outcome::Ok], "{f:#?}");
+}
+
+#[test]
+fn a_canary_that_carries_ztunnel_says_it_moves_every_ambient_namespace() {
+    let t = Target {
+        revision: "1-31-0".into(),
+        ..target("1.31.0", TargetMode::Canary, Some(AMBIENT_1_30_3))
+    };
+    let f = by_id(&findings(&mixed().0, Some(&t)), "skew.ambient-order");
+    assert_eq!(results(&f), [Outcome::Warning, Outcome::Warning], "{f:#?}");
+    assert!(
+        f[1].message
+            .contains("ztunnel is one per node, not per revision, so moving it moves every ambient namespace at once"),
+        "{}",
+        f[1].message
+    );
+}
+
+#[test]
 fn use_waypoint_naming_a_missing_gateway() {
     const ID: &str = "ambient.use-waypoint";
     let ok = of(mixed(), ID);

@@ -108,6 +108,10 @@ pub struct Target {
     pub direction: Option<Direction>,
     /// The Istio namespace.
     pub namespace: String,
+    /// A component manifest (no istiod): the components it holds (`istio-cni`, `ztunnel`,
+    /// `IngressGateways`), judged against the installed istiod of the revision, which stays.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
 }
 
 impl Target {
@@ -119,6 +123,17 @@ impl Target {
             .map_or("an unknown version".to_owned(), ToString::to_string);
         let rev = &self.revision;
         let to = &self.version;
+        if !self.components.is_empty() {
+            let what = self.components.join(", ");
+            let how = match self.direction {
+                Some(Direction::Downgrade) => "downgrade",
+                Some(Direction::Reapply) => "re-apply",
+                _ => "upgrade",
+            };
+            return format!(
+                "in-place {how} of {what} (revision `{rev}`; istiod stays): {from} → {to}"
+            );
+        }
         match (self.mode, self.direction) {
             (Mode::InPlace, Some(Direction::Downgrade)) => {
                 format!("in-place downgrade of revision `{rev}`: {from} → {to}")
@@ -190,6 +205,14 @@ pub enum UpgradeError {
         /// Whether `--force` would override them all.
         forceable: bool,
     },
+    /// A component manifest for a revision without istiod.
+    #[error("the manifest holds {} without istiod, and revision `{revision}` has no istiod to serve {}", components.join(", "), if components.len() == 1 { "it" } else { "them" })]
+    NoIstiod {
+        /// The manifest's revision.
+        revision: String,
+        /// Its components.
+        components: Vec<String>,
+    },
     /// A source the plan needs could not be read.
     #[error(transparent)]
     Unreadable(#[from] Unread),
@@ -212,6 +235,7 @@ impl Classify for UpgradeError {
             Self::Helm { release, namespace, version, .. } => format!("helm upgrade istio-base istio/base -n {namespace} --version {version} && helm upgrade {release} istio/istiod -n {namespace} --version {version} --reuse-values"),
             Self::HelmObject { .. } => "upgrade the Helm releases with `helm upgrade`, or remove the Helm annotations first".to_owned(),
             Self::Namespace { manifest, .. } => format!("pass -i {manifest}, or generate the manifest for the Istio namespace"),
+            Self::NoIstiod { revision, .. } => format!("install istiod first: kubectl mesh upgrade -f <a manifest with istiod of revision `{revision}`> (istioctl manifest generate --set revision={revision}), then this one"),
             Self::Refused { forceable: true, .. } => "fix what the checks above report, or pass --force to override version-skew checks".to_owned(),
             Self::Refused { .. } => "fix what the checks above report (--force overrides version-skew checks only)".to_owned(),
         }]
@@ -268,7 +292,7 @@ pub fn prepare(
 ) -> Result<Prepared, UpgradeError> {
     snap.require(&REQUIRED)?;
     check_namespace(manifest, &snap.istio_namespace)?;
-    let target = target(inv, manifest, req, &snap.istio_namespace)?;
+    let target = target(inv, manifest, req, &snap.istio_namespace, before)?;
     let findings = guardrails(snap, inv, &target, req, manifest);
     let owner = objects::Owner {
         revision: &target.revision,
@@ -294,9 +318,13 @@ pub fn prepare(
         });
     }
     let keys: BTreeSet<_> = planned.iter().map(|p| objects::key(&p.r)).collect();
-    let components: BTreeSet<String> = planned.iter().map(|p| p.component.clone()).collect();
+    let mut components: BTreeSet<String> = planned.iter().map(|p| p.component.clone()).collect();
+    if !manifest.istiod {
+        // A component manifest prunes nothing of istiod's: only what its components held.
+        components.retain(|c| c != "Pilot" && c != "Base");
+    }
     let (prune, kept) = objects::prune(installed, &keys, &components, &owner);
-    let full = phases(&planned, &prune, &|_| true);
+    let full = phases(&planned, &prune, &|_| true, order_of(&target));
     Ok(Prepared {
         target,
         findings,
@@ -362,13 +390,20 @@ fn target(
     manifest: &Manifest,
     req: &Request,
     namespace: &str,
+    before: &BTreeMap<ObjRef, Option<Value>>,
 ) -> Result<Target, UpgradeError> {
     let revision = manifest.revision.clone();
-    let version = manifest.version.clone();
     let existing = inv.control_plane(&revision);
+    let components = (!manifest.istiod).then(|| component_names(manifest, before));
     let mode = match (existing, inv.control_planes.is_empty(), req.canary) {
         (Some(_), _, true) => return Err(UpgradeError::CanaryExists { revision }),
         (Some(_), _, false) => Mode::InPlace,
+        (None, _, _) if components.is_some() => {
+            return Err(UpgradeError::NoIstiod {
+                revision,
+                components: components.unwrap_or_default(),
+            });
+        }
         (None, true, _) => Mode::Fresh,
         (None, false, true) => Mode::Canary,
         (None, false, false) => {
@@ -382,6 +417,15 @@ fn target(
             });
         }
     };
+    let istiod = existing
+        .and_then(|c| c.version.as_ref())
+        .map(IstioVersion::without_variant);
+    let Some(version) = manifest.version.clone().or_else(|| istiod.clone()) else {
+        return Err(UpgradeError::NoIstiod {
+            revision,
+            components: components.unwrap_or_default(),
+        });
+    };
     if let Some(InstallMethod::Helm { release, namespace }) = existing.map(|c| &c.install) {
         return Err(UpgradeError::Helm {
             revision,
@@ -390,7 +434,10 @@ fn target(
             version: version.to_string(),
         });
     }
-    let from = existing.and_then(|c| c.version.clone());
+    let from = match &components {
+        Some(_) => live_release(manifest, before).or(istiod),
+        None => istiod,
+    };
     let direction = (mode == Mode::InPlace).then(|| match &from {
         None => Direction::Unknown,
         Some(f) if *f < version => Direction::Upgrade,
@@ -404,7 +451,39 @@ fn target(
         from,
         direction,
         namespace: namespace.to_owned(),
+        components: components.unwrap_or_default(),
     })
+}
+
+/// The components of a manifest, as messages name them (`istio-cni`, `ztunnel`,
+/// `IngressGateways`), in manifest order.
+fn component_names(manifest: &Manifest, before: &BTreeMap<ObjRef, Option<Value>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for o in &manifest.objects {
+        let live = ObjRef::of(&o.value).and_then(|r| before.get(&r).cloned().flatten());
+        let name = match objects::component(&o.value, live.as_ref()).as_str() {
+            objects::CNI => "istio-cni".to_owned(),
+            objects::ZTUNNEL => "ztunnel".to_owned(),
+            c => c.to_owned(),
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The release the live workloads of a component manifest run (the first with an Istio image).
+fn live_release(
+    manifest: &Manifest,
+    before: &BTreeMap<ObjRef, Option<Value>>,
+) -> Option<IstioVersion> {
+    manifest
+        .objects
+        .iter()
+        .filter_map(|o| before.get(&ObjRef::of(&o.value)?)?.as_ref())
+        .flat_map(|live| crate::change::template_images(live).into_values())
+        .find_map(|i| crate::version::image_release(&i))
 }
 
 fn guardrails(
@@ -414,12 +493,19 @@ fn guardrails(
     req: &Request<'_>,
     manifest: &Manifest,
 ) -> Vec<Finding> {
+    // A component manifest leaves istiod as it runs: the checks judge its components beside it.
+    let istiod = match t.components.is_empty() {
+        true => None,
+        false => inv
+            .revision_version(&t.revision)
+            .map(IstioVersion::without_variant),
+    };
     let target = checks::Target {
         agents: Some(crate::ambient::planned_agents(
             &manifest.objects,
             &snap.istio_namespace,
         )),
-        version: t.version.clone(),
+        version: istiod.unwrap_or_else(|| t.version.clone()),
         revision: t.revision.clone(),
         mode: match t.mode {
             Mode::InPlace => TargetMode::InPlace,
@@ -438,25 +524,55 @@ fn guardrails(
     checks::run_all(&ctx)
 }
 
-/// The plan of changes for the objects `keep` accepts, in phases with their waits.
+/// Istio's order: istiod first, then istio-cni, then ztunnel (each rolled on every node before
+/// the next), then gateways and waypoints — they may never be newer than istiod.
+const UPGRADE_ORDER: [Step; 9] = [
+    Step::Namespace,
+    Step::Crds,
+    Step::ClusterRbac,
+    Step::Config,
+    Step::ControlPlane,
+    Step::Webhooks,
+    Step::Cni,
+    Step::Ztunnel,
+    Step::Gateways,
+];
+
+/// A downgrade runs the other way for the node agents: ztunnel, then istio-cni, then istiod,
+/// so that at no moment are they newer than istiod.
+const DOWNGRADE_ORDER: [Step; 9] = [
+    Step::Namespace,
+    Step::Crds,
+    Step::ClusterRbac,
+    Step::Config,
+    Step::Ztunnel,
+    Step::Cni,
+    Step::ControlPlane,
+    Step::Webhooks,
+    Step::Gateways,
+];
+
+/// The order of the phases for a target.
+fn order_of(t: &Target) -> &'static [Step; 9] {
+    if t.direction == Some(Direction::Downgrade) {
+        &DOWNGRADE_ORDER
+    } else {
+        &UPGRADE_ORDER
+    }
+}
+
+/// The plan of changes for the objects `keep` accepts, in phases (in `order`) with their waits.
 fn phases(
     planned: &[Planned],
     prune: &[(ObjRef, Option<String>)],
     keep: &dyn Fn(&ObjRef) -> bool,
+    order: &[Step],
 ) -> ChangePlan {
     let mut plan = ChangePlan {
         takeover: INSTALLER_MANAGERS.iter().map(|m| (*m).to_owned()).collect(),
         ..ChangePlan::default()
     };
-    for step in [
-        Step::Namespace,
-        Step::Crds,
-        Step::ClusterRbac,
-        Step::Config,
-        Step::ControlPlane,
-        Step::Webhooks,
-        Step::Gateways,
-    ] {
+    for &step in order {
         let mut phase = Phase::new(step.name());
         for p in planned.iter().filter(|p| p.step == step && keep(&p.r)) {
             phase.ops.push(Op::apply(p.object.clone()));
@@ -487,9 +603,16 @@ fn wait_for(p: &Planned) -> Option<Wait> {
         "CustomResourceDefinition" => Some(Wait::Established {
             crd: p.r.name.clone(),
         }),
+        // An OnDelete DaemonSet replaces no pod by itself: nothing to wait for (precheck's
+        // ambient.ztunnel-rollout warns that its nodes keep the old pods).
+        "DaemonSet" if on_delete(&p.object) => None,
         "Deployment" | "DaemonSet" | "StatefulSet" => rollout_to(&p.r, &p.object),
         _ => None,
     }
+}
+
+fn on_delete(object: &Value) -> bool {
+    object.pointer("/spec/updateStrategy/type") == Some(&Value::from("OnDelete"))
 }
 
 /// istiod answers: its Services have a ready endpoint.
@@ -552,6 +675,69 @@ pub struct ObjectPlan {
     pub reason: Option<String>,
 }
 
+/// One phase of the plan, as shown: what it changes and what it waits for before the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseSummary {
+    /// Name (`control plane`, `istio-cni`, `ztunnel`, `prune`).
+    pub name: String,
+    /// The objects it applies or deletes, in order.
+    pub objects: Vec<ObjRef>,
+    /// What it waits for, in words.
+    pub waits: Vec<String>,
+    /// For a DaemonSet: how it rolls over the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+}
+
+/// The phases of a plan, with how each DaemonSet rolls over the nodes it runs on now.
+fn summarise(changes: &ChangePlan, inv: &Inventory) -> Vec<PhaseSummary> {
+    changes
+        .phases
+        .iter()
+        .filter(|p| !p.ops.is_empty())
+        .map(|p| PhaseSummary {
+            name: p.name.clone(),
+            objects: p.ops.iter().filter_map(Op::target).collect(),
+            waits: p.waits.iter().map(Wait::describe).collect(),
+            rollout: p.ops.iter().find_map(|op| node_rollout(op, inv)),
+        })
+        .collect()
+}
+
+/// How a DaemonSet an operation applies rolls (the DaemonSet controller replaces its pods by its
+/// update strategy; the phase waits until every node runs the new one).
+fn node_rollout(op: &Op, inv: &Inventory) -> Option<String> {
+    let Op::Apply { object } = op else {
+        return None;
+    };
+    let r = op.target().filter(|r| r.kind == "DaemonSet")?;
+    let rollout = crate::ambient::Rollout::of_json(object.pointer("/spec/updateStrategy"));
+    if rollout.on_delete() {
+        return Some("OnDelete: no pod is replaced until it is deleted; not waited on".to_owned());
+    }
+    let how = rollout.describe();
+    let nodes = inv
+        .ambient
+        .agents
+        .iter()
+        .find(|a| a.name == r.name && Some(&a.namespace) == r.namespace.as_ref())
+        .and_then(|a| a.desired)
+        .and_then(|d| usize::try_from(d).ok())
+        .filter(|d| *d > 0);
+    Some(
+        match nodes.and_then(|n| Some((n, rollout.nodes_at_once(n)?))) {
+            Some((n, 1)) => format!(
+                "one node at a time over {n} nodes ({how}), waited until every node runs it"
+            ),
+            Some((n, k)) => {
+                format!("{k} of {n} nodes at a time ({how}), waited until every node runs it")
+            }
+            None => format!("on every node ({how}), waited until every node runs it"),
+        },
+    )
+}
+
 /// Pods of a namespace whose proxy is not the target's yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -577,6 +763,8 @@ pub struct UpgradePlan {
     /// What is carried out: creates, updates and prunes only.
     #[serde(skip)]
     pub changes: ChangePlan,
+    /// The phases carried out, in order, each waited before the next.
+    pub phases: Vec<PhaseSummary>,
     /// The data plane before the change: pods not on the target proxy, per namespace.
     pub data_plane: Vec<NamespaceProxies>,
     /// What to run next.
@@ -626,15 +814,25 @@ pub fn finish(
     for r in &prepared.kept {
         objects.push(ObjectPlan::of(r, Action::Keep));
     }
-    let changes = phases(&prepared.objects, &prepared.prune, &|r| changed.contains(r));
+    let changes = phases(
+        &prepared.objects,
+        &prepared.prune,
+        &|r| changed.contains(r),
+        order_of(&prepared.target),
+    );
     let target = &prepared.target;
     Ok(UpgradePlan {
         target: target.clone(),
         findings: prepared.findings.clone(),
         objects,
+        phases: summarise(&changes, inv),
         changes,
         data_plane: data_plane(snap, inv, target),
-        next: next_commands(inv, target),
+        next: next_commands(
+            inv,
+            target,
+            prepared.objects.iter().any(|p| p.step == Step::Ztunnel),
+        ),
         server_checked: !after.is_empty(),
     })
 }
@@ -735,7 +933,11 @@ fn metadata_only(p: &Planned, live: &Value) -> ObjectPlan {
 
 /// Pods that do not run the target's proxy yet, per namespace (in place: those of the revision
 /// at another version; canary and fresh: none are on it yet, every injected pod is listed).
+/// A component manifest moves no sidecar: none is listed.
 fn data_plane(snap: &ClusterSnapshot, _inv: &Inventory, t: &Target) -> Vec<NamespaceProxies> {
+    if !t.components.is_empty() {
+        return Vec::new();
+    }
     let mut by_ns: BTreeMap<String, NamespaceProxies> = BTreeMap::new();
     for pod in snap.pods.iter().filter(|p| !p.is_finished()) {
         let Some(rev) = injected_revision(pod) else {
@@ -763,13 +965,22 @@ fn data_plane(snap: &ClusterSnapshot, _inv: &Inventory, t: &Target) -> Vec<Names
     by_ns.into_values().collect()
 }
 
-fn next_commands(inv: &Inventory, t: &Target) -> Vec<String> {
+/// What to run next; `ambient` when the manifest installs ztunnel (namespaces join ambient mode
+/// by a label, without a restart).
+fn next_commands(inv: &Inventory, t: &Target, ambient: bool) -> Vec<String> {
+    if !t.components.is_empty() {
+        // istio-cni, ztunnel and gateways restart with their DaemonSets and Deployments.
+        return Vec::new();
+    }
     match t.mode {
         Mode::InPlace => vec!["kubectl mesh upgrade dataplane -A".to_owned()],
         Mode::Canary => vec![
             format!("kubectl mesh tag set canary --revision {}", t.revision),
             "kubectl mesh upgrade dataplane -n <namespace> --to-revision canary".to_owned(),
         ],
+        Mode::Fresh if ambient => {
+            vec!["kubectl label namespace <namespace> istio.io/dataplane-mode=ambient".to_owned()]
+        }
         Mode::Fresh if inv.tag("default").is_none() => vec![
             format!("kubectl mesh tag set default --revision {}", t.revision),
             "kubectl label namespace <namespace> istio-injection=enabled".to_owned(),

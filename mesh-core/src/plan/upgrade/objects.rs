@@ -56,10 +56,15 @@ pub enum Step {
     ClusterRbac,
     /// Namespaced configuration and Services.
     Config,
-    /// istiod (and CNI / ztunnel), then wait for the rollout.
+    /// istiod, then wait for the rollout.
     ControlPlane,
     /// Webhook configurations, once istiod runs the target.
     Webhooks,
+    /// The istio-cni DaemonSet, then wait until it runs the target on every node.
+    Cni,
+    /// The ztunnel DaemonSet, then wait until it runs the target on every node (its update
+    /// strategy decides how many nodes at once).
+    Ztunnel,
     /// Gateways, then wait for their rollout.
     Gateways,
     /// Objects the manifest no longer has.
@@ -76,15 +81,22 @@ impl Step {
             Self::Config => "configuration and services",
             Self::ControlPlane => "control plane",
             Self::Webhooks => "webhooks",
+            Self::Cni => "istio-cni",
+            Self::Ztunnel => "ztunnel",
             Self::Gateways => "gateways",
             Self::Prune => "prune",
         }
     }
 }
 
+/// istioctl's component of istio-cni.
+pub const CNI: &str = "Cni";
+/// istioctl's component of ztunnel.
+pub const ZTUNNEL: &str = "Ztunnel";
+
 /// The component of a manifest object: its own label, else the live object's, else what its
-/// kind and name say (CRDs and the reader account are Base, gateways are gateways, the rest is
-/// Pilot — as istioctl's installer labels them).
+/// kind and name say (CRDs and the reader account are Base, `ztunnel*` is Ztunnel, `istio-cni*`
+/// is Cni, gateways are gateways, the rest is Pilot — as istioctl's installer labels them).
 pub fn component(obj: &Value, live: Option<&Value>) -> String {
     let label = |v: &Value| {
         v.pointer("/metadata/labels")
@@ -102,6 +114,10 @@ pub fn component(obj: &Value, live: Option<&Value>) -> String {
         .unwrap_or_default();
     if kind == "CustomResourceDefinition" || name == "istio-reader-service-account" {
         "Base".to_owned()
+    } else if name.starts_with("ztunnel") {
+        ZTUNNEL.to_owned()
+    } else if name.starts_with("istio-cni") {
+        CNI.to_owned()
     } else if name.contains("egressgateway") {
         "EgressGateways".to_owned()
     } else if name.contains("ingressgateway") {
@@ -123,6 +139,8 @@ pub fn step(kind: &str, component: &str) -> Step {
         {
             Step::Gateways
         }
+        "DaemonSet" if component == CNI => Step::Cni,
+        "DaemonSet" if component == ZTUNNEL => Step::Ztunnel,
         "Deployment" | "DaemonSet" | "StatefulSet" => Step::ControlPlane,
         _ => Step::Config,
     }

@@ -36,6 +36,24 @@ fn prep(
     prepare(snap, inv, &manifest(text), req, &BTreeMap::new(), &[])
 }
 
+/// [`prepare`] with the objects an installer labelled (the prune candidates).
+fn prep_installed(
+    snap: &ClusterSnapshot,
+    inv: &Inventory,
+    text: &str,
+    live: &[TypedMeta],
+) -> Prepared {
+    prepare(
+        snap,
+        inv,
+        &manifest(text),
+        &Request::default(),
+        &BTreeMap::new(),
+        live,
+    )
+    .unwrap()
+}
+
 fn phase_names(plan: &ChangePlan) -> Vec<&str> {
     plan.phases.iter().map(|p| p.name.as_str()).collect()
 }
@@ -272,15 +290,7 @@ fn prune_takes_what_the_manifest_dropped_but_keeps_not_pruned_tags_and_other_rev
         ),
     ];
     // The last label of a key wins in `labels`: the 1-30-3 ConfigMap is of another revision.
-    let p = prepare(
-        &snap,
-        &inv,
-        &manifest(NEW),
-        &Request::default(),
-        &BTreeMap::new(),
-        &live,
-    )
-    .unwrap();
+    let p = prep_installed(&snap, &inv, NEW, &live);
     let pruned: Vec<String> = p.prune.iter().map(|(r, _)| r.to_string()).collect();
     assert_eq!(pruned, ["ConfigMap/istio-system/istio-old-feature"]);
     assert_eq!(p.prune[0].1.as_deref(), Some("uid-istio-old-feature"));
@@ -670,5 +680,260 @@ fn across_chart_generations_a_downgrade_removes_what_the_new_charts_added() {
     assert!(
         values.contains(&("merged-values.taint.name".into(), true, false)),
         "{values:?}"
+    );
+}
+
+const AMBIENT_OLD: &str = include_str!("../../../fixtures/manifests/ambient-1.29.6.yaml");
+const AMBIENT_NEW: &str = include_str!("../../../fixtures/manifests/ambient-1.30.3.yaml");
+
+fn ambient_cluster(version: &str) -> (ClusterSnapshot, Inventory) {
+    Snap::new()
+        .namespace("istio-system", &[])
+        .control_plane("default", version)
+        .ambient("default", version, 3)
+        .build()
+}
+
+/// The phase an object is applied in.
+fn phase_of<'a>(plan: &'a ChangePlan, kind: &str, name: &str) -> &'a str {
+    plan.phases
+        .iter()
+        .find(|p| {
+            p.ops
+                .iter()
+                .any(|o| o.target().is_some_and(|r| r.kind == kind && r.name == name))
+        })
+        .map_or("none", |p| p.name.as_str())
+}
+
+#[test]
+fn an_ambient_upgrade_runs_in_istios_order_each_phase_waited() {
+    let (snap, inv) = ambient_cluster("1.29.6");
+    let p = prep(&snap, &inv, AMBIENT_NEW, &Request::default()).unwrap();
+    assert_eq!(p.target.direction, Some(Direction::Upgrade));
+    assert_eq!(
+        phase_names(&p.full),
+        [
+            "CRDs",
+            "cluster RBAC",
+            "configuration and services",
+            "control plane",
+            "webhooks",
+            "istio-cni",
+            "ztunnel"
+        ]
+    );
+    assert_eq!(phase_of(&p.full, "Deployment", "istiod"), "control plane");
+    assert_eq!(
+        phase_of(&p.full, "DaemonSet", "istio-cni-node"),
+        "istio-cni"
+    );
+    assert_eq!(phase_of(&p.full, "DaemonSet", "ztunnel"), "ztunnel");
+    // ztunnel's objects carry istioctl's component, not Pilot's (or a later istiod-only
+    // manifest would prune ztunnel).
+    let z = p
+        .objects
+        .iter()
+        .find(|o| o.r.kind == "DaemonSet" && o.r.name == "ztunnel");
+    assert_eq!(z.map(|o| o.component.as_str()), Some("Ztunnel"));
+    for (phase, ds) in [("istio-cni", "istio-cni-node"), ("ztunnel", "ztunnel")] {
+        let ph = p.full.phases.iter().find(|p| p.name == phase).unwrap();
+        assert!(
+            ph.waits
+                .iter()
+                .any(|w| matches!(w, Wait::Rollout { target, expect }
+                if target.name == ds && !expect.images.is_empty()
+                    && expect.images.values().all(|i| i.contains(":1.30.3")))),
+            "{phase}: {:?}",
+            ph.waits
+        );
+    }
+}
+
+#[test]
+fn an_ambient_downgrade_takes_ztunnel_and_cni_down_before_istiod() {
+    let (snap, inv) = ambient_cluster("1.30.3");
+    let p = prep(&snap, &inv, AMBIENT_OLD, &Request::default()).unwrap();
+    assert_eq!(p.target.direction, Some(Direction::Downgrade));
+    // The false refusal: the order check judges what the plan does to ztunnel/CNI.
+    assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
+    assert_eq!(
+        phase_names(&p.full),
+        [
+            "CRDs",
+            "cluster RBAC",
+            "configuration and services",
+            "ztunnel",
+            "istio-cni",
+            "control plane",
+            "webhooks"
+        ]
+    );
+}
+
+#[test]
+fn an_on_delete_daemonset_is_applied_but_not_waited_on() {
+    let (snap, inv) = ambient_cluster("1.29.6");
+    let text = AMBIENT_NEW.replace(
+        "  updateStrategy:\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0\n    type: RollingUpdate\n",
+        "  updateStrategy:\n    type: OnDelete\n",
+    );
+    assert_ne!(text, AMBIENT_NEW, "the fixture's ztunnel strategy changed");
+    let p = prep(&snap, &inv, &text, &Request::default()).unwrap();
+    let z = p.full.phases.iter().find(|p| p.name == "ztunnel").unwrap();
+    assert_eq!(z.ops.len(), 1);
+    assert!(z.waits.is_empty(), "{:?}", z.waits);
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.id == "ambient.ztunnel-rollout" && f.result == Outcome::Warning),
+        "{:#?}",
+        p.findings
+    );
+}
+
+const COMPONENT_CNI: &str =
+    include_str!("../../../fixtures/manifests/component-istio-cni-1.31.1.yaml");
+const COMPONENT_ZTUNNEL: &str =
+    include_str!("../../../fixtures/manifests/component-ztunnel-1.31.1.yaml");
+const COMPONENT_GATEWAYS: &str =
+    include_str!("../../../fixtures/manifests/component-gateways-1.31.1.yaml");
+const GOLDEN_HPA_PDB: &str =
+    include_str!("../../../fixtures/manifests/golden-gateway_hpa_pdb.yaml");
+
+#[test]
+fn a_component_manifest_is_planned_against_the_installed_istiod() {
+    // istio-cni 1.31.1 alone beside istiod 1.30.3: refused, istiod first.
+    let (snap, inv) = ambient_cluster("1.30.3");
+    let p = prep(&snap, &inv, COMPONENT_CNI, &Request::default()).unwrap();
+    assert_eq!(p.target.components, ["istio-cni"]);
+    assert_eq!(p.target.mode, Mode::InPlace);
+    assert_eq!(
+        p.target.describe(),
+        "in-place upgrade of istio-cni (revision `default`; istiod stays): 1.30.3 → 1.31.1"
+    );
+    let blocking = p.blocking(false);
+    assert_eq!(blocking.len(), 1, "{blocking:#?}");
+    assert_eq!(blocking[0].id, "skew.ambient-order");
+    assert!(
+        blocking[0].message.contains("istiod first"),
+        "{}",
+        blocking[0].message
+    );
+    // Beside istiod 1.31.1 it fits, in its own phase, and prunes nothing of istiod's.
+    let (snap, inv) = Snap::new()
+        .namespace("istio-system", &[])
+        .control_plane("default", "1.31.1")
+        .ambient("default", "1.30.3", 3)
+        .build();
+    let live = vec![
+        installed("ConfigMap", "v1", "istio", &[]),
+        installed("Deployment", "apps/v1", "istiod", &[]),
+        installed("DaemonSet", "apps/v1", "ztunnel", &[(COMPONENT, "Ztunnel")]),
+        installed("ConfigMap", "v1", "istio-cni-old", &[(COMPONENT, "Cni")]),
+    ];
+    let p = prep_installed(&snap, &inv, COMPONENT_CNI, &live);
+    assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
+    assert_eq!(
+        phase_of(&p.full, "DaemonSet", "istio-cni-node"),
+        "istio-cni"
+    );
+    assert!(
+        !p.full
+            .ops()
+            .any(|o| o.target().is_some_and(|r| r.name == "istiod"))
+    );
+    let pruned: Vec<String> = p.prune.iter().map(|(r, _)| r.to_string()).collect();
+    assert_eq!(pruned, ["ConfigMap/istio-system/istio-cni-old"]);
+    // ztunnel alone: its objects are ztunnel's (istioctl writes no component label on them).
+    let p = prep(&snap, &inv, COMPONENT_ZTUNNEL, &Request::default()).unwrap();
+    assert_eq!(p.target.components, ["ztunnel"]);
+    assert!(
+        p.objects.iter().all(|o| o.component == "Ztunnel"),
+        "{:?}",
+        p.objects
+    );
+    // Gateways alone: their proxies are judged against istiod too.
+    let (snap, inv) = cluster(&[("default", "1.30.3")]);
+    let p = prep(&snap, &inv, COMPONENT_GATEWAYS, &Request::default()).unwrap();
+    assert_eq!(p.target.components, ["IngressGateways"]);
+    let blocking = p.blocking(false);
+    assert!(
+        blocking
+            .iter()
+            .any(|f| f.id == "skew.manifest-proxies" && f.message.contains("istiod first")),
+        "{blocking:#?}"
+    );
+    // A gateway's PDB and autoscaler (istioctl's golden): no image, no version moves.
+    let p = prep(&snap, &inv, GOLDEN_HPA_PDB, &Request::default()).unwrap();
+    assert_eq!(p.target.version.to_string(), "1.30.3");
+    assert_eq!(p.target.direction, Some(Direction::Reapply));
+    assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
+}
+
+#[test]
+fn a_component_manifest_for_a_revision_without_istiod_is_refused() {
+    let (snap, inv) = Snap::new().namespace("istio-system", &[]).build();
+    let e = prep(&snap, &inv, COMPONENT_ZTUNNEL, &Request::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the manifest holds ztunnel without istiod, and revision `default` has no istiod to serve it"
+    );
+    assert!(e.hints()[0].starts_with("install istiod first: kubectl mesh upgrade -f"));
+}
+
+#[test]
+fn the_owner_version_label_never_carries_the_image_variant() {
+    let (snap, inv) = cluster(&[("default", "1.29.6")]);
+    let text = NEW.replace("pilot:1.30.3", "pilot:1.30.3-distroless");
+    assert_ne!(text, NEW);
+    let p = prep(&snap, &inv, &text, &Request::default()).unwrap();
+    let labels: BTreeSet<&str> = p
+        .full
+        .ops()
+        .filter_map(|op| match op {
+            Op::Apply { object } => {
+                object["metadata"]["labels"]["operator.istio.io/version"].as_str()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(labels, BTreeSet::from(["1.30.3"]));
+}
+
+/// [`finish`] offline, as if no manifest object existed yet.
+fn finish_new(p: &Prepared, snap: &ClusterSnapshot, inv: &Inventory) -> UpgradePlan {
+    let none = BTreeMap::new();
+    finish(p, snap, inv, &none, &BTreeMap::new(), &Default::default()).unwrap()
+}
+
+#[test]
+fn a_component_manifest_leaves_the_sidecars_out_of_the_data_plane_report() {
+    // ztunnel 1.30.3 alone beside istiod 1.31.1 (one minor older is allowed): the sidecars run
+    // istiod's 1.31.1 and have nothing to restart for it.
+    let (snap, inv) = Snap::new()
+        .namespace("istio-system", &[])
+        .control_plane("default", "1.31.1")
+        .ambient("default", "1.31.1", 3)
+        .pod("shop", "web-1", Some("default"), "1.31.1")
+        .build();
+    let text = COMPONENT_ZTUNNEL.replace("1.31.1", "1.30.3");
+    let p = prep(&snap, &inv, &text, &Request::default()).unwrap();
+    assert_eq!(p.target.direction, Some(Direction::Downgrade));
+    assert!(p.refusal(false).is_none(), "{:#?}", p.blocking(false));
+    let plan = finish_new(&p, &snap, &inv);
+    assert!(plan.data_plane.is_empty(), "{:?}", plan.data_plane);
+    assert!(plan.next.is_empty(), "{:?}", plan.next);
+}
+
+#[test]
+fn a_fresh_ambient_install_says_how_namespaces_join_ambient_mode() {
+    let (snap, inv) = Snap::new().build();
+    let p = prep(&snap, &inv, AMBIENT_NEW, &Request::default()).unwrap();
+    assert_eq!(p.target.mode, Mode::Fresh);
+    let plan = finish_new(&p, &snap, &inv);
+    assert_eq!(
+        plan.next,
+        ["kubectl label namespace <namespace> istio.io/dataplane-mode=ambient"]
     );
 }
