@@ -59,7 +59,9 @@ pub fn target_text(plan: &UninstallPlan, inv: &Inventory) -> String {
                 let v = c
                     .version
                     .as_ref()
-                    .map_or("unknown version".to_owned(), |v| format!("Istio {v}"));
+                    .map_or("unknown version".to_owned(), |v| {
+                        format!("Istio {}", v.without_variant())
+                    });
                 format!(" ({v}, installed by {})", c.install.short())
             });
             format!("revision `{revision}`{}", detail.unwrap_or_default())

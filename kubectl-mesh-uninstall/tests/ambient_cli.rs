@@ -172,3 +172,25 @@ fn purge_is_refused_while_a_namespace_is_in_ambient_mode() {
         "{all:#?}"
     );
 }
+
+/// The heading names the revision's Istio version, not its image: the fixture's istiod runs
+/// `pilot:<version>-distroless`, and the variant is not part of a version.
+#[test]
+fn the_heading_names_the_version_without_the_image_variant() {
+    let dump = std::fs::read_to_string(fixture("ambient-canary.yaml")).unwrap();
+    assert!(
+        dump.contains("/pilot:") && dump.contains("-distroless"),
+        "the fixture's default istiod runs a distroless image"
+    );
+    let out = uninstall("ambient-canary.yaml", &["-r", "default", "--force"]);
+    let heading = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        heading.starts_with("Uninstall revision `default` (Istio 1.")
+            && !heading.contains("distroless"),
+        "{heading}"
+    );
+}

@@ -921,13 +921,6 @@ fn rfc3339_seconds(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Waits for a Ctrl-C or SIGTERM that comes from now on; returns which. Signals are counted
-/// from the first call on, for the rest of the process ([`signals`]).
-pub async fn interrupted() -> &'static str {
-    signals::listen();
-    signals::after(signals::received()).await
-}
-
 /// Bookkeeping of one execution.
 struct Run {
     checked: Checked,
