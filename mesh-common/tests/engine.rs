@@ -1,6 +1,6 @@
 //! The change engine against the real test bed (one cluster for this binary, ConfigMaps in a
 //! namespace per test): a server-side dry run stops a bad plan before the first change; a 429
-//! with Retry-After is waited out; a failure mid-change (503s through the fault proxy) is rolled
+//! with Retry-After is waited out for as long as it asks; a failure mid-change (503s through the fault proxy) is rolled
 //! back completely; a delete whose object was recreated with a new UID leaves it alone; fields
 //! another manager owns are a conflict unless taken over; a backup restores deleted objects and
 //! removes created ones.
@@ -13,7 +13,7 @@ use mesh_common::{
     cli::OutputFormat,
     cluster::{
         self, ConnectOptions, Engine, EngineOptions, Error, OpStatus, backup::Backup,
-        engine::Verdict,
+        engine::Verdict, retry,
     },
     output::Printer,
 };
@@ -156,21 +156,30 @@ fn a_429_with_retry_after_is_waited_out_and_the_change_completes() {
     let mut pr = printer();
     let done = rt.block_on(e.execute(checked, &mut pr, "go?")).unwrap();
     assert_eq!(done.ops[0].2, OpStatus::Done);
-    let patches: Vec<Option<u16>> = proxy
-        .requests()
-        .iter()
-        .filter(|r| {
+    let patches: Vec<(std::time::Instant, Option<u16>)> = proxy
+        .requests_at()
+        .into_iter()
+        .filter(|(_, r)| {
             r.method == "PATCH"
                 && r.path.ends_with("/configmaps/slow")
                 && !r.query.clone().unwrap_or_default().contains("dryRun")
         })
-        .map(|r| r.status)
+        .map(|(at, r)| (at, r.status))
         .collect();
     assert_eq!(
-        patches,
+        patches.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
         [Some(429), Some(429), Some(201)],
         "two 429s waited out, then applied"
     );
+    // The proxy's 429 says `Retry-After: 1` (and retryAfterSeconds 1 in its Status): each next
+    // attempt comes a second later at least, where the backoff alone would wait 250 and 500 ms.
+    for pair in patches.windows(2) {
+        let waited = pair[1].0 - pair[0].0;
+        assert!(
+            waited >= Duration::from_secs(1),
+            "the next attempt came {waited:?} after a 429 asking for 1 s"
+        );
+    }
     assert_eq!(configmaps(c, &ns)["slow"].0, json!({"k": "1"}));
 }
 
@@ -226,11 +235,32 @@ fn a_failure_mid_change_is_rolled_back_completely() {
                 c,
                 &["label", "configmap", "-n", &ns, "w", "edited=meanwhile"],
             );
+            // How many attempts on z had been made when the edit had landed.
+            proxy.count(|r| {
+                r.method == "PATCH"
+                    && r.path.ends_with("/configmaps/z")
+                    && !r.query.as_deref().unwrap_or("").contains("dryRun")
+            })
         });
         let stopped = rt
             .block_on(e.execute(checked, &mut printer(), "go?"))
             .unwrap_err();
-        editor.join().unwrap();
+        let attempts_at_edit = editor.join().unwrap();
+        // The edit counts only if it landed before the rollback began: z was still being
+        // retried then (the change gives up, and rolls back, after its last attempt).
+        assert!(
+            attempts_at_edit < retry::ATTEMPTS as usize,
+            "the edit landed after all {attempts_at_edit} attempts on z: too late to test the rollback"
+        );
+        assert_eq!(
+            proxy.count(|r| {
+                r.method == "PATCH"
+                    && r.path.ends_with("/configmaps/z")
+                    && !r.query.as_deref().unwrap_or("").contains("dryRun")
+            }),
+            retry::ATTEMPTS as usize,
+            "z was tried the bounded number of times and left alone by the rollback (it never changed)"
+        );
         stopped
     });
     let msg = edit.error.to_string();

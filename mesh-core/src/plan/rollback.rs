@@ -181,30 +181,30 @@ pub fn plan(
         if state == Restore::Unchanged {
             continue;
         }
-        let phase = match (r.kind.as_str(), r.group()) {
+        let restored = Op::Restore {
+            object: obj.clone(),
+        };
+        match (r.kind.as_str(), r.group()) {
             ("CustomResourceDefinition", "apiextensions.k8s.io") => {
                 first.waits.push(Wait::Established {
                     crd: r.name.clone(),
                 });
-                &mut first
+                first.ops.push(restored);
             }
-            ("Namespace", "") => &mut first,
-            _ => &mut restore,
-        };
-        phase.ops.push(Op::Restore {
-            object: obj.clone(),
-        });
-        let proxy = proxies.iter().find(|(w, _)| *w == r).map(|(_, p)| p);
-        if let Some(w) = rollout_to(&r, obj).map(|w| with_proxy(w, proxy)) {
-            phase.waits.push(w);
-            if phase.name == "restore saved objects" {
-                // A workload ends its phase: waited on before the next is put back (an ambient
-                // upgrade is undone ztunnel → istio-cni → istiod).
-                restore.name = format!("restore saved objects up to {r}");
-                later.push(std::mem::replace(
-                    &mut restore,
-                    Phase::new("restore saved objects"),
-                ));
+            ("Namespace", "") => first.ops.push(restored),
+            _ => {
+                restore.ops.push(restored);
+                let proxy = proxies.iter().find(|(w, _)| *w == r).map(|(_, p)| p);
+                if let Some(w) = rollout_to(&r, obj).map(|w| with_proxy(w, proxy)) {
+                    // A workload ends its phase: waited on before the next is put back (an
+                    // ambient upgrade is undone ztunnel → istio-cni → istiod).
+                    restore.waits.push(w);
+                    restore.name = format!("restore saved objects up to {r}");
+                    later.push(std::mem::replace(
+                        &mut restore,
+                        Phase::new("restore saved objects"),
+                    ));
+                }
             }
         }
     }

@@ -33,7 +33,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
@@ -375,7 +375,17 @@ impl FaultProxy {
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.shared.records)
             .iter()
-            .map(|(_, r)| r.clone())
+            .map(|(_, _, r)| r.clone())
+            .collect()
+    }
+
+    /// Every request read so far with when the proxy read it, in arrival order: how long a
+    /// client waited between two requests (a `Retry-After` waited out, a backoff) is measured
+    /// from these.
+    pub fn requests_at(&self) -> Vec<(Instant, RequestRecord)> {
+        lock(&self.shared.records)
+            .iter()
+            .map(|(_, at, r)| (*at, r.clone()))
             .collect()
     }
 
@@ -383,7 +393,7 @@ impl FaultProxy {
     pub fn count(&self, predicate: impl Fn(&RequestRecord) -> bool) -> usize {
         lock(&self.shared.records)
             .iter()
-            .filter(|(_, r)| predicate(r))
+            .filter(|(_, _, r)| predicate(r))
             .count()
     }
 
@@ -396,7 +406,7 @@ impl FaultProxy {
     pub fn take_requests(&self) -> Vec<RequestRecord> {
         std::mem::take(&mut *lock(&self.shared.records))
             .into_iter()
-            .map(|(_, r)| r)
+            .map(|(_, _, r)| r)
             .collect()
     }
 }
@@ -422,9 +432,9 @@ struct ActiveRule {
 #[derive(Default)]
 struct Shared {
     rules: Mutex<Vec<ActiveRule>>,
-    /// `(id, record)`; ids are never reused, so late status updates find their record even
-    /// after the list was cleared.
-    records: Mutex<Vec<(u64, RequestRecord)>>,
+    /// `(id, arrival, record)`; ids are never reused, so late status updates find their record
+    /// even after the list was cleared.
+    records: Mutex<Vec<(u64, Instant, RequestRecord)>>,
     next_id: Mutex<u64>,
 }
 
@@ -445,13 +455,13 @@ impl Shared {
             *next += 1;
             *next
         };
-        lock(&self.records).push((id, record));
+        lock(&self.records).push((id, Instant::now(), record));
         id
     }
 
     fn update(&self, id: u64, f: impl FnOnce(&mut RequestRecord)) {
         let mut records = lock(&self.records);
-        if let Some((_, record)) = records.iter_mut().rev().find(|(i, _)| *i == id) {
+        if let Some((_, _, record)) = records.iter_mut().rev().find(|(i, _, _)| *i == id) {
             f(record);
         }
     }
