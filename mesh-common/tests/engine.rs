@@ -1,7 +1,7 @@
 //! The change engine against the real test bed (one cluster for this binary, ConfigMaps in a
 //! namespace per test): a server-side dry run stops a bad plan before the first change; a 429
-//! with Retry-After is waited out for as long as it asks; a failure mid-change (503s through the fault proxy) is rolled
-//! back completely; a delete whose object was recreated with a new UID leaves it alone; fields
+//! with Retry-After is waited out for as long as it asks; a failure mid-change (503s through
+//! the fault proxy) is rolled back completely; a delete whose object was recreated with a new UID leaves it alone; fields
 //! another manager owns are a conflict unless taken over; a backup restores deleted objects and
 //! removes created ones.
 
@@ -217,17 +217,17 @@ fn a_failure_mid_change_is_rolled_back_completely() {
     // The objects were made by the harness's own field manager: this plan takes over from it.
     p.takeover.insert("mesh-testbed".into());
     let checked = rt.block_on(e.check(&p)).unwrap();
+    let z_patched = |r: &mesh_testbed::fault::RequestRecord| {
+        r.method == "PATCH"
+            && r.path.ends_with("/configmaps/z")
+            && !r.query.as_deref().unwrap_or("").contains("dryRun")
+    };
     // While the second phase fails (its retries take seconds), someone edits `w`, which the
     // change never reaches: the rollback must not revert that edit.
     let edit = std::thread::scope(|s| {
         let editor = s.spawn(|| {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while proxy.count(|r| {
-                r.method == "PATCH"
-                    && r.path.ends_with("/configmaps/z")
-                    && !r.query.as_deref().unwrap_or("").contains("dryRun")
-            }) == 0
-            {
+            while proxy.count(z_patched) == 0 {
                 assert!(std::time::Instant::now() < deadline, "z was never patched");
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -236,11 +236,7 @@ fn a_failure_mid_change_is_rolled_back_completely() {
                 &["label", "configmap", "-n", &ns, "w", "edited=meanwhile"],
             );
             // How many attempts on z had been made when the edit had landed.
-            proxy.count(|r| {
-                r.method == "PATCH"
-                    && r.path.ends_with("/configmaps/z")
-                    && !r.query.as_deref().unwrap_or("").contains("dryRun")
-            })
+            proxy.count(z_patched)
         });
         let stopped = rt
             .block_on(e.execute(checked, &mut printer(), "go?"))
@@ -253,11 +249,7 @@ fn a_failure_mid_change_is_rolled_back_completely() {
             "the edit landed after all {attempts_at_edit} attempts on z: too late to test the rollback"
         );
         assert_eq!(
-            proxy.count(|r| {
-                r.method == "PATCH"
-                    && r.path.ends_with("/configmaps/z")
-                    && !r.query.as_deref().unwrap_or("").contains("dryRun")
-            }),
+            proxy.count(z_patched),
             retry::ATTEMPTS as usize,
             "z was tried the bounded number of times and left alone by the rollback (it never changed)"
         );
